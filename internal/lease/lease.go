@@ -1,0 +1,206 @@
+// Package lease allocates DHCPv4 addresses and runs the lease state machine
+// (offer hold, bind, renew, release, decline, expiry) of RFC 2131 over a
+// small Store interface.
+//
+// The package knows nothing of the DHCP wire format: requests come in as
+// plain Go values (netip.Addr, net.HardwareAddr, time.Time) and decisions go
+// out as a Decision plus a Lease, so every rule is a table-testable function
+// of the store contents, the configuration and the clock.
+//
+// Safety rests on the store, not on this process: every write is a
+// compare-and-swap on the lease's Version, and the store refuses two rows for
+// one address. Two Managers (or two pxed servers sharing one database) may
+// race for an address; exactly one wins and the other tries its next
+// candidate.
+package lease
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Errors returned by Manager and Store.
+var (
+	// ErrExhausted means no address of the subnet can be offered.
+	ErrExhausted = errors.New("lease: address pool exhausted")
+	// ErrNotFound means the store has no lease for the address.
+	ErrNotFound = errors.New("lease: not found")
+	// ErrConflict means a Store.Put lost a race: the stored lease is not the
+	// version the caller read (or, for Version 0, the address is taken).
+	ErrConflict = errors.New("lease: conflicting update")
+	// ErrNotHeld means the client does not hold the address it named.
+	ErrNotHeld = errors.New("lease: address not held by this client")
+	// ErrClosed means the store has been closed.
+	ErrClosed = errors.New("lease: store closed")
+)
+
+// ClientKey identifies a DHCP client: the bytes of option 61 (client
+// identifier) when the client sends it, else the hardware type followed by
+// chaddr (RFC 2131 §4.2, RFC 6842). It is a string so it can be a map key;
+// the bytes are raw, use String to print them.
+type ClientKey string
+
+// NewClientKey returns the key of a client that sent clientID (option 61,
+// nil when absent) from hardware type htype (1 = Ethernet) and address
+// chaddr. The common option 61 form, type 1 followed by the MAC, yields the
+// same key as the chaddr form.
+func NewClientKey(clientID []byte, htype byte, chaddr net.HardwareAddr) ClientKey {
+	if len(clientID) > 0 {
+		return ClientKey(clientID)
+	}
+	b := make([]byte, 0, 1+len(chaddr))
+	b = append(b, htype)
+	b = append(b, chaddr...)
+	return ClientKey(b)
+}
+
+// MACKey returns the key of an Ethernet client that sends no option 61.
+func MACKey(mac net.HardwareAddr) ClientKey { return NewClientKey(nil, 1, mac) }
+
+// String returns the key as colon-separated hex bytes, e.g. "01:52:54:00:12:34:56".
+func (k ClientKey) String() string {
+	if k == "" {
+		return ""
+	}
+	h := hex.EncodeToString([]byte(k))
+	var sb strings.Builder
+	for i := 0; i < len(h); i += 2 {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		sb.WriteString(h[i : i+2])
+	}
+	return sb.String()
+}
+
+// State is the state of a lease.
+type State uint8
+
+// Lease states. Only Offered and Bound leases that have not expired hold
+// their address; every other row records history used to return a client's
+// previous address and to reuse addresses oldest first.
+const (
+	// Offered: sent in a DHCPOFFER, held for the subnet's OfferHold.
+	Offered State = iota + 1
+	// Bound: acknowledged with DHCPACK until Expires.
+	Bound
+	// Released: the client sent DHCPRELEASE; Expires is the release time.
+	Released
+	// Expired: the offer hold or the lease ran out (see Manager.Expire).
+	Expired
+	// Declined: quarantined until Expires after a DHCPDECLINE or a positive
+	// probe; Key is the client that declined, empty for a probe.
+	Declined
+)
+
+var stateNames = [...]string{"", "offered", "bound", "released", "expired", "declined"}
+
+// String returns the lower-case state name ("bound"), as stored and printed.
+func (s State) String() string {
+	if int(s) < len(stateNames) && s != 0 {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseState is the inverse of State.String.
+func ParseState(s string) (State, error) {
+	for i, n := range stateNames {
+		if i > 0 && n == s {
+			return State(i), nil
+		}
+	}
+	return 0, errors.New("lease: unknown state " + strconv.Quote(s))
+}
+
+// Lease is one row of the lease table: the last known use of an address.
+type Lease struct {
+	Addr     netip.Addr       // the leased address; one lease per address
+	Key      ClientKey        // the client holding (or last holding) Addr
+	MAC      net.HardwareAddr // chaddr of that client, for display
+	Hostname string           // option 12 or the reservation's name
+	State    State            // see State
+	Expires  time.Time        // end of the offer hold, lease or quarantine
+	Updated  time.Time        // time of the last change
+	// Version is managed by the Store: 0 for a lease not yet stored, then
+	// incremented by every successful Put. It makes Put a compare-and-swap.
+	Version uint64
+}
+
+// Active reports whether l holds its address at now: Offered or Bound and
+// not expired.
+func (l Lease) Active(now time.Time) bool {
+	return (l.State == Offered || l.State == Bound) && l.Expires.After(now)
+}
+
+// Free reports whether the address of l may be given to a new client at
+// now: its lease, offer hold or quarantine has ended.
+func (l Lease) Free(now time.Time) bool { return !l.Expires.After(now) }
+
+// Filter selects leases for Store.Find.
+type Filter struct {
+	// First and Last bound the addresses, inclusive; an invalid (zero)
+	// Addr leaves that end open.
+	First, Last netip.Addr
+	// States, when not empty, keeps only leases in one of these states.
+	States []State
+	// ExpiresBy, when not zero, keeps only leases with Expires <= ExpiresBy
+	// and orders them by Expires (oldest first, then address) instead of
+	// by address.
+	ExpiresBy time.Time
+	// Limit caps the number of leases returned; 0 means no limit.
+	Limit int
+}
+
+// Match reports whether l passes the filter's address, state and expiry
+// conditions (not Limit). Store implementations may use it.
+func (f Filter) Match(l Lease) bool {
+	if f.First.IsValid() && l.Addr.Less(f.First) {
+		return false
+	}
+	if f.Last.IsValid() && f.Last.Less(l.Addr) {
+		return false
+	}
+	if !f.ExpiresBy.IsZero() && l.Expires.After(f.ExpiresBy) {
+		return false
+	}
+	if len(f.States) == 0 {
+		return true
+	}
+	for _, s := range f.States {
+		if l.State == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Store persists leases. Implementations must be safe for concurrent use
+// and must never hold two leases for one address. Put is the only write and
+// it is a compare-and-swap, so decisions made on a stale read cannot
+// overwrite a newer lease: this is what keeps one address from going to
+// two clients, also across processes sharing a database.
+//
+// Times are stored with at least microsecond precision; implementations
+// return them in UTC or local time, compare with time.Time.Equal.
+type Store interface {
+	// Get returns the lease on addr, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, addr netip.Addr) (Lease, error)
+	// ByKey returns every lease whose Key is key, in address order.
+	ByKey(ctx context.Context, key ClientKey) ([]Lease, error)
+	// Find returns the leases selected by f (see Filter for the order).
+	Find(ctx context.Context, f Filter) ([]Lease, error)
+	// Put stores l if the stored lease on l.Addr has Version l.Version
+	// (0: there must be none) and returns it with its new Version; else it
+	// returns an error wrapping ErrConflict and changes nothing. When Put
+	// returns nil the lease is durable (committed to disk for a persistent
+	// store). When it returns another error (I/O, ctx) the write may or may
+	// not have happened.
+	Put(ctx context.Context, l Lease) (Lease, error)
+}

@@ -1,0 +1,523 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+)
+
+// maxCandidates bounds the addresses one Offer examines in each of the
+// never-used and reuse steps, so a DHCPDISCOVER is answered (or refused)
+// in bounded time even when many probes say "in use".
+const maxCandidates = 256
+
+// Config configures a Manager. The zero value of every field but Subnet
+// works.
+type Config struct {
+	Subnet Subnet
+	// Authoritative makes the server NAK requests for addresses it knows to
+	// be wrong or does not know (RFC 2131 §4.3.2); otherwise it stays silent
+	// unless the address is the client's.
+	Authoritative bool
+	// Probe, when set, is asked whether addr answers on the network (an
+	// ICMP echo) before an address not currently held by the client is
+	// offered. true quarantines the address for DeclineHold and the Manager
+	// tries the next one. Reservations are not probed.
+	Probe func(ctx context.Context, addr netip.Addr) (inUse bool)
+	// DeclineHold is how long a declined or probed-in-use address stays
+	// quarantined; 0 means DefaultDeclineHold.
+	DeclineHold time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives quarantine notices; nil discards.
+	Logger *slog.Logger
+}
+
+// Manager allocates the addresses of one subnet and runs the lease state
+// machine over a Store. It is safe for concurrent use; several Managers
+// (one per subnet, or one per server) may share a Store.
+type Manager struct {
+	store       Store
+	sn          Subnet
+	auth        bool
+	probe       func(context.Context, netip.Addr) bool
+	declineHold time.Duration
+	now         func() time.Time
+	log         *slog.Logger
+	spanFirst   netip.Addr // lowest First of the ranges
+	spanLast    netip.Addr // highest Last of the ranges
+
+	mu      sync.Mutex
+	pending map[netip.Addr]bool    // addresses being claimed by a call in flight
+	keys    map[ClientKey]*keyLock // per-client serialisation
+	cursors []cursor               // never-used scan position per range
+}
+
+type keyLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// cursor is the never-used scan position of one range: every address of
+// the range below next has a row in the store (rows are never deleted).
+type cursor struct {
+	next netip.Addr
+	init bool
+	done bool
+}
+
+// New returns a Manager for cfg.Subnet over store.
+func New(store Store, cfg Config) (*Manager, error) {
+	if store == nil {
+		return nil, errors.New("lease: new manager: nil store")
+	}
+	sn, err := cfg.Subnet.validate()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		store:       store,
+		sn:          sn,
+		auth:        cfg.Authoritative,
+		probe:       cfg.Probe,
+		declineHold: cfg.DeclineHold,
+		now:         cfg.Now,
+		log:         cfg.Logger,
+		pending:     make(map[netip.Addr]bool),
+		keys:        make(map[ClientKey]*keyLock),
+		cursors:     make([]cursor, len(sn.Ranges)),
+	}
+	if m.declineHold <= 0 {
+		m.declineHold = DefaultDeclineHold
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	for i, r := range sn.Ranges {
+		if i == 0 || r.First.Less(m.spanFirst) {
+			m.spanFirst = r.First
+		}
+		if i == 0 || m.spanLast.Less(r.Last) {
+			m.spanLast = r.Last
+		}
+	}
+	return m, nil
+}
+
+// Subnet returns the subnet served, with defaults filled in.
+func (m *Manager) Subnet() Subnet { return m.sn }
+
+// OfferRequest is what Offer needs from a DHCPDISCOVER.
+type OfferRequest struct {
+	Key       ClientKey        // see NewClientKey
+	MAC       net.HardwareAddr // chaddr
+	Hostname  string           // option 12, if any
+	Requested netip.Addr       // option 50, if any
+}
+
+// errSkip means "this candidate cannot be used, try the next one".
+var errSkip = errors.New("lease: candidate unavailable")
+
+// claim options.
+type claimOpts struct {
+	probe bool // probe unless the client holds the address now
+	fresh bool // only an address with no row (never used)
+}
+
+// Offer picks an address for a DHCPDISCOVER and holds it for the subnet's
+// OfferHold, in this order (RFC 2131 §4.3.1): the client's reservation,
+// its current lease, its previous address if free, the requested address
+// (option 50) if free and in a range, a never-used address, then the free
+// address that expired or was released longest ago. It returns the Offered
+// lease (or the client's Bound lease unchanged, when it still has one), or
+// an error wrapping ErrExhausted.
+func (m *Manager) Offer(ctx context.Context, req OfferRequest) (Lease, error) {
+	defer m.lockKey(req.Key)()
+	now := m.now()
+	try := func(addr netip.Addr, o claimOpts) (Lease, bool, error) {
+		l, err := m.claim(ctx, addr, req.Key, req.MAC, m.hostname(req.Hostname, addr), now, o)
+		if errors.Is(err, errSkip) {
+			return Lease{}, false, nil
+		}
+		if err != nil {
+			return Lease{}, false, fmt.Errorf("lease: offer %v to %v: %w", addr, req.Key, err)
+		}
+		return l, true, nil
+	}
+
+	// 1. Reservation.
+	if r, ok := m.sn.reservationFor(req.Key, req.MAC); ok {
+		if l, ok, err := try(r.Addr, claimOpts{}); ok || err != nil {
+			return l, err
+		}
+	}
+	// 2. Current lease, then 3. previous address, most recent first.
+	held, err := m.store.ByKey(ctx, req.Key)
+	if err != nil {
+		return Lease{}, fmt.Errorf("lease: offer to %v: %w", req.Key, err)
+	}
+	held = slices.DeleteFunc(held, func(l Lease) bool {
+		return l.State == Declined || !m.sn.usableBy(l.Addr, req.Key, req.MAC)
+	})
+	slices.SortStableFunc(held, func(a, b Lease) int {
+		if a.Active(now) != b.Active(now) {
+			if a.Active(now) {
+				return -1
+			}
+			return 1
+		}
+		return b.Updated.Compare(a.Updated)
+	})
+	for _, h := range held {
+		if l, ok, err := try(h.Addr, claimOpts{probe: true}); ok || err != nil {
+			return l, err
+		}
+	}
+	// 4. Requested address.
+	if a := req.Requested; a.IsValid() && m.sn.usableBy(a, req.Key, req.MAC) {
+		if l, ok, err := try(a, claimOpts{probe: true}); ok || err != nil {
+			return l, err
+		}
+	}
+	// 5. Never-used addresses.
+	for range maxCandidates {
+		a, ok, err := m.nextUnused(ctx)
+		if err != nil {
+			return Lease{}, fmt.Errorf("lease: offer to %v: %w", req.Key, err)
+		}
+		if !ok {
+			break
+		}
+		l, ok, err := try(a, claimOpts{probe: true, fresh: true})
+		if err != nil {
+			m.rewind(a)
+		}
+		if ok || err != nil {
+			return l, err
+		}
+	}
+	// 6. Free addresses, oldest first.
+	if len(m.sn.Ranges) > 0 {
+		free, err := m.store.Find(ctx, Filter{
+			First: m.spanFirst, Last: m.spanLast, ExpiresBy: now,
+			Limit: maxCandidates + len(m.sn.Reservations) + len(m.sn.Exclude),
+		})
+		if err != nil {
+			return Lease{}, fmt.Errorf("lease: offer to %v: %w", req.Key, err)
+		}
+		for _, f := range free {
+			if !m.sn.usableBy(f.Addr, req.Key, req.MAC) {
+				continue
+			}
+			if l, ok, err := try(f.Addr, claimOpts{probe: true}); ok || err != nil {
+				return l, err
+			}
+		}
+	}
+	return Lease{}, fmt.Errorf("lease: offer to %v in %v: %w", req.Key, m.sn.Prefix, ErrExhausted)
+}
+
+// hostname returns the client's name or, failing that, its reservation's.
+func (m *Manager) hostname(name string, addr netip.Addr) string {
+	if name != "" {
+		return name
+	}
+	if r, ok := m.sn.reservedFor(addr); ok {
+		return r.Hostname
+	}
+	return ""
+}
+
+// claim offers addr to the client if nobody else holds it, returning
+// errSkip when the address is taken, quarantined, in flight or (with
+// o.fresh) already used. A lease the client holds keeps its state and
+// expiry; otherwise the address is Offered for OfferHold.
+func (m *Manager) claim(ctx context.Context, addr netip.Addr, key ClientKey, mac net.HardwareAddr, host string, now time.Time, o claimOpts) (Lease, error) {
+	if !m.reserve(addr) {
+		return Lease{}, errSkip
+	}
+	defer m.unreserve(addr)
+	cur, err := m.store.Get(ctx, addr)
+	exists := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Lease{}, err
+	}
+	if exists {
+		if o.fresh {
+			return Lease{}, errSkip
+		}
+		if !cur.Free(now) && (cur.Key != key || cur.State == Declined) {
+			return Lease{}, errSkip
+		}
+	}
+	mine := exists && cur.Key == key && cur.Active(now)
+	if o.probe && !mine && m.probe != nil && m.probe(ctx, addr) {
+		q := Lease{Addr: addr, MAC: nil, State: Declined, Expires: now.Add(m.declineHold), Updated: now, Version: cur.Version}
+		if _, err := m.store.Put(ctx, q); err != nil && !errors.Is(err, ErrConflict) {
+			return Lease{}, fmt.Errorf("quarantine %v: %w", addr, err)
+		}
+		m.log.Warn("address in use, quarantined", "addr", addr, "until", q.Expires, "for", key.String())
+		return Lease{}, errSkip
+	}
+	l := Lease{
+		Addr: addr, Key: key, MAC: mac, Hostname: host,
+		State: Offered, Expires: now.Add(m.sn.OfferHold), Updated: now, Version: cur.Version,
+	}
+	if mine {
+		if host == "" {
+			l.Hostname = cur.Hostname
+		}
+		if cur.Expires.After(l.Expires) {
+			l.State, l.Expires = cur.State, cur.Expires
+		}
+	}
+	out, err := m.store.Put(ctx, l)
+	if errors.Is(err, ErrConflict) {
+		return Lease{}, errSkip
+	}
+	return out, err
+}
+
+// nextUnused returns the next address of a range that may never have been
+// used, advancing the range's cursor past it.
+func (m *Manager) nextUnused(ctx context.Context) (netip.Addr, bool, error) {
+	for i := range m.cursors {
+		if err := m.initCursor(ctx, i); err != nil {
+			return netip.Addr{}, false, err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.cursors {
+		c, r := &m.cursors[i], m.sn.Ranges[i]
+		for !c.done {
+			a := c.next
+			if a == r.Last {
+				c.done = true
+			} else {
+				c.next = a.Next()
+			}
+			if m.pending[a] || m.sn.excluded(a) {
+				continue
+			}
+			if _, reserved := m.sn.reservedFor(a); reserved {
+				continue
+			}
+			return a, true, nil
+		}
+	}
+	return netip.Addr{}, false, nil
+}
+
+// initCursor places cursor i on the lowest address of its range with no
+// row in the store.
+func (m *Manager) initCursor(ctx context.Context, i int) error {
+	m.mu.Lock()
+	ready := m.cursors[i].init
+	m.mu.Unlock()
+	if ready {
+		return nil
+	}
+	r := m.sn.Ranges[i]
+	rows, err := m.store.Find(ctx, Filter{First: r.First, Last: r.Last})
+	if err != nil {
+		return fmt.Errorf("scan range %v-%v: %w", r.First, r.Last, err)
+	}
+	c := cursor{next: r.First, init: true}
+	for _, l := range rows {
+		if l.Addr != c.next {
+			break
+		}
+		if c.next == r.Last {
+			c.done = true
+			break
+		}
+		c.next = c.next.Next()
+	}
+	m.mu.Lock()
+	if !m.cursors[i].init {
+		m.cursors[i] = c
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// rewind moves the cursor of a's range back to a after a failed claim, so
+// an address left without a row is not lost to the never-used scan.
+func (m *Manager) rewind(a netip.Addr) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, r := range m.sn.Ranges {
+		c := &m.cursors[i]
+		if r.Contains(a) && (c.done || a.Less(c.next)) {
+			c.next, c.done = a, false
+		}
+	}
+}
+
+// reserve marks addr as being claimed; false if another call is on it.
+func (m *Manager) reserve(addr netip.Addr) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending[addr] {
+		return false
+	}
+	m.pending[addr] = true
+	return true
+}
+
+func (m *Manager) unreserve(addr netip.Addr) {
+	m.mu.Lock()
+	delete(m.pending, addr)
+	m.mu.Unlock()
+}
+
+// lockKey serialises the calls of one client and returns the unlock.
+func (m *Manager) lockKey(key ClientKey) func() {
+	m.mu.Lock()
+	kl := m.keys[key]
+	if kl == nil {
+		kl = &keyLock{}
+		m.keys[key] = kl
+	}
+	kl.refs++
+	m.mu.Unlock()
+	kl.mu.Lock()
+	return func() {
+		kl.mu.Unlock()
+		m.mu.Lock()
+		if kl.refs--; kl.refs == 0 {
+			delete(m.keys, key)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// Decline quarantines addr for DeclineHold after the client holding it
+// reported it in use (DHCPDECLINE, RFC 2131 §4.3.3). It returns an error
+// wrapping ErrNotHeld if the client does not hold addr.
+func (m *Manager) Decline(ctx context.Context, key ClientKey, addr netip.Addr) error {
+	defer m.lockKey(key)()
+	now := m.now()
+	err := m.update(ctx, key, addr, func(l *Lease) error {
+		if l.Key != key || (l.State != Offered && l.State != Bound) {
+			return ErrNotHeld
+		}
+		l.State, l.Expires = Declined, now.Add(m.declineHold)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lease: decline %v by %v: %w", addr, key, err)
+	}
+	m.log.Warn("address declined by client, quarantined", "addr", addr, "client", key.String(), "until", now.Add(m.declineHold))
+	return nil
+}
+
+// Release ends the client's lease on addr (DHCPRELEASE, RFC 2131 §4.3.4).
+// The row keeps the client's key so a later Offer returns the same address
+// if it is still free. It returns an error wrapping ErrNotHeld if the
+// client does not hold addr.
+func (m *Manager) Release(ctx context.Context, key ClientKey, addr netip.Addr) error {
+	defer m.lockKey(key)()
+	now := m.now()
+	err := m.update(ctx, key, addr, func(l *Lease) error {
+		if l.Key != key || (l.State != Offered && l.State != Bound) {
+			return ErrNotHeld
+		}
+		l.State, l.Expires = Released, now
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lease: release %v by %v: %w", addr, key, err)
+	}
+	return nil
+}
+
+// update applies change to the lease on addr, retrying on conflicts.
+func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, change func(*Lease) error) error {
+	for range 8 {
+		l, err := m.store.Get(ctx, addr)
+		if errors.Is(err, ErrNotFound) {
+			return ErrNotHeld
+		}
+		if err != nil {
+			return err
+		}
+		if err := change(&l); err != nil {
+			return err
+		}
+		l.Updated = m.now()
+		if _, err = m.store.Put(ctx, l); !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return ErrConflict
+}
+
+// Expire marks Offered and Bound leases whose time ran out by now as
+// Expired and returns how many it changed. Allocation does not depend on
+// it (a lease past Expires is free either way); it keeps the listing
+// truthful. Call it periodically, e.g. with RunExpiry.
+func (m *Manager) Expire(ctx context.Context, now time.Time) (int, error) {
+	first, last := prefixBounds(m.sn.Prefix)
+	n := 0
+	for {
+		due, err := m.store.Find(ctx, Filter{First: first, Last: last, States: []State{Offered, Bound}, ExpiresBy: now, Limit: 256})
+		if err != nil {
+			return n, fmt.Errorf("lease: expire: %w", err)
+		}
+		changed := 0
+		for _, l := range due {
+			l.State, l.Updated = Expired, now
+			if _, err := m.store.Put(ctx, l); err != nil {
+				if errors.Is(err, ErrConflict) {
+					continue
+				}
+				return n, fmt.Errorf("lease: expire %v: %w", l.Addr, err)
+			}
+			changed++
+		}
+		n += changed
+		if len(due) < 256 || changed == 0 {
+			return n, nil
+		}
+	}
+}
+
+// RunExpiry calls Expire every interval until ctx is done, logging errors.
+func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := m.Expire(ctx, m.now()); err != nil && ctx.Err() == nil {
+				m.log.Error("lease expiry", "err", err)
+			}
+		}
+	}
+}
+
+// Leases returns every lease row of the subnet in address order, for
+// `pxed leases` and the API.
+func (m *Manager) Leases(ctx context.Context) ([]Lease, error) {
+	first, last := prefixBounds(m.sn.Prefix)
+	ls, err := m.store.Find(ctx, Filter{First: first, Last: last})
+	if err != nil {
+		return nil, fmt.Errorf("lease: list %v: %w", m.sn.Prefix, err)
+	}
+	slices.SortFunc(ls, func(a, b Lease) int { return a.Addr.Compare(b.Addr) })
+	return ls, nil
+}

@@ -1,0 +1,179 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Action is what the server does with a DHCPREQUEST.
+type Action uint8
+
+// Actions of a Decision.
+const (
+	Ignore Action = iota // send nothing
+	Ack                  // send DHCPACK with the returned lease
+	Nak                  // send DHCPNAK
+)
+
+func (a Action) String() string {
+	switch a {
+	case Ack:
+		return "ack"
+	case Nak:
+		return "nak"
+	default:
+		return "ignore"
+	}
+}
+
+// Decision is the answer to a DHCPREQUEST and why, for the log and events.
+type Decision struct {
+	Action Action
+	Reason string
+}
+
+// RequestRequest is what Request needs from a DHCPREQUEST.
+type RequestRequest struct {
+	Key       ClientKey        // see NewClientKey
+	MAC       net.HardwareAddr // chaddr
+	Hostname  string           // option 12, if any
+	ServerID  netip.Addr       // option 54, if any
+	Requested netip.Addr       // option 50, if any
+	CIAddr    netip.Addr       // ciaddr, if not 0.0.0.0
+	Broadcast bool             // received as broadcast (REBINDING rather than RENEWING); only changes the reason
+}
+
+// Request decides a DHCPREQUEST by the client state RFC 2131 §4.3.2
+// distinguishes, and on Ack returns the Bound lease, already durable:
+//
+//   - SELECTING (option 54 present): if it names our ServerID, Ack when the
+//     requested address is offered or leased to this client, else Nak; if it
+//     names another server, the client declined our offer: drop it, Ignore.
+//   - INIT-REBOOT (no option 54, option 50, no ciaddr) and RENEWING /
+//     REBINDING (ciaddr, no option 54): Ack and extend when the address is
+//     this client's. Otherwise, when Authoritative, Nak (wrong network,
+//     another client's, reserved for another, excluded, quarantined, or no
+//     record of it); when not authoritative, Ignore.
+//
+// A client with a reservation on this subnet that asks for another address
+// is told Nak when Authoritative so that it comes back for its reservation.
+// err is set only for store failures; the Decision is then Ignore.
+func (m *Manager) Request(ctx context.Context, req RequestRequest) (Decision, Lease, error) {
+	defer m.lockKey(req.Key)()
+	now := m.now()
+	switch {
+	case valid(req.ServerID):
+		addr := req.Requested
+		if !valid(addr) {
+			addr = req.CIAddr // some clients put the offered address there
+		}
+		if !valid(addr) {
+			return Decision{Ignore, "selecting: no requested address"}, Lease{}, nil
+		}
+		if req.ServerID != m.sn.ServerID {
+			// RFC 2131 §4.3.2: a server not selected takes the REQUEST as
+			// notice that the client declined its offer.
+			if err := m.dropOffers(ctx, req.Key, now); err != nil {
+				return Decision{Ignore, "selecting another server"}, Lease{}, err
+			}
+			return Decision{Ignore, fmt.Sprintf("selecting: client chose server %v", req.ServerID)}, Lease{}, nil
+		}
+		return m.confirm(ctx, req, addr, true, "selecting", now)
+	case valid(req.Requested) && !valid(req.CIAddr):
+		return m.confirm(ctx, req, req.Requested, m.auth, "init-reboot", now)
+	case valid(req.CIAddr):
+		state := "renewing"
+		if req.Broadcast {
+			state = "rebinding"
+		}
+		return m.confirm(ctx, req, req.CIAddr, m.auth, state, now)
+	default:
+		return Decision{Ignore, "request without server id, requested address or ciaddr"}, Lease{}, nil
+	}
+}
+
+func valid(a netip.Addr) bool { return a.IsValid() && !a.IsUnspecified() }
+
+// confirm binds addr to the client if it is the client's, else answers Nak
+// (nak true) or Ignore.
+func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Addr, nak bool, state string, now time.Time) (Decision, Lease, error) {
+	refuse := func(why string) (Decision, Lease, error) {
+		if nak {
+			return Decision{Nak, state + ": " + why}, Lease{}, nil
+		}
+		return Decision{Ignore, state + ": " + why}, Lease{}, nil
+	}
+	if !m.sn.Prefix.Contains(addr) {
+		return refuse(fmt.Sprintf("%v is not on network %v", addr, m.sn.Prefix))
+	}
+	if r, ok := m.sn.reservationFor(req.Key, req.MAC); ok && r.Addr != addr {
+		return refuse(fmt.Sprintf("client has reservation %v, not %v", r.Addr, addr))
+	}
+	if !m.sn.usableBy(addr, req.Key, req.MAC) {
+		if r, ok := m.sn.reservedFor(addr); ok && !r.matches(req.Key, req.MAC) {
+			return refuse(fmt.Sprintf("%v is reserved for another client", addr))
+		}
+		return refuse(fmt.Sprintf("%v is not in a pool of %v", addr, m.sn.Prefix))
+	}
+	for range 8 {
+		cur, err := m.store.Get(ctx, addr)
+		if errors.Is(err, ErrNotFound) {
+			if _, ok := m.sn.reservationFor(req.Key, req.MAC); ok {
+				// The client's own reservation: no row yet is fine.
+				cur = Lease{Addr: addr, Key: req.Key}
+			} else {
+				return refuse(fmt.Sprintf("no lease on record for %v", addr))
+			}
+		} else if err != nil {
+			return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s %v for %v: %w", state, addr, req.Key, err)
+		}
+		switch {
+		case cur.Key != req.Key && !cur.Free(now):
+			return refuse(fmt.Sprintf("%v is leased to another client", addr))
+		case cur.Key != req.Key:
+			return refuse(fmt.Sprintf("%v was not leased to this client", addr))
+		case cur.State == Declined:
+			return refuse(fmt.Sprintf("%v is quarantined", addr))
+		}
+		l := cur
+		l.MAC, l.State = req.MAC, Bound
+		l.Expires, l.Updated = now.Add(m.sn.LeaseTime), now
+		if req.Hostname != "" {
+			l.Hostname = req.Hostname
+		} else if l.Hostname == "" {
+			l.Hostname = m.hostname("", addr)
+		}
+		out, err := m.store.Put(ctx, l)
+		if errors.Is(err, ErrConflict) {
+			continue // raced with expiry or another server: look again
+		}
+		if err != nil {
+			return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s bind %v to %v: %w", state, addr, req.Key, err)
+		}
+		return Decision{Ack, state + ": bound"}, out, nil
+	}
+	return Decision{Ignore, state + ": too many concurrent updates"}, Lease{}, nil
+}
+
+// dropOffers releases the client's outstanding offers after it selected
+// another server.
+func (m *Manager) dropOffers(ctx context.Context, key ClientKey, now time.Time) error {
+	held, err := m.store.ByKey(ctx, key)
+	if err != nil {
+		return fmt.Errorf("lease: drop offers of %v: %w", key, err)
+	}
+	for _, l := range held {
+		if l.State != Offered || !l.Active(now) || !m.sn.Prefix.Contains(l.Addr) {
+			continue
+		}
+		l.State, l.Expires, l.Updated = Released, now, now
+		if _, err := m.store.Put(ctx, l); err != nil && !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("lease: drop offer %v of %v: %w", l.Addr, key, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+package lease
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Defaults for the zero fields of Subnet and Config.
+const (
+	DefaultLeaseTime   = time.Hour
+	DefaultOfferHold   = 60 * time.Second
+	DefaultDeclineHold = 10 * time.Minute
+)
+
+// Range is a pool of dynamic addresses, First through Last inclusive.
+type Range struct {
+	First, Last netip.Addr
+}
+
+// Contains reports whether a is in the range.
+func (r Range) Contains(a netip.Addr) bool {
+	return !a.Less(r.First) && !r.Last.Less(a)
+}
+
+// Reservation gives one client a fixed address. A reservation matches a
+// client by ClientID (option 61) when set, else by MAC. Addr need not lie in
+// a Range but must lie in the subnet's Prefix.
+type Reservation struct {
+	MAC      net.HardwareAddr
+	ClientID []byte
+	Addr     netip.Addr
+	Hostname string // given to the client when it sends none
+}
+
+// matches reports whether the reservation is for the client with key and mac.
+func (r Reservation) matches(key ClientKey, mac net.HardwareAddr) bool {
+	if len(r.ClientID) > 0 {
+		return string(r.ClientID) == string(key)
+	}
+	return len(r.MAC) > 0 && bytes.Equal(r.MAC, mac)
+}
+
+// Subnet is one IPv4 network served by a Manager.
+type Subnet struct {
+	Prefix       netip.Prefix  // e.g. 192.0.2.0/24
+	Ranges       []Range       // dynamic pools, inside Prefix
+	Reservations []Reservation // fixed addresses, inside Prefix
+	// Exclude lists addresses never offered (the router, static hosts).
+	// The network and broadcast addresses of Prefix and ServerID are
+	// always excluded.
+	Exclude []netip.Addr
+	// ServerID is this server's address on the subnet: option 54 of our
+	// replies, compared with option 54 of a DHCPREQUEST.
+	ServerID  netip.Addr
+	LeaseTime time.Duration // bound lease length; 0 means DefaultLeaseTime
+	OfferHold time.Duration // how long an offer reserves its address; 0 means DefaultOfferHold
+}
+
+// validate checks the subnet and returns a copy with defaults filled in.
+func (s Subnet) validate() (Subnet, error) {
+	if !s.Prefix.IsValid() || !s.Prefix.Addr().Is4() {
+		return s, fmt.Errorf("lease: subnet prefix %v: want an IPv4 prefix such as 192.0.2.0/24", s.Prefix)
+	}
+	s.Prefix = s.Prefix.Masked()
+	if s.LeaseTime <= 0 {
+		s.LeaseTime = DefaultLeaseTime
+	}
+	if s.OfferHold <= 0 {
+		s.OfferHold = DefaultOfferHold
+	}
+	for _, r := range s.Ranges {
+		if !s.Prefix.Contains(r.First) || !s.Prefix.Contains(r.Last) || r.Last.Less(r.First) {
+			return s, fmt.Errorf("lease: subnet %v: range %v-%v: want FIRST <= LAST, both inside the prefix", s.Prefix, r.First, r.Last)
+		}
+	}
+	seen := make(map[netip.Addr]int)
+	for i, r := range s.Reservations {
+		if !s.Prefix.Contains(r.Addr) {
+			return s, fmt.Errorf("lease: subnet %v: reservation %d address %v: outside the prefix", s.Prefix, i, r.Addr)
+		}
+		if len(r.MAC) == 0 && len(r.ClientID) == 0 {
+			return s, fmt.Errorf("lease: subnet %v: reservation %d (%v): set a MAC or a client ID", s.Prefix, i, r.Addr)
+		}
+		if j, dup := seen[r.Addr]; dup {
+			return s, fmt.Errorf("lease: subnet %v: address %v reserved twice (reservations %d and %d)", s.Prefix, r.Addr, j, i)
+		}
+		seen[r.Addr] = i
+	}
+	return s, nil
+}
+
+// first and last return the lowest and highest address of the prefix.
+func prefixBounds(p netip.Prefix) (netip.Addr, netip.Addr) {
+	first := p.Masked().Addr()
+	b := first.As4()
+	host := 32 - p.Bits()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if host > 0 {
+		v |= uint32(1)<<host - 1
+		if host == 32 {
+			v = ^uint32(0)
+		}
+	}
+	return first, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// reservationFor returns the reservation of the client, if any.
+func (s *Subnet) reservationFor(key ClientKey, mac net.HardwareAddr) (Reservation, bool) {
+	for _, r := range s.Reservations {
+		if r.matches(key, mac) {
+			return r, true
+		}
+	}
+	return Reservation{}, false
+}
+
+// reservedFor returns the reservation of addr, if any.
+func (s *Subnet) reservedFor(addr netip.Addr) (Reservation, bool) {
+	for _, r := range s.Reservations {
+		if r.Addr == addr {
+			return r, true
+		}
+	}
+	return Reservation{}, false
+}
+
+// excluded reports whether addr is never handed out by this subnet.
+func (s *Subnet) excluded(addr netip.Addr) bool {
+	first, last := prefixBounds(s.Prefix)
+	if s.Prefix.Bits() < 31 && (addr == first || addr == last) {
+		return true
+	}
+	if addr == s.ServerID {
+		return true
+	}
+	for _, e := range s.Exclude {
+		if e == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// inRanges reports whether addr lies in a dynamic range.
+func (s *Subnet) inRanges(addr netip.Addr) bool {
+	for _, r := range s.Ranges {
+		if r.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// usableBy reports whether addr may be leased to the client: it is its
+// reservation, or it is a dynamic, non-excluded address reserved for no one.
+func (s *Subnet) usableBy(addr netip.Addr, key ClientKey, mac net.HardwareAddr) bool {
+	if !s.Prefix.Contains(addr) || s.excluded(addr) {
+		return false
+	}
+	if r, ok := s.reservedFor(addr); ok {
+		return r.matches(key, mac)
+	}
+	return s.inRanges(addr)
+}
