@@ -1,0 +1,261 @@
+package tftp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Client downloads files over TFTP. The zero value asks for no options
+// (RFC 1350 lockstep, 512-byte blocks).
+type Client struct {
+	Blksize    int           // 0 or 512: do not ask
+	Windowsize int           // 0 or 1: do not ask (lockstep)
+	Tsize      bool          // ask for the transfer size
+	Timeout    time.Duration // retransmit timeout, also asked from the server (whole seconds); 0 => 1s, not asked
+	Retries    int           // 0 => 5
+	// Dial returns the socket of one transfer; nil => a new UDP socket.
+	// Tests wrap it to inject loss and delay.
+	Dial func() (net.PacketConn, error)
+}
+
+// pconn is the socket of one client transfer with allocation-free paths for
+// *net.UDPConn.
+type pconn struct {
+	net.PacketConn
+	udp *net.UDPConn
+}
+
+func (c pconn) read(b []byte) (int, netip.AddrPort, error) {
+	if c.udp != nil {
+		return c.udp.ReadFromUDPAddrPort(b)
+	}
+	n, a, err := c.ReadFrom(b)
+	var ap netip.AddrPort
+	if ua, ok := a.(*net.UDPAddr); ok {
+		ap = ua.AddrPort()
+	}
+	return n, ap, err
+}
+
+func (c pconn) write(b []byte, to netip.AddrPort) error {
+	var err error
+	if c.udp != nil {
+		_, err = c.udp.WriteToUDPAddrPort(b, to)
+	} else {
+		_, err = c.WriteTo(b, net.UDPAddrFromAddrPort(to))
+	}
+	if err != nil {
+		return fmt.Errorf("tftp: send to %v: %w", to, err)
+	}
+	return nil
+}
+
+// Get downloads filename from server into w. The returned Transfer describes
+// the transfer even when err is not nil.
+func (c *Client) Get(ctx context.Context, server netip.AddrPort, filename string, w io.Writer) (Transfer, error) {
+	tr := Transfer{Filename: filename, Client: server, Blksize: DefaultBlksize, Windowsize: 1, Size: -1, Start: time.Now()}
+	err := c.get(ctx, server, filename, w, &tr)
+	tr.Dur = time.Since(tr.Start)
+	tr.Err = err
+	var pe *PeerError
+	tr.Aborted = errors.As(err, &pe)
+	return tr, err
+}
+
+func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string, w io.Writer, tr *Transfer) error {
+	var raw net.PacketConn
+	var err error
+	if c.Dial != nil {
+		raw, err = c.Dial()
+	} else {
+		network := "udp"
+		if server.Addr().Is4() {
+			network = "udp4"
+		}
+		raw, err = net.ListenUDP(network, &net.UDPAddr{})
+	}
+	if err != nil {
+		return fmt.Errorf("tftp: get %q: socket: %w", filename, err)
+	}
+	conn := pconn{PacketConn: raw}
+	conn.udp, _ = raw.(*net.UDPConn)
+	closeConn := true
+	defer func() {
+		if closeConn {
+			raw.Close()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { raw.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	rto := c.Timeout
+	if rto <= 0 {
+		rto = time.Second
+	}
+	retries := c.Retries
+	if retries <= 0 {
+		retries = 5
+	}
+	var asked []Option
+	if c.Blksize > 0 && c.Blksize != DefaultBlksize {
+		asked = append(asked, Option{OptBlksize, strconv.Itoa(c.Blksize)})
+	}
+	if c.Windowsize > 1 {
+		asked = append(asked, Option{OptWindowsize, strconv.Itoa(c.Windowsize)})
+	}
+	if c.Tsize {
+		asked = append(asked, Option{OptTsize, "0"})
+	}
+	if c.Timeout > 0 {
+		asked = append(asked, Option{OptTimeout, strconv.Itoa(min(max(int(c.Timeout/time.Second), 1), 255))})
+	}
+	rrq := AppendPacket(nil, Packet{Op: OpRRQ, Filename: filename, Mode: "octet", Options: asked})
+
+	var (
+		tid      netip.AddrPort // the server's transfer port, once known
+		bs, ws   = DefaultBlksize, 1
+		expected = uint64(1) // next block wanted
+		inWin    = 0         // blocks received since our last ACK
+		nudged   = false     // sent an ACK for an out-of-order block since progress
+		lastSent []byte      // packet to resend on timeout
+		ack      = make([]byte, 0, 4)
+	)
+	buf := make([]byte, 4+MaxBlksize)
+	lastSent = rrq
+	sendAck := func(block uint16) error {
+		ack = appendAck(ack[:0], block)
+		lastSent = ack
+		inWin = 0
+		return conn.write(ack, tid)
+	}
+	if err := conn.write(rrq, server); err != nil {
+		return err
+	}
+	tries := 0
+	curRTO := rto
+	for {
+		if err := raw.SetReadDeadline(time.Now().Add(curRTO)); err != nil {
+			return fmt.Errorf("tftp: get %q: %w", filename, err)
+		}
+		n, from, err := conn.read(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("tftp: get %q: %w", filename, ctx.Err())
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("tftp: get %q: %w", filename, err)
+			}
+			if tries++; tries > retries {
+				return fmt.Errorf("tftp: get %q: block %d: no answer after %d tries: %w", filename, expected, tries, err)
+			}
+			curRTO = min(curRTO*2, maxRTO)
+			to := tid
+			if !tid.IsValid() {
+				to = server
+			}
+			if err := conn.write(lastSent, to); err != nil {
+				return err
+			}
+			nudged = false
+			continue
+		}
+		if !tid.IsValid() {
+			// RFC 1350 §4: the first answer's source port is the server's TID.
+			if from.Addr().Unmap() != server.Addr().Unmap() {
+				continue
+			}
+			tid = from
+			tr.Client = tid
+		} else if from != tid {
+			conn.write(appendError(nil, ErrCodeUnknownTID, "unknown transfer ID"), from)
+			continue
+		}
+		p, err := ParsePacket(buf[:n])
+		if err != nil {
+			continue
+		}
+		switch p.Op {
+		case OpERROR:
+			return fmt.Errorf("tftp: get %q: %w", filename, &PeerError{Code: p.ErrCode, Message: p.ErrMsg})
+		case OpOACK:
+			if expected != 1 || inWin != 0 {
+				continue // a resent OACK after data started
+			}
+			neg, tsize, err := AcceptOACK(asked, p.Options)
+			if err != nil {
+				conn.write(appendError(nil, ErrCodeOptionNegotiation, err.Error()), tid)
+				return fmt.Errorf("tftp: get %q: %w", filename, err)
+			}
+			bs, ws = neg.Blksize, neg.Windowsize
+			tr.Blksize, tr.Windowsize, tr.Size = bs, ws, tsize
+			tries, curRTO = 0, rto
+			if err := sendAck(0); err != nil {
+				return err
+			}
+		case OpDATA:
+			if len(p.Data) > bs {
+				continue
+			}
+			if p.Block != uint16(expected) {
+				// A gap (RFC 7440: ACK the last block in order so the
+				// server resends from there) or a resent old block (our
+				// ACK was lost). One ACK per event, not one per packet.
+				if !nudged || ws == 1 {
+					nudged = true
+					if err := sendAck(uint16(expected - 1)); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if _, err := w.Write(p.Data); err != nil {
+				conn.write(appendError(nil, ErrCodeDiskFull, "write failed"), tid)
+				return fmt.Errorf("tftp: get %q: write: %w", filename, err)
+			}
+			tr.Bytes += int64(len(p.Data))
+			expected++
+			inWin++
+			tries, curRTO, nudged = 0, rto, false
+			if len(p.Data) < bs {
+				if err := sendAck(p.Block); err != nil {
+					return err
+				}
+				closeConn = false
+				go dally(raw, conn, tid, p.Block, rto)
+				return nil
+			}
+			if inWin >= ws {
+				if err := sendAck(p.Block); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// dally re-acknowledges the last block for one timeout after the transfer,
+// in case our final ACK was lost (RFC 1350 §6), then closes the socket.
+func dally(raw net.PacketConn, conn pconn, tid netip.AddrPort, block uint16, wait time.Duration) {
+	defer raw.Close()
+	ack := appendAck(nil, block)
+	buf := make([]byte, 4+MaxBlksize)
+	raw.SetReadDeadline(time.Now().Add(wait))
+	for range 16 {
+		n, from, err := conn.read(buf)
+		if err != nil {
+			return
+		}
+		if from == tid && n >= 4 && Opcode(binary.BigEndian.Uint16(buf)) == OpDATA &&
+			binary.BigEndian.Uint16(buf[2:]) == block {
+			conn.write(ack, tid)
+		}
+	}
+}

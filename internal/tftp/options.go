@@ -1,0 +1,190 @@
+package tftp
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Option names we understand (RFC 2348, 2349, 7440). Compared case-insensitively.
+const (
+	OptBlksize    = "blksize"
+	OptTsize      = "tsize"
+	OptTimeout    = "timeout"
+	OptWindowsize = "windowsize"
+)
+
+// Protocol limits.
+const (
+	DefaultBlksize    = 512   // RFC 1350
+	MinBlksize        = 8     // RFC 2348
+	MaxBlksize        = 65464 // RFC 2348
+	MaxWindowsize     = 65535 // RFC 7440
+	DefaultWindowsize = 64    // our default cap for Server.MaxWindowsize
+)
+
+// Limits bound what Negotiate grants.
+type Limits struct {
+	MaxBlksize    int   // upper bound for blksize (already clamped to the path)
+	MaxWindowsize int   // upper bound for windowsize
+	Size          int64 // file size for tsize; < 0 if unknown (tsize not acknowledged)
+}
+
+// Negotiated is the outcome of RFC 2347 option negotiation.
+type Negotiated struct {
+	Blksize    int
+	Windowsize int
+	Timeout    time.Duration // 0 if the client did not ask
+	Ack        []Option      // what goes in the OACK, in request order; empty = no OACK
+}
+
+// NegotiationError is returned when a request must be refused with ERROR 8.
+type NegotiationError struct {
+	Option Option
+	Reason string
+}
+
+func (e *NegotiationError) Error() string {
+	return fmt.Sprintf("tftp: option %s=%q: %s", e.Option.Name, e.Option.Value, e.Reason)
+}
+
+// OptionMap returns the options as a map keyed by lower-case name; on
+// duplicates the first occurrence wins, as in Negotiate.
+func OptionMap(opts []Option) map[string]string {
+	if len(opts) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(opts))
+	for _, o := range opts {
+		k := strings.ToLower(o.Name)
+		if _, dup := m[k]; !dup {
+			m[k] = o.Value
+		}
+	}
+	return m
+}
+
+// Negotiate applies RFC 2347 to the options of a read request: only options we
+// understand and whose values are acceptable are acknowledged, with the value
+// we will use; unknown options are ignored. A duplicate option after the first
+// is ignored.
+//
+//   - blksize (RFC 2348): 8..65464; larger requests are clamped to lim.MaxBlksize;
+//     a value below 8 fails negotiation (ERROR 8).
+//   - tsize (RFC 2349): answered with the file size when it is known.
+//   - timeout (RFC 2349): 1..255 seconds, acknowledged as asked; out of range is ignored.
+//   - windowsize (RFC 7440): 1..65535, clamped to lim.MaxWindowsize; 0 fails negotiation.
+//
+// Values that are not decimal numbers are ignored (not acknowledged).
+func Negotiate(opts []Option, lim Limits) (Negotiated, error) {
+	n := Negotiated{Blksize: DefaultBlksize, Windowsize: 1}
+	maxBlk := lim.MaxBlksize
+	if maxBlk <= 0 || maxBlk > MaxBlksize {
+		maxBlk = MaxBlksize
+	}
+	maxBlk = max(maxBlk, MinBlksize)
+	maxWin := lim.MaxWindowsize
+	if maxWin <= 0 || maxWin > MaxWindowsize {
+		maxWin = MaxWindowsize
+	}
+	seen := 0 // bit set of handled options
+	for _, o := range opts {
+		name := strings.ToLower(o.Name)
+		var bit int
+		switch name {
+		case OptBlksize:
+			bit = 1
+		case OptTsize:
+			bit = 2
+		case OptTimeout:
+			bit = 4
+		case OptWindowsize:
+			bit = 8
+		default:
+			continue // RFC 2347: unknown options are not acknowledged
+		}
+		if seen&bit != 0 {
+			continue
+		}
+		seen |= bit
+		v, err := strconv.ParseInt(strings.TrimSpace(o.Value), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case OptBlksize:
+			if v < MinBlksize {
+				return Negotiated{}, &NegotiationError{o, "blksize below 8 (RFC 2348)"}
+			}
+			n.Blksize = int(min(v, int64(maxBlk)))
+			n.Ack = append(n.Ack, Option{o.Name, strconv.Itoa(n.Blksize)})
+		case OptTsize:
+			if lim.Size < 0 {
+				continue
+			}
+			n.Ack = append(n.Ack, Option{o.Name, strconv.FormatInt(lim.Size, 10)})
+		case OptTimeout:
+			if v < 1 || v > 255 {
+				continue // RFC 2349: out of range, do not acknowledge
+			}
+			n.Timeout = time.Duration(v) * time.Second
+			n.Ack = append(n.Ack, Option{o.Name, strconv.FormatInt(v, 10)})
+		case OptWindowsize:
+			if v < 1 {
+				return Negotiated{}, &NegotiationError{o, "windowsize below 1 (RFC 7440)"}
+			}
+			n.Windowsize = int(min(v, int64(maxWin)))
+			n.Ack = append(n.Ack, Option{o.Name, strconv.Itoa(n.Windowsize)})
+		}
+	}
+	return n, nil
+}
+
+// AcceptOACK checks a server's OACK against what a client asked (RFC 2347: a
+// server may only acknowledge options the client sent, and RFC 2348/7440 let
+// it lower blksize/windowsize, never raise them). It returns the settings to use
+// and the tsize the server announced (-1 if none).
+func AcceptOACK(asked, oack []Option) (n Negotiated, tsize int64, err error) {
+	n = Negotiated{Blksize: DefaultBlksize, Windowsize: 1}
+	tsize = -1
+	req := OptionMap(asked)
+	for _, o := range oack {
+		name := strings.ToLower(o.Name)
+		want, ok := req[name]
+		if !ok {
+			return n, -1, &NegotiationError{o, "not requested"}
+		}
+		v, perr := strconv.ParseInt(strings.TrimSpace(o.Value), 10, 64)
+		w, _ := strconv.ParseInt(strings.TrimSpace(want), 10, 64)
+		if perr != nil {
+			return n, -1, &NegotiationError{o, "not a number"}
+		}
+		switch name {
+		case OptBlksize:
+			if v < MinBlksize || v > w {
+				return n, -1, &NegotiationError{o, "blksize out of range"}
+			}
+			n.Blksize = int(v)
+		case OptWindowsize:
+			if v < 1 || v > w {
+				return n, -1, &NegotiationError{o, "windowsize out of range"}
+			}
+			n.Windowsize = int(v)
+		case OptTimeout:
+			if v < 1 || v > 255 {
+				return n, -1, &NegotiationError{o, "timeout out of range"}
+			}
+			n.Timeout = time.Duration(v) * time.Second
+		case OptTsize:
+			if v < 0 {
+				return n, -1, &NegotiationError{o, "negative tsize"}
+			}
+			tsize = v
+		default:
+			continue
+		}
+		n.Ack = append(n.Ack, o)
+	}
+	return n, tsize, nil
+}

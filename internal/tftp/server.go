@@ -1,0 +1,359 @@
+package tftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ErrServerClosed is returned by Serve after Close or Shutdown.
+var ErrServerClosed = errors.New("tftp: server closed")
+
+// Server is a read-only TFTP server. The zero value serves nothing (every
+// request gets "file not found"); set Handler. Fields must not change once
+// Serve has been called.
+type Server struct {
+	Handler Handler
+	Logger  *slog.Logger  // nil discards
+	OnStart func(Request) // optional; called when a transfer is accepted
+	// OnDone is optional; it is called once per read request that got an
+	// answer, when it ends: refused requests (Err set) and transfers.
+	OnDone        func(Transfer)
+	Timeout       time.Duration // initial retransmit timeout if client sets none; 0 => 1s
+	Retries       int           // 0 => 5; exponential backoff between retries
+	MaxBlksize    int           // 0 => 65464 (RFC 2348 upper bound); min 8; also clamped to the path MTU
+	MaxWindowsize int           // 0 => 64 (RFC 7440)
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.PacketConn]struct{}
+	active    map[netip.AddrPort]*transfer
+	wg        sync.WaitGroup
+
+	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
+}
+
+// Stats are the server's counters since it was created.
+type Stats struct {
+	Malformed        int64 // datagrams dropped: truncated, unknown opcode, bad strings
+	Refused          int64 // read requests answered with an ERROR (not found, access, WRQ, options)
+	TransfersOK      int64 // transfers whose last block was acknowledged
+	TransfersFailed  int64 // transfers that timed out or failed to read
+	TransfersAborted int64 // transfers the client ended with an ERROR packet
+	Bytes            int64 // payload bytes acknowledged by clients
+	Active           int64 // transfers in progress
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Malformed:        s.malformed.Load(),
+		Refused:          s.refused.Load(),
+		TransfersOK:      s.ok.Load(),
+		TransfersFailed:  s.failed.Load(),
+		TransfersAborted: s.aborted.Load(),
+		Bytes:            s.bytes.Load(),
+		Active:           s.activeN.Load(),
+	}
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) timeout() time.Duration {
+	if s.Timeout <= 0 {
+		return time.Second
+	}
+	return s.Timeout
+}
+
+func (s *Server) retries() int {
+	if s.Retries <= 0 {
+		return 5
+	}
+	return s.Retries
+}
+
+// ListenAndServe listens on the UDP address addr and serves it.
+func (s *Server) ListenAndServe(addr string) error {
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("tftp: listen %s: %w", addr, err)
+	}
+	return s.Serve(conn)
+}
+
+// Serve answers requests arriving on conn until conn is closed or Close or
+// Shutdown is called; it closes conn when it returns. Each transfer runs in its
+// own goroutine from its own ephemeral port (RFC 1350 §4).
+func (s *Server) Serve(conn net.PacketConn) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		conn.Close()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[net.PacketConn]struct{})
+	}
+	s.listeners[conn] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, conn)
+		s.mu.Unlock()
+		conn.Close()
+	}()
+
+	local := netip.IPv6Unspecified()
+	var udp *net.UDPConn
+	pktinfo := false
+	if u, ok := conn.(*net.UDPConn); ok {
+		udp = u
+		if la, ok := u.LocalAddr().(*net.UDPAddr); ok {
+			local = la.AddrPort().Addr().Unmap()
+			if local.IsUnspecified() {
+				pktinfo = enablePktinfo(u, local.Is4()) == nil
+			}
+		}
+	}
+	buf := make([]byte, 65536)
+	oob := make([]byte, 128)
+	for {
+		var (
+			n, oobn int
+			from    netip.AddrPort
+			err     error
+		)
+		if udp != nil {
+			n, oobn, _, from, err = udp.ReadMsgUDPAddrPort(buf, oob)
+		} else {
+			var a net.Addr
+			n, a, err = conn.ReadFrom(buf)
+			if ua, ok := a.(*net.UDPAddr); ok {
+				from = ua.AddrPort()
+			}
+		}
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("tftp: read request: %w", err)
+		}
+		dst := local
+		if pktinfo {
+			if d, ok := parsePktinfo(oob[:oobn]); ok {
+				dst = d
+			}
+		}
+		s.handleRequest(conn, dst, from, buf[:n])
+	}
+}
+
+// handleRequest is the listener's per-datagram step: parse, then start a
+// transfer or answer with an ERROR. It logs at most once.
+func (s *Server) handleRequest(conn net.PacketConn, local netip.Addr, from netip.AddrPort, b []byte) {
+	log := s.logger()
+	p, err := ParsePacket(b)
+	if err != nil {
+		s.malformed.Add(1)
+		log.Debug("tftp: dropped malformed packet", "client", from, "len", len(b), "err", err)
+		return
+	}
+	switch p.Op {
+	case OpRRQ:
+		if local.Is4() {
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		if s.active == nil {
+			s.active = make(map[netip.AddrPort]*transfer)
+		}
+		if _, dup := s.active[from]; dup {
+			// The client resent its RRQ before our first reply arrived:
+			// the running transfer's own retransmission answers it.
+			s.mu.Unlock()
+			log.Debug("tftp: duplicate read request ignored", "client", from, "file", p.Filename)
+			return
+		}
+		t := &transfer{srv: s, local: local, peer: from, req: p}
+		s.active[from] = t
+		s.wg.Add(1)
+		s.mu.Unlock()
+		s.activeN.Add(1)
+		go t.run()
+	case OpWRQ:
+		s.refused.Add(1)
+		log.Info("tftp: write request refused", "client", from, "file", p.Filename)
+		s.reply(conn, from, ErrCodeAccess, "read-only server")
+	case OpERROR:
+		log.Debug("tftp: error packet to listener ignored", "client", from, "code", p.ErrCode, "msg", p.ErrMsg)
+	default:
+		log.Debug("tftp: unexpected packet to listener", "client", from, "op", p.Op)
+		s.reply(conn, from, ErrCodeIllegalOperation, "expected RRQ")
+	}
+}
+
+func (s *Server) reply(conn net.PacketConn, to netip.AddrPort, code ErrorCode, msg string) {
+	pkt := appendError(nil, code, msg)
+	if _, err := conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to)); err != nil {
+		s.logger().Debug("tftp: send error", "client", to, "err", err)
+	}
+}
+
+// Close stops accepting requests and ends in-flight transfers at once (they
+// report an error to OnDone). Serve returns ErrServerClosed.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	var errs []error
+	for l := range s.listeners {
+		errs = append(errs, l.Close())
+	}
+	for _, t := range s.active {
+		t.cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Shutdown stops accepting requests and waits for in-flight transfers to end
+// on their own; if ctx ends first it closes them as Close does.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	var errs []error
+	for l := range s.listeners {
+		errs = append(errs, l.Close())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, s.Close(), ctx.Err())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) transferDone(t *transfer) {
+	s.mu.Lock()
+	if s.active[t.peer] == t {
+		delete(s.active, t.peer)
+	}
+	s.mu.Unlock()
+	s.activeN.Add(-1)
+	s.wg.Done()
+}
+
+// enablePktinfo asks the kernel for each request's destination address, so a
+// transfer on a wildcard listener answers from the address the client used.
+func enablePktinfo(c *net.UDPConn, v4 bool) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("tftp: pktinfo: %w", err)
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		if v4 {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_PKTINFO, 1)
+			return
+		}
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_RECVPKTINFO, 1)
+		// Dual-stack sockets also report IPv4 destinations with IP_PKTINFO.
+		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_PKTINFO, 1)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("tftp: pktinfo: %w", err)
+	}
+	return nil
+}
+
+// parsePktinfo extracts the destination address from IP_PKTINFO/IPV6_PKTINFO.
+func parsePktinfo(oob []byte) (netip.Addr, bool) {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == syscall.IPPROTO_IP && m.Header.Type == syscall.IP_PKTINFO && len(m.Data) >= 12:
+			// struct in_pktinfo { int ifindex; in_addr spec_dst; in_addr addr; }
+			return netip.AddrFrom4([4]byte(m.Data[8:12])), true
+		case m.Header.Level == syscall.IPPROTO_IPV6 && m.Header.Type == syscall.IPV6_PKTINFO && len(m.Data) >= 16:
+			return netip.AddrFrom16([16]byte(m.Data[:16])).Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// pathMaxBlksize returns the largest blksize whose datagram fits the route MTU
+// towards client (RFC 2348 asks for blocks that avoid IP fragmentation), or
+// MaxBlksize if it cannot tell. A connected UDP socket sends nothing.
+func pathMaxBlksize(local netip.Addr, client netip.AddrPort) int {
+	la := &net.UDPAddr{}
+	if !local.IsUnspecified() {
+		la.IP = local.AsSlice()
+	}
+	c, err := net.DialUDP("udp", la, net.UDPAddrFromAddrPort(client))
+	if err != nil {
+		return MaxBlksize
+	}
+	defer c.Close()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return MaxBlksize
+	}
+	mtu, hdr := 0, 20
+	v4 := client.Addr().Unmap().Is4()
+	rc.Control(func(fd uintptr) {
+		if v4 {
+			mtu, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_MTU)
+		} else {
+			hdr = 40
+			mtu, err = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_IPV6, syscall.IPV6_MTU)
+		}
+	})
+	if err != nil || mtu <= 0 {
+		return MaxBlksize
+	}
+	return min(max(mtu-hdr-8-4, MinBlksize), MaxBlksize)
+}
+
+func isMode(mode string) (octet bool, refuse string) {
+	switch strings.ToLower(mode) {
+	case "octet", "netascii": // netascii is served as octet: boot files are binary
+		return true, ""
+	case "mail":
+		return false, "mail mode not supported"
+	}
+	return false, fmt.Sprintf("unknown mode %q", mode)
+}

@@ -1,0 +1,298 @@
+package tftp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxRTO caps the exponential retransmission backoff.
+const maxRTO = 60 * time.Second
+
+// transfer is one read request being served from its own socket (its TID).
+type transfer struct {
+	srv   *Server
+	local netip.Addr
+	peer  netip.AddrPort
+	req   Packet
+
+	mu       sync.Mutex
+	conn     *net.UDPConn
+	canceled bool
+}
+
+// cancel ends the transfer from another goroutine (Server.Close).
+func (t *transfer) cancel() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.canceled = true
+	if t.conn != nil {
+		t.conn.Close()
+	}
+}
+
+func (t *transfer) run() {
+	s := t.srv
+	defer s.transferDone(t)
+	tr := Transfer{
+		Filename: t.req.Filename, Client: t.peer, Blksize: DefaultBlksize,
+		Windowsize: 1, Size: -1, Start: time.Now(),
+	}
+	tr.Err = t.serve(&tr)
+	tr.Dur = time.Since(tr.Start)
+	s.bytes.Add(tr.Bytes)
+	log := s.logger()
+	attrs := []any{"file", tr.Filename, "client", tr.Client, "bytes", tr.Bytes,
+		"blksize", tr.Blksize, "windowsize", tr.Windowsize, "dur", tr.Dur}
+	switch {
+	case tr.Aborted:
+		s.aborted.Add(1)
+		log.Debug("tftp: transfer aborted by client", append(attrs, "err", tr.Err)...)
+	case tr.Err == nil:
+		s.ok.Add(1)
+		log.Info("tftp: transfer done", attrs...)
+	case errors.Is(tr.Err, errRefused):
+		log.Info("tftp: request refused", append(attrs, "err", tr.Err)...)
+	default:
+		s.failed.Add(1)
+		log.Warn("tftp: transfer failed", append(attrs, "err", tr.Err)...)
+	}
+	if s.OnDone != nil {
+		s.OnDone(tr)
+	}
+}
+
+// errRefused marks requests answered with an ERROR before any data was sent.
+var errRefused = errors.New("request refused")
+
+// serve answers the request and runs the transfer; it returns its outcome.
+func (t *transfer) serve(tr *Transfer) error {
+	s := t.srv
+	network, la := "udp", &net.UDPAddr{}
+	if t.local.Is4() {
+		network = "udp4"
+	}
+	if !t.local.IsUnspecified() {
+		la.IP = t.local.AsSlice()
+	}
+	conn, err := net.ListenUDP(network, la)
+	if err != nil {
+		return fmt.Errorf("tftp: transfer socket: %w", err)
+	}
+	defer conn.Close()
+	t.mu.Lock()
+	if t.canceled {
+		t.mu.Unlock()
+		return ErrServerClosed
+	}
+	t.conn = conn
+	t.mu.Unlock()
+
+	refuse := func(code ErrorCode, msg string, err error) error {
+		s.refused.Add(1)
+		conn.WriteToUDPAddrPort(appendError(nil, code, msg), t.peer)
+		return fmt.Errorf("tftp: %q: %w: %w", t.req.Filename, errRefused, err)
+	}
+	if _, why := isMode(t.req.Mode); why != "" {
+		return refuse(ErrCodeIllegalOperation, why, errors.New(why))
+	}
+	req := Request{Filename: t.req.Filename, Client: t.peer, Options: OptionMap(t.req.Options)}
+	var (
+		f    File
+		size int64
+	)
+	if s.Handler == nil {
+		err = ErrNotFound
+	} else {
+		f, size, err = s.Handler(req)
+	}
+	if err != nil {
+		code, msg := errorCodeFor(err)
+		return refuse(code, msg, err)
+	}
+	defer f.Close()
+	tr.Size = size
+	lim := Limits{MaxBlksize: s.MaxBlksize, MaxWindowsize: s.MaxWindowsize, Size: size}
+	if lim.MaxBlksize <= 0 {
+		lim.MaxBlksize = MaxBlksize
+	}
+	if lim.MaxWindowsize <= 0 {
+		lim.MaxWindowsize = DefaultWindowsize
+	}
+	if v, ok := req.Options[OptBlksize]; ok {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > DefaultBlksize {
+			lim.MaxBlksize = min(lim.MaxBlksize, pathMaxBlksize(t.local, t.peer))
+		}
+	}
+	neg, err := Negotiate(t.req.Options, lim)
+	if err != nil {
+		return refuse(ErrCodeOptionNegotiation, err.Error(), err)
+	}
+	tr.Blksize, tr.Windowsize = neg.Blksize, neg.Windowsize
+	if s.OnStart != nil {
+		s.OnStart(req)
+	}
+	err = t.send(conn, f, size, neg, tr)
+	var pe *PeerError
+	if errors.As(err, &pe) {
+		tr.Aborted = true
+	}
+	return err
+}
+
+// send runs the data phase: optional OACK, then windows of DATA blocks
+// (RFC 7440; windowsize 1 is RFC 1350 lockstep).
+func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, tr *Transfer) error {
+	s := t.srv
+	rto0 := neg.Timeout
+	if rto0 == 0 {
+		rto0 = s.timeout()
+	}
+	retries := s.retries()
+	bs := neg.Blksize
+	rbuf := make([]byte, 1024)
+
+	// RFC 2347: the OACK is acknowledged by ACK 0.
+	if len(neg.Ack) > 0 {
+		oack := AppendPacket(nil, Packet{Op: OpOACK, Options: neg.Ack})
+		rto := rto0
+		for tries := 0; ; {
+			if err := t.write(conn, oack); err != nil {
+				return err
+			}
+			a, err := t.recvAck(conn, rbuf, time.Now().Add(rto))
+			if err == nil && a == 0 {
+				break
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
+			}
+			if err != nil {
+				if tries++; tries > retries {
+					return fmt.Errorf("tftp: %q: no ACK of OACK after %d tries: %w", t.req.Filename, tries, err)
+				}
+				rto = min(rto*2, maxRTO)
+			}
+		}
+	}
+
+	buf := make([]byte, 4+bs)
+	ws := uint64(neg.Windowsize)
+	base := uint64(1) // first unacknowledged block
+	var last uint64   // last block number, 0 while unknown
+	lastLen := 0
+	if size >= 0 {
+		last = uint64(size)/uint64(bs) + 1
+		lastLen = int(size % int64(bs))
+	}
+	rto, tries := rto0, 0
+	for {
+		end := base + ws - 1
+		if last != 0 && end > last {
+			end = last
+		}
+		for k := base; k <= end; k++ {
+			off := int64(k-1) * int64(bs)
+			want := bs
+			if size >= 0 {
+				want = int(min(int64(bs), size-off))
+			}
+			n, err := f.ReadAt(buf[4:4+want], off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				conn.WriteToUDPAddrPort(appendError(nil, ErrCodeUndefined, "read error"), t.peer)
+				return fmt.Errorf("tftp: read %q at %d: %w", t.req.Filename, off, err)
+			}
+			if n < bs { // a short block ends the file (RFC 1350 §6)
+				last, end, lastLen = k, k, n
+			}
+			putDataHeader(buf, uint16(k)) // RFC 1350 block numbers roll over to 0
+			if err := t.write(conn, buf[:4+n]); err != nil {
+				return err
+			}
+		}
+		deadline := time.Now().Add(rto)
+		for {
+			a, err := t.recvAck(conn, rbuf, deadline)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				if tries++; tries > retries {
+					return fmt.Errorf("tftp: %q: no ACK for block %d after %d tries: %w", t.req.Filename, base, tries, err)
+				}
+				rto = min(rto*2, maxRTO)
+				break // resend the window from base
+			}
+			if err != nil {
+				return err
+			}
+			// Map the 16-bit ACK onto the window [base-1, end].
+			d := uint64(a - uint16(base-1))
+			k := base - 1 + d
+			if d == 0 || k > end {
+				// Duplicate ACK of an acknowledged block, or outside the
+				// window: never resend on it (Sorcerer's Apprentice, RFC 1123
+				// §4.2.3.1); only a timeout resends.
+				continue
+			}
+			base, tries, rto = k+1, 0, rto0
+			if k == last {
+				tr.Bytes = int64(last-1)*int64(bs) + int64(lastLen)
+				return nil
+			}
+			tr.Bytes = int64(k) * int64(bs)
+			break // next window; after a gap ACK (k < end) it starts at the gap
+		}
+	}
+}
+
+func (t *transfer) write(conn *net.UDPConn, b []byte) error {
+	if _, err := conn.WriteToUDPAddrPort(b, t.peer); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("tftp: %q: %w", t.req.Filename, err)
+		}
+		// Transient send errors (ENOBUFS under load) are packet loss:
+		// retransmission deals with them.
+		t.srv.logger().Debug("tftp: send failed", "client", t.peer, "err", err)
+	}
+	return nil
+}
+
+// recvAck waits until deadline for an ACK from the peer. Datagrams from
+// another address get ERROR 5 (RFC 1350 §4) and are otherwise ignored; an
+// ERROR from the peer is returned as *PeerError.
+func (t *transfer) recvAck(conn *net.UDPConn, rbuf []byte, deadline time.Time) (uint16, error) {
+	if err := conn.SetReadDeadline(deadline); err != nil {
+		return 0, fmt.Errorf("tftp: set deadline: %w", err)
+	}
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(rbuf)
+		if err != nil {
+			return 0, fmt.Errorf("tftp: %q: wait for ACK: %w", t.req.Filename, err)
+		}
+		if from != t.peer {
+			conn.WriteToUDPAddrPort(appendError(nil, ErrCodeUnknownTID, "unknown transfer ID"), from)
+			continue
+		}
+		if n < 4 {
+			t.srv.malformed.Add(1)
+			t.srv.logger().Debug("tftp: dropped malformed packet", "client", from, "len", n)
+			continue
+		}
+		switch Opcode(binary.BigEndian.Uint16(rbuf)) {
+		case OpACK:
+			return binary.BigEndian.Uint16(rbuf[2:]), nil
+		case OpERROR:
+			p, _ := ParsePacket(rbuf[:n])
+			return 0, &PeerError{Code: p.ErrCode, Message: p.ErrMsg}
+		default:
+			t.srv.malformed.Add(1)
+			t.srv.logger().Debug("tftp: unexpected packet during transfer", "client", from, "len", n)
+		}
+	}
+}
