@@ -1,0 +1,39 @@
+# pxed — build, test, demo, benchmarks. See README.md.
+GO ?= go
+LAB ?= $(CURDIR)/.cache/lab
+
+.PHONY: build test unit assets demo bench-tftp fuzz lint clean
+
+build:
+	$(GO) build -o pxed ./cmd/pxed
+
+# The full test suite: unit, fuzz seeds, interop and the QEMU end-to-end set.
+# Root and QEMU are needed for the namespace and firmware tests (they say so when they skip).
+test: assets
+	$(GO) vet ./...
+	PXED_LAB=$(LAB) $(GO) test -count=1 -timeout 45m -p 1 ./...
+
+# Unit tests only: no root, no network namespaces, no QEMU.
+unit:
+	$(GO) test -count=1 -short ./...
+
+# Kernel (Debian linux-image, apt-get download) and busybox initramfs for the lab.
+assets:
+	scripts/lab-assets.sh $(LAB)
+
+demo: build assets
+	scripts/demo.sh $(LAB)
+
+bench-tftp: build
+	bench/tftp.sh
+
+FUZZTIME ?= 30s
+fuzz:
+	scripts/fuzz-all.sh $(FUZZTIME)
+
+lint:
+	gofmt -l . | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+
+clean:
+	rm -rf pxed .cache

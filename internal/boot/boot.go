@@ -1,0 +1,286 @@
+// Package boot is pxed's boot decision: given what a machine told us about
+// itself (MAC, architecture, firmware), which profile it gets and what to
+// answer at each stage — an NBP over TFTP, an HTTP boot URL, or the URL of a
+// per-machine iPXE script — and the script itself. It is pure: no sockets,
+// no files, only the standard library, so every firmware × stage case is a
+// table test.
+package boot
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Firmware is the kind of boot client, as far as the decision cares.
+type Firmware int
+
+// Firmware kinds.
+const (
+	FirmwareUnknown Firmware = iota // not a network boot client
+	FirmwarePXE                     // PXE ROM (legacy BIOS or UEFI/EDK II): vendor class PXEClient
+	FirmwareHTTP                    // UEFI HTTP boot: vendor class HTTPClient
+	FirmwareIPXE                    // iPXE: user class "iPXE" or option 175
+)
+
+func (f Firmware) String() string {
+	switch f {
+	case FirmwarePXE:
+		return "pxe"
+	case FirmwareHTTP:
+		return "uefi-http"
+	case FirmwareIPXE:
+		return "ipxe"
+	}
+	return "unknown"
+}
+
+// Machine is what a boot client told us about itself.
+type Machine struct {
+	MAC      net.HardwareAddr
+	Firmware Firmware
+	Arch     uint16 // option 93 value; meaningful when HasArch
+	HasArch  bool
+	// Class is the boot-file class of Arch ("bios", "efi-x64", "efi-arm64",
+	// …; see package pxe), "" when pxed has none for it.
+	Class string
+	UUID  string // option 97, hex; "" when absent
+}
+
+// Profile is what a group of machines boots: a kernel with initrds and a
+// command line loaded by iPXE, or a custom iPXE script, and optionally other
+// NBPs than iPXE per architecture class.
+type Profile struct {
+	Name    string
+	Kernel  string   // path of the kernel on the server; "" when Script is used
+	Initrds []string // paths of the initrds, in load order
+	Cmdline string   // kernel command line (initrd=NAME entries are added by pxed)
+	// Script, when set, replaces the generated iPXE script. ${base} is
+	// replaced with the machine's file URL prefix and ${mac} with its MAC.
+	Script string
+	// BootFiles overrides Config.BootFiles per class for this profile
+	// (for instance shim/GRUB instead of iPXE).
+	BootFiles map[string]string
+}
+
+// Config is the whole decision's input besides the machine.
+type Config struct {
+	// BootFiles maps an architecture class to the NBP (a TFTP path) that a
+	// PXE ROM of that class loads, e.g. "bios" → "undionly.kpxe",
+	// "efi-x64" → "ipxe.efi".
+	BootFiles map[string]string
+	Profiles  map[string]Profile
+	Default   string            // profile for machines not in Machines; "" boots no unknown machine
+	Machines  map[string]string // MAC ("aa:bb:cc:dd:ee:ff") → profile name
+}
+
+// Server is where this answer comes from: the address of the interface the
+// request arrived on and the HTTP port, to build URLs the machine can reach.
+type Server struct {
+	IP       netip.Addr
+	HTTPPort int
+}
+
+// Action is what to answer.
+type Action int
+
+// Actions.
+const (
+	Ignore      Action = iota // do not answer; Plan.Reason says why
+	ServeNBP                  // give a boot file name to fetch over TFTP
+	ServeURL                  // give an HTTP URL (UEFI HTTP boot NBP)
+	ServeScript               // give iPXE the URL of its per-machine script
+)
+
+func (a Action) String() string {
+	return [...]string{"ignore", "nbp", "http-url", "ipxe-script"}[a]
+}
+
+// Plan is the decision for one request.
+type Plan struct {
+	Action      Action
+	BootFile    string // TFTP path or URL, per Action
+	VendorClass string // option 60 to answer with: PXEClient or HTTPClient
+	Profile     string
+	Reason      string // why, for logs and events (always set)
+}
+
+// Normalize formats a MAC the way Config.Machines keys and URLs use it.
+func Normalize(mac net.HardwareAddr) string { return strings.ToLower(mac.String()) }
+
+// ProfileFor returns the profile of mac and whether it has one.
+func (c *Config) ProfileFor(mac net.HardwareAddr) (Profile, bool) {
+	name, ok := c.Machines[Normalize(mac)]
+	if !ok {
+		name = c.Default
+	}
+	if name == "" {
+		return Profile{}, false
+	}
+	p, ok := c.Profiles[name]
+	if ok && p.Name == "" {
+		p.Name = name
+	}
+	return p, ok
+}
+
+// Decide returns what to answer machine m.
+func (c *Config) Decide(m Machine, s Server) Plan {
+	if m.Firmware == FirmwareUnknown {
+		return Plan{Reason: "not a network boot client (no PXEClient/HTTPClient vendor class, no iPXE user class)"}
+	}
+	if len(m.MAC) == 0 {
+		return Plan{Reason: "no client hardware address"}
+	}
+	p, ok := c.ProfileFor(m.MAC)
+	if !ok {
+		return Plan{Reason: fmt.Sprintf("no profile for %s and no default profile", Normalize(m.MAC))}
+	}
+	if m.Firmware == FirmwareIPXE {
+		// Never hand iPXE the iPXE binary again: that is the chainload loop.
+		if p.Kernel == "" && p.Script == "" {
+			return Plan{Profile: p.Name, Reason: fmt.Sprintf("profile %q has neither a kernel nor a script for iPXE", p.Name)}
+		}
+		return Plan{Action: ServeScript, BootFile: ScriptURL(s, m.MAC), VendorClass: "PXEClient", Profile: p.Name,
+			Reason: "iPXE: per-machine script"}
+	}
+	file := p.BootFiles[m.Class]
+	if file == "" {
+		file = c.BootFiles[m.Class]
+	}
+	if m.Class == "" || file == "" {
+		arch := "none"
+		if m.HasArch {
+			arch = fmt.Sprint(m.Arch)
+		}
+		return Plan{Profile: p.Name, Reason: fmt.Sprintf("no boot file for architecture %s (option 93 %s)", classOr(m.Class), arch)}
+	}
+	if m.Firmware == FirmwareHTTP {
+		return Plan{Action: ServeURL, BootFile: FileURL(s, file), VendorClass: "HTTPClient", Profile: p.Name,
+			Reason: "UEFI HTTP boot: NBP over HTTP"}
+	}
+	return Plan{Action: ServeNBP, BootFile: file, VendorClass: "PXEClient", Profile: p.Name,
+		Reason: fmt.Sprintf("%s PXE: NBP over TFTP", m.Class)}
+}
+
+func classOr(c string) string {
+	if c == "" {
+		return "unknown"
+	}
+	return c
+}
+
+func base(s Server) string {
+	host := s.IP.String()
+	if s.IP.Is6() && !s.IP.Is4In6() {
+		host = "[" + host + "]"
+	}
+	if s.HTTPPort != 0 && s.HTTPPort != 80 {
+		host = fmt.Sprintf("%s:%d", host, s.HTTPPort)
+	}
+	return "http://" + host
+}
+
+// MachineBase is the URL prefix of one machine's files: its script, kernel
+// and initrds (the HTTP server resolves them by MAC and profile).
+func MachineBase(s Server, mac net.HardwareAddr) string {
+	return base(s) + "/boot/" + strings.ReplaceAll(Normalize(mac), ":", "-")
+}
+
+// ScriptURL is the URL of mac's iPXE script.
+func ScriptURL(s Server, mac net.HardwareAddr) string { return MachineBase(s, mac) + "/script.ipxe" }
+
+// FileURL is the URL of a file in the boot directory.
+func FileURL(s Server, name string) string {
+	return base(s) + "/files/" + strings.TrimPrefix(name, "/")
+}
+
+// Script renders the iPXE script of profile p for mac. Each initrd is
+// named after its file and listed as initrd=NAME on the kernel command line:
+// EFI stub kernels loaded by iPXE on UEFI find their initrd that way, and
+// BIOS kernels ignore it.
+func Script(p Profile, s Server, mac net.HardwareAddr) (string, error) {
+	b := MachineBase(s, mac)
+	if p.Script != "" {
+		r := strings.NewReplacer("${base}", b, "${mac}", Normalize(mac))
+		out := r.Replace(p.Script)
+		if !strings.HasPrefix(out, "#!ipxe") {
+			out = "#!ipxe\n" + out
+		}
+		return out, nil
+	}
+	if p.Kernel == "" {
+		return "", fmt.Errorf("boot: profile %q has neither kernel nor script", p.Name)
+	}
+	names, err := FileNames(p)
+	if err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	sb.WriteString("#!ipxe\n")
+	fmt.Fprintf(&sb, "echo pxed: %s boots profile %s\n", Normalize(mac), p.Name)
+	sb.WriteString("kernel " + b + "/" + names[0])
+	for _, n := range names[1:] {
+		sb.WriteString(" initrd=" + n)
+	}
+	if p.Cmdline != "" {
+		sb.WriteString(" " + p.Cmdline)
+	}
+	sb.WriteString(" || goto failed\n")
+	for _, n := range names[1:] {
+		sb.WriteString("initrd " + b + "/" + n + " || goto failed\n")
+	}
+	sb.WriteString("boot || goto failed\n")
+	sb.WriteString(":failed\necho pxed: boot failed, retrying in 10 seconds\nsleep 10\nreboot\n")
+	return sb.String(), nil
+}
+
+// FileNames returns the URL names of p's kernel (first) and initrds: their
+// base names, which must be distinct and must not be "script.ipxe".
+func FileNames(p Profile) ([]string, error) {
+	if p.Kernel == "" {
+		return nil, nil
+	}
+	seen := map[string]bool{"script.ipxe": true}
+	var out []string
+	for _, f := range append([]string{p.Kernel}, p.Initrds...) {
+		n := path.Base(strings.ReplaceAll(f, "\\", "/"))
+		if seen[n] {
+			return nil, fmt.Errorf("boot: profile %q: two files named %q (kernel and initrds need distinct base names)", p.Name, n)
+		}
+		seen[n] = true
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// ResolveFile maps a file name under MachineBase back to the path on the
+// server for profile p, reporting whether it is the kernel.
+func ResolveFile(p Profile, name string) (file string, kernel bool, ok bool) {
+	names, err := FileNames(p)
+	if err != nil {
+		return "", false, false
+	}
+	files := append([]string{p.Kernel}, p.Initrds...)
+	for i, n := range names {
+		if n == name {
+			return files[i], i == 0, true
+		}
+	}
+	return "", false, false
+}
+
+// Classes returns the classes that have a boot file, sorted.
+func (c *Config) Classes() []string {
+	var out []string
+	for k, v := range c.BootFiles {
+		if v != "" {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

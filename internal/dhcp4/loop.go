@@ -1,0 +1,283 @@
+package dhcp4
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+
+	"pxed/internal/boot"
+	"pxed/internal/events"
+)
+
+// Responder is the policy the loop asks for each packet.
+type Responder interface {
+	Respond(Request) Result
+}
+
+// Stats counts what the loop did; read with Server.Stats.
+type Stats struct {
+	Received  uint64 // packets read
+	Malformed uint64 // packets that did not decode or failed Validate
+	Ignored   uint64 // valid packets not answered
+	Replied   uint64 // replies sent
+	SendErrs  uint64 // replies that could not be sent
+}
+
+// Server is the DHCPv4 loop: one socket per interface and port, bound to the
+// interface (SO_BINDTODEVICE) so pxed answers only where it is told to and
+// knows where each packet came from.
+type Server struct {
+	Interfaces []string     // interface names; required
+	Ports      []Port       // default 67 and 4011
+	Responder  Responder    // required
+	HTTPPort   int          // put in boot URLs; default 8080
+	Events     *events.Log  // nil records nothing
+	Logger     *slog.Logger // nil discards
+	// ListenAddr overrides the address sockets bind to (tests); default 0.0.0.0.
+	ListenAddr netip.Addr
+
+	received, malformed, ignored, replied, sendErrs atomic.Uint64
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	return Stats{s.received.Load(), s.malformed.Load(), s.ignored.Load(), s.replied.Load(), s.sendErrs.Load()}
+}
+
+// Socket is one bound socket: an interface and a port.
+type Socket struct {
+	iface *net.Interface
+	ip    netip.Addr
+	port  Port
+	conn  *ipv4.PacketConn
+	raw   net.PacketConn
+}
+
+// Open creates the sockets; it fails when an interface does not exist or has
+// no IPv4 address, or a port cannot be bound. Run serves them.
+func (s *Server) Open() ([]*Socket, error) {
+	ports := s.Ports
+	if len(ports) == 0 {
+		ports = []Port{PortDHCP, PortBootServer}
+	}
+	if len(s.Interfaces) == 0 {
+		return nil, errors.New("dhcp4: no interface given")
+	}
+	var out []*Socket
+	for _, name := range s.Interfaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("dhcp4: interface %q: %w", name, err)
+		}
+		ip, err := interfaceIPv4(ifi)
+		if err != nil {
+			closeAll(out)
+			return nil, err
+		}
+		for _, port := range ports {
+			c, err := listen(ifi.Name, s.ListenAddr, int(port))
+			if err != nil {
+				closeAll(out)
+				return nil, err
+			}
+			pc := ipv4.NewPacketConn(c)
+			if err := pc.SetControlMessage(ipv4.FlagInterface|ipv4.FlagDst, true); err != nil {
+				c.Close()
+				closeAll(out)
+				return nil, fmt.Errorf("dhcp4: %s: IP_PKTINFO: %w", name, err)
+			}
+			out = append(out, &Socket{iface: ifi, ip: ip, port: port, conn: pc, raw: c})
+		}
+	}
+	return out, nil
+}
+
+func closeAll(socks []*Socket) {
+	for _, s := range socks {
+		s.raw.Close()
+	}
+}
+
+func interfaceIPv4(ifi *net.Interface) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("dhcp4: interface %q addresses: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(pn.IP); ok && ip.Unmap().Is4() {
+				return ip.Unmap(), nil
+			}
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("dhcp4: interface %q has no IPv4 address (pxed needs one to name itself as next server)", ifi.Name)
+}
+
+func listen(ifname string, addr netip.Addr, port int) (net.PacketConn, error) {
+	lc := net.ListenConfig{Control: func(network, address string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); serr != nil {
+				return
+			}
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
+				return
+			}
+			serr = unix.BindToDevice(int(fd), ifname)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	host := "0.0.0.0"
+	if addr.IsValid() {
+		host = addr.String()
+	}
+	c, err := lc.ListenPacket(context.Background(), "udp4", net.JoinHostPort(host, fmt.Sprint(port)))
+	if err != nil {
+		return nil, fmt.Errorf("dhcp4: listen on %s port %d: %w", ifname, port, err)
+	}
+	return c, nil
+}
+
+// Run serves the sockets opened by Open until ctx ends, then closes them.
+func (s *Server) Run(ctx context.Context, socks []*Socket) error {
+	var wg sync.WaitGroup
+	for _, sk := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serve(sk)
+		}()
+	}
+	<-ctx.Done()
+	closeAll(socks)
+	wg.Wait()
+	return nil
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Server) serve(sk *Socket) {
+	buf := make([]byte, 65536)
+	log := s.logger().With("iface", sk.iface.Name, "port", int(sk.port))
+	httpPort := s.HTTPPort
+	if httpPort == 0 {
+		httpPort = 8080
+	}
+	for {
+		n, cm, src, err := sk.conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log.Warn("dhcp read", "err", err)
+			time.Sleep(10 * time.Millisecond) // avoid a hot loop on a persistent error
+			continue
+		}
+		s.received.Add(1)
+		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != sk.iface.Index {
+			continue // not ours (cannot happen with SO_BINDTODEVICE, kept as a guard)
+		}
+		srcAP := netip.AddrPort{}
+		if ua, ok := src.(*net.UDPAddr); ok {
+			srcAP = ua.AddrPort()
+			srcAP = netip.AddrPortFrom(srcAP.Addr().Unmap(), srcAP.Port())
+		}
+		pkt, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			s.malformed.Add(1)
+			log.Debug("dhcp malformed packet dropped", "src", srcAP.String(), "len", n, "err", err)
+			continue
+		}
+		if why := Validate(pkt); why != "" {
+			s.malformed.Add(1)
+			log.Debug("dhcp packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String(), "why", why)
+			continue
+		}
+		s.handle(sk, pkt, srcAP, httpPort, log)
+	}
+}
+
+func (s *Server) handle(sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
+	mac := boot.Normalize(pkt.ClientHWAddr)
+	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}})
+	log = log.With("mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String())
+	if s.Events != nil {
+		if ip := requestedIP(pkt); ip.IsValid() {
+			s.Events.Learn(ip, mac)
+		}
+	}
+	if res.Reply == nil {
+		s.ignored.Add(1)
+		log.Debug("dhcp ignored", "why", res.Reason, "firmware", res.Machine.Firmware.String())
+		if s.Events != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover {
+			s.Events.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: res.Reason})
+		}
+		return
+	}
+	dst := Destination(pkt, res.Reply, sk.port, src)
+	if dst.Link {
+		// TODO(issue 3): unicast at L2 to an address-less client; until then
+		// broadcast, which every client accepts (RFC 2131 §4.1 allows it).
+		dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
+	}
+	b := res.Reply.ToBytes()
+	cm := &ipv4.ControlMessage{IfIndex: sk.iface.Index}
+	if _, err := sk.conn.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst.Addr)); err != nil {
+		s.sendErrs.Add(1)
+		log.Warn("dhcp send failed", "dst", dst.Addr.String(), "err", err)
+		return
+	}
+	s.replied.Add(1)
+	log.Debug("dhcp replied", "reply", res.Reply.MessageType().String(), "dst", dst.Addr.String(), "file", res.Plan.BootFile)
+	if s.Events != nil {
+		stage := events.StageOffer
+		if res.Reply.MessageType() == dhcpv4.MessageTypeAck {
+			stage = events.StageAck
+		}
+		s.Events.Record(events.Event{MAC: mac, Stage: stage,
+			Detail: fmt.Sprintf("%s %s → %s (port %d)", res.Machine.Firmware, archName(res.Machine), res.Plan.BootFile, int(sk.port))})
+	}
+}
+
+func archName(m boot.Machine) string {
+	if m.Class != "" {
+		return m.Class
+	}
+	if m.HasArch {
+		return fmt.Sprintf("arch-%d", m.Arch)
+	}
+	return "arch-?"
+}
+
+// requestedIP is the address a client has or asks for: ciaddr, else option 50.
+func requestedIP(p *dhcpv4.DHCPv4) netip.Addr {
+	if ci := AddrFromIP(p.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() {
+		return ci
+	}
+	if p.MessageType() == dhcpv4.MessageTypeRequest {
+		if r := AddrFromIP(p.RequestedIPAddress()); r.IsValid() && !r.IsUnspecified() {
+			return r
+		}
+	}
+	return netip.Addr{}
+}

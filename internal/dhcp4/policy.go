@@ -1,0 +1,254 @@
+// Package dhcp4 answers network boot clients over DHCPv4: the ProxyDHCP
+// policy (port 67) and the PXE boot server (port 4011) as pure functions from
+// request to reply, the RFC 2131 §4.1 reply destination, and the loop that
+// owns the sockets, one per interface.
+package dhcp4
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"pxed/internal/boot"
+	"pxed/internal/pxe"
+)
+
+// Option codes the codec has no names for.
+const (
+	optClientUUID  = 97  // RFC 4578 §2.3
+	optIPXEEncaps  = 175 // iPXE encapsulated options
+	optUserClass   = 77  // RFC 3004
+	optClientArch  = 93  // RFC 4578 §2.1
+	optPXEVendor   = 43
+	optVendorClass = 60
+)
+
+// Port is the UDP port a request arrived on.
+type Port int
+
+// The two ports a PXE server listens on.
+const (
+	PortDHCP       Port = 67   // DHCP and ProxyDHCP (RFC 2131, PXE 2.1 §2.2.3)
+	PortBootServer Port = 4011 // PXE boot server discovery (PXE 2.1 §2.2.5)
+)
+
+// Request is one incoming packet with what the loop knows about it.
+type Request struct {
+	Packet *dhcpv4.DHCPv4
+	Port   Port
+	Server boot.Server // the address of the receiving interface and the HTTP port
+}
+
+// Result is the policy's answer: a reply to send or the reason for silence.
+type Result struct {
+	Reply   *dhcpv4.DHCPv4 // nil when ignored
+	Reason  string         // why ignored, or what was answered
+	Machine boot.Machine
+	Plan    boot.Plan
+}
+
+// Machine extracts what a client says about itself from its packet.
+func Machine(p *dhcpv4.DHCPv4) boot.Machine {
+	m := boot.Machine{MAC: p.ClientHWAddr}
+	vc, isBoot := pxe.ParseVendorClass(p.ClassIdentifier())
+	if b := p.Options.Get(dhcpv4.GenericOptionCode(optClientArch)); len(b) >= 2 {
+		m.Arch, m.HasArch = uint16(b[0])<<8|uint16(b[1]), true
+	} else if vc.HasArch {
+		m.Arch, m.HasArch = uint16(vc.Arch), true
+	}
+	if m.HasArch {
+		m.Class = string(pxe.Arch(m.Arch).Class())
+	}
+	if b := p.Options.Get(dhcpv4.GenericOptionCode(optClientUUID)); len(b) == 17 && b[0] == 0 {
+		m.UUID = hex.EncodeToString(b[1:])
+	}
+	switch {
+	case isIPXE(p):
+		m.Firmware = boot.FirmwareIPXE
+	case isBoot && vc.Kind == pxe.HTTPClient:
+		m.Firmware = boot.FirmwareHTTP
+	case isBoot:
+		m.Firmware = boot.FirmwarePXE
+	}
+	return m
+}
+
+// isIPXE reports whether p comes from iPXE: user class "iPXE" (RFC 3004
+// encoding or the plain string older iPXE sends) or iPXE's option 175.
+func isIPXE(p *dhcpv4.DHCPv4) bool {
+	if p.Options.Has(dhcpv4.GenericOptionCode(optIPXEEncaps)) {
+		return true
+	}
+	b := p.Options.Get(dhcpv4.GenericOptionCode(optUserClass))
+	if len(b) == 0 {
+		return false
+	}
+	if string(b) == "iPXE" {
+		return true
+	}
+	for len(b) > 0 { // RFC 3004: len, data, len, data…
+		n := int(b[0])
+		if 1+n > len(b) {
+			return false
+		}
+		if string(b[1:1+n]) == "iPXE" {
+			return true
+		}
+		b = b[1+n:]
+	}
+	return false
+}
+
+// Validate checks the fixed header of a BOOTREQUEST: the things a reply
+// depends on. It returns a reason for dropping the packet, or "".
+func Validate(p *dhcpv4.DHCPv4) string {
+	switch {
+	case p.OpCode != dhcpv4.OpcodeBootRequest:
+		return "not a BOOTREQUEST"
+	case p.HWType != 1 || len(p.ClientHWAddr) != 6:
+		return fmt.Sprintf("hardware type %d length %d (only Ethernet is booted)", p.HWType, len(p.ClientHWAddr))
+	case isZeroOrBroadcast(p.ClientHWAddr):
+		return "zero or broadcast chaddr"
+	}
+	return ""
+}
+
+func isZeroOrBroadcast(mac net.HardwareAddr) bool {
+	zero, bcast := true, true
+	for _, b := range mac {
+		zero = zero && b == 0
+		bcast = bcast && b == 0xff
+	}
+	return zero || bcast
+}
+
+// Proxy is the ProxyDHCP and PXE boot server policy (PXE 2.1 §2.2.3–2.2.5):
+// it answers PXE clients only, never hands out addresses, and gives each the
+// boot file its firmware needs.
+type Proxy struct {
+	Boot *boot.Config
+}
+
+// Respond answers one request. It is pure: the same request and config give
+// the same result.
+func (px *Proxy) Respond(req Request) Result {
+	p := req.Packet
+	if why := Validate(p); why != "" {
+		return Result{Reason: why}
+	}
+	m := Machine(p)
+	res := Result{Machine: m}
+	mt := p.MessageType()
+	switch {
+	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeDiscover:
+	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeRequest:
+		// A client in SELECTING sends its REQUEST to the DHCP server that
+		// gave the address; ProxyDHCP stays silent (PXE 2.1 §2.2.3 step 3).
+		res.Reason = "DHCPREQUEST on port 67 is for the address server"
+		return res
+	case req.Port == PortBootServer && (mt == dhcpv4.MessageTypeRequest || mt == dhcpv4.MessageTypeInform):
+	default:
+		res.Reason = fmt.Sprintf("%s on port %d is not answered by ProxyDHCP", mt, req.Port)
+		return res
+	}
+	if m.Firmware == boot.FirmwareUnknown {
+		res.Reason = "not a PXE client (no option 60 PXEClient/HTTPClient)"
+		return res
+	}
+	plan := px.Boot.Decide(m, req.Server)
+	res.Plan = plan
+	if plan.Action == boot.Ignore {
+		res.Reason = plan.Reason
+		return res
+	}
+	reply, err := dhcpv4.NewReplyFromRequest(p)
+	if err != nil {
+		res.Reason = fmt.Sprintf("building reply: %v", err)
+		return res
+	}
+	serverIP := net.IP(req.Server.IP.AsSlice())
+	reply.YourIPAddr = net.IPv4zero // ProxyDHCP never assigns an address
+	reply.ServerIPAddr = serverIP   // siaddr: next server (TFTP)
+	reply.ClientIPAddr = p.ClientIPAddr
+	reply.ServerHostName = req.Server.IP.String()
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(serverIP))
+	reply.UpdateOption(dhcpv4.OptClassIdentifier(plan.VendorClass))
+	if uuid := p.Options.Get(dhcpv4.GenericOptionCode(optClientUUID)); uuid != nil {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optClientUUID), uuid))
+	}
+	setBootFile(reply, plan.BootFile)
+	if req.Port == PortDHCP {
+		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeOffer))
+	} else {
+		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
+	}
+	if vo, ok := vendorOptions(m, req, p); ok {
+		b, err := vo.Marshal()
+		if err != nil {
+			res.Reason = fmt.Sprintf("encoding option 43: %v", err)
+			return res
+		}
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optPXEVendor), b))
+	}
+	res.Reply = reply
+	res.Reason = plan.Reason
+	return res
+}
+
+// vendorOptions decides option 43 of a reply.
+//
+// Legacy BIOS PXE ROMs and iPXE get discovery control "use the boot file"
+// (PXE 2.1 §2.4 bit 3): they load the file from this offer with no menu, no
+// prompt and no discovery. UEFI PXE (EDK II) gets no option 43 at all: the
+// offer is then a ProxyBinl offer (see pxe.Classify) and the firmware asks
+// this server on port 4011 for its boot file, which every UEFI firmware
+// supports, where some ignore proxy offers that bypass discovery. On port
+// 4011 the boot item the client asked for (sub-option 71) is echoed.
+func vendorOptions(m boot.Machine, req Request, p *dhcpv4.DHCPv4) (pxe.VendorOptions, bool) {
+	if req.Port == PortBootServer {
+		if b := p.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)); b != nil {
+			if in, err := pxe.ParseVendorOptions(b); err == nil && in.BootItem != nil {
+				return pxe.VendorOptions{BootItem: in.BootItem}, true
+			}
+		}
+		return pxe.VendorOptions{}, false
+	}
+	if m.Firmware == boot.FirmwareHTTP || (m.Firmware == boot.FirmwarePXE && m.Class != string(pxe.ClassBIOS)) {
+		return pxe.VendorOptions{}, false
+	}
+	return pxe.VendorOptions{DiscoveryControl: pxe.DiscoveryUseBootFile, HasDiscovery: true}, true
+}
+
+// setBootFile puts name in the file field when it fits (128 bytes with a NUL)
+// and always in option 67, which clients prefer when present.
+func setBootFile(reply *dhcpv4.DHCPv4, name string) {
+	if len(name) < 128 {
+		reply.BootFileName = name
+	}
+	reply.UpdateOption(dhcpv4.OptBootFileName(name))
+}
+
+// Describe summarises a request for logs: message type, MAC, firmware, arch.
+func Describe(p *dhcpv4.DHCPv4) string {
+	m := Machine(p)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s from %s firmware=%s", p.MessageType(), p.ClientHWAddr, m.Firmware)
+	if m.HasArch {
+		fmt.Fprintf(&sb, " arch=%s", pxe.Arch(m.Arch))
+	}
+	return sb.String()
+}
+
+// AddrFromIP converts a 4-byte or 16-byte net.IP to netip.Addr (unmapped);
+// the zero Addr for nil or invalid input.
+func AddrFromIP(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
