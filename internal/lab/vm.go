@@ -1,0 +1,206 @@
+package lab
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Firmware is the machine firmware a VM network-boots with.
+type Firmware int
+
+const (
+	// BIOS is SeaBIOS with QEMU's default NIC option ROM, which is iPXE (ipxe-qemu): its first
+	// DHCP already carries user class "iPXE" and client architecture 0.
+	BIOS Firmware = iota
+	// UEFI is OVMF (EDK II) with its own virtio-net driver and no NIC option ROM: the EDK II PXE
+	// client does the first DHCP (client architecture 7, no user class) and loads the network
+	// bootstrap program over TFTP.
+	UEFI
+)
+
+// String returns "bios" or "uefi".
+func (f Firmware) String() string {
+	switch f {
+	case BIOS:
+		return "bios"
+	case UEFI:
+		return "uefi"
+	default:
+		return fmt.Sprintf("firmware(%d)", int(f))
+	}
+}
+
+// Firmware files (Debian packages ovmf, seabios, qemu-system-x86).
+const (
+	qemuBinary = "qemu-system-x86_64"
+	ovmfCode   = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+	ovmfVars   = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+)
+
+// DefaultVMTimeout is the lifetime of a VM when VMOptions.Timeout is 0.
+const DefaultVMTimeout = 5 * time.Minute
+
+// serialTail is how much of the serial log WaitSerial prints when it fails.
+const serialTail = 3 << 10
+
+// VMOptions configures StartVM. The zero value boots a BIOS machine with a generated MAC.
+type VMOptions struct {
+	// Firmware is BIOS (default) or UEFI.
+	Firmware Firmware
+	// MAC is the NIC's address, like "52:54:00:12:34:56". If empty, a unique locally
+	// administered address is generated.
+	MAC string
+	// Timeout is how long the VM may run before it is killed. If 0, DefaultVMTimeout.
+	Timeout time.Duration
+}
+
+// VM is a QEMU machine network-booting on a lab bridge.
+type VM struct {
+	// MAC is the NIC's MAC address.
+	MAC string
+	// Tap is the tap device (inside the lab namespace) the NIC is attached to.
+	Tap string
+	// SerialPath is the file receiving the serial console (COM1).
+	SerialPath string
+	// Proc is the QEMU process.
+	Proc *Proc
+	// Started is when QEMU was started.
+	Started time.Time
+}
+
+var macCounter atomic.Int64
+
+// StartVM boots a machine on n's bridge: a tap device in n.NS() added to the bridge, QEMU
+// (TCG only: KVM hangs Linux guests here) with 512 MiB, no disk, one virtio-net-pci NIC with
+// opt.MAC as the first boot device, the serial console written to a file, no display, and
+// -no-reboot (the guest's reboot or power-off ends QEMU). It skips the test when QEMU or the
+// firmware is not installed. The VM is killed by t.Cleanup and after opt.Timeout.
+func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
+	t.Helper()
+	if _, err := exec.LookPath(qemuBinary); err != nil {
+		t.Skipf("lab: needs %s (apt-get install qemu-system-x86 ipxe-qemu seabios ovmf)", qemuBinary)
+	}
+	if opt.Firmware == UEFI {
+		for _, f := range []string{ovmfCode, ovmfVars} {
+			if _, err := os.Stat(f); err != nil {
+				t.Skipf("lab: needs OVMF firmware %s (apt-get install ovmf)", f)
+			}
+		}
+	}
+	if opt.MAC == "" {
+		opt.MAC = generateMAC()
+	}
+	if opt.Timeout == 0 {
+		opt.Timeout = DefaultVMTimeout
+	}
+	dir := t.TempDir()
+	vm := &VM{MAC: opt.MAC, SerialPath: filepath.Join(dir, "serial.log")}
+	vm.Tap = n.addTap(t)
+
+	args := []string{
+		"-accel", "tcg",
+		"-m", "512",
+		"-smp", "1",
+		"-display", "none",
+		"-monitor", "none",
+		"-no-reboot",
+		"-serial", "file:" + vm.SerialPath,
+		"-netdev", "tap,id=n0,ifname=" + vm.Tap + ",script=no,downscript=no",
+	}
+	nic := "virtio-net-pci,netdev=n0,mac=" + opt.MAC + ",bootindex=0"
+	switch opt.Firmware {
+	case BIOS:
+		// SeaBIOS; the NIC's default option ROM is iPXE. -boot n: network first.
+		args = append(args, "-machine", "pc", "-boot", "n", "-device", nic)
+	case UEFI:
+		vars := filepath.Join(dir, "OVMF_VARS.fd")
+		if err := copyFile(ovmfVars, vars); err != nil {
+			t.Fatalf("lab: %v", err)
+		}
+		// romfile= drops the NIC's iPXE option ROM, whose EFI driver would do the first DHCP
+		// itself (user class iPXE): OVMF's own VirtioNetDxe and PxeBcDxe do it, as on real
+		// UEFI machines, and load the network bootstrap program over TFTP.
+		args = append(args, "-machine", "q35", "-device", nic+",romfile=",
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+	default:
+		t.Fatalf("lab: unknown firmware %v", opt.Firmware)
+	}
+	vm.Started = time.Now()
+	vm.Proc = Start(t, n.NS(), qemuBinary, args...)
+	t.Logf("lab: started %s VM %s on %s/%s (pid %d, serial %s)", opt.Firmware, opt.MAC, n.NS(), vm.Tap, vm.Proc.Cmd.Process.Pid, vm.SerialPath)
+
+	// Bound the VM's life even if the test forgets it.
+	timer := time.AfterFunc(opt.Timeout, vm.Proc.Stop)
+	t.Cleanup(func() { timer.Stop() })
+	return vm
+}
+
+// Serial returns the serial console output so far.
+func (vm *VM) Serial() string {
+	b, err := os.ReadFile(vm.SerialPath)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// WaitSerial polls the serial log every 100 ms until it contains marker. It fails the test,
+// printing the last 3 KB of the serial log and QEMU's own output, when timeout passes first or
+// when QEMU exits without having printed marker.
+func (vm *VM) WaitSerial(t testing.TB, marker string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(vm.Serial(), marker) {
+			return
+		}
+		exited := vm.Proc.Exited()
+		if exited && strings.Contains(vm.Serial(), marker) {
+			return
+		}
+		if exited || time.Now().After(deadline) {
+			why := fmt.Sprintf("timed out after %v", timeout)
+			if exited {
+				why = fmt.Sprintf("QEMU exited (%v) after %v", vm.Proc.Err(), time.Since(vm.Started).Round(time.Second))
+			}
+			t.Fatalf("lab: VM %s: %s without %q on the serial console\n--- serial, last %d bytes:\n%s\n--- qemu output:\n%s",
+				vm.MAC, why, marker, serialTail, tail(vm.Serial(), serialTail), tail(vm.Proc.Output(), serialTail))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// generateMAC returns a locally administered unicast MAC unique to this process and call.
+func generateMAC() string {
+	pid := os.Getpid()
+	n := macCounter.Add(1)
+	return fmt.Sprintf("52:54:%02x:%02x:%02x:%02x", byte(pid>>16), byte(pid>>8), byte(pid), byte(n))
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
