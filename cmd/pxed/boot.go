@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"pxed/internal/config"
+)
+
+// runBoot is the one-command path: a kernel, initrds and a command line
+// become the default profile of every PXE machine on the interface.
+func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf serverFlags
+	sf.register(fs)
+	kernel := fs.String("kernel", "", "kernel image to boot (required)")
+	var initrds stringList
+	fs.Var(&initrds, "initrd", "initrd to load (repeatable, in order)")
+	cmdline := fs.String("cmdline", "", "kernel command line")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("boot: unexpected argument %q (flags only; see pxed boot -h)", fs.Arg(0))
+	}
+	if *kernel == "" {
+		return usagef("boot: --kernel is required: write --kernel /path/to/vmlinuz")
+	}
+	if len(sf.interfaces) == 0 && sf.dhcp != config.ModeOff {
+		return usagef("boot: --interface is required: the network the machines boot on, e.g. --interface eth1")
+	}
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
+	p := config.Profile{Kernel: abs(*kernel), Cmdline: *cmdline}
+	for _, i := range initrds {
+		p.Initrds = append(p.Initrds, abs(i))
+	}
+	cfg := &config.Config{Profiles: map[string]config.Profile{"default": p}, Default: "default"}
+	sf.apply(cfg)
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return usageError{fmt.Errorf("boot:\n%w", err)}
+	}
+	return serve(ctx, cfg, stderr)
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"pxed/internal/api"
+	"pxed/internal/config"
+	"pxed/internal/dhcp4"
+	"pxed/internal/events"
+	"pxed/internal/httpboot"
+	"pxed/internal/tftp"
+)
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs every part the configuration enables until ctx ends. Sockets
+// are opened first, so a port in use or a missing interface fails at start.
+func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
+	log := newLogger(cfg, logw)
+	evlog := &events.Log{Logger: log}
+	bc := cfg.Boot()
+
+	httpPort := 8080
+	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
+		if n, err := strconv.Atoi(p); err == nil && n != 0 {
+			httpPort = n
+		}
+	}
+
+	// TFTP: boot directory first, then the iPXE directory.
+	var tftpSrv *tftp.Server
+	var tftpConn net.PacketConn
+	if cfg.TFTPAddr != "off" {
+		tftpSrv = &tftp.Server{Handler: tftpHandler(cfg), Logger: log.With("proto", "tftp"),
+			OnStart: func(r tftp.Request) {
+				evlog.Record(events.Event{IP: r.Client.Addr(), Stage: events.StageTFTPStart, Detail: r.Filename + tftpOptions(r.Options)})
+			},
+			OnDone: func(t tftp.Transfer) { evlog.Record(tftpEvent(t)) },
+		}
+		c, err := net.ListenPacket("udp", cfg.TFTPAddr)
+		if err != nil {
+			return fmt.Errorf("tftp: listen %s: %w", cfg.TFTPAddr, err)
+		}
+		tftpConn = c
+	}
+
+	// HTTP: boot files, scripts, API, metrics.
+	mux := http.NewServeMux()
+	hb := &httpboot.Handler{Boot: bc, BootDir: cfg.BootDir, HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
+	hb.Register(mux)
+	(&api.Handler{Events: evlog}).Register(mux)
+	var dsrv *dhcp4.Server
+	if cfg.DHCP.Mode == config.ModeProxy {
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc}, HTTPPort: httpPort,
+			Events: evlog, Logger: log.With("proto", "dhcp")}
+	} else if cfg.DHCP.Mode == config.ModeServer {
+		return usagef("dhcp mode server is not available yet in this build: use --dhcp proxy beside your DHCP server")
+	}
+	reg := prometheus.NewRegistry()
+	registerMetrics(reg, dsrv, tftpSrv, hb)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	hl, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		if tftpConn != nil {
+			tftpConn.Close()
+		}
+		return fmt.Errorf("http: listen %s: %w", cfg.HTTPAddr, err)
+	}
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	var socks []*dhcp4.Socket
+	if dsrv != nil {
+		socks, err = dsrv.Open()
+		if err != nil {
+			hl.Close()
+			if tftpConn != nil {
+				tftpConn.Close()
+			}
+			return err
+		}
+	}
+
+	errc := make(chan error, 3)
+	if tftpSrv != nil {
+		go func() { errc <- tftpSrv.Serve(tftpConn) }()
+	}
+	go func() { errc <- httpSrv.Serve(hl) }()
+	dctx, dcancel := context.WithCancel(ctx)
+	defer dcancel()
+	if dsrv != nil {
+		go func() { errc <- dsrv.Run(dctx, socks) }()
+	}
+	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "tftp", cfg.TFTPAddr,
+		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		if errors.Is(runErr, http.ErrServerClosed) || errors.Is(runErr, net.ErrClosed) {
+			runErr = nil
+		}
+	}
+	log.Info("pxed stopping")
+	dcancel()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(sctx)
+	if tftpSrv != nil {
+		_ = tftpSrv.Shutdown(sctx)
+	}
+	return runErr
+}
+
+// tftpHandler serves the boot directory, then the iPXE directory, so the
+// default NBPs (undionly.kpxe, ipxe.efi) need no copying.
+func tftpHandler(cfg *config.Config) tftp.Handler {
+	var dirs []tftp.Handler
+	if cfg.BootDir != "" {
+		dirs = append(dirs, tftp.Dir(cfg.BootDir))
+	}
+	if cfg.IPXEDir != "" {
+		dirs = append(dirs, tftp.Dir(cfg.IPXEDir))
+	}
+	return func(req tftp.Request) (tftp.File, int64, error) {
+		err := error(tftp.ErrNotFound)
+		for _, h := range dirs {
+			f, size, e := h(req)
+			if e == nil {
+				return f, size, nil
+			}
+			if !errors.Is(e, tftp.ErrNotFound) {
+				return nil, 0, e
+			}
+			err = e
+		}
+		return nil, 0, err
+	}
+}
+
+func tftpOptions(o map[string]string) string {
+	if len(o) == 0 {
+		return ""
+	}
+	s := ""
+	for _, k := range []string{"blksize", "tsize", "windowsize", "timeout"} {
+		if v, ok := o[k]; ok {
+			s += " " + k + "=" + v
+		}
+	}
+	return s
+}
+
+func tftpEvent(t tftp.Transfer) events.Event {
+	e := events.Event{IP: t.Client.Addr(), Detail: t.Filename, Bytes: t.Bytes, Dur: t.Dur}
+	switch {
+	case t.Err == nil:
+		e.Stage = events.StageTFTPDone
+		e.Detail = fmt.Sprintf("%s blksize=%d windowsize=%d", t.Filename, t.Blksize, t.Windowsize)
+	case t.Aborted:
+		// UEFI firmware asks for tsize, then aborts on purpose (error 8).
+		e.Stage = events.StageTFTPError
+		e.Detail = t.Filename + ": aborted by client (" + t.Err.Error() + "; normal for a UEFI size probe)"
+	default:
+		e.Stage = events.StageTFTPError
+		e.Detail = t.Filename + ": " + t.Err.Error()
+	}
+	return e
+}
+
+func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, h *httpboot.Handler) {
+	counter := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	if d != nil {
+		counter("pxed_dhcp_received_total", "DHCP packets read.", func() float64 { return float64(d.Stats().Received) })
+		counter("pxed_dhcp_malformed_total", "DHCP packets dropped as malformed.", func() float64 { return float64(d.Stats().Malformed) })
+		counter("pxed_dhcp_ignored_total", "Valid DHCP packets not answered.", func() float64 { return float64(d.Stats().Ignored) })
+		counter("pxed_dhcp_replies_total", "DHCP replies sent.", func() float64 { return float64(d.Stats().Replied) })
+	}
+	if t != nil {
+		counter("pxed_tftp_malformed_total", "TFTP packets dropped as malformed.", func() float64 { return float64(t.Stats().Malformed) })
+		counter("pxed_tftp_refused_total", "TFTP requests refused.", func() float64 { return float64(t.Stats().Refused) })
+		counter("pxed_tftp_transfers_ok_total", "TFTP transfers completed.", func() float64 { return float64(t.Stats().TransfersOK) })
+		counter("pxed_tftp_transfers_failed_total", "TFTP transfers failed.", func() float64 { return float64(t.Stats().TransfersFailed) })
+		counter("pxed_tftp_transfers_aborted_total", "TFTP transfers aborted by the client.", func() float64 { return float64(t.Stats().TransfersAborted) })
+		counter("pxed_tftp_bytes_total", "TFTP payload bytes acknowledged.", func() float64 { return float64(t.Stats().Bytes) })
+	}
+	counter("pxed_http_errors_total", "HTTP boot requests answered with an error.", func() float64 { return float64(h.Errors()) })
+}

@@ -1,0 +1,83 @@
+// Command pxed is a network boot server: ProxyDHCP or full DHCP, PXE boot
+// server, TFTP and HTTP, so BIOS, UEFI and iPXE machines boot a kernel from
+// the network. Run `pxed help` for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes (DESIGN.md "Contracts").
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// usageError is a mistake in flags or configuration: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+const help = `pxed — network boot server
+
+Usage:
+  pxed boot  --interface IF --kernel FILE --initrd FILE [--cmdline STR] [flags]
+             boot every PXE machine on IF into that kernel (ProxyDHCP by default)
+  pxed serve [--config FILE] [flags]
+             run the server from a YAML configuration
+  pxed version
+
+Run 'pxed COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, help)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch args[0] {
+	case "boot":
+		err = runBoot(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = runServe(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "pxed", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, help)
+	default:
+		fmt.Fprintf(stderr, "pxed: unknown command %q\n\n%s", args[0], help)
+		return exitUsage
+	}
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "pxed:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFailure
+}
+
+var version = "dev"

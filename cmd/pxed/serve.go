@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"pxed/internal/config"
+)
+
+// serverFlags are the settings `serve` and `boot` share; each overrides the
+// configuration file when given.
+type serverFlags struct {
+	interfaces stringList
+	dhcp       string
+	dhcpRange  string
+	bootDir    string
+	dataDir    string
+	tftpAddr   string
+	httpAddr   string
+	ipxeDir    string
+	logFormat  string
+	logLevel   string
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func (f *serverFlags) register(fs *flag.FlagSet) {
+	fs.Var(&f.interfaces, "interface", "network interface to serve (repeatable)")
+	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, off")
+	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")
+	fs.StringVar(&f.bootDir, "boot-dir", "", "directory of files served over TFTP and HTTP")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for leases and machine state")
+	fs.StringVar(&f.tftpAddr, "tftp-addr", "", "TFTP listen HOST:PORT (default :69; off disables)")
+	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen HOST:PORT (default :8080)")
+	fs.StringVar(&f.ipxeDir, "ipxe-dir", "", "directory of iPXE binaries (default /usr/lib/ipxe)")
+	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+}
+
+// apply puts the flags that were given over c.
+func (f *serverFlags) apply(c *config.Config) {
+	if len(f.interfaces) > 0 {
+		c.Interfaces = f.interfaces
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.DHCP.Mode, f.dhcp)
+	if f.dhcpRange != "" {
+		c.DHCP.Range = f.dhcpRange
+		if f.dhcp == "" {
+			c.DHCP.Mode = config.ModeServer
+		}
+	}
+	set(&c.BootDir, f.bootDir)
+	set(&c.DataDir, f.dataDir)
+	set(&c.TFTPAddr, f.tftpAddr)
+	set(&c.HTTPAddr, f.httpAddr)
+	set(&c.IPXEDir, f.ipxeDir)
+	set(&c.LogFormat, f.logFormat)
+	set(&c.LogLevel, f.logLevel)
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf serverFlags
+	sf.register(fs)
+	file := fs.String("config", "", "YAML configuration file (see README, \"Configuration\")")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve: unexpected argument %q (flags only; see pxed serve -h)", fs.Arg(0))
+	}
+	cfg := &config.Config{}
+	if *file != "" {
+		c, err := config.Load(*file)
+		if err != nil {
+			var es config.Errors
+			if errors.As(err, &es) {
+				return usageError{err}
+			}
+			return usagef("%v", err)
+		}
+		cfg = c
+	}
+	sf.apply(cfg)
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return usageError{fmt.Errorf("configuration:\n%w", err)}
+	}
+	return serve(ctx, cfg, stderr)
+}
