@@ -67,7 +67,7 @@ type Profile struct {
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.
 var DefaultBootFiles = map[string]string{
 	string(pxe.ClassBIOS):   "undionly.kpxe",
-	string(pxe.ClassEFIX64): "ipxe.efi",
+	string(pxe.ClassEFIX64): "snponly.efi",
 }
 
 // Error is a configuration mistake: where it is and what to do.
