@@ -1,0 +1,429 @@
+// Package store persists pxed's leases. SQLite (modernc.org/sqlite, pure
+// Go) is the default backend; the lease.Store contract it implements is
+// checked by the shared conformance suite in internal/store/storetest so a
+// PostgreSQL backend can follow with the same guarantees.
+//
+// Durability: the database runs in WAL mode with synchronous=FULL, and
+// Put returns only after its transaction is committed (fsync'd). Writes
+// from concurrent callers are batched into one transaction per flush
+// (group commit), so many leases share one fsync.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pxed/internal/lease"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultMaxBatch    = 512
+	DefaultReaders     = 4
+)
+
+// Options tunes a SQLite store. The zero value works.
+type Options struct {
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// connection or process; 0 means DefaultBusyTimeout.
+	BusyTimeout time.Duration
+	// MaxBatch caps the Puts committed in one transaction; 0 means
+	// DefaultMaxBatch, 1 disables group commit (one fsync per Put).
+	MaxBatch int
+	// Readers is the size of the read connection pool; 0 means
+	// DefaultReaders.
+	Readers int
+	// Logger receives commit failures; nil discards.
+	Logger *slog.Logger
+}
+
+// Stats counts the work of the committer.
+type Stats struct {
+	Puts    uint64 // Puts committed or refused with ErrConflict
+	Batches uint64 // transactions committed
+}
+
+// SQLite is a lease.Store in a SQLite database file.
+type SQLite struct {
+	rdb, wdb *sql.DB
+	log      *slog.Logger
+	maxBatch int
+	reqs     chan *putReq
+	quit     chan struct{}
+	done     chan struct{}
+	close    sync.Once
+	puts     atomic.Uint64
+	batches  atomic.Uint64
+}
+
+var _ lease.Store = (*SQLite)(nil)
+
+// putReq is one Put waiting for the committer.
+type putReq struct {
+	ctx  context.Context
+	l    lease.Lease
+	out  lease.Lease
+	err  error
+	done chan struct{}
+}
+
+// dsn returns the connection string of path with the durability settings.
+func dsn(path string, busy time.Duration, write bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if write {
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the SQLite lease database at path,
+// applies the schema migrations and starts the committer. Close it when
+// done.
+func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = DefaultBusyTimeout
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = DefaultReaders
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: open %q: path must not contain '?' or '#'", path)
+	}
+	wdb, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	rdb, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("store: open %q for reading: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(opts.Readers)
+	s := &SQLite{
+		rdb: rdb, wdb: wdb, log: opts.Logger, maxBatch: opts.MaxBatch,
+		reqs: make(chan *putReq, opts.MaxBatch),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// Close stops the committer (pending Puts fail with lease.ErrClosed) and
+// closes the database.
+func (s *SQLite) Close() error {
+	var err error
+	s.close.Do(func() {
+		close(s.quit)
+		<-s.done
+		err = errors.Join(s.rdb.Close(), s.wdb.Close())
+		if err != nil {
+			err = fmt.Errorf("store: close: %w", err)
+		}
+	})
+	return err
+}
+
+// Stats returns the committer's counters.
+func (s *SQLite) Stats() Stats {
+	return Stats{Puts: s.puts.Load(), Batches: s.batches.Load()}
+}
+
+const columns = `addr, client_key, mac, hostname, state, expires, updated, version`
+
+// scanLease reads one row selected with columns.
+func scanLease(sc interface{ Scan(...any) error }) (lease.Lease, error) {
+	var (
+		addr, key, mac   []byte
+		host, state      string
+		expires, updated int64
+		version          int64
+	)
+	if err := sc.Scan(&addr, &key, &mac, &host, &state, &expires, &updated, &version); err != nil {
+		return lease.Lease{}, err
+	}
+	a, ok := netip.AddrFromSlice(addr)
+	if !ok {
+		return lease.Lease{}, fmt.Errorf("bad address %x in leases table", addr)
+	}
+	st, err := lease.ParseState(state)
+	if err != nil {
+		return lease.Lease{}, fmt.Errorf("lease %v: %w", a, err)
+	}
+	l := lease.Lease{
+		Addr: a, Key: lease.ClientKey(key), Hostname: host, State: st,
+		Expires: time.Unix(0, expires).UTC(), Updated: time.Unix(0, updated).UTC(),
+		Version: uint64(version),
+	}
+	if len(mac) > 0 {
+		l.MAC = net.HardwareAddr(mac)
+	}
+	return l, nil
+}
+
+// Get implements lease.Store.
+func (s *SQLite) Get(ctx context.Context, addr netip.Addr) (lease.Lease, error) {
+	row := s.rdb.QueryRowContext(ctx, `SELECT `+columns+` FROM leases WHERE addr = ?`, addr.AsSlice())
+	l, err := scanLease(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, lease.ErrNotFound)
+	}
+	if err != nil {
+		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, err)
+	}
+	return l, nil
+}
+
+// ByKey implements lease.Store.
+func (s *SQLite) ByKey(ctx context.Context, key lease.ClientKey) ([]lease.Lease, error) {
+	ls, err := s.query(ctx, `SELECT `+columns+` FROM leases WHERE client_key = ? ORDER BY addr`, []byte(key))
+	if err != nil {
+		return nil, fmt.Errorf("store: leases of %v: %w", key, err)
+	}
+	return ls, nil
+}
+
+// Find implements lease.Store.
+func (s *SQLite) Find(ctx context.Context, f lease.Filter) ([]lease.Lease, error) {
+	var where []string
+	var args []any
+	if f.First.IsValid() {
+		where, args = append(where, "addr >= ?"), append(args, f.First.AsSlice())
+	}
+	if f.Last.IsValid() {
+		where, args = append(where, "addr <= ?"), append(args, f.Last.AsSlice())
+	}
+	if len(f.States) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
+		for _, st := range f.States {
+			args = append(args, st.String())
+		}
+	}
+	order := " ORDER BY addr"
+	if !f.ExpiresBy.IsZero() {
+		where, args = append(where, "expires <= ?"), append(args, f.ExpiresBy.UnixNano())
+		order = " ORDER BY expires, addr"
+	}
+	q := `SELECT ` + columns + ` FROM leases`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += order
+	if f.Limit > 0 {
+		q, args = q+" LIMIT ?", append(args, f.Limit)
+	}
+	ls, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: find leases: %w", err)
+	}
+	return ls, nil
+}
+
+func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]lease.Lease, error) {
+	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lease.Lease
+	for rows.Next() {
+		l, err := scanLease(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// Put implements lease.Store: it queues l for the committer and returns
+// once the transaction holding it is committed to disk.
+func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	if !l.Addr.IsValid() {
+		return lease.Lease{}, errors.New("store: put: invalid address")
+	}
+	if l.State < lease.Offered || l.State > lease.Declined {
+		return lease.Lease{}, fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State)
+	}
+	r := &putReq{ctx: ctx, l: l, done: make(chan struct{})}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
+	case <-ctx.Done():
+		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, ctx.Err())
+	}
+	select {
+	case <-r.done:
+	case <-s.done:
+		select {
+		case <-r.done:
+		default:
+			return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
+		}
+	case <-ctx.Done():
+		return lease.Lease{}, fmt.Errorf("store: put %v: outcome unknown: %w", l.Addr, ctx.Err())
+	}
+	if r.err != nil {
+		return lease.Lease{}, fmt.Errorf("store: put %v version %d: %w", l.Addr, l.Version, r.err)
+	}
+	return r.out, nil
+}
+
+// commitLoop is the committer: it takes every Put waiting (up to
+// maxBatch) and commits them in one transaction, then wakes their callers.
+// While one batch is being fsync'd the next one queues up, so the batch
+// size follows the load with no added latency when idle.
+func (s *SQLite) commitLoop() {
+	defer close(s.done)
+	batch := make([]*putReq, 0, s.maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		case <-s.quit:
+			s.failPending()
+			return
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.flush(batch)
+	}
+}
+
+// failPending fails the Puts queued at Close.
+func (s *SQLite) failPending() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.err = lease.ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+const (
+	insertSQL = `INSERT INTO leases (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (addr) DO NOTHING`
+	updateSQL = `UPDATE leases SET client_key = ?, mac = ?, hostname = ?, state = ?, expires = ?, updated = ?,
+		version = version + 1 WHERE addr = ? AND version = ?`
+)
+
+// flush commits one batch and reports each Put's outcome.
+func (s *SQLite) flush(batch []*putReq) {
+	err := s.commit(batch)
+	if err != nil {
+		s.log.Error("lease commit failed", "puts", len(batch), "err", err)
+	} else {
+		s.batches.Add(1)
+	}
+	for _, r := range batch {
+		if err != nil && r.err == nil {
+			r.err, r.out = err, lease.Lease{}
+		}
+		if r.err == nil || errors.Is(r.err, lease.ErrConflict) {
+			s.puts.Add(1)
+		}
+		close(r.done)
+	}
+}
+
+// commit runs the batch in one transaction. A Put whose condition fails
+// gets ErrConflict and does not affect the others; any other error aborts
+// the whole batch.
+func (s *SQLite) commit(batch []*putReq) error {
+	ctx := context.Background()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	var ins, upd *sql.Stmt
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err // the caller has given up; do not write
+			continue
+		}
+		l := r.l
+		var mac []byte
+		if len(l.MAC) > 0 {
+			mac = l.MAC
+		}
+		var res sql.Result
+		if l.Version == 0 {
+			if ins == nil {
+				if ins, err = tx.PrepareContext(ctx, insertSQL); err != nil {
+					return fmt.Errorf("prepare insert: %w", err)
+				}
+			}
+			res, err = ins.ExecContext(ctx, l.Addr.AsSlice(), []byte(l.Key), mac, l.Hostname, l.State.String(),
+				l.Expires.UnixNano(), l.Updated.UnixNano())
+		} else {
+			if upd == nil {
+				if upd, err = tx.PrepareContext(ctx, updateSQL); err != nil {
+					return fmt.Errorf("prepare update: %w", err)
+				}
+			}
+			res, err = upd.ExecContext(ctx, []byte(l.Key), mac, l.Hostname, l.State.String(),
+				l.Expires.UnixNano(), l.Updated.UnixNano(), l.Addr.AsSlice(), int64(l.Version))
+		}
+		if err != nil {
+			return fmt.Errorf("write %v: %w", l.Addr, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("write %v: %w", l.Addr, err)
+		}
+		if n == 0 {
+			r.err = lease.ErrConflict
+			continue
+		}
+		l.Version++
+		l.Expires, l.Updated = time.Unix(0, l.Expires.UnixNano()).UTC(), time.Unix(0, l.Updated.UnixNano()).UTC()
+		r.out = l
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
