@@ -16,11 +16,13 @@ import (
 // Client downloads files over TFTP. The zero value asks for no options
 // (RFC 1350 lockstep, 512-byte blocks).
 type Client struct {
-	Blksize    int           // 0 or 512: do not ask
-	Windowsize int           // 0 or 1: do not ask (lockstep)
-	Tsize      bool          // ask for the transfer size
-	Timeout    time.Duration // retransmit timeout, also asked from the server (whole seconds); 0 => 1s, not asked
-	Retries    int           // 0 => 5
+	Blksize    int  // 0 or 512: do not ask
+	Windowsize int  // 0 or 1: do not ask (lockstep)
+	Tsize      bool // ask for the transfer size
+	// Timeout is the retransmit timeout; from 1s up it is also asked from the
+	// server (RFC 2349, whole seconds). 0 => 1s, not asked.
+	Timeout time.Duration
+	Retries int // 0 => 5
 	// Dial returns the socket of one transfer; nil => a new UDP socket.
 	// Tests wrap it to inject loss and delay.
 	Dial func() (net.PacketConn, error)
@@ -87,6 +89,11 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 	}
 	conn := pconn{PacketConn: raw}
 	conn.udp, _ = raw.(*net.UDPConn)
+	if conn.udp != nil && c.Windowsize > 1 {
+		// A whole window must fit the receive buffer, or it overflows and
+		// every window waits for a timeout (the kernel caps at rmem_max).
+		conn.udp.SetReadBuffer(min(2*c.Windowsize*(max(c.Blksize, DefaultBlksize)+64), 8<<20))
+	}
 	closeConn := true
 	defer func() {
 		if closeConn {
@@ -114,8 +121,8 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 	if c.Tsize {
 		asked = append(asked, Option{OptTsize, "0"})
 	}
-	if c.Timeout > 0 {
-		asked = append(asked, Option{OptTimeout, strconv.Itoa(min(max(int(c.Timeout/time.Second), 1), 255))})
+	if c.Timeout >= time.Second {
+		asked = append(asked, Option{OptTimeout, strconv.Itoa(min(int(c.Timeout/time.Second), 255))})
 	}
 	rrq := AppendPacket(nil, Packet{Op: OpRRQ, Filename: filename, Mode: "octet", Options: asked})
 
