@@ -152,3 +152,20 @@ func (f *fixture) fill() int {
 		n++
 	}
 }
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// put stores l directly, as a lease left by an earlier configuration.
+func (f *fixture) put(l Lease) {
+	f.t.Helper()
+	if _, err := f.store.Put(context.Background(), l); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) must(err error) {
+	f.t.Helper()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
