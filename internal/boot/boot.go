@@ -174,8 +174,9 @@ func classOr(c string) string {
 }
 
 func base(s Server) string {
-	host := s.IP.String()
-	if s.IP.Is6() && !s.IP.Is4In6() {
+	ip := s.IP.Unmap() // an IPv4-mapped address is written as IPv4
+	host := ip.String()
+	if ip.Is6() {
 		host = "[" + host + "]"
 	}
 	if s.HTTPPort != 0 && s.HTTPPort != 80 {
