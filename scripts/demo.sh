@@ -185,7 +185,8 @@ sleep 0.5 # let the live view print the last events
 if ((!booted)); then
 	echo "demo: no PXED-BOOT-OK on the serial console after $((SECONDS - T0))s" >&2
 	echo "--- serial console (last 40 lines):" >&2
-	tail -n 40 "$WORK/serial.log" >&2 2>/dev/null || true
+	tail -n 40 "$WORK/serial.log" 2>/dev/null | sed -E 's/\x1b\[[0-9;=?]*[A-Za-z]//g' >&2 || true
+	echo >&2
 	echo "--- qemu:" >&2
 	tail -n 10 "$WORK/qemu.log" >&2
 	echo "--- pxed (last 30 lines):" >&2
@@ -215,6 +216,6 @@ rows=$(jq -r '
 	         (if (.bytes // 0) > 0 then (.bytes | tostring) else "" end),
 	         (if (.duration // 0) == 0 then "" else (.duration | dur) end)] | @tsv
 	' <<<"$json" 2>&1) || { echo "demo: could not read the timeline ($rows); raw answer:" >&2; echo "$json" >&2; exit 1; }
-awk -F '\t' 'BEGIN { printf "%-9s  %-18s  %-56s  %10s  %9s\n", "TIME", "STAGE", "DETAIL", "BYTES", "DURATION" }
-	{ printf "+%-8s  %-18s  %-56s  %10s  %9s\n", sprintf("%.2fs", $1), $2, $3, $4, $5 }' <<<"$rows"
+awk -F '\t' 'BEGIN { printf "%-9s  %-14s  %10s  %9s  %s\n", "TIME", "STAGE", "BYTES", "DURATION", "DETAIL" }
+	{ printf "+%-8s  %-14s  %10s  %9s  %s\n", sprintf("%.2fs", $1), $2, $4, $5, $3 }' <<<"$rows"
 say "done: $(jq length <<<"$json") events"
