@@ -36,6 +36,8 @@ Usage:
              boot every PXE machine on IF into that kernel (ProxyDHCP by default)
   pxed serve [--config FILE] [flags]
              run the server from a YAML configuration
+  pxed probe --interface IF [--arch A] [--fetch] [--json] [--expect-server IP]
+             act as a PXE client and report what a machine would boot
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runBoot(ctx, args[1:], stdout, stderr)
 	case "serve":
 		err = runServe(ctx, args[1:], stdout, stderr)
+	case "probe":
+		err = runProbe(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"pxed/internal/client"
+)
+
+// errWouldNotBoot makes probe exit 1 after it printed its report.
+var errWouldNotBoot = errors.New("probe: the simulated firmware would not boot")
+
+// runProbe acts as a PXE client on an interface and reports what a real
+// machine with the chosen firmware would do.
+func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	iface := fs.String("interface", "", "interface to probe on (required)")
+	arch := fs.String("arch", "efi-x64", "firmware to simulate: "+strings.Join(client.ProfileNames(), ", "))
+	fetch := fs.Bool("fetch", false, "download the boot file (and an iPXE script's files); otherwise only check they exist")
+	asJSON := fs.Bool("json", false, "print one JSON document instead of the report")
+	var expect stringList
+	fs.Var(&expect, "expect-server", "address of a server that should answer (repeatable); others are flagged")
+	scale := fs.Float64("timeout-scale", 1, "multiply the firmware's DHCP timeouts (4, 8, 16, 32 s) by this factor")
+	verbose := fs.Bool("v", false, "log each packet to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("probe: unexpected argument %q (flags only; see pxed probe -h)", fs.Arg(0))
+	}
+	if *iface == "" {
+		return usagef("probe: --interface is required: the network to probe, e.g. --interface eth1")
+	}
+	prof, err := client.ParseProfile(*arch)
+	if err != nil {
+		return usagef("probe: --arch: %v", err)
+	}
+	if *scale <= 0 || *scale > 10 {
+		return usagef("probe: --timeout-scale %v: write a factor above 0 and at most 10, e.g. 0.25", *scale)
+	}
+	var servers []netip.Addr
+	for _, s := range expect {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return usagef("probe: --expect-server %q: write an IPv4 address, e.g. --expect-server 192.0.2.1", s)
+		}
+		servers = append(servers, a)
+	}
+	cfg := client.Config{Interface: *iface, Profile: prof, Fetch: *fetch, ExpectServers: servers, Scale: *scale}
+	if *verbose {
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	var pb *progressBar
+	if !*asJSON && *fetch {
+		pb = &progressBar{w: stdout}
+		cfg.Progress = pb.update
+	}
+	if !*asJSON {
+		fmt.Fprintf(stdout, "probing %s as %s (%s), option 60 %q\n", *iface, prof.Name, prof.Firmware, prof.VendorClass())
+	}
+	res := client.Probe(ctx, cfg)
+	if pb != nil {
+		pb.done()
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return fmt.Errorf("probe: write JSON: %w", err)
+		}
+	} else {
+		printReport(stdout, res)
+	}
+	if !res.Boots {
+		return errWouldNotBoot
+	}
+	return nil
+}
+
+// printReport writes res for people.
+func printReport(w io.Writer, r *client.Result) {
+	fmt.Fprintf(w, "client %s uuid %s\n", r.MAC, r.UUID)
+	d := r.DHCP
+	if d == nil {
+		fmt.Fprintf(w, "\n%s\n", r.Verdict)
+		return
+	}
+	fmt.Fprintf(w, "\n%d answer(s) after %d DISCOVER(s):\n", len(d.Offers), d.Discovers)
+	for i, o := range d.Offers {
+		mark := " "
+		if i == d.Selection.Address || i == d.Selection.Boot {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "%s [%d] %s from %s (%s, %s)", mark, i, o.Server(), o.From, o.Kind, o.Type)
+		if o.YourIP.IsValid() {
+			fmt.Fprintf(w, " offers %s", o.YourIP)
+		}
+		fmt.Fprintln(w)
+		if o.BootFile != "" || o.NextServer.IsValid() {
+			fmt.Fprintf(w, "      boot file %q next server %v\n", o.BootFile, orNone(o.NextServer))
+		}
+		if o.VendorClass != "" {
+			fmt.Fprintf(w, "      vendor class %q\n", o.VendorClass)
+		}
+		if o.PXE != nil {
+			fmt.Fprintf(w, "      option 43: %s\n", describePXE(o))
+		}
+	}
+	if d.Selection.Address >= 0 {
+		fmt.Fprintf(w, "\nchosen: address from [%d], boot info from [%d] (priority %d): %s\n",
+			d.Selection.Address, d.Selection.Boot, d.Selection.Rank, d.Selection.Reason)
+	} else {
+		fmt.Fprintf(w, "\nchosen: nothing: %s\n", d.Selection.Reason)
+	}
+	if d.Lease != nil {
+		fmt.Fprintf(w, "lease: %s from %s\n", d.Lease.Addr, d.Lease.Server)
+	}
+	if d.BootReply != nil {
+		fmt.Fprintf(w, "boot server %s (port 4011) answered: boot file %q\n", d.BootReply.From, d.BootReply.BootFile)
+	}
+	if d.BootFile != "" {
+		fmt.Fprintf(w, "boot file: %q from %v\n", d.BootFile, orNone(d.BootServer))
+	}
+	if r.Script != nil {
+		fmt.Fprintf(w, "iPXE script loads:\n")
+		for _, f := range r.Script.Files {
+			fmt.Fprintf(w, "  %-7s %s\n", f.Command, f.URL)
+		}
+	}
+	if len(r.Downloads) > 0 {
+		fmt.Fprintln(w, "\nfiles:")
+		for _, dl := range r.Downloads {
+			fmt.Fprintf(w, "  %-7s %s %s: ", dl.Role, dl.Proto, dl.Name)
+			switch {
+			case !dl.OK():
+				fmt.Fprintf(w, "FAILED: %s\n", dl.Err)
+			case dl.CheckOnly:
+				fmt.Fprintln(w, "exists")
+			default:
+				fmt.Fprintf(w, "%d bytes in %.2f s, %.2f MB/s", dl.Bytes, dl.Seconds, dl.MBps)
+				if dl.Proto == "tftp" {
+					fmt.Fprintf(w, " (blksize %d, windowsize %d)", dl.Blksize, dl.Windowsize)
+				}
+				fmt.Fprintf(w, " sha256 %s\n", dl.SHA256)
+			}
+		}
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintln(w, "\nwarnings:")
+		for _, wn := range r.Warnings {
+			fmt.Fprintf(w, "  ! %s: %s\n", wn.Code, wn.Message)
+		}
+	}
+	fmt.Fprintf(w, "\n%s\n", r.Verdict)
+}
+
+func describePXE(o client.Offer) string {
+	v := o.PXE
+	var parts []string
+	if v.HasDiscovery {
+		parts = append(parts, fmt.Sprintf("discovery control %#x", v.DiscoveryControl))
+	}
+	if v.HasMTFTP {
+		parts = append(parts, fmt.Sprintf("MTFTP %s", v.MTFTPAddr))
+	}
+	for _, bs := range v.BootServers {
+		parts = append(parts, fmt.Sprintf("boot servers type %d %v", bs.Type, bs.Addrs))
+	}
+	for _, m := range v.Menu {
+		parts = append(parts, fmt.Sprintf("menu %d %q", m.Type, m.Desc))
+	}
+	if v.HasPrompt {
+		parts = append(parts, fmt.Sprintf("prompt %q timeout %d", v.Prompt, v.PromptTimeout))
+	}
+	if v.BootItem != nil {
+		parts = append(parts, fmt.Sprintf("boot item %d layer %d", v.BootItem.Type, v.BootItem.Layer))
+	}
+	if o.PXEError != "" {
+		parts = append(parts, "error: "+o.PXEError)
+	}
+	if len(parts) == 0 {
+		return "present, empty"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func orNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
+}
+
+// progressBar draws one line per download, redrawn at most 5 times a second.
+type progressBar struct {
+	mu    sync.Mutex
+	w     io.Writer
+	cur   *client.Download
+	start time.Time
+	last  time.Time
+}
+
+func (p *progressBar) update(d *client.Download, done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != d {
+		p.finishLocked()
+		p.cur, p.start = d, time.Now()
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 200*time.Millisecond && done != total {
+		return
+	}
+	p.last = now
+	const width = 30
+	bar := strings.Repeat("?", width)
+	pct := ""
+	if total > 0 {
+		n := int(done * width / total)
+		bar = strings.Repeat("=", n) + strings.Repeat(" ", width-n)
+		pct = fmt.Sprintf("%3d%% ", done*100/total)
+	}
+	secs := now.Sub(p.start).Seconds()
+	speed := 0.0
+	if secs > 0 {
+		speed = float64(done) / secs / 1e6
+	}
+	fmt.Fprintf(p.w, "\r  %s [%s] %s%d bytes %.2f MB/s ", d.Name, bar, pct, done, speed)
+}
+
+func (p *progressBar) finishLocked() {
+	if p.cur != nil {
+		fmt.Fprintln(p.w)
+		p.cur = nil
+	}
+}
+
+func (p *progressBar) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.finishLocked()
+}

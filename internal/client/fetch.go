@@ -1,0 +1,203 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"pxed/internal/tftp"
+)
+
+// Download is one file fetched (or checked) over TFTP or HTTP.
+type Download struct {
+	Role       string  `json:"role"`  // "nbp", "script", "kernel", "initrd", "chain", …
+	Proto      string  `json:"proto"` // "tftp" or "http"
+	Name       string  `json:"name"`  // file name (TFTP) or URL (HTTP)
+	Server     string  `json:"server,omitempty"`
+	CheckOnly  bool    `json:"check_only,omitempty"` // only checked that it exists
+	Bytes      int64   `json:"bytes"`
+	Size       int64   `json:"size"` // announced size (tsize, Content-Length); -1 unknown
+	Seconds    float64 `json:"seconds"`
+	MBps       float64 `json:"mb_per_s"` // 10^6 bytes per second
+	Blksize    int     `json:"blksize,omitempty"`
+	AskedBlk   int     `json:"asked_blksize,omitempty"`
+	Windowsize int     `json:"windowsize,omitempty"`
+	HTTPStatus int     `json:"http_status,omitempty"`
+	SHA256     string  `json:"sha256,omitempty"` // of the bytes received, when complete
+	Err        string  `json:"error,omitempty"`
+
+	content []byte // kept for scripts
+}
+
+// OK reports whether the file was fetched (or found) without error.
+func (d Download) OK() bool { return d.Err == "" }
+
+// Progress is told how far a download is: done bytes of total (-1 unknown).
+type Progress func(d *Download, done, total int64)
+
+// Fetcher downloads boot files the way the simulated firmware does.
+type Fetcher struct {
+	Profile Profile
+	// Interface binds the sockets to one interface (SO_BINDTODEVICE); ""
+	// lets the routing table choose.
+	Interface string
+	// Timeout is the TFTP retransmit timeout; 0 means 1 s.
+	Timeout  time.Duration
+	Progress Progress // nil reports nothing
+}
+
+// errCheckDone ends a transfer after its first data: the file exists.
+var errCheckDone = errors.New("existence check done")
+
+type sink struct {
+	d       *Download
+	h       hash.Hash
+	keep    *bytes.Buffer
+	check   bool
+	total   int64
+	prog    Progress
+	written int64
+}
+
+func (s *sink) Write(b []byte) (int, error) {
+	if s.check {
+		return 0, errCheckDone
+	}
+	s.h.Write(b)
+	if s.keep != nil && s.keep.Len() < 1<<20 {
+		s.keep.Write(b)
+	}
+	s.written += int64(len(b))
+	if s.prog != nil {
+		s.prog(s.d, s.written, s.total)
+	}
+	return len(b), nil
+}
+
+func finish(d *Download, start time.Time) {
+	d.Seconds = time.Since(start).Seconds()
+	if d.Seconds > 0 && !d.CheckOnly {
+		d.MBps = float64(d.Bytes) / d.Seconds / 1e6
+	}
+}
+
+// TFTP fetches file from server port 69, or with check only asks for it
+// and stops at the first block. It returns the download and the warnings
+// it shows (file missing, block size negotiated down).
+func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file string, check bool) (Download, []Warning) {
+	d := Download{Role: role, Proto: "tftp", Name: file, Server: server.String(), CheckOnly: check, Size: -1}
+	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout}
+	if f.Interface != "" {
+		c.Dial = func() (net.PacketConn, error) {
+			lc := net.ListenConfig{Control: bindControl(f.Interface, false)}
+			return lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:0")
+		}
+	}
+	d.AskedBlk = max(c.Blksize, tftp.DefaultBlksize)
+	s := &sink{d: &d, h: sha256.New(), check: check, prog: f.Progress}
+	if role == "script" {
+		s.keep = &bytes.Buffer{}
+	}
+	start := time.Now()
+	tr, err := c.Get(ctx, netip.AddrPortFrom(server, 69), file, s)
+	d.Bytes, d.Size, d.Blksize, d.Windowsize = tr.Bytes, tr.Size, tr.Blksize, tr.Windowsize
+	finish(&d, start)
+	var warns []Warning
+	switch {
+	case check && errors.Is(err, errCheckDone):
+		err = nil
+	case err == nil:
+		d.SHA256 = hex.EncodeToString(s.h.Sum(nil))
+		if s.keep != nil {
+			d.content = s.keep.Bytes()
+		}
+	}
+	if err != nil {
+		d.Err = err.Error()
+		if errors.Is(err, tftp.ErrNotFound) {
+			warns = append(warns, Warning{WarnBootFileMissing, fmt.Sprintf("TFTP server %s says %q does not exist", server, file)})
+		}
+		return d, warns
+	}
+	if d.Blksize < d.AskedBlk {
+		warns = append(warns, Warning{WarnBlksizeDown, fmt.Sprintf(
+			"TFTP server %s granted blksize %d for %q where the firmware asks %d (slower transfers)", server, d.Blksize, file, d.AskedBlk)})
+	}
+	return d, warns
+}
+
+// HTTP fetches url, or with check only asks for its headers (HEAD, then a
+// GET stopped at once when the server refuses HEAD).
+func (f *Fetcher) HTTP(ctx context.Context, role, url string, check bool) (Download, []Warning) {
+	d := Download{Role: role, Proto: "http", Name: url, CheckOnly: check, Size: -1}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if f.Interface != "" {
+		dialer.Control = bindControl(f.Interface, false)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, DisableCompression: true}}
+	defer hc.CloseIdleConnections()
+	start := time.Now()
+	method := http.MethodGet
+	if check {
+		method = http.MethodHead
+	}
+	resp, err := f.do(ctx, hc, method, url)
+	if err == nil && check && (resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented) {
+		resp.Body.Close()
+		resp, err = f.do(ctx, hc, http.MethodGet, url)
+	}
+	if err != nil {
+		d.Err = err.Error()
+		finish(&d, start)
+		return d, nil
+	}
+	defer resp.Body.Close()
+	d.HTTPStatus, d.Size = resp.StatusCode, resp.ContentLength
+	if resp.StatusCode != http.StatusOK {
+		d.Err = fmt.Sprintf("http: GET %s: %s", url, resp.Status)
+		finish(&d, start)
+		return d, []Warning{{WarnHTTPStatus, fmt.Sprintf("%s answers %s", url, resp.Status)}}
+	}
+	if check {
+		finish(&d, start)
+		return d, nil
+	}
+	s := &sink{d: &d, h: sha256.New(), total: resp.ContentLength, prog: f.Progress}
+	if role == "script" {
+		s.keep = &bytes.Buffer{}
+	}
+	n, err := io.Copy(s, resp.Body)
+	d.Bytes = n
+	finish(&d, start)
+	if err != nil {
+		d.Err = fmt.Sprintf("http: GET %s: after %d bytes: %v", url, n, err)
+		return d, nil
+	}
+	d.SHA256 = hex.EncodeToString(s.h.Sum(nil))
+	if s.keep != nil {
+		d.content = s.keep.Bytes()
+	}
+	return d, nil
+}
+
+func (f *Fetcher) do(ctx context.Context, hc *http.Client, method, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("http: %s %s: %w", method, url, err)
+	}
+	req.Header.Set("User-Agent", "pxed-probe ("+f.Profile.Firmware+")")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("http: %s %s: %w", method, url, err)
+	}
+	return resp, nil
+}
