@@ -187,8 +187,9 @@ func (f Filter) Match(l Lease) bool {
 // overwrite a newer lease: this is what keeps one address from going to
 // two clients, also across processes sharing a database.
 //
-// Times are stored with at least microsecond precision; implementations
-// return them in UTC or local time, compare with time.Time.Equal.
+// Times keep at least microsecond precision (SQLite keeps nanoseconds,
+// PostgreSQL microseconds) and must lie between the years 1678 and 2262;
+// they may come back in another location, compare with time.Time.Equal.
 type Store interface {
 	// Get returns the lease on addr, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, addr netip.Addr) (Lease, error)

@@ -92,18 +92,12 @@ func (s Subnet) validate() (Subnet, error) {
 	return s, nil
 }
 
-// first and last return the lowest and highest address of the prefix.
+// prefixBounds returns the lowest and highest address of an IPv4 prefix.
 func prefixBounds(p netip.Prefix) (netip.Addr, netip.Addr) {
 	first := p.Masked().Addr()
 	b := first.As4()
-	host := 32 - p.Bits()
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	if host > 0 {
-		v |= uint32(1)<<host - 1
-		if host == 32 {
-			v = ^uint32(0)
-		}
-	}
+	v |= uint32(1)<<(32-p.Bits()) - 1 // a shift by 32 gives 0, so /0 works
 	return first, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 

@@ -7,6 +7,13 @@
 // Put returns only after its transaction is committed (fsync'd). Writes
 // from concurrent callers are batched into one transaction per flush
 // (group commit), so many leases share one fsync.
+//
+// Concurrency: the leases table has one row per address (UNIQUE (addr))
+// and a version column; Put inserts with ON CONFLICT (addr) DO NOTHING or
+// updates WHERE addr = ? AND version = ?, and reports zero affected rows as
+// lease.ErrConflict. A PostgreSQL backend needs exactly these two
+// statements (same schema, timestamptz or bigint times) to give the same
+// guarantee to several pxed servers sharing one database.
 package store
 
 import (
@@ -116,7 +123,6 @@ func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
 	wdb.SetMaxOpenConns(1)
-	wdb.SetConnMaxIdleTime(0)
 	if err := migrate(ctx, wdb); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)

@@ -42,8 +42,9 @@ func Run(t *testing.T, open func(t *testing.T) lease.Store) {
 	}
 }
 
-// t0 has nanoseconds so a store that truncates times is caught.
-var t0 = time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC)
+// t0 has microseconds (the precision lease.Store promises) so a store that
+// truncates to milliseconds or seconds is caught.
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 123456000, time.UTC)
 
 func addr(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
 
