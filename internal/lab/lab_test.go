@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,6 +110,80 @@ func TestRunReportsFailure(t *testing.T) {
 	if !strings.Contains(out, "oops") {
 		t.Errorf("Run output = %q, want it to contain oops", out)
 	}
+}
+
+func TestCheckCleanSeesLiveLab(t *testing.T) {
+	n := lab.NewNet(t)
+	p := lab.Start(t, n.NS(), "sleep", "300")
+	err := lab.CheckClean()
+	if err == nil || !strings.Contains(err.Error(), n.NS()) || !strings.Contains(err.Error(), strconv.Itoa(p.Cmd.Process.Pid)) {
+		t.Fatalf("CheckClean with a live lab = %v, want it to name namespace %s and process group %d", err, n.NS(), p.Cmd.Process.Pid)
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and ends the goroutine, to test
+// how helpers fail.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// expectFatal runs f with a fatalRecorder in its own goroutine and returns the Fatalf message
+// ("" if f returned normally).
+func expectFatal(t *testing.T, f func(tb testing.TB)) string {
+	rec := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(rec)
+	}()
+	<-done
+	return rec.msg
+}
+
+func TestAssetsMissingSaysMakeAssets(t *testing.T) {
+	t.Setenv("PXED_LAB", t.TempDir())
+	msg := expectFatal(t, func(tb testing.TB) { lab.Assets(tb) })
+	if !strings.Contains(msg, "make assets") {
+		t.Fatalf("Assets with an empty PXED_LAB: message %q, want it to say to run `make assets`", msg)
+	}
+}
+
+// TestVMTimeoutAndWaitSerialReport boots a UEFI machine with no server on the network and a short
+// lifetime: QEMU must be killed at the timeout and WaitSerial must fail at once, showing the
+// firmware's serial output.
+func TestVMTimeoutAndWaitSerialReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts QEMU; not in -short")
+	}
+	n := lab.NewNet(t)
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, Timeout: 30 * time.Second})
+	lab.WaitFor(t, 30*time.Second, "OVMF to start PXE on the serial console", func() bool {
+		return strings.Contains(vm.Serial(), "PXE")
+	})
+	lab.WaitFor(t, time.Minute, "QEMU to be killed at the VM timeout", vm.Proc.Exited)
+	if d := time.Since(vm.Started); d < 30*time.Second {
+		t.Errorf("QEMU exited after %v, before its 30s timeout", d)
+	}
+	msg := expectFatal(t, func(tb testing.TB) { vm.WaitSerial(tb, "NEVER-PRINTED", time.Minute) })
+	if !strings.Contains(msg, "QEMU exited") {
+		t.Errorf("WaitSerial after QEMU exited: message %q, want it to say QEMU exited", msg)
+	}
+	if vm.Serial() == "" || !strings.Contains(msg, tail(vm.Serial(), 200)) {
+		t.Errorf("WaitSerial message lacks the end of the serial log %q:\n%s", tail(vm.Serial(), 200), msg)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
 
 // TestDnsmasqPXEBoot proves the harness end to end against a known-good PXE server: dnsmasq

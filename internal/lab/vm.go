@@ -169,7 +169,11 @@ func (vm *VM) WaitSerial(t testing.TB, marker string, timeout time.Duration) {
 		if exited || time.Now().After(deadline) {
 			why := fmt.Sprintf("timed out after %v", timeout)
 			if exited {
-				why = fmt.Sprintf("QEMU exited (%v) after %v", vm.Proc.Err(), time.Since(vm.Started).Round(time.Second))
+				status := "exit status 0"
+				if err := vm.Proc.Err(); err != nil {
+					status = err.Error()
+				}
+				why = fmt.Sprintf("QEMU exited (%s) after %v", status, time.Since(vm.Started).Round(time.Second))
 			}
 			t.Fatalf("lab: VM %s: %s without %q on the serial console\n--- serial, last %d bytes:\n%s\n--- qemu output:\n%s",
 				vm.MAC, why, marker, serialTail, tail(vm.Serial(), serialTail), tail(vm.Proc.Output(), serialTail))
