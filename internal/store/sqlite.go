@@ -106,6 +106,16 @@ func dsn(path string, busy time.Duration, write bool) string {
 // applies the schema migrations and starts the committer. Close it when
 // done.
 func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// open is Open without starting the committer.
+func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = DefaultBusyTimeout
 	}
@@ -142,7 +152,6 @@ func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	go s.commitLoop()
 	return s, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,27 +112,41 @@ func TestSQLiteReopenKeepsLeasesAndSchema(t *testing.T) {
 	}
 }
 
+// 64 Puts queued while the committer is busy go out in one transaction,
+// and every caller returns only after it.
 func TestSQLiteGroupCommitBatches(t *testing.T) {
-	s := openTemp(t, Options{})
+	s, err := open(context.Background(), filepath.Join(t.TempDir(), "leases.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	const writers = 64
 	var wg sync.WaitGroup
+	var returned atomic.Int32
 	for w := range writers {
 		wg.Go(func() {
 			a := netip.AddrFrom4([4]byte{198, 18, byte(w >> 8), byte(w)})
 			if _, err := s.Put(context.Background(), lease.Lease{Addr: a, Key: "k", State: lease.Bound, Expires: time.Unix(2e9, 0), Updated: time.Unix(2e9, 0)}); err != nil {
 				t.Error(err)
 			}
+			returned.Add(1)
 		})
 	}
+	for deadline := time.Now().Add(10 * time.Second); len(s.reqs) < writers; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d Puts queued", len(s.reqs))
+		}
+	}
+	if n := returned.Load(); n != 0 {
+		t.Fatalf("%d Puts returned before any commit", n)
+	}
+	go s.commitLoop() // the committer becomes free
 	wg.Wait()
-	st := s.Stats()
-	if st.Puts != writers {
-		t.Fatalf("Stats.Puts = %d, want %d", st.Puts, writers)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if st.Batches >= writers {
-		t.Fatalf("Stats.Batches = %d for %d concurrent Puts: no batching happened", st.Batches, writers)
+	if st := s.Stats(); st.Puts != writers || st.Batches != 1 {
+		t.Fatalf("Stats = %+v, want %d Puts in 1 transaction", st, writers)
 	}
-	t.Logf("%d concurrent Puts committed in %d transactions", st.Puts, st.Batches)
 }
 
 // Crash test. The parent re-executes the test binary with crashEnv set;
