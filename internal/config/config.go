@@ -163,6 +163,14 @@ func lineError(file, msg string) *Error {
 }
 
 func recordLines(n *yaml.Node, path string, lines map[string]int) {
+	if n.Kind == yaml.SequenceNode {
+		for i, item := range n.Content { // "interfaces[0]", "profiles.x.initrds[1]"
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = item.Line
+			recordLines(item, p, lines)
+		}
+		return
+	}
 	if n.Kind != yaml.MappingNode {
 		return
 	}
