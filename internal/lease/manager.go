@@ -45,7 +45,7 @@ type Config struct {
 // (one per subnet, or one per server) may share a Store.
 type Manager struct {
 	store       Store
-	sn          Subnet
+	sn          *subnet
 	auth        bool
 	probe       func(context.Context, netip.Addr) bool
 	declineHold time.Duration
@@ -115,7 +115,7 @@ func New(store Store, cfg Config) (*Manager, error) {
 }
 
 // Subnet returns the subnet served, with defaults filled in.
-func (m *Manager) Subnet() Subnet { return m.sn }
+func (m *Manager) Subnet() Subnet { return m.sn.Subnet }
 
 // OfferRequest is what Offer needs from a DHCPDISCOVER.
 type OfferRequest struct {
@@ -469,7 +469,7 @@ func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, ch
 // it (a lease past Expires is free either way); it keeps the listing
 // truthful. Call it periodically, e.g. with RunExpiry.
 func (m *Manager) Expire(ctx context.Context, now time.Time) (int, error) {
-	first, last := prefixBounds(m.sn.Prefix)
+	first, last := m.sn.first, m.sn.last
 	n := 0
 	for {
 		due, err := m.store.Find(ctx, Filter{First: first, Last: last, States: []State{Offered, Bound}, ExpiresBy: now, Limit: 256})
@@ -513,7 +513,7 @@ func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) {
 // Leases returns every lease row of the subnet in address order, for
 // `pxed leases` and the API.
 func (m *Manager) Leases(ctx context.Context) ([]Lease, error) {
-	first, last := prefixBounds(m.sn.Prefix)
+	first, last := m.sn.first, m.sn.last
 	ls, err := m.store.Find(ctx, Filter{First: first, Last: last})
 	if err != nil {
 		return nil, fmt.Errorf("lease: list %v: %w", m.sn.Prefix, err)

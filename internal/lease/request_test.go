@@ -239,6 +239,9 @@ func TestSubnetValidation(t *testing.T) {
 		{"address reserved twice", func(s *Subnet) {
 			s.Reservations = []Reservation{{MAC: hw(1), Addr: ip("192.0.2.5")}, {MAC: hw(2), Addr: ip("192.0.2.5")}}
 		}, "reserved twice"},
+		{"client reserved twice", func(s *Subnet) {
+			s.Reservations = []Reservation{{MAC: hw(1), Addr: ip("192.0.2.5")}, {MAC: hw(1), Addr: ip("192.0.2.6")}}
+		}, "same client"},
 	}
 	for _, c := range cases {
 		sn := testSubnet()

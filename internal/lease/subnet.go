@@ -59,10 +59,20 @@ type Subnet struct {
 	OfferHold time.Duration // how long an offer reserves its address; 0 means DefaultOfferHold
 }
 
-// validate checks the subnet and returns a copy with defaults filled in.
-func (s Subnet) validate() (Subnet, error) {
+// subnet is a validated Subnet with its lookups indexed.
+type subnet struct {
+	Subnet
+	first, last netip.Addr          // bounds of Prefix
+	byAddr      map[netip.Addr]int  // reserved address -> reservation
+	byID        map[string]int      // client ID -> reservation
+	byMAC       map[string]int      // MAC -> reservation without client ID
+	exclude     map[netip.Addr]bool // Exclude and ServerID
+}
+
+// validate checks the subnet, fills in defaults and indexes it.
+func (s Subnet) validate() (*subnet, error) {
 	if !s.Prefix.IsValid() || !s.Prefix.Addr().Is4() {
-		return s, fmt.Errorf("lease: subnet prefix %v: want an IPv4 prefix such as 192.0.2.0/24", s.Prefix)
+		return nil, fmt.Errorf("lease: subnet prefix %v: want an IPv4 prefix such as 192.0.2.0/24", s.Prefix)
 	}
 	s.Prefix = s.Prefix.Masked()
 	if s.LeaseTime <= 0 {
@@ -73,23 +83,45 @@ func (s Subnet) validate() (Subnet, error) {
 	}
 	for _, r := range s.Ranges {
 		if !s.Prefix.Contains(r.First) || !s.Prefix.Contains(r.Last) || r.Last.Less(r.First) {
-			return s, fmt.Errorf("lease: subnet %v: range %v-%v: want FIRST <= LAST, both inside the prefix", s.Prefix, r.First, r.Last)
+			return nil, fmt.Errorf("lease: subnet %v: range %v-%v: want FIRST <= LAST, both inside the prefix", s.Prefix, r.First, r.Last)
 		}
 	}
-	seen := make(map[netip.Addr]int)
+	sn := &subnet{
+		Subnet: s,
+		byAddr: make(map[netip.Addr]int), byID: make(map[string]int), byMAC: make(map[string]int),
+		exclude: make(map[netip.Addr]bool),
+	}
+	sn.first, sn.last = prefixBounds(s.Prefix)
 	for i, r := range s.Reservations {
 		if !s.Prefix.Contains(r.Addr) {
-			return s, fmt.Errorf("lease: subnet %v: reservation %d address %v: outside the prefix", s.Prefix, i, r.Addr)
+			return nil, fmt.Errorf("lease: subnet %v: reservation %d address %v: outside the prefix", s.Prefix, i, r.Addr)
 		}
-		if len(r.MAC) == 0 && len(r.ClientID) == 0 {
-			return s, fmt.Errorf("lease: subnet %v: reservation %d (%v): set a MAC or a client ID", s.Prefix, i, r.Addr)
+		if j, dup := sn.byAddr[r.Addr]; dup {
+			return nil, fmt.Errorf("lease: subnet %v: address %v reserved twice (reservations %d and %d)", s.Prefix, r.Addr, j, i)
 		}
-		if j, dup := seen[r.Addr]; dup {
-			return s, fmt.Errorf("lease: subnet %v: address %v reserved twice (reservations %d and %d)", s.Prefix, r.Addr, j, i)
+		sn.byAddr[r.Addr] = i
+		var m map[string]int
+		var id string
+		switch {
+		case len(r.ClientID) > 0:
+			m, id = sn.byID, string(r.ClientID)
+		case len(r.MAC) > 0:
+			m, id = sn.byMAC, string(r.MAC)
+		default:
+			return nil, fmt.Errorf("lease: subnet %v: reservation %d (%v): set a MAC or a client ID", s.Prefix, i, r.Addr)
 		}
-		seen[r.Addr] = i
+		if j, dup := m[id]; dup {
+			return nil, fmt.Errorf("lease: subnet %v: reservations %d and %d are for the same client", s.Prefix, j, i)
+		}
+		m[id] = i
 	}
-	return s, nil
+	for _, a := range s.Exclude {
+		sn.exclude[a] = true
+	}
+	if s.ServerID.IsValid() {
+		sn.exclude[s.ServerID] = true
+	}
+	return sn, nil
 }
 
 // prefixBounds returns the lowest and highest address of an IPv4 prefix.
@@ -101,45 +133,36 @@ func prefixBounds(p netip.Prefix) (netip.Addr, netip.Addr) {
 	return first, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// reservationFor returns the reservation of the client, if any.
-func (s *Subnet) reservationFor(key ClientKey, mac net.HardwareAddr) (Reservation, bool) {
-	for _, r := range s.Reservations {
-		if r.matches(key, mac) {
-			return r, true
-		}
+// reservationFor returns the reservation of the client, if any: by client
+// ID (the key) first, then by MAC.
+func (s *subnet) reservationFor(key ClientKey, mac net.HardwareAddr) (Reservation, bool) {
+	if i, ok := s.byID[string(key)]; ok {
+		return s.Reservations[i], true
+	}
+	if i, ok := s.byMAC[string(mac)]; ok && len(mac) > 0 {
+		return s.Reservations[i], true
 	}
 	return Reservation{}, false
 }
 
 // reservedFor returns the reservation of addr, if any.
-func (s *Subnet) reservedFor(addr netip.Addr) (Reservation, bool) {
-	for _, r := range s.Reservations {
-		if r.Addr == addr {
-			return r, true
-		}
+func (s *subnet) reservedFor(addr netip.Addr) (Reservation, bool) {
+	if i, ok := s.byAddr[addr]; ok {
+		return s.Reservations[i], true
 	}
 	return Reservation{}, false
 }
 
 // excluded reports whether addr is never handed out by this subnet.
-func (s *Subnet) excluded(addr netip.Addr) bool {
-	first, last := prefixBounds(s.Prefix)
-	if s.Prefix.Bits() < 31 && (addr == first || addr == last) {
+func (s *subnet) excluded(addr netip.Addr) bool {
+	if s.Prefix.Bits() < 31 && (addr == s.first || addr == s.last) {
 		return true
 	}
-	if addr == s.ServerID {
-		return true
-	}
-	for _, e := range s.Exclude {
-		if e == addr {
-			return true
-		}
-	}
-	return false
+	return s.exclude[addr]
 }
 
 // inRanges reports whether addr lies in a dynamic range.
-func (s *Subnet) inRanges(addr netip.Addr) bool {
+func (s *subnet) inRanges(addr netip.Addr) bool {
 	for _, r := range s.Ranges {
 		if r.Contains(addr) {
 			return true
@@ -150,7 +173,7 @@ func (s *Subnet) inRanges(addr netip.Addr) bool {
 
 // usableBy reports whether addr may be leased to the client: it is its
 // reservation, or it is a dynamic, non-excluded address reserved for no one.
-func (s *Subnet) usableBy(addr netip.Addr, key ClientKey, mac net.HardwareAddr) bool {
+func (s *subnet) usableBy(addr netip.Addr, key ClientKey, mac net.HardwareAddr) bool {
 	if !s.Prefix.Contains(addr) || s.excluded(addr) {
 		return false
 	}
