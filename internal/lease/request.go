@@ -19,6 +19,7 @@ const (
 	Nak                  // send DHCPNAK
 )
 
+// String returns "ack", "nak" or "ignore".
 func (a Action) String() string {
 	switch a {
 	case Ack:
