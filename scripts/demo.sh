@@ -69,7 +69,7 @@ cleanup() {
 	for pg in "${PGIDS[@]}"; do kill -KILL -- "-$pg" 2>/dev/null || true; done
 	ip -n "$NS" link del "$TAP" 2>/dev/null || true
 	for ns in "$DHCPNS" "$NS"; do
-		if ip netns list | grep -qw -- "$ns"; then
+		if ip netns list | awk '{print $1}' | grep -qxF -- "$ns"; then
 			# Anything still inside was started by this script.
 			for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
 			ip netns del "$ns" || echo "demo: could not delete namespace $ns" >&2
