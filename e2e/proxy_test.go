@@ -1,5 +1,3 @@
-// Package e2e boots real firmware (QEMU with SeaBIOS + iPXE, and OVMF) and
-// real clients against the pxed binary inside network namespaces.
 package e2e
 
 import (
