@@ -1,0 +1,269 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const (
+	macA = "52:54:00:00:00:0a"
+	macB = "52:54:00:00:00:0b"
+	macC = "52:54:00:00:00:0c"
+)
+
+var ipA = netip.MustParseAddr("192.0.2.10")
+
+// clock returns a Now func that advances one second per call.
+func clock() func() time.Time {
+	t := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(time.Second)
+		return t
+	}
+}
+
+func stages(es []Event) string {
+	var s []string
+	for _, e := range es {
+		s = append(s, e.Detail)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestRingPerMachine(t *testing.T) {
+	tests := []struct {
+		name string
+		per  int
+		n    int
+		want string
+	}{
+		{"under the bound keeps all", 3, 2, "0,1"},
+		{"at the bound keeps all", 3, 3, "0,1,2"},
+		{"over the bound keeps the newest, oldest first", 3, 7, "4,5,6"},
+		{"bound of one", 1, 4, "3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &Log{PerMachine: tc.per, Now: clock()}
+			for i := 0; i < tc.n; i++ {
+				l.Record(Event{MAC: macA, Stage: StageOffer, Detail: fmt.Sprint(i)})
+				l.Record(Event{MAC: macB, Stage: StageOffer, Detail: "other"})
+			}
+			if got := stages(l.Timeline(macA)); got != tc.want {
+				t.Fatalf("Timeline = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	t.Run("default bound", func(t *testing.T) {
+		var l Log
+		for i := 0; i < DefaultPerMachine+10; i++ {
+			l.Record(Event{MAC: macA, Stage: StageOffer})
+		}
+		if n := len(l.Timeline(macA)); n != DefaultPerMachine {
+			t.Fatalf("kept %d events, want DefaultPerMachine %d", n, DefaultPerMachine)
+		}
+	})
+}
+
+func TestMaxMachinesForgetsLeastRecent(t *testing.T) {
+	l := &Log{MaxMachines: 2, Now: clock()}
+	l.Record(Event{MAC: macA, Stage: StageDiscover})
+	l.Record(Event{MAC: macB, Stage: StageDiscover})
+	l.Record(Event{MAC: macA, Stage: StageOffer}) // A is now more recent than B
+	l.Record(Event{MAC: macC, Stage: StageDiscover})
+	if got := strings.Join(l.Machines(), ","); got != macA+","+macC {
+		t.Fatalf("Machines = %s, want %s,%s (B seen least recently)", got, macA, macC)
+	}
+	if l.Timeline(macB) != nil {
+		t.Fatal("forgotten machine still has a timeline")
+	}
+	if n := len(l.Timeline(macA)); n != 2 {
+		t.Fatalf("A has %d events, want 2", n)
+	}
+}
+
+func TestMACLearnedFromIP(t *testing.T) {
+	mapped := netip.AddrFrom16(ipA.As16())
+	tests := []struct {
+		name  string
+		setup func(*Log)
+		e     Event
+		key   string
+	}{
+		{"Learn then an event with only the address", func(l *Log) { l.Learn(ipA, macA) }, Event{IP: ipA, Stage: StageTFTPStart}, macA},
+		{"an event with MAC and IP teaches the address", func(l *Log) { l.Record(Event{MAC: macA, IP: ipA, Stage: StageAck}) }, Event{IP: ipA, Stage: StageKernel}, macA},
+		{"IPv4-mapped address is the same machine", func(l *Log) { l.Learn(ipA, macA) }, Event{IP: mapped, Stage: StageHTTP}, macA},
+		{"latest MAC for an address wins", func(l *Log) { l.Learn(ipA, macA); l.Learn(ipA, macB) }, Event{IP: ipA, Stage: StageHTTP}, macB},
+		{"unknown address is keyed by the address", func(*Log) {}, Event{IP: ipA, Stage: StageTFTPError}, "192.0.2.10"},
+		{"an explicit MAC is kept", func(l *Log) { l.Learn(ipA, macA) }, Event{MAC: macC, IP: ipA, Stage: StageScript}, macC},
+		{"Learn ignores invalid input", func(l *Log) { l.Learn(netip.Addr{}, macA); l.Learn(ipA, "") }, Event{IP: ipA, Stage: StageHTTP}, "192.0.2.10"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &Log{Now: clock()}
+			tc.setup(l)
+			l.Record(tc.e)
+			tl := l.Timeline(tc.key)
+			if len(tl) == 0 || tl[len(tl)-1].Stage != tc.e.Stage {
+				t.Fatalf("no %s event under %q; machines %v", tc.e.Stage, tc.key, l.Machines())
+			}
+			if e := tl[len(tl)-1]; tc.key != "192.0.2.10" && e.MAC != tc.key {
+				t.Fatalf("event MAC %q, want %q", e.MAC, tc.key)
+			}
+		})
+	}
+	t.Run("MACForIP", func(t *testing.T) {
+		var l Log
+		if got := l.MACForIP(ipA); got != "" {
+			t.Fatalf("MACForIP on an empty log = %q", got)
+		}
+		l.Learn(mapped, macA)
+		if got := l.MACForIP(ipA); got != macA {
+			t.Fatalf("MACForIP = %q, want %q", got, macA)
+		}
+	})
+}
+
+func TestRecordTime(t *testing.T) {
+	now := time.Date(2026, 11, 2, 3, 4, 5, 0, time.UTC)
+	l := &Log{Now: func() time.Time { return now }}
+	l.Record(Event{MAC: macA, Stage: StageOffer})
+	given := now.Add(-time.Hour)
+	l.Record(Event{MAC: macA, Stage: StageAck, Time: given})
+	tl := l.Timeline(macA)
+	if !tl[0].Time.Equal(now) || !tl[1].Time.Equal(given) {
+		t.Fatalf("times %v, %v; want Now() when unset and the given time kept", tl[0].Time, tl[1].Time)
+	}
+	var zero Log
+	zero.Record(Event{MAC: macA})
+	if zero.Timeline(macA)[0].Time.IsZero() {
+		t.Fatal("zero Log left Time unset")
+	}
+}
+
+func TestTimelineIsACopy(t *testing.T) {
+	var l Log
+	l.Record(Event{MAC: macA, Detail: "x"})
+	tl := l.Timeline(macA)
+	tl[0].Detail = "changed"
+	if l.Timeline(macA)[0].Detail != "x" {
+		t.Fatal("Timeline returned the log's own slice")
+	}
+	if l.Timeline("52:54:00:ff:ff:ff") != nil {
+		t.Fatal("unknown machine has a timeline")
+	}
+}
+
+func TestSubscribe(t *testing.T) {
+	l := &Log{Now: clock()}
+	fast, stopFast := l.Subscribe(0)
+	slow, stopSlow := l.Subscribe(1)
+	const n = 100
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			l.Record(Event{MAC: macA, Stage: StageOffer, Detail: fmt.Sprint(i)})
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Record blocked on a subscriber that does not read")
+	}
+	for i := 0; i < n; i++ {
+		e := <-fast
+		if e.Detail != fmt.Sprint(i) || e.MAC != macA || e.Time.IsZero() {
+			t.Fatalf("fast subscriber event %d = %+v", i, e)
+		}
+	}
+	if e := <-slow; e.Detail != "0" {
+		t.Fatalf("slow subscriber's first event %+v, want the first recorded", e)
+	}
+	if len(slow) != 0 {
+		t.Fatalf("slow subscriber has %d more buffered, want the rest dropped", len(slow))
+	}
+	stopSlow()
+	stopSlow() // twice is harmless
+	if _, ok := <-slow; ok {
+		t.Fatal("channel open after unsubscribe")
+	}
+	l.Record(Event{MAC: macA, Stage: StageAck}) // must not send on the closed channel
+	if e := <-fast; e.Stage != StageAck {
+		t.Fatalf("fast subscriber got %+v after the other left", e)
+	}
+	stopFast()
+	if _, ok := <-fast; ok {
+		t.Fatal("channel open after unsubscribe")
+	}
+}
+
+func TestConcurrentRecord(t *testing.T) {
+	l := &Log{PerMachine: 8}
+	ch, stop := l.Subscribe(16)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(g)})
+			for i := 0; i < 200; i++ {
+				l.Learn(ip, fmt.Sprintf("52:54:00:00:00:%02x", g))
+				l.Record(Event{IP: ip, Stage: StageTFTPDone})
+				_ = l.Machines()
+				_ = l.Timeline(fmt.Sprintf("52:54:00:00:00:%02x", g))
+			}
+		}()
+	}
+	wg.Wait()
+	stop()
+	for range ch {
+	}
+	if got := len(l.Machines()); got != 4 {
+		t.Fatalf("%d machines, want 4: %v", got, l.Machines())
+	}
+	for _, m := range l.Machines() {
+		if n := len(l.Timeline(m)); n != 8 {
+			t.Fatalf("%s kept %d events, want 8", m, n)
+		}
+	}
+}
+
+func TestLogger(t *testing.T) {
+	var buf bytes.Buffer
+	l := &Log{Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	l.Record(Event{MAC: macA, IP: ipA, Stage: StageKernel, Detail: "vmlinuz", Bytes: 42, Dur: time.Second})
+	out := buf.String()
+	for _, want := range []string{"boot event", "mac=" + macA, "stage=kernel", "ip=192.0.2.10", "detail=vmlinuz", "bytes=42", "duration=1s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log line lacks %q: %s", want, out)
+		}
+	}
+	Discard.Record(Event{MAC: macA}) // must not panic
+}
+
+func TestEventJSON(t *testing.T) {
+	e := Event{Time: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), MAC: macA, Stage: StageOffer}
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"time":"2026-11-01T00:00:00Z","mac":"52:54:00:00:00:0a","stage":"dhcp-offer"}`; string(b) != want {
+		t.Fatalf("JSON %s, want %s (zero ip, detail, bytes, duration omitted)", b, want)
+	}
+	e.IP, e.Bytes = ipA, 7
+	b, _ = json.Marshal(e)
+	if !strings.Contains(string(b), `"ip":"192.0.2.10"`) || !strings.Contains(string(b), `"bytes":7`) {
+		t.Fatalf("JSON %s lacks ip or bytes", b)
+	}
+}
