@@ -1,6 +1,7 @@
 package pxe
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -144,9 +145,12 @@ func Select(offers []*dhcpv4.DHCPv4) Selection {
 		return Selection{b, b, 8, "BOOTP reply with a boot file"}
 	}
 	s := Selection{Address: -1, Boot: -1}
+	_, haveInvalid := first[OfferInvalid]
 	switch {
 	case len(offers) == 0:
 		s.Reason = "no offers received (PXE-E51: No DHCP or proxyDHCP offers were received)"
+	case haveInvalid && len(first) == 1:
+		s.Reason = fmt.Sprintf("no valid offers among %d replies (neither DHCPOFFER/DHCPACK nor BOOTP with a boot file)", len(offers))
 	case !haveDhcp:
 		s.Reason = "ProxyDHCP offers but no DHCP server gave an address"
 	default:

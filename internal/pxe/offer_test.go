@@ -138,7 +138,8 @@ func TestSelect(t *testing.T) {
 		{"PXE-E51 no offers", nil, -1, -1, 0, "PXE-E51"},
 		{"proxy only: no address", []offer{proxyPxe10, proxyBinl}, -1, -1, 0, "no DHCP server gave an address"},
 		{"PXE-E53 DHCP only without boot info", []offer{dhcpOnly, dhcpOnly}, -1, -1, 0, "PXE-E53"},
-		{"only invalid offers", []offer{{mt: dhcpv4.MessageTypeNak}}, -1, -1, 0, "no DHCP server gave an address"},
+		{"only invalid offers", []offer{{mt: dhcpv4.MessageTypeNak}, {mt: dhcpv4.MessageTypeDiscover}}, -1, -1, 0, "no valid offers among 2 replies"},
+		{"proxy and invalid offers: no address", []offer{{mt: dhcpv4.MessageTypeNak}, proxyBinl}, -1, -1, 0, "no DHCP server gave an address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
