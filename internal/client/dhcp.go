@@ -30,8 +30,15 @@ type Exchange struct {
 	// boot server discovery); 0 means 1. Tests use 0.05–0.25.
 	Scale float64
 	// XID is the transaction ID of the DISCOVER; 0 picks a random one.
-	XID    dhcpv4.TransactionID
-	Logger *slog.Logger // nil discards
+	XID dhcpv4.TransactionID
+	// LocalAddr, when valid, is the address the Transport's unicasts come
+	// from and the only one it receives unicasts on (a kernel UDP socket on
+	// an interface that does not hold the leased address). Boot server
+	// discovery then puts it in ciaddr instead of the leased address, since
+	// servers such as dnsmasq answer to ciaddr. Zero: the leased address,
+	// as firmware does.
+	LocalAddr netip.Addr
+	Logger    *slog.Logger // nil discards
 }
 
 // Lease is the address the client got.
@@ -113,7 +120,7 @@ func (e *Exchange) Run(ctx context.Context) (*DHCPResult, error) {
 		return res, nil
 	}
 	e.log().Debug("boot server discovery", "why", why, "server", dst)
-	reply, err := e.bootServer(ctx, res, dst, *item)
+	reply, err := e.bootServer(ctx, res, dst, item)
 	if err != nil {
 		res.Warnings = append(res.Warnings, Warning{WarnNoBootServer,
 			fmt.Sprintf("boot server discovery to %s (%s) got no answer: %v", dst, why, err)})
@@ -157,7 +164,9 @@ func needsDiscovery(o Offer) (need bool, item *pxe.BootItem, dst netip.AddrPort,
 		if o.BootFile != "" && o.OfferType == pxe.OfferDhcpBinl {
 			return false, nil, dst, ""
 		}
-		return true, &pxe.BootItem{}, srv, "BINL offer: ask its server for the boot file"
+		// No boot item (sub-option 71): a BINL request asks for "the" boot
+		// file; dnsmasq answers UEFI clients only then.
+		return true, nil, srv, "BINL offer: ask its server for the boot file"
 	case pxe.OfferProxyPxe10, pxe.OfferDhcpPxe10:
 		vo := o.PXE
 		if vo == nil {
@@ -299,9 +308,12 @@ func (e *Exchange) request(ctx context.Context, res *DHCPResult, o Offer) (*Offe
 // bootServer performs boot server discovery: a DHCPREQUEST with ciaddr set
 // to the leased address, unicast to dst (PXE 2.1 §2.2.5), retried on the
 // same schedule as DISCOVER.
-func (e *Exchange) bootServer(ctx context.Context, res *DHCPResult, dst netip.AddrPort, item pxe.BootItem) (*Offer, error) {
+func (e *Exchange) bootServer(ctx context.Context, res *DHCPResult, dst netip.AddrPort, item *pxe.BootItem) (*Offer, error) {
 	var ci net.IP = net.IPv4zero
-	if res.Lease != nil && res.Lease.Addr.IsValid() {
+	switch {
+	case e.LocalAddr.Is4():
+		ci = net.IP(e.LocalAddr.AsSlice())
+	case res.Lease != nil && res.Lease.Addr.IsValid():
 		ci = net.IP(res.Lease.Addr.AsSlice())
 	}
 	xid := randomXID()

@@ -83,6 +83,9 @@ func Probe(ctx context.Context, cfg Config) *Result {
 		tr = u
 	}
 	ex := &Exchange{Transport: tr, Profile: p, ID: Identity{MAC: mac, UUID: uuid}, Scale: cfg.Scale, Logger: cfg.Logger}
+	if cfg.Transport == nil {
+		ex.LocalAddr = interfaceAddr4(cfg.Interface)
+	}
 	d, err := ex.Run(ctx)
 	res.DHCP = d
 	res.Warnings = append(res.Warnings, OfferWarnings(d.Offers, cfg.ExpectServers)...)
@@ -185,6 +188,25 @@ func probeFiles(ctx context.Context, f *Fetcher, cfg Config, d *DHCPResult, res 
 		return false, fmt.Sprintf("script %s loads no kernel and chains to nothing", file)
 	}
 	return true, fmt.Sprintf("iPXE runs script %s and loads %d file(s)", file, len(s.Files))
+}
+
+// interfaceAddr4 returns the first IPv4 address of interface name, or the
+// zero Addr.
+func interfaceAddr4(name string) netip.Addr {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, a := range addrs {
+		if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().Is4() {
+			return pfx.Addr()
+		}
+	}
+	return netip.Addr{}
 }
 
 func serverOf(d Download) string {

@@ -207,14 +207,18 @@ func NewRequest(p Profile, id Identity, offer *dhcpv4.DHCPv4) (*dhcpv4.DHCPv4, e
 
 // NewBootRequest builds the boot server discovery DHCPREQUEST (PXE 2.1
 // §2.2.5) a client sends to port 4011 once it holds address ciaddr, asking
-// for boot server type item (0 for the PXE bootstrap server, layer 0).
-func NewBootRequest(p Profile, id Identity, xid dhcpv4.TransactionID, ciaddr net.IP, item pxe.BootItem) (*dhcpv4.DHCPv4, error) {
-	vo, err := pxe.VendorOptions{BootItem: &item}.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("client: build boot request: %w", err)
+// for the boot server type and layer of item (sub-option 71); a nil item
+// sends no option 43, as EDK II does for a BINL offer.
+func NewBootRequest(p Profile, id Identity, xid dhcpv4.TransactionID, ciaddr net.IP, item *pxe.BootItem) (*dhcpv4.DHCPv4, error) {
+	var extra []dhcpv4.Option
+	if item != nil {
+		vo, err := pxe.VendorOptions{BootItem: item}.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("client: build boot request: %w", err)
+		}
+		extra = append(extra, dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optVendorSpecific), vo))
 	}
-	pkt, err := newPacket(p, id, xid, dhcpv4.MessageTypeRequest,
-		dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optVendorSpecific), vo))
+	pkt, err := newPacket(p, id, xid, dhcpv4.MessageTypeRequest, extra...)
 	if err != nil {
 		return nil, err
 	}
