@@ -1,0 +1,200 @@
+package client
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"pxed/internal/boot"
+	"pxed/internal/dhcp4"
+)
+
+// fakeNet is an in-memory Transport: each Send is answered at once by the
+// servers on the "wire", whose replies queue for Receive.
+type fakeNet struct {
+	t       *testing.T
+	servers []func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort)
+	replies chan reply
+	sent    []netip.AddrPort
+}
+
+type reply struct {
+	p    *dhcpv4.DHCPv4
+	from netip.AddrPort
+}
+
+func newFakeNet(t *testing.T) *fakeNet { return &fakeNet{t: t, replies: make(chan reply, 64)} }
+
+func (f *fakeNet) Send(ctx context.Context, p *dhcpv4.DHCPv4, dst netip.AddrPort) error {
+	f.sent = append(f.sent, dst)
+	// Through the codec, as on a wire.
+	in, err := dhcpv4.FromBytes(p.ToBytes())
+	if err != nil {
+		f.t.Fatalf("client sent a packet that does not decode: %v", err)
+	}
+	for _, s := range f.servers {
+		if r, from := s(in, dst); r != nil {
+			out, err := dhcpv4.FromBytes(r.ToBytes())
+			if err != nil {
+				f.t.Fatalf("server reply does not decode: %v", err)
+			}
+			f.replies <- reply{out, from}
+		}
+	}
+	return nil
+}
+
+func (f *fakeNet) Receive(ctx context.Context) (*dhcpv4.DHCPv4, netip.AddrPort, error) {
+	select {
+	case r := <-f.replies:
+		return r.p, r.from, nil
+	case <-ctx.Done():
+		return nil, netip.AddrPort{}, ctx.Err()
+	}
+}
+
+// addressServer is a plain DHCP server at srv leasing lease.
+func addressServer(srv, lease string) func(*dhcpv4.DHCPv4, netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+	sip := net.ParseIP(srv).To4()
+	return func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+		if dst.Port() != 67 {
+			return nil, netip.AddrPort{}
+		}
+		var mt dhcpv4.MessageType
+		switch p.MessageType() {
+		case dhcpv4.MessageTypeDiscover:
+			mt = dhcpv4.MessageTypeOffer
+		case dhcpv4.MessageTypeRequest:
+			if !p.ServerIdentifier().Equal(sip) {
+				return nil, netip.AddrPort{}
+			}
+			mt = dhcpv4.MessageTypeAck
+		default:
+			return nil, netip.AddrPort{}
+		}
+		r, _ := dhcpv4.NewReplyFromRequest(p, dhcpv4.WithMessageType(mt),
+			dhcpv4.WithYourIP(net.ParseIP(lease)), dhcpv4.WithServerIP(sip),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(sip)),
+			dhcpv4.WithOption(dhcpv4.OptSubnetMask(net.CIDRMask(24, 32))),
+			dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(5*time.Minute)))
+		return r, netip.AddrPortFrom(netip.MustParseAddr(srv), 67)
+	}
+}
+
+// pxedProxy is pxed's own ProxyDHCP policy at 192.0.2.1, on ports 67 and 4011.
+func pxedProxy() func(*dhcpv4.DHCPv4, netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+	px := &dhcp4.Proxy{Boot: &boot.Config{
+		BootFiles: map[string]string{"bios": "undionly.kpxe", "efi-x64": "snponly.efi"},
+		Profiles:  map[string]boot.Profile{"default": {Kernel: "/k/vmlinuz"}},
+		Default:   "default",
+	}}
+	srv := boot.Server{IP: netip.MustParseAddr("192.0.2.1"), HTTPPort: 8080}
+	return func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+		port := dhcp4.Port(dst.Port())
+		if port == dhcp4.PortBootServer && dst.Addr() != srv.IP {
+			return nil, netip.AddrPort{}
+		}
+		res := px.Respond(dhcp4.Request{Packet: p, Port: port, Server: srv})
+		return res.Reply, netip.AddrPortFrom(srv.IP, uint16(port))
+	}
+}
+
+func TestExchange(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		profile   string
+		servers   int // 1: address server only; 2: + pxed proxy
+		boot      string
+		bootType  string
+		discovery bool
+		err       string
+	}{
+		{"uefi via 4011", "efi-x64", 2, "snponly.efi", "ProxyBinl", true, ""},
+		{"bios use-boot-file", "bios", 2, "undionly.kpxe", "ProxyPxe10", false, ""},
+		{"ipxe gets the script URL", "ipxe-efi", 2, "http://192.0.2.1:8080/boot/52-54-00-00-09-01/script.ipxe", "ProxyPxe10", false, ""},
+		{"http boot URL", "efi-x64-http", 2, "http://192.0.2.1:8080/files/snponly.efi", "DhcpOnly", false, ""},
+		{"no proxy: PXE-E53", "efi-x64", 1, "", "", false, "PXE-E53"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNet(t)
+			n.servers = append(n.servers, addressServer("192.0.2.2", "192.0.2.100"))
+			if tc.servers > 1 {
+				n.servers = append(n.servers, pxedProxy())
+			}
+			p, _ := ParseProfile(tc.profile)
+			e := &Exchange{Transport: n, Profile: p, ID: Identity{MAC: testMAC}, Scale: 0.005}
+			res, err := e.Run(context.Background())
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				if res.Discovers != len(Windows) {
+					t.Errorf("discovers = %d, want %d (every window tried)", res.Discovers, len(Windows))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.BootFile != tc.boot {
+				t.Errorf("boot file = %q, want %q", res.BootFile, tc.boot)
+			}
+			if res.Lease == nil || res.Lease.Addr != netip.MustParseAddr("192.0.2.100") || res.Lease.Mask != "255.255.255.0" {
+				t.Errorf("lease = %+v", res.Lease)
+			}
+			if got := res.Offers[res.Selection.Boot].Type; got != tc.bootType {
+				t.Errorf("boot offer type = %s, want %s", got, tc.bootType)
+			}
+			if (res.BootReply != nil) != tc.discovery {
+				t.Errorf("boot reply = %+v, want discovery %v", res.BootReply, tc.discovery)
+			}
+			if tc.discovery {
+				last := n.sent[len(n.sent)-1]
+				if last != netip.MustParseAddrPort("192.0.2.1:4011") {
+					t.Errorf("boot server request went to %s", last)
+				}
+			}
+			if !strings.HasPrefix(tc.boot, "http") && res.BootServer != netip.MustParseAddr("192.0.2.1") {
+				t.Errorf("TFTP server = %s, want 192.0.2.1", res.BootServer)
+			}
+			if res.Discovers != 1 {
+				t.Errorf("discovers = %d, want 1 (offers in the first window)", res.Discovers)
+			}
+		})
+	}
+}
+
+// TestExchangeRetriesUntilAnswer: a server that misses the first two
+// DISCOVERs is found in the third window.
+func TestExchangeRetriesUntilAnswer(t *testing.T) {
+	n := newFakeNet(t)
+	as := addressServer("192.0.2.2", "192.0.2.100")
+	px := pxedProxy()
+	seen := 0
+	n.servers = append(n.servers, func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+		if p.MessageType() == dhcpv4.MessageTypeDiscover {
+			if seen++; seen <= 2 {
+				return nil, netip.AddrPort{}
+			}
+		}
+		return as(p, dst)
+	}, px)
+	p, _ := ParseProfile("bios")
+	e := &Exchange{Transport: n, Profile: p, ID: Identity{MAC: testMAC}, Scale: 0.005}
+	res, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Discovers != 3 || res.BootFile != "undionly.kpxe" {
+		t.Errorf("discovers = %d boot file %q, want 3 and undionly.kpxe", res.Discovers, res.BootFile)
+	}
+	// The proxy answered every DISCOVER; its offer is kept once.
+	if len(res.Offers) != 2 {
+		t.Errorf("offers = %d, want 2 (duplicates dropped)", len(res.Offers))
+	}
+}
