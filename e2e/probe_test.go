@@ -181,6 +181,20 @@ func TestProbePxed(t *testing.T) {
 			t.Errorf("script files = %+v, want kernel and initrd", r.Script)
 		}
 	})
+	t.Run("human-report", func(t *testing.T) {
+		out, err := lab.Run(t, h.NS, pxedBin, "probe", "--interface", h.Iface, "--arch", "efi-x64", "--fetch",
+			"--timeout-scale", probeScale, "--expect-server", "192.0.2.1")
+		if err != nil {
+			t.Fatalf("probe: %v\n%s", err, out)
+		}
+		t.Logf("report:\n%s", out)
+		for _, want := range []string{"ProxyBinl", "DhcpOnly", "chosen: address from", "boot server 192.0.2.1:4011",
+			"snponly.efi", "MB/s", "unexpected-server", "would boot"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("report lacks %q", want)
+			}
+		}
+	})
 }
 
 // TestProbeDnsmasqFull probes dnsmasq as a full PXE server (address, boot

@@ -73,7 +73,7 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	res := client.Probe(ctx, cfg)
 	if pb != nil {
-		pb.done()
+		pb.finish()
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -129,7 +129,7 @@ func printReport(w io.Writer, r *client.Result) {
 		fmt.Fprintf(w, "lease: %s from %s\n", d.Lease.Addr, d.Lease.Server)
 	}
 	if d.BootReply != nil {
-		fmt.Fprintf(w, "boot server %s (port 4011) answered: boot file %q\n", d.BootReply.From, d.BootReply.BootFile)
+		fmt.Fprintf(w, "boot server discovery: %s answered with boot file %q\n", d.BootReply.From, d.BootReply.BootFile)
 	}
 	if d.BootFile != "" {
 		fmt.Fprintf(w, "boot file: %q from %v\n", d.BootFile, orNone(d.BootServer))
@@ -204,13 +204,14 @@ func orNone(a netip.Addr) string {
 	return a.String()
 }
 
-// progressBar draws one line per download, redrawn at most 5 times a second.
+// progressBar draws one line per download, redrawn at most 5 times a second
+// and once more when the download ends.
 type progressBar struct {
-	mu    sync.Mutex
-	w     io.Writer
-	cur   *client.Download
-	start time.Time
-	last  time.Time
+	mu          sync.Mutex
+	w           io.Writer
+	cur         *client.Download
+	start, last time.Time
+	done, total int64
 }
 
 func (p *progressBar) update(d *client.Download, done, total int64) {
@@ -220,35 +221,36 @@ func (p *progressBar) update(d *client.Download, done, total int64) {
 		p.finishLocked()
 		p.cur, p.start = d, time.Now()
 	}
-	now := time.Now()
-	if now.Sub(p.last) < 200*time.Millisecond && done != total {
-		return
+	p.done, p.total = done, total
+	if now := time.Now(); now.Sub(p.last) >= 200*time.Millisecond || done == total {
+		p.last = now
+		p.drawLocked()
 	}
-	p.last = now
+}
+
+func (p *progressBar) drawLocked() {
 	const width = 30
-	bar := strings.Repeat("?", width)
-	pct := ""
-	if total > 0 {
-		n := int(done * width / total)
-		bar = strings.Repeat("=", n) + strings.Repeat(" ", width-n)
-		pct = fmt.Sprintf("%3d%% ", done*100/total)
+	line := "  " + p.cur.Name + " "
+	if p.total > 0 {
+		n := int(min(p.done, p.total) * width / p.total)
+		line += fmt.Sprintf("[%s%s] %3d%% ", strings.Repeat("=", n), strings.Repeat(" ", width-n), p.done*100/p.total)
 	}
-	secs := now.Sub(p.start).Seconds()
 	speed := 0.0
-	if secs > 0 {
-		speed = float64(done) / secs / 1e6
+	if secs := time.Since(p.start).Seconds(); secs > 0 {
+		speed = float64(p.done) / secs / 1e6
 	}
-	fmt.Fprintf(p.w, "\r  %s [%s] %s%d bytes %.2f MB/s ", d.Name, bar, pct, done, speed)
+	fmt.Fprintf(p.w, "\r%s%d bytes %.2f MB/s ", line, p.done, speed)
 }
 
 func (p *progressBar) finishLocked() {
 	if p.cur != nil {
+		p.drawLocked()
 		fmt.Fprintln(p.w)
 		p.cur = nil
 	}
 }
 
-func (p *progressBar) done() {
+func (p *progressBar) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finishLocked()

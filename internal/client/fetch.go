@@ -108,6 +108,9 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 		s.keep = &bytes.Buffer{}
 	}
 	start := time.Now()
+	if f.Progress != nil && !check {
+		f.Progress(&d, 0, -1)
+	}
 	tr, err := c.Get(ctx, netip.AddrPortFrom(server, 69), file, s)
 	d.Bytes, d.Size, d.Blksize, d.Windowsize = tr.Bytes, tr.Size, tr.Blksize, tr.Windowsize
 	finish(&d, start)
@@ -172,6 +175,9 @@ func (f *Fetcher) HTTP(ctx context.Context, role, url string, check bool) (Downl
 		return d, nil
 	}
 	s := &sink{d: &d, h: sha256.New(), total: resp.ContentLength, prog: f.Progress}
+	if f.Progress != nil {
+		f.Progress(&d, 0, resp.ContentLength)
+	}
 	if role == "script" {
 		s.keep = &bytes.Buffer{}
 	}
