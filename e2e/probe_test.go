@@ -188,7 +188,7 @@ func TestProbePxed(t *testing.T) {
 			t.Fatalf("probe: %v\n%s", err, out)
 		}
 		t.Logf("report:\n%s", out)
-		for _, want := range []string{"ProxyBinl", "DhcpOnly", "chosen: address from", "boot server 192.0.2.1:4011",
+		for _, want := range []string{"ProxyBinl", "DhcpOnly", "chosen: address from", "boot server discovery: 192.0.2.1:4011",
 			"snponly.efi", "MB/s", "unexpected-server", "would boot"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("report lacks %q", want)
@@ -322,5 +322,24 @@ func TestProbeNoServer(t *testing.T) {
 	}
 	if !strings.Contains(r.Verdict, "PXE-E51") {
 		t.Errorf("verdict %q does not name PXE-E51", r.Verdict)
+	}
+}
+
+// TestProbeFlagsChainloadLoop: a dnsmasq that hands every client the iPXE
+// binary, iPXE included, makes the probe as iPXE report the loop and fail.
+func TestProbeFlagsChainloadLoop(t *testing.T) {
+	n := lab.NewNet(t)
+	tftpRoot := ipxeFiles(t)
+	startDnsmasq(t, n.NS(), n.Bridge(), "--dhcp-range=192.0.2.100,192.0.2.200,5m",
+		"--enable-tftp", "--tftp-root="+tftpRoot, "--dhcp-boot=undionly.kpxe")
+	h := n.AddHost(t, "probe", mustPrefix("192.0.2.50/24"))
+	r, code := runProbe(t, h, "--arch", "ipxe-bios")
+	if code != 1 || r.Boots || !hasWarning(r, client.WarnChainloadLoop) {
+		t.Errorf("exit %d boots=%v warnings %v, want exit 1 and %s", code, r.Boots, r.Warnings, client.WarnChainloadLoop)
+	}
+	// The same network is fine for the BIOS firmware itself.
+	r, code = runProbe(t, h, "--arch", "bios")
+	if code != 0 || !r.Boots {
+		t.Errorf("bios: exit %d: %s", code, r.Verdict)
 	}
 }

@@ -51,7 +51,9 @@ type Fetcher struct {
 	// lets the routing table choose.
 	Interface string
 	// Timeout is the TFTP retransmit timeout; 0 means 1 s.
-	Timeout  time.Duration
+	Timeout time.Duration
+	// TFTPPort is the TFTP server's port; 0 means 69.
+	TFTPPort uint16
 	Progress Progress // nil reports nothing
 }
 
@@ -111,7 +113,11 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 	if f.Progress != nil && !check {
 		f.Progress(&d, 0, -1)
 	}
-	tr, err := c.Get(ctx, netip.AddrPortFrom(server, 69), file, s)
+	port := f.TFTPPort
+	if port == 0 {
+		port = 69
+	}
+	tr, err := c.Get(ctx, netip.AddrPortFrom(server, port), file, s)
 	d.Bytes, d.Size, d.Blksize, d.Windowsize = tr.Bytes, tr.Size, tr.Blksize, tr.Windowsize
 	finish(&d, start)
 	var warns []Warning
