@@ -5,6 +5,7 @@
 package dhcp4
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -41,6 +42,17 @@ type Request struct {
 	Packet *dhcpv4.DHCPv4
 	Port   Port
 	Server boot.Server // the address of the receiving interface and the HTTP port
+	// Ctx bounds the work a stateful policy (Full) does for this request:
+	// lease store writes and address probes. nil means context.Background.
+	Ctx context.Context
+}
+
+// context returns the request's context, never nil.
+func (r Request) context() context.Context {
+	if r.Ctx == nil {
+		return context.Background()
+	}
+	return r.Ctx
 }
 
 // Result is the policy's answer: a reply to send or the reason for silence.
@@ -170,33 +182,44 @@ func (px *Proxy) Respond(req Request) Result {
 		res.Reason = fmt.Sprintf("building reply: %v", err)
 		return res
 	}
-	serverIP := net.IP(req.Server.IP.AsSlice())
 	reply.YourIPAddr = net.IPv4zero // ProxyDHCP never assigns an address
-	reply.ServerIPAddr = serverIP   // siaddr: next server (TFTP)
 	reply.ClientIPAddr = p.ClientIPAddr
-	reply.ServerHostName = req.Server.IP.String()
-	reply.UpdateOption(dhcpv4.OptServerIdentifier(serverIP))
-	reply.UpdateOption(dhcpv4.OptClassIdentifier(plan.VendorClass))
-	if uuid := p.Options.Get(dhcpv4.GenericOptionCode(optClientUUID)); uuid != nil {
-		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optClientUUID), uuid))
-	}
-	setBootFile(reply, plan.BootFile)
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(net.IP(req.Server.IP.AsSlice())))
 	if req.Port == PortDHCP {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeOffer))
 	} else {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
 	}
-	if vo, ok := vendorOptions(m, req, p); ok {
-		b, err := vo.Marshal()
-		if err != nil {
-			res.Reason = fmt.Sprintf("encoding option 43: %v", err)
-			return res
-		}
-		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optPXEVendor), b))
+	if err := setBootInfo(reply, p, m, plan, req); err != nil {
+		res.Reason = err.Error()
+		return res
 	}
 	res.Reply = reply
 	res.Reason = plan.Reason
 	return res
+}
+
+// setBootInfo puts the boot information of plan into reply, as both the
+// Proxy and the Full policy send it: siaddr and sname (the TFTP server,
+// this interface), option 60 (PXEClient or HTTPClient), the client's UUID
+// (option 97) echoed, the boot file (file field and option 67) and option
+// 43 as vendorOptions decides.
+func setBootInfo(reply, p *dhcpv4.DHCPv4, m boot.Machine, plan boot.Plan, req Request) error {
+	reply.ServerIPAddr = net.IP(req.Server.IP.AsSlice()) // siaddr: next server (TFTP)
+	reply.ServerHostName = req.Server.IP.String()
+	reply.UpdateOption(dhcpv4.OptClassIdentifier(plan.VendorClass))
+	if uuid := p.Options.Get(dhcpv4.GenericOptionCode(optClientUUID)); uuid != nil {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optClientUUID), uuid))
+	}
+	setBootFile(reply, plan.BootFile)
+	if vo, ok := vendorOptions(m, req, p); ok {
+		b, err := vo.Marshal()
+		if err != nil {
+			return fmt.Errorf("encoding option 43: %w", err)
+		}
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optPXEVendor), b))
+	}
+	return nil
 }
 
 // vendorOptions decides option 43 of a reply.

@@ -1,0 +1,381 @@
+package dhcp4
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"pxed/internal/boot"
+	"pxed/internal/lease"
+)
+
+// Option is one DHCP option to send: its code and encoded value.
+type Option struct {
+	Code  uint8
+	Value []byte
+}
+
+// Subnet is one network the Full policy leases addresses on, with the
+// options its clients get (RFC 2132).
+type Subnet struct {
+	// Leases allocates the subnet's addresses; required. Its Subnet()
+	// gives the prefix, the server identifier and the lease time.
+	Leases *lease.Manager
+	Router []netip.Addr // option 3
+	DNS    []netip.Addr // option 6
+	Domain string       // option 15
+	MTU    uint16       // option 26; 0 sends none
+	NTP    []netip.Addr // option 42
+	// Options are extra options by number, sent after (and replacing) the
+	// ones above.
+	Options []Option
+	// HostOptions are per-reservation options, by reserved address,
+	// sent after (and replacing) Options.
+	HostOptions map[netip.Addr][]Option
+}
+
+// prefix is the subnet's network.
+func (s *Subnet) prefix() netip.Prefix { return s.Leases.Subnet().Prefix }
+
+// Full is the full DHCP server policy (RFC 2131): it leases addresses from
+// its subnets and gives PXE clients their boot information in the same
+// replies, exactly as Proxy builds it. Port 4011 requests are answered as
+// Proxy answers them. Respond is safe for concurrent use; it is pure but
+// for the lease Managers it calls.
+type Full struct {
+	Subnets []*Subnet
+	Boot    *boot.Config
+	// Authoritative makes the server NAK a DHCPREQUEST that matches no
+	// subnet (RFC 2131 §4.3.2); otherwise it stays silent. Requests inside
+	// a subnet follow that subnet Manager's own setting.
+	Authoritative bool
+}
+
+// Option codes of RFC 2132 the Full policy sets by number.
+const (
+	optSubnetMask  = 1
+	optRouter      = 3
+	optDNS         = 6
+	optHostname    = 12
+	optDomain      = 15
+	optMTU         = 26
+	optNTP         = 42
+	optLeaseTime   = 51
+	optMsgType     = 53
+	optServerID    = 54
+	optParamList   = 55
+	optMessage     = 56
+	optMaxSize     = 57
+	optRenewal     = 58
+	optRebinding   = 59
+	optClientID    = 61
+	optBootFile    = 67
+	optRelayAgent  = 82
+	minMessageSize = 576 // RFC 2131 §2: every client accepts this
+	ipUDPHeaders   = 28  // option 57 counts the IP and UDP headers
+)
+
+// Respond answers one request; see Full.
+func (f *Full) Respond(req Request) Result {
+	p := req.Packet
+	if why := Validate(p); why != "" {
+		return Result{Reason: why}
+	}
+	if req.Port == PortBootServer {
+		return (&Proxy{Boot: f.Boot}).Respond(req)
+	}
+	m := Machine(p)
+	res := Result{Machine: m}
+	sn := f.subnetFor(req)
+	mt := p.MessageType()
+	if sn == nil {
+		if mt == dhcpv4.MessageTypeRequest && f.Authoritative {
+			res.Reply, res.Reason = f.nak(req, netip.Addr{}, "no subnet for this client's network"), "nak: no subnet for this network (authoritative)"
+			return res
+		}
+		res.Reason = fmt.Sprintf("%s: no subnet configured for this network", mt)
+		return res
+	}
+	ctx := req.context()
+	key := lease.NewClientKey(p.Options.Get(dhcpv4.OptionClientIdentifier), byte(p.HWType), p.ClientHWAddr)
+	hostname := string(p.Options.Get(dhcpv4.OptionHostName))
+	switch mt {
+	case dhcpv4.MessageTypeDiscover: // RFC 2131 §4.3.1
+		l, err := sn.Leases.Offer(ctx, lease.OfferRequest{Key: key, MAC: p.ClientHWAddr, Hostname: hostname, Requested: reqAddr(p)})
+		if err != nil {
+			if errors.Is(err, lease.ErrExhausted) {
+				res.Reason = "no address to offer: pool exhausted"
+			} else {
+				res.Reason = fmt.Sprintf("offer failed: %v", err)
+			}
+			return res
+		}
+		return f.lease(req, sn, &res, dhcpv4.MessageTypeOffer, l)
+	case dhcpv4.MessageTypeRequest: // RFC 2131 §4.3.2
+		d, l, err := sn.Leases.Request(ctx, lease.RequestRequest{
+			Key: key, MAC: p.ClientHWAddr, Hostname: hostname,
+			ServerID: AddrFromIP(p.ServerIdentifier()), Requested: reqAddr(p),
+			CIAddr: AddrFromIP(p.ClientIPAddr), Broadcast: p.IsBroadcast(),
+		})
+		switch {
+		case err != nil:
+			res.Reason = fmt.Sprintf("request failed: %v", err)
+			return res
+		case d.Action == lease.Ack:
+			res.Reason = d.Reason
+			return f.lease(req, sn, &res, dhcpv4.MessageTypeAck, l)
+		case d.Action == lease.Nak:
+			res.Reply, res.Reason = f.nak(req, serverID(sn, req), d.Reason), "nak: "+d.Reason
+			return res
+		default:
+			res.Reason = d.Reason
+			return res
+		}
+	case dhcpv4.MessageTypeDecline: // RFC 2131 §4.3.3
+		addr := reqAddr(p)
+		if err := sn.Leases.Decline(ctx, key, addr); err != nil {
+			res.Reason = fmt.Sprintf("decline: %v", err)
+		} else {
+			res.Reason = fmt.Sprintf("decline: %v quarantined", addr)
+		}
+		return res
+	case dhcpv4.MessageTypeRelease: // RFC 2131 §4.3.4
+		addr := AddrFromIP(p.ClientIPAddr)
+		if err := sn.Leases.Release(ctx, key, addr); err != nil {
+			res.Reason = fmt.Sprintf("release: %v", err)
+		} else {
+			res.Reason = fmt.Sprintf("release: %v released", addr)
+		}
+		return res
+	case dhcpv4.MessageTypeInform: // RFC 2131 §4.3.5
+		return f.inform(req, sn, &res)
+	default:
+		res.Reason = fmt.Sprintf("%s is not answered by a DHCP server", mt)
+		return res
+	}
+}
+
+// subnetFor chooses the subnet of a request (RFC 2131 §4.3.1): the one
+// holding giaddr when relayed, else the one holding the receiving
+// interface's address. An INFORM from a client with an address picks the
+// subnet holding ciaddr when there is one.
+func (f *Full) subnetFor(req Request) *Subnet {
+	p := req.Packet
+	find := func(a netip.Addr) *Subnet {
+		if !a.IsValid() || a.IsUnspecified() {
+			return nil
+		}
+		for _, s := range f.Subnets {
+			if s != nil && s.Leases != nil && s.prefix().Contains(a) {
+				return s
+			}
+		}
+		return nil
+	}
+	if gi := AddrFromIP(p.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+		return find(gi)
+	}
+	if p.MessageType() == dhcpv4.MessageTypeInform {
+		if s := find(AddrFromIP(p.ClientIPAddr)); s != nil {
+			return s
+		}
+	}
+	return find(req.Server.IP)
+}
+
+// reqAddr is option 50, the zero Addr when absent.
+func reqAddr(p *dhcpv4.DHCPv4) netip.Addr {
+	return AddrFromIP(p.RequestedIPAddress())
+}
+
+// serverID is what the server calls itself on sn: the Manager's ServerID,
+// else the receiving interface's address.
+func serverID(sn *Subnet, req Request) netip.Addr {
+	if sn != nil {
+		if id := sn.Leases.Subnet().ServerID; id.IsValid() && !id.IsUnspecified() {
+			return id
+		}
+	}
+	return req.Server.IP
+}
+
+// lease builds a DHCPOFFER or DHCPACK giving l to the client (RFC 2131
+// §4.3.1 table 3), with the subnet's options and, for PXE clients, the
+// boot information.
+func (f *Full) lease(req Request, sn *Subnet, res *Result, mt dhcpv4.MessageType, l lease.Lease) Result {
+	p := req.Packet
+	reply, err := dhcpv4.NewReplyFromRequest(p)
+	if err != nil {
+		res.Reason = fmt.Sprintf("building reply: %v", err)
+		return *res
+	}
+	reply.UpdateOption(dhcpv4.OptMessageType(mt))
+	reply.YourIPAddr = net.IP(l.Addr.AsSlice())
+	if mt == dhcpv4.MessageTypeAck {
+		reply.ClientIPAddr = p.ClientIPAddr
+	}
+	t := sn.Leases.Subnet().LeaseTime
+	reply.UpdateOption(dhcpv4.OptIPAddressLeaseTime(t))
+	reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optRenewal), u32(uint32(t/2/time.Second))))     // T1: RFC 2131 §4.4.5
+	reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optRebinding), u32(uint32(t*7/8/time.Second)))) // T2
+	if p.Options.Get(dhcpv4.OptionHostName) == nil && l.Hostname != "" {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optHostname), []byte(l.Hostname)))
+	}
+	f.subnetOptions(reply, sn, req, l.Addr)
+	f.pxe(reply, req, res)
+	res.Reason = fmt.Sprintf("%s %v: %s", mt, l.Addr, res.Reason)
+	fit(reply, p)
+	res.Reply = reply
+	return *res
+}
+
+// inform answers DHCPINFORM with a DHCPACK carrying the options only: no
+// yiaddr, no lease time (RFC 2131 §4.3.5).
+func (f *Full) inform(req Request, sn *Subnet, res *Result) Result {
+	p := req.Packet
+	reply, err := dhcpv4.NewReplyFromRequest(p)
+	if err != nil {
+		res.Reason = fmt.Sprintf("building reply: %v", err)
+		return *res
+	}
+	reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
+	reply.YourIPAddr = net.IPv4zero
+	reply.ClientIPAddr = p.ClientIPAddr
+	f.subnetOptions(reply, sn, req, AddrFromIP(p.ClientIPAddr))
+	f.pxe(reply, req, res)
+	res.Reason = "inform: options only; " + res.Reason
+	fit(reply, p)
+	res.Reply = reply
+	return *res
+}
+
+// nak builds a DHCPNAK (RFC 2131 §4.3.2 table 3): options 53, 54, 56, and
+// 61 and 82 copied; no addresses, no file.
+func (f *Full) nak(req Request, id netip.Addr, why string) *dhcpv4.DHCPv4 {
+	reply, err := dhcpv4.NewReplyFromRequest(req.Packet)
+	if err != nil {
+		return nil
+	}
+	if !id.IsValid() {
+		id = req.Server.IP
+	}
+	reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeNak))
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(net.IP(id.AsSlice())))
+	if len(why) > 250 {
+		why = why[:250]
+	}
+	reply.UpdateOption(dhcpv4.OptMessage(why))
+	return reply
+}
+
+// subnetOptions sets options 1, 3, 6, 15, 26, 42, 54 and the configured
+// extra and per-host options.
+func (f *Full) subnetOptions(reply *dhcpv4.DHCPv4, sn *Subnet, req Request, addr netip.Addr) {
+	pfx := sn.prefix()
+	reply.UpdateOption(dhcpv4.OptServerIdentifier(net.IP(serverID(sn, req).AsSlice())))
+	reply.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(pfx.Bits(), 32)))
+	if len(sn.Router) > 0 {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optRouter), ips(sn.Router)))
+	}
+	if len(sn.DNS) > 0 {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optDNS), ips(sn.DNS)))
+	}
+	if sn.Domain != "" {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optDomain), []byte(sn.Domain)))
+	}
+	if sn.MTU != 0 {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optMTU), []byte{byte(sn.MTU >> 8), byte(sn.MTU)}))
+	}
+	if len(sn.NTP) > 0 {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optNTP), ips(sn.NTP)))
+	}
+	for _, o := range sn.Options {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(o.Code), o.Value))
+	}
+	for _, o := range sn.HostOptions[addr] {
+		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(o.Code), o.Value))
+	}
+}
+
+// pxe adds the boot information to reply when the client is a PXE, HTTP
+// boot or iPXE client and the boot decision does not ignore it; other
+// clients get a plain lease.
+func (f *Full) pxe(reply *dhcpv4.DHCPv4, req Request, res *Result) {
+	m := res.Machine
+	if m.Firmware == boot.FirmwareUnknown || f.Boot == nil {
+		res.Reason = "plain lease (not a PXE client)"
+		return
+	}
+	plan := f.Boot.Decide(m, req.Server)
+	res.Plan = plan
+	if plan.Action == boot.Ignore {
+		res.Reason = "plain lease (" + plan.Reason + ")"
+		return
+	}
+	if err := setBootInfo(reply, req.Packet, m, plan, req); err != nil {
+		res.Reason = "plain lease (" + err.Error() + ")"
+		return
+	}
+	res.Reason = plan.Reason
+}
+
+// essential options are never dropped to make a reply fit.
+var essential = map[uint8]bool{
+	optSubnetMask: true, optRouter: true, optHostname: true, optLeaseTime: true, optMsgType: true,
+	optServerID: true, optRenewal: true, optRebinding: true, optClientID: true, optRelayAgent: true,
+	optVendorClass: true, optPXEVendor: true, optBootFile: true, optClientUUID: true,
+}
+
+// fit drops options until reply fits in the size the client accepts:
+// option 57 (RFC 2132 §9.10) or 576 bytes, less the IP and UDP headers.
+// Options the client did not ask for in option 55 go first, then those it
+// asked for last; the essential ones stay.
+func fit(reply, req *dhcpv4.DHCPv4) {
+	max := minMessageSize
+	if b := req.Options.Get(dhcpv4.GenericOptionCode(optMaxSize)); len(b) == 2 {
+		if n := int(b[0])<<8 | int(b[1]); n > max {
+			max = n
+		}
+	}
+	max -= ipUDPHeaders
+	if len(reply.ToBytes()) <= max {
+		return
+	}
+	asked := req.Options.Get(dhcpv4.GenericOptionCode(optParamList))
+	rank := func(code uint8) int { // higher goes first
+		if i := slices.Index(asked, code); i >= 0 {
+			return i + 1
+		}
+		return 1000 + int(code)
+	}
+	var codes []uint8
+	for c := range reply.Options {
+		if !essential[c] {
+			codes = append(codes, c)
+		}
+	}
+	slices.SortFunc(codes, func(a, b uint8) int { return rank(b) - rank(a) })
+	for _, c := range codes {
+		if len(reply.ToBytes()) <= max {
+			return
+		}
+		delete(reply.Options, c)
+	}
+}
+
+func u32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
+
+func ips(as []netip.Addr) []byte {
+	var b []byte
+	for _, a := range as {
+		if a.Is4() {
+			b = append(b, a.AsSlice()...)
+		}
+	}
+	return b
+}
