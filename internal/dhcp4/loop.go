@@ -160,7 +160,7 @@ func (s *Server) Run(ctx context.Context, socks []*Socket) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serve(sk)
+			s.serve(ctx, sk)
 		}()
 	}
 	<-ctx.Done()
@@ -176,7 +176,7 @@ func (s *Server) logger() *slog.Logger {
 	return s.Logger
 }
 
-func (s *Server) serve(sk *Socket) {
+func (s *Server) serve(ctx context.Context, sk *Socket) {
 	buf := make([]byte, 65536)
 	log := s.logger().With("iface", sk.iface.Name, "port", int(sk.port))
 	httpPort := s.HTTPPort
@@ -213,13 +213,13 @@ func (s *Server) serve(sk *Socket) {
 			log.Debug("dhcp packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String(), "why", why)
 			continue
 		}
-		s.handle(sk, pkt, srcAP, httpPort, log)
+		s.handle(ctx, sk, pkt, srcAP, httpPort, log)
 	}
 }
 
-func (s *Server) handle(sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
+func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
-	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}})
+	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx})
 	log = log.With("mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String())
 	if s.Events != nil {
 		if ip := requestedIP(pkt); ip.IsValid() {
@@ -236,13 +236,23 @@ func (s *Server) handle(sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, http
 	}
 	dst := Destination(pkt, res.Reply, sk.port, src)
 	if dst.Link {
-		// TODO(issue 3): unicast at L2 to an address-less client; until then
-		// broadcast, which every client accepts (RFC 2131 §4.1 allows it).
-		dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
+		// RFC 2131 §4.1: unicast to yiaddr at chaddr. The client cannot
+		// answer ARP yet, so install its neighbour entry first (as dnsmasq
+		// does); when that fails, broadcast, which every client accepts.
+		if err := s.linkUnicast(sk, dst.Addr.Addr(), pkt.ClientHWAddr); err != nil {
+			log.Debug("dhcp unicast to chaddr unavailable, broadcasting", "err", err)
+			dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
+		}
 	}
 	b := res.Reply.ToBytes()
 	cm := &ipv4.ControlMessage{IfIndex: sk.iface.Index}
-	if _, err := sk.conn.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst.Addr)); err != nil {
+	_, err := sk.conn.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst.Addr))
+	if err != nil && dst.Link {
+		log.Debug("dhcp unicast to chaddr failed, broadcasting", "dst", dst.Addr.String(), "err", err)
+		dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
+		_, err = sk.conn.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst.Addr))
+	}
+	if err != nil {
 		s.sendErrs.Add(1)
 		log.Warn("dhcp send failed", "dst", dst.Addr.String(), "err", err)
 		return
@@ -257,6 +267,19 @@ func (s *Server) handle(sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, http
 		s.Events.Record(events.Event{MAC: mac, Stage: stage,
 			Detail: fmt.Sprintf("%s %s → %s (port %d)", res.Machine.Firmware, archName(res.Machine), res.Plan.BootFile, int(sk.port))})
 	}
+}
+
+// linkUnicast makes yiaddr reachable at chaddr on the socket's interface.
+func (s *Server) linkUnicast(sk *Socket, yiaddr netip.Addr, chaddr net.HardwareAddr) error {
+	sc, ok := sk.raw.(syscall.Conn)
+	if !ok {
+		return errors.New("dhcp4: socket has no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("dhcp4: arp entry for %v: %w", yiaddr, err)
+	}
+	return setARP(rc, sk.iface.Name, yiaddr, chaddr)
 }
 
 func archName(m boot.Machine) string {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
@@ -427,4 +429,22 @@ func TestFullFitsOption57(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestARPRequestLayout(t *testing.T) {
+	// struct arpreq of <net/if_arp.h> on Linux: 3 sockaddrs, an int flags and a 16-byte name.
+	if n := unsafe.Sizeof(arpreq{}); n != 68 {
+		t.Fatalf("sizeof(arpreq) = %d, want 68 as the kernel expects", n)
+	}
+}
+
+func TestProberLoopback(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ICMP probe needs a raw socket (root or CAP_NET_RAW)")
+	}
+	p := &Prober{Timeout: 2 * time.Second}
+	used, err := p.probe(context.Background(), netip.MustParseAddr("127.0.0.1"))
+	if err != nil || !used {
+		t.Fatalf("probe 127.0.0.1 = %v, %v; want in use (the kernel answers)", used, err)
+	}
 }
