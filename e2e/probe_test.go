@@ -343,3 +343,20 @@ func TestProbeFlagsChainloadLoop(t *testing.T) {
 		t.Errorf("bios: exit %d: %s", code, r.Verdict)
 	}
 }
+
+// TestProbePxedHTTPBoot probes pxed as a UEFI HTTP boot client: the proxy
+// offer carries an HTTPClient URL under /files/, served from --boot-dir.
+// (With no --boot-dir, pxed offers the same URL and answers 404: its HTTP
+// server does not fall back to --ipxe-dir as TFTP does; the probe reports
+// that as an http-error warning.)
+func TestProbePxedHTTPBoot(t *testing.T) {
+	n := lab.NewNet(t)
+	startAddressOnly(t, n, "dhcp", "192.0.2.2", "192.0.2.100", "192.0.2.200")
+	startPxed(t, n, "--boot-dir", ipxeFiles(t))
+	h := n.AddHost(t, "probe", mustPrefix("192.0.2.50/24"))
+	r, code := runProbe(t, h, "--arch", "efi-x64-http", "--fetch")
+	checkBoots(t, r, code, "DhcpOnly", "DhcpOnly", "/files/snponly.efi", "/usr/lib/ipxe/snponly.efi")
+	if b := r.DHCP.Offers[r.DHCP.Selection.Boot]; b.Kind != "proxy" || b.VendorClass != "HTTPClient" || r.Downloads[0].Proto != "http" {
+		t.Errorf("HTTP boot: boot offer %+v, downloads %+v; want the proxy's HTTPClient URL fetched over HTTP", b, r.Downloads)
+	}
+}

@@ -44,6 +44,9 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *iface == "" {
 		return usagef("probe: --interface is required: the network to probe, e.g. --interface eth1")
 	}
+	if _, err := client.InterfaceMAC(*iface); err != nil {
+		return usagef("probe: --interface %s: %v (see `ip link` for the names)", *iface, err)
+	}
 	prof, err := client.ParseProfile(*arch)
 	if err != nil {
 		return usagef("probe: --arch: %v", err)
