@@ -65,7 +65,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 	// HTTP: boot files, scripts, API, metrics.
 	mux := http.NewServeMux()
-	hb := &httpboot.Handler{Boot: bc, BootDir: cfg.BootDir, HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
+	hb := &httpboot.Handler{Boot: bc, BootDir: cfg.BootDir, IPXEDir: cfg.IPXEDir, HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
 	hb.Register(mux)
 	(&api.Handler{Events: evlog}).Register(mux)
 	var dsrv *dhcp4.Server

@@ -27,6 +27,7 @@ import (
 type Handler struct {
 	Boot     *boot.Config
 	BootDir  string          // served under /files/; "" serves no directory
+	IPXEDir  string          // also served under /files/, after BootDir (iPXE NBPs for UEFI HTTP boot)
 	HTTPPort int             // used in script URLs; default 8080
 	Events   events.Recorder // nil records nothing
 	Logger   *slog.Logger    // nil discards
@@ -135,7 +136,13 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
-	if h.BootDir == "" {
+	var dirs []string
+	for _, d := range []string{h.BootDir, h.IPXEDir} {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
 		h.fail(w, r, "", http.StatusNotFound, "no boot directory configured")
 		return
 	}
@@ -144,23 +151,30 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "", http.StatusBadRequest, "bad path")
 		return
 	}
-	root, err := os.OpenRoot(h.BootDir)
-	if err != nil {
-		h.fail(w, r, "", http.StatusInternalServerError, "boot directory unavailable")
-		return
-	}
-	defer root.Close()
-	f, err := root.Open(rel) // os.Root refuses "..", absolute names and symlinks out of the root
-	if err != nil {
-		code := http.StatusNotFound
+	code := http.StatusNotFound
+	for _, dir := range dirs {
+		f, err := openIn(dir, rel)
+		if err == nil {
+			defer f.Close()
+			h.serveFile(w, r, f, rel, "", events.StageHTTP)
+			return
+		}
 		if errors.Is(err, fs.ErrPermission) {
 			code = http.StatusForbidden
 		}
-		h.fail(w, r, "", code, fmt.Sprintf("%s: not found", rel))
-		return
 	}
-	defer f.Close()
-	h.serveFile(w, r, f, rel, "", events.StageHTTP)
+	h.fail(w, r, "", code, fmt.Sprintf("%s: not found", rel))
+}
+
+// openIn opens rel inside dir; os.Root refuses "..", absolute names and
+// symlinks that lead out of dir.
+func openIn(dir, rel string) (*os.File, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.Open(rel)
 }
 
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, name, mac string, stage events.Stage) {

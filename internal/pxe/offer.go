@@ -111,7 +111,7 @@ func Select(offers []*dhcpv4.DHCPv4) Selection {
 		if _, ok := first[t]; !ok {
 			first[t] = i
 		}
-		if t == OfferDhcpOnly && dhcpOnlyWithFile < 0 && o.BootFileNameOption() != "" {
+		if t == OfferDhcpOnly && dhcpOnlyWithFile < 0 && bootFile(o) != "" {
 			dhcpOnlyWithFile = i
 		}
 	}
