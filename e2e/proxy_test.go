@@ -48,11 +48,18 @@ func startAddressServer(t *testing.T, n *lab.Net) *lab.Proc {
 		t.Skip("needs /usr/sbin/dnsmasq (apt-get install dnsmasq-base) as the address-only DHCP server")
 	}
 	h := n.AddHost(t, "dhcp", mustPrefix("192.0.2.2/24"))
+	// The "router" of the lab also sends IPv6 router advertisements, as a
+	// real network's router does: without one, iPXE waits ~16 s for IPv6
+	// autoconfiguration before it fetches its script.
+	if out, err := lab.Run(t, h.NS, "ip", "addr", "add", "2001:db8::2/64", "dev", h.Iface, "nodad"); err != nil {
+		t.Fatalf("ip addr add: %v\n%s", err, out)
+	}
 	state := t.TempDir()
 	p := lab.Start(t, h.NS, "/usr/sbin/dnsmasq", "-k", "--conf-file=/dev/null", "--port=0",
 		"--user=root", "--group=root", "--interface="+h.Iface, "--bind-interfaces",
 		"--pid-file="+filepath.Join(state, "dnsmasq.pid"), "--dhcp-leasefile="+filepath.Join(state, "leases"),
-		"--log-facility=-", "--log-dhcp", "--dhcp-range=192.0.2.100,192.0.2.200,5m")
+		"--log-facility=-", "--log-dhcp", "--dhcp-range=192.0.2.100,192.0.2.200,5m", "--no-ping",
+		"--enable-ra", "--dhcp-range=::,constructor:"+h.Iface+",ra-only")
 	lab.WaitFor(t, 10*time.Second, "dnsmasq to start", func() bool {
 		return strings.Contains(p.Output(), "DHCP, IP range") || p.Exited()
 	})
