@@ -126,15 +126,17 @@ ip -n "$NS" link set br0 up
 ip -n "$NS" link add vdhcp type veth peer name eth0 netns "$DHCPNS"
 ip -n "$NS" link set vdhcp master br0 up
 ip -n "$DHCPNS" addr add 192.0.2.2/24 dev eth0
+ip -n "$DHCPNS" addr add 2001:db8::2/64 dev eth0 nodad
 ip -n "$DHCPNS" link set eth0 up
 ip -n "$NS" tuntap add dev "$TAP" mode tap
 ip -n "$NS" link set "$TAP" master br0 up
 
-say "dnsmasq: addresses only (192.0.2.100-200), no PXE options"
+say "dnsmasq: addresses only (192.0.2.100-200), no PXE options; IPv6 router advertisements, as a router sends"
 start "$DHCPNS" "$WORK/dnsmasq.log" /usr/sbin/dnsmasq -k --conf-file=/dev/null --port=0 \
 	--user=root --group=root --interface=eth0 --bind-interfaces \
 	--pid-file="$WORK/dnsmasq.pid" --dhcp-leasefile="$WORK/leases" --log-facility=- \
-	--dhcp-range=192.0.2.100,192.0.2.200,10m
+	--dhcp-range=192.0.2.100,192.0.2.200,10m --no-ping \
+	--enable-ra --dhcp-range=::,constructor:eth0,ra-only
 DNSMASQ=$STARTED
 wait_until 10 "dnsmasq to start" grep -q "DHCP, IP range" "$WORK/dnsmasq.log" ||
 	{ cat "$WORK/dnsmasq.log" >&2; die "dnsmasq did not start"; }
