@@ -69,11 +69,22 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	hb.Register(mux)
 	(&api.Handler{Events: evlog}).Register(mux)
 	var dsrv *dhcp4.Server
+	var leases *leaseServer
 	if cfg.DHCP.Mode == config.ModeProxy {
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc}, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	} else if cfg.DHCP.Mode == config.ModeServer {
-		return usagef("dhcp mode server is not available yet in this build: use --dhcp proxy beside your DHCP server")
+		ls, err := openLeaseServer(ctx, cfg, bc, log)
+		if err != nil {
+			if tftpConn != nil {
+				tftpConn.Close()
+			}
+			return err
+		}
+		leases = ls
+		defer leases.close(log)
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
+			Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, dsrv, tftpSrv, hb)
@@ -108,8 +119,14 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	go func() { errc <- httpSrv.Serve(hl) }()
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
+	dhcpDone := make(chan struct{})
 	if dsrv != nil {
-		go func() { errc <- dsrv.Run(dctx, socks) }()
+		go func() { defer close(dhcpDone); errc <- dsrv.Run(dctx, socks) }()
+	} else {
+		close(dhcpDone)
+	}
+	if leases != nil {
+		leases.runExpiry(dctx)
 	}
 	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "tftp", cfg.TFTPAddr,
 		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)
@@ -124,6 +141,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	log.Info("pxed stopping")
 	dcancel()
+	<-dhcpDone // no request is in flight when the lease store closes
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(sctx)

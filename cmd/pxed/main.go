@@ -38,6 +38,8 @@ Usage:
              run the server from a YAML configuration
   pxed probe --interface IF [--arch A] [--fetch] [--json] [--expect-server IP]
              act as a PXE client and report what a machine would boot
+  pxed leases [--data-dir DIR] [--json]
+             list the leases of mode server (table or JSON)
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stdout, stderr)
 	case "probe":
 		err = runProbe(ctx, args[1:], stdout, stderr)
+	case "leases":
+		err = runLeases(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":
