@@ -248,11 +248,9 @@ func (c *Config) errorf(field, format string, args ...any) *Error {
 			f = f[:i]
 		}
 	}
-	file := c.file
-	if line == 0 {
-		file = ""
-	}
-	return &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
+	// A field the file does not set still names the file (the fix goes
+	// there, or in a flag); only a flags-only configuration says "flags".
+	return &Error{File: c.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // File is the file the configuration came from, "" for flags only.
