@@ -229,3 +229,123 @@ func TestServerModeBootsFirmware(t *testing.T) {
 		})
 	}
 }
+
+// TestServerModeCrashSafety runs many udhcpc clients (one per macvlan
+// interface, each with its own MAC) against pxed, kills pxed with SIGKILL
+// (the whole process group) after some of them got an ACK, restarts it on
+// the same data dir and lets the rest finish. Then no address may have
+// been acknowledged to two clients, and every acknowledged lease must be
+// in `pxed leases` bound to its client.
+func TestServerModeCrashSafety(t *testing.T) {
+	if _, err := exec.LookPath("busybox"); err != nil {
+		t.Skip("needs busybox (apt-get install busybox) for udhcpc")
+	}
+	const clients = 100
+	n := lab.NewNet(t)
+	data := t.TempDir()
+	kernel, initrd := lab.Assets(t)
+	conf := filepath.Join(t.TempDir(), "pxed.yaml")
+	yaml := fmt.Sprintf(`interfaces: [%s]
+data_dir: %s
+tftp_addr: 192.0.2.1:69
+http_addr: 192.0.2.1:8080
+dhcp:
+  mode: server
+  probe_timeout: "off"
+  subnets:
+    - interface: %s
+      prefix: 192.0.2.0/24
+      ranges: [192.0.2.10-192.0.2.250]
+      lease_time: 1h
+      authoritative: true
+profiles:
+  default:
+    kernel: %s
+    initrds: [%s]
+`, n.Bridge(), data, n.Bridge(), kernel, initrd)
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *lab.Proc {
+		p := lab.Start(t, n.NS(), pxedBin, "serve", "--config", conf)
+		lab.WaitFor(t, 15*time.Second, "pxed to serve HTTP", func() bool {
+			_, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/healthz")
+			return err == nil || p.Exited()
+		})
+		if p.Exited() {
+			t.Fatalf("pxed exited: %v\n%s", p.Err(), p.Output())
+		}
+		return p
+	}
+	pxed := start()
+
+	h := clientHost(t, n, "many", 3)
+	batch := filepath.Join(t.TempDir(), "links")
+	var sb strings.Builder
+	macs := map[string]string{} // interface → MAC
+	for i := range clients {
+		ifc, mac := fmt.Sprintf("mv%d", i), fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff)
+		macs[ifc] = mac
+		fmt.Fprintf(&sb, "link add %s link %s address %s type macvlan mode bridge\nlink set %s up\n", ifc, h.Iface, mac, ifc)
+	}
+	if err := os.WriteFile(batch, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(t, "", "ip", "-n", h.NS, "-batch", batch); err != nil {
+		t.Fatalf("macvlans: %v\n%s", err, out)
+	}
+	events := filepath.Join(t.TempDir(), "events")
+	script := writeScript(t, `[ "$1" = bound ] && echo "bound $interface $ip" >> `+events+"\nexit 0\n")
+	var procs []*lab.Proc
+	for i := range clients {
+		procs = append(procs, lab.Start(t, h.NS, "busybox", "udhcpc", "-i", fmt.Sprintf("mv%d", i), "-f", "-q", "-n",
+			"-s", script, "-t", "40", "-T", "1", "-A", "1"))
+	}
+	bound := func() int { return strings.Count(readFile(events), "bound ") }
+	// Poll tightly (the clients finish within a second or two) so that the
+	// kill lands mid-run.
+	for deadline := time.Now().Add(60 * time.Second); bound() < clients/4; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d clients bound within 60 s:\n%s", bound(), clients, pxed.Output())
+		}
+	}
+	if err := syscall.Kill(-pxed.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill pxed: %v", err)
+	}
+	<-pxed.Done()
+	atKill := bound()
+	start()
+	lab.WaitFor(t, 90*time.Second, "every udhcpc to finish", func() bool {
+		for _, p := range procs {
+			if !p.Exited() {
+				return false
+			}
+		}
+		return true
+	})
+
+	acked := map[string]string{} // address → interface
+	for _, line := range strings.Split(strings.TrimSpace(readFile(events)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		if prev, dup := acked[f[2]]; dup && prev != f[1] {
+			t.Errorf("%s acknowledged to %s and to %s", f[2], prev, f[1])
+		}
+		acked[f[2]] = f[1]
+	}
+	rows := leases(t, data) // fails on an address listed twice
+	for addr, ifc := range acked {
+		if r := rows[addr]; r.State != "bound" || r.MAC != macs[ifc] {
+			t.Errorf("acknowledged lease %s for %s (%s) is %+v in pxed leases after the crash", addr, ifc, macs[ifc], r)
+		}
+	}
+	if atKill >= clients {
+		t.Errorf("SIGKILL landed after every client was bound: the crash was not mid-run")
+	}
+	t.Logf("%d clients, %d bound before SIGKILL, %d bound in all, %d lease rows", clients, atKill, len(acked), len(rows))
+	if len(acked) != clients {
+		t.Errorf("%d of %d clients got a lease", len(acked), clients)
+	}
+}
