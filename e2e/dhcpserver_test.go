@@ -128,6 +128,10 @@ case "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface" ;; deco
 	if l := leases(t, data)[ip]; l.State != "bound" || l.MAC != mac {
 		t.Fatalf("pxed leases: %s is %+v, want bound to %s", ip, l, mac)
 	}
+	if out, err := exec.Command(pxedBin, "leases", "--data-dir", data).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "ADDRESS") || !strings.Contains(string(out), ip+" ") || !strings.Contains(string(out), mac) {
+		t.Errorf("pxed leases (table): %v\n%s", err, out)
+	}
 	// udhcpc sets no broadcast bit: RFC 2131 §4.1 unicast to yiaddr at chaddr (SIOCSARP).
 	if !strings.Contains(pxed.Output(), "dst="+ip+":68") {
 		t.Errorf("no reply was unicast to %s:68; pxed log:\n%s", ip, pxed.Output())
