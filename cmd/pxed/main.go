@@ -38,6 +38,8 @@ Usage:
              run the server from a YAML configuration
   pxed probe --interface IF [--arch A] [--fetch] [--json] [--expect-server IP]
              act as a PXE client and report what a machine would boot
+  pxed storm --interface IF --clients N [--arch mix|A] [--fetch] [--rate R] [--json]
+             boot N simulated machines at once and report latencies and failures
   pxed leases [--data-dir DIR] [--json]
              list the leases of mode server (table or JSON)
   pxed version
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stdout, stderr)
 	case "probe":
 		err = runProbe(ctx, args[1:], stdout, stderr)
+	case "storm":
+		err = runStorm(ctx, args[1:], stdout, stderr)
 	case "leases":
 		err = runLeases(ctx, args[1:], stdout, stderr)
 	case "version":

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"pxed/internal/client"
+)
+
+// errStormFailures makes storm exit 1 after its report when a machine failed.
+var errStormFailures = errors.New("storm: some simulated machines did not boot")
+
+// mixProfiles are the firmware of --arch mix: what a rack of PXE machines
+// runs, the iPXE stage included.
+var mixProfiles = []string{"bios", "efi-x64", "ipxe-bios", "ipxe-efi"}
+
+// runStorm boots many simulated machines through a boot server and reports
+// latencies and failures.
+func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	iface := fs.String("interface", "", "interface to boot the simulated machines on (required; raw sockets, root)")
+	clients := fs.Int("clients", 100, "number of simulated machines, each with its own MAC address")
+	arch := fs.String("arch", "mix", "firmware: mix ("+strings.Join(mixProfiles, ", ")+"), one of "+
+		strings.Join(client.ProfileNames(), ", ")+", or a comma-separated list")
+	fetch := fs.Bool("fetch", false, "download the boot file and, for iPXE, the script's kernel and initrd")
+	rate := fs.Float64("rate", 0, "machines starting per second; 0 starts them all at once")
+	parallel := fs.Int("parallel", 0, "most machines in flight at once; 0 means --clients")
+	asJSON := fs.Bool("json", false, "print one JSON document instead of the report")
+	scale := fs.Float64("timeout-scale", 1, "multiply the firmware's DHCP timeouts (4, 8, 16, 32 s) by this factor")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up on one machine after this long")
+	macPrefix := fs.String("mac-prefix", "02:70:78", "first three bytes of the machines' MAC addresses")
+	verbose := fs.Bool("v", false, "log each failed machine to stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("storm: unexpected argument %q (flags only; see pxed storm -h)", fs.Arg(0))
+	}
+	if *iface == "" {
+		return usagef("storm: --interface is required: the network to boot on, e.g. --interface eth1")
+	}
+	if _, err := client.InterfaceMAC(*iface); err != nil {
+		return usagef("storm: --interface %s: %v (see `ip link` for the names)", *iface, err)
+	}
+	if *clients < 1 || *clients > 100000 {
+		return usagef("storm: --clients %d: write a number from 1 to 100000", *clients)
+	}
+	names := mixProfiles
+	if *arch != "mix" {
+		names = strings.Split(*arch, ",")
+	}
+	var profiles []client.Profile
+	for _, n := range names {
+		p, err := client.ParseProfile(n)
+		if err != nil {
+			return usagef("storm: --arch: %v (or mix)", err)
+		}
+		profiles = append(profiles, p)
+	}
+	if *rate < 0 {
+		return usagef("storm: --rate %v: write machines per second, 0 for all at once", *rate)
+	}
+	if *parallel < 0 {
+		return usagef("storm: --parallel %d: write 0 (all) or a positive bound", *parallel)
+	}
+	if *scale <= 0 || *scale > 10 {
+		return usagef("storm: --timeout-scale %v: write a factor above 0 and at most 10, e.g. 0.25", *scale)
+	}
+	if *timeout <= 0 {
+		return usagef("storm: --timeout %v: write a positive duration, e.g. 2m", *timeout)
+	}
+	prefix, err := net.ParseMAC(*macPrefix + ":00:00:00")
+	if err != nil || len(prefix) != 6 {
+		return usagef("storm: --mac-prefix %q: write three bytes, e.g. 02:70:78", *macPrefix)
+	}
+
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	sock, err := client.OpenRaw(*iface, logger)
+	if err != nil {
+		return fmt.Errorf("storm: %w (raw sockets need root or CAP_NET_RAW)", err)
+	}
+	defer sock.Close()
+
+	cfg := client.StormConfig{
+		Clients: *clients, Profiles: profiles, Fetch: *fetch, Rate: *rate, Parallel: *parallel,
+		Scale: *scale, Timeout: *timeout, MACPrefix: prefix[:3], Interface: *iface, Logger: logger,
+		NewTransport: func(mac net.HardwareAddr) (client.Transport, func()) {
+			t := sock.Transport(mac)
+			return t, t.Close
+		},
+	}
+	pl := &progressLine{w: stderr, total: *clients}
+	cfg.Progress = pl.update
+	if !*asJSON {
+		how := "all at once"
+		if *rate > 0 {
+			how = fmt.Sprintf("%g per second", *rate)
+		}
+		fmt.Fprintf(stdout, "storm on %s: %d machines (%s), %s, fetch %v\n", *iface, *clients, strings.Join(names, ", "), how, *fetch)
+	}
+	rep, err := client.Storm(ctx, cfg)
+	if err != nil {
+		return usageError{fmt.Errorf("storm: %w", err)}
+	}
+	pl.finish()
+	st := sock.Stats()
+	rep.Socket = &st
+	if *fetch {
+		rep.Note = fmt.Sprintf("DHCP runs with one MAC per machine on a raw socket; TFTP and HTTP downloads use kernel sockets from %s's own address (a load test: servers see one client address for them)", *iface)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return fmt.Errorf("storm: write JSON: %w", err)
+		}
+	} else {
+		printStorm(stdout, rep)
+	}
+	if rep.Failed > 0 || rep.Clients < *clients {
+		return errStormFailures
+	}
+	return nil
+}
+
+// printStorm writes a storm report for people.
+func printStorm(w io.Writer, r *client.StormReport) {
+	fmt.Fprintf(w, "\nbooted %d, failed %d of %d in %.2f s (time to all booted)\n", r.Booted, r.Failed, r.Clients, r.Seconds)
+	fmt.Fprintf(w, "\n%-16s %6s %10s %10s %10s %10s\n", "stage", "count", "p50", "p95", "p99", "max")
+	for _, s := range r.Stages {
+		fmt.Fprintf(w, "%-16s %6d %10s %10s %10s %10s\n", s.Stage, s.Count, ms(s.P50), ms(s.P95), ms(s.P99), ms(s.Max))
+	}
+	fmt.Fprintf(w, "\nretries:")
+	keys := sortedKeys(r.Retries)
+	for _, k := range keys {
+		fmt.Fprintf(w, " %s %d;", k, r.Retries[k])
+	}
+	fmt.Fprintln(w)
+	if len(r.Failures) == 0 {
+		fmt.Fprintln(w, "failures: none")
+	} else {
+		fmt.Fprintln(w, "failures:")
+		for _, k := range sortedKeys(r.Failures) {
+			fmt.Fprintf(w, "  %-24s %6d  e.g. %s\n", k, r.Failures[k], r.Examples[k])
+		}
+	}
+	fmt.Fprintf(w, "bytes: %d (%.1f MB), %.2f MB/s over the whole storm\n", r.Bytes, float64(r.Bytes)/1e6, r.MBps)
+	if s := r.Socket; s != nil {
+		fmt.Fprintf(w, "raw socket: %d frames in, %d replies for other clients, %d dropped (queue full), %d ARP replies\n",
+			s.FramesIn, s.Unclaimed, s.Dropped, s.ARPReplies)
+	}
+	if r.Note != "" {
+		fmt.Fprintf(w, "note: %s\n", r.Note)
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// progressLine redraws one status line on stderr.
+type progressLine struct {
+	mu    sync.Mutex
+	w     io.Writer
+	total int
+	drawn bool
+}
+
+func (p *progressLine) update(s client.StormProgress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "\rstorm %6.1fs: started %d/%d · in flight dhcp %d, nbp %d, script+files %d · booted %d · failed %d ",
+		s.Elapsed.Seconds(), s.Started, p.total, s.InFlight[client.PhaseDHCP], s.InFlight[client.PhaseNBP],
+		s.InFlight[client.PhaseFiles], s.Done, s.Failed)
+	p.drawn = true
+}
+
+func (p *progressLine) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
