@@ -77,16 +77,17 @@ SERVER_PGID=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
-# stop_server ends the process group of the server this script started (never anything else).
+# stop_server [SIGNAL] ends the process group of the server this script started (never
+# anything else): TERM by default, then KILL after 5 s.
 stop_server() {
 	[ -n "$SERVER_PGID" ] || return 0
-	kill -TERM -- "-$SERVER_PGID" 2>/dev/null || true
+	kill "-${1:-TERM}" -- "-$SERVER_PGID" 2>/dev/null || true
 	for _ in $(seq 50); do
 		kill -0 -- "-$SERVER_PGID" 2>/dev/null || break
 		sleep 0.1
 	done
 	kill -KILL -- "-$SERVER_PGID" 2>/dev/null || true
-	wait "$SERVER_PGID" 2>/dev/null || true
+	{ wait "$SERVER_PGID" || true; } 2>/dev/null # no "Killed" job notice
 	SERVER_PGID=""
 }
 
@@ -178,9 +179,24 @@ start_server() {
 			>"$dir/server.out" 2>&1 &
 		;;
 	pxed)
-		setsid ip netns exec "$NS_S" "$PXED_BIN" serve --dhcp server --interface "$IF_S" \
-			--dhcp-range "$RANGE_FIRST-$RANGE_LAST" --data-dir "$dir/data" --tftp-addr off \
-			--http-addr "127.0.0.1:8080" --log-level warn $PXED_EXTRA >"$dir/server.out" 2>&1 &
+		# probe_timeout off: no ICMP check before an offer (dnsmasq runs with --no-ping, Kea
+		# has none); everything else comes from the flags.
+		# The profile's kernel and initrd are placeholders: perfdhcp is no PXE client.
+		head -c 4096 /dev/zero >"$dir/vmlinuz"
+		head -c 4096 /dev/zero >"$dir/initrd.img"
+		cat >"$dir/pxed.yaml" <<EOF
+dhcp:
+  probe_timeout: "off"
+default_profile: bench
+profiles:
+  bench:
+    kernel: $dir/vmlinuz
+    initrds: [$dir/initrd.img]
+EOF
+		setsid ip netns exec "$NS_S" "$PXED_BIN" serve --config "$dir/pxed.yaml" --dhcp server \
+			--interface "$IF_S" --dhcp-range "$RANGE_FIRST-$RANGE_LAST" --data-dir "$dir/data" \
+			--tftp-addr off --http-addr "127.0.0.1:8080" --log-level warn $PXED_EXTRA \
+			>"$dir/server.out" 2>&1 &
 		;;
 	esac
 	SERVER_PGID=$!
@@ -250,6 +266,15 @@ percentiles() {
 	echo
 }
 
+# leases_on_disk SERVER DIR: distinct addresses in the server's lease storage after a run.
+leases_on_disk() {
+	case "$1" in
+	kea) cat "$2"/kea-leases4.csv* 2>/dev/null | awk -F, 'NR > 1 && $1 ~ /^[0-9]/ { a[$1] = 1 } END { print length(a) }' ;;
+	dnsmasq) awk '{ a[$3] = 1 } END { print length(a) }' "$2/dnsmasq.leases" 2>/dev/null || echo 0 ;;
+	pxed) "$PXED_BIN" leases --data-dir "$2/data" 2>/dev/null | awk 'NR > 1 && $2 == "bound" { n++ } END { print n + 0 }' ;;
+	esac
+}
+
 # measure SERVER: the rate search. Sets RESULT_<server> to a table row.
 measure() {
 	local name=$1 lo=0 hi=0 rate=$START_RATE step best_row="" res
@@ -259,7 +284,10 @@ measure() {
 		out="$dir/perfdhcp.out"
 		start_server "$name" "$dir" || return 1
 		run_perfdhcp "$rate" "$PERIOD" "$out"
-		stop_server
+		# SIGKILL: no server gets to flush anything at exit; what is on disk is what it wrote.
+		stop_server KILL
+		local ondisk
+		ondisk=$(leases_on_disk "$name" "$dir")
 		local dos dor dod ras rar rad doa raa dom ram achieved pass=no
 		read -r dos dor dod ras rar rad doa raa dom ram <<<"$(parse_run "$out")"
 		achieved=$(awk -v n="$rar" -v p="$PERIOD" 'BEGIN { printf "%d", n / p }')
@@ -268,7 +296,7 @@ measure() {
 			pass=yes
 		fi
 		log "$name step $step: rate $rate/s: sent $dos, acked $rar ($achieved DORA/s)," \
-			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms: $pass"
+			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, $ondisk leases on disk: $pass"
 		if grep -q "Reached maximum" "$out"; then
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
 		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
