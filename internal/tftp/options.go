@@ -29,6 +29,35 @@ type Limits struct {
 	MaxBlksize    int   // upper bound for blksize (already clamped to the path)
 	MaxWindowsize int   // upper bound for windowsize
 	Size          int64 // file size for tsize; < 0 if unknown (tsize not acknowledged)
+	// WindowBytes caps windowsize so that one window fits this many bytes of
+	// the client's socket receive buffer (kernel accounting, see truesize);
+	// 0 = no cap.
+	WindowBytes int
+}
+
+// DefaultWindowBytes is the Server's default Limits.WindowBytes: a little under
+// Linux's default socket receive buffer (net.core.rmem_default = 212992).
+// Clients such as atftp read with that buffer; a window that overflows it
+// loses its tail, and only a timeout recovers a lost tail (RFC 7440 §4).
+const DefaultWindowBytes = 200000
+
+// truesize estimates the kernel memory one DATA datagram of blksize bytes
+// takes in a receive queue (skb truesize), from measurements on Linux 6.x:
+// small datagrams use a power-of-two slab, 4-16 KiB ones about 17.7 KiB,
+// bigger ones page fragments plus about 1/8.
+func truesize(blksize int) int {
+	n := blksize + 4 + 8 + 40 // TFTP, UDP, IP headers (IPv6 worst case)
+	switch {
+	case n+320 <= 4096:
+		p := 1024
+		for p < n+320 {
+			p <<= 1
+		}
+		return p + 256
+	case n <= 16384+512:
+		return 17800
+	}
+	return n + n/8 + 1024
 }
 
 // Negotiated is the outcome of RFC 2347 option negotiation.
@@ -72,9 +101,10 @@ func OptionMap(opts []Option) map[string]string {
 //
 //   - blksize (RFC 2348): 8..65464; larger requests are clamped to lim.MaxBlksize;
 //     a value below 8 fails negotiation (ERROR 8).
-//   - tsize (RFC 2349): answered with the file size when it is known.
+//   - tsize (RFC 2349): answered with the file size when it is known and not 0.
 //   - timeout (RFC 2349): 1..255 seconds, acknowledged as asked; out of range is ignored.
-//   - windowsize (RFC 7440): 1..65535, clamped to lim.MaxWindowsize; 0 fails negotiation.
+//   - windowsize (RFC 7440): 1..65535, clamped to lim.MaxWindowsize and to what
+//     fits lim.WindowBytes at the granted blksize; 0 fails negotiation.
 //
 // Values that are not decimal numbers are ignored (not acknowledged).
 func Negotiate(opts []Option, lim Limits) (Negotiated, error) {
@@ -89,6 +119,7 @@ func Negotiate(opts []Option, lim Limits) (Negotiated, error) {
 		maxWin = MaxWindowsize
 	}
 	seen := 0 // bit set of handled options
+	winAck := -1
 	for _, o := range opts {
 		name := strings.ToLower(o.Name)
 		var bit int
@@ -120,7 +151,9 @@ func Negotiate(opts []Option, lim Limits) (Negotiated, error) {
 			n.Blksize = int(min(v, int64(maxBlk)))
 			n.Ack = append(n.Ack, Option{o.Name, strconv.Itoa(n.Blksize)})
 		case OptTsize:
-			if lim.Size < 0 {
+			// Size 0 is not acknowledged: curl (through 8.x) refuses an
+			// OACK with tsize 0, and an empty file needs no size.
+			if lim.Size <= 0 {
 				continue
 			}
 			n.Ack = append(n.Ack, Option{o.Name, strconv.FormatInt(lim.Size, 10)})
@@ -135,7 +168,15 @@ func Negotiate(opts []Option, lim Limits) (Negotiated, error) {
 				return Negotiated{}, &NegotiationError{o, "windowsize below 1 (RFC 7440)"}
 			}
 			n.Windowsize = int(min(v, int64(maxWin)))
+			winAck = len(n.Ack)
 			n.Ack = append(n.Ack, Option{o.Name, strconv.Itoa(n.Windowsize)})
+		}
+	}
+	if winAck >= 0 && lim.WindowBytes > 0 {
+		// RFC 7440 lets the server answer a smaller windowsize.
+		if c := max(1, lim.WindowBytes/truesize(n.Blksize)); n.Windowsize > c {
+			n.Windowsize = c
+			n.Ack[winAck].Value = strconv.Itoa(c)
 		}
 	}
 	return n, nil

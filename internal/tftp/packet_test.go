@@ -144,6 +144,17 @@ func TestNegotiate(t *testing.T) {
 			Negotiated{Blksize: 512, Windowsize: 16, Ack: []Option{{"windowsize", "16"}}}, false},
 		{"RFC 7440 windowsize clamped", []Option{{"windowsize", "65535"}}, lim,
 			Negotiated{Blksize: 512, Windowsize: 64, Ack: []Option{{"windowsize", "64"}}}, false},
+		{"RFC 7440 windowsize capped to fit the receive buffer", []Option{{"blksize", "8192"}, {"windowsize", "64"}},
+			Limits{MaxWindowsize: 64, Size: 1, WindowBytes: DefaultWindowBytes},
+			Negotiated{Blksize: 8192, Windowsize: 11, Ack: []Option{{"blksize", "8192"}, {"windowsize", "11"}}}, false},
+		{"windowsize cap applies whatever the option order", []Option{{"windowsize", "64"}, {"blksize", "65464"}},
+			Limits{MaxWindowsize: 64, Size: 1, WindowBytes: DefaultWindowBytes},
+			Negotiated{Blksize: 65464, Windowsize: 2, Ack: []Option{{"windowsize", "2"}, {"blksize", "65464"}}}, false},
+		{"windowsize 64 at blksize 1468 fits", []Option{{"blksize", "1468"}, {"windowsize", "64"}},
+			Limits{MaxWindowsize: 64, Size: 1, WindowBytes: DefaultWindowBytes},
+			Negotiated{Blksize: 1468, Windowsize: 64, Ack: []Option{{"blksize", "1468"}, {"windowsize", "64"}}}, false},
+		{"RFC 2349 tsize of an empty file not acknowledged (curl refuses tsize 0)", []Option{{"tsize", "0"}}, Limits{Size: 0},
+			Negotiated{Blksize: 512, Windowsize: 1}, false},
 		{"RFC 7440 windowsize 0 fails", []Option{{"windowsize", "0"}}, lim, Negotiated{}, true},
 		{"RFC 2347 unknown option not acknowledged", []Option{{"multicast", ""}, {"utimeout", "5000"}}, lim,
 			Negotiated{Blksize: 512, Windowsize: 1}, false},
@@ -275,7 +286,7 @@ func FuzzNegotiate(f *testing.F) {
 		if err != nil || p.Op != OpRRQ {
 			return
 		}
-		n, err := Negotiate(p.Options, Limits{MaxBlksize: maxBlk, MaxWindowsize: maxWin, Size: size})
+		n, err := Negotiate(p.Options, Limits{MaxBlksize: maxBlk, MaxWindowsize: maxWin, Size: size, WindowBytes: maxWin * 1000})
 		if err != nil {
 			return
 		}

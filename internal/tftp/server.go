@@ -31,6 +31,9 @@ type Server struct {
 	Retries       int           // 0 => 5; exponential backoff between retries
 	MaxBlksize    int           // 0 => 65464 (RFC 2348 upper bound); min 8; also clamped to the path MTU
 	MaxWindowsize int           // 0 => 64 (RFC 7440)
+	// WindowBytes caps windowsize so that a window fits the client's socket
+	// receive buffer at the granted blksize: 0 => DefaultWindowBytes; < 0 => no cap.
+	WindowBytes int
 
 	mu        sync.Mutex
 	closed    bool

@@ -120,7 +120,10 @@ func (t *transfer) serve(tr *Transfer) error {
 	}
 	defer f.Close()
 	tr.Size = size
-	lim := Limits{MaxBlksize: s.MaxBlksize, MaxWindowsize: s.MaxWindowsize, Size: size}
+	lim := Limits{MaxBlksize: s.MaxBlksize, MaxWindowsize: s.MaxWindowsize, Size: size, WindowBytes: s.WindowBytes}
+	if lim.WindowBytes == 0 {
+		lim.WindowBytes = DefaultWindowBytes
+	}
 	if lim.MaxBlksize <= 0 {
 		lim.MaxBlksize = MaxBlksize
 	}
