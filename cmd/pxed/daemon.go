@@ -216,6 +216,7 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_dhcp_malformed_total", "DHCP packets dropped as malformed.", func() float64 { return float64(d.Stats().Malformed) })
 		counter("pxed_dhcp_ignored_total", "Valid DHCP packets not answered.", func() float64 { return float64(d.Stats().Ignored) })
 		counter("pxed_dhcp_replies_total", "DHCP replies sent.", func() float64 { return float64(d.Stats().Replied) })
+		counter("pxed_dhcp_overload_dropped_total", "DHCP packets dropped because every worker was busy.", func() float64 { return float64(d.Stats().Overload) })
 	}
 	if t != nil {
 		counter("pxed_tftp_malformed_total", "TFTP packets dropped as malformed.", func() float64 { return float64(t.Stats().Malformed) })

@@ -32,27 +32,34 @@ type Stats struct {
 	Ignored   uint64 // valid packets not answered
 	Replied   uint64 // replies sent
 	SendErrs  uint64 // replies that could not be sent
+	Overload  uint64 // valid packets dropped because every worker was busy
 }
 
 // Server is the DHCPv4 loop: one socket per interface and port, bound to the
 // interface (SO_BINDTODEVICE) so pxed answers only where it is told to and
 // knows where each packet came from.
 type Server struct {
-	Interfaces []string     // interface names; required
-	Ports      []Port       // default 67 and 4011
-	Responder  Responder    // required
-	HTTPPort   int          // put in boot URLs; default 8080
-	Events     *events.Log  // nil records nothing
-	Logger     *slog.Logger // nil discards
+	Interfaces []string // interface names; required
+	Ports      []Port   // default 67 and 4011
+	// Workers is the number of requests handled at once per socket; 0
+	// means DefaultWorkers. Concurrency lets the lease store batch many
+	// clients' commits into one transaction and keeps an address probe from
+	// stalling everyone else. Packets beyond Workers plus the queue are
+	// dropped and counted (clients retransmit).
+	Workers   int
+	Responder Responder    // required
+	HTTPPort  int          // put in boot URLs; default 8080
+	Events    *events.Log  // nil records nothing
+	Logger    *slog.Logger // nil discards
 	// ListenAddr overrides the address sockets bind to (tests); default 0.0.0.0.
 	ListenAddr netip.Addr
 
-	received, malformed, ignored, replied, sendErrs atomic.Uint64
+	received, malformed, ignored, replied, sendErrs, overload atomic.Uint64
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{s.received.Load(), s.malformed.Load(), s.ignored.Load(), s.replied.Load(), s.sendErrs.Load()}
+	return Stats{s.received.Load(), s.malformed.Load(), s.ignored.Load(), s.replied.Load(), s.sendErrs.Load(), s.overload.Load()}
 }
 
 // Socket is one bound socket: an interface and a port.
@@ -183,6 +190,29 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 	if httpPort == 0 {
 		httpPort = 8080
 	}
+	workers := s.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	type job struct {
+		pkt *dhcpv4.DHCPv4
+		src netip.AddrPort
+	}
+	jobs := make(chan job, 4*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				s.handle(ctx, sk, j.pkt, j.src, httpPort, log)
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+	}()
 	for {
 		n, cm, src, err := sk.conn.ReadFrom(buf)
 		if err != nil {
@@ -213,9 +243,17 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			log.Debug("dhcp packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String(), "why", why)
 			continue
 		}
-		s.handle(ctx, sk, pkt, srcAP, httpPort, log)
+		select {
+		case jobs <- job{pkt, srcAP}:
+		default:
+			s.overload.Add(1)
+			log.Debug("dhcp overloaded, packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String())
+		}
 	}
 }
+
+// DefaultWorkers is Server.Workers when 0.
+const DefaultWorkers = 64
 
 func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
@@ -261,8 +299,11 @@ func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 	log.Debug("dhcp replied", "reply", res.Reply.MessageType().String(), "dst", dst.Addr.String(), "file", res.Plan.BootFile)
 	if s.Events != nil {
 		stage := events.StageOffer
-		if res.Reply.MessageType() == dhcpv4.MessageTypeAck {
+		switch res.Reply.MessageType() {
+		case dhcpv4.MessageTypeAck:
 			stage = events.StageAck
+		case dhcpv4.MessageTypeNak:
+			stage = events.StageNak
 		}
 		s.Events.Record(events.Event{MAC: mac, Stage: stage,
 			Detail: fmt.Sprintf("%s %s → %s (port %d)", res.Machine.Firmware, archName(res.Machine), res.Plan.BootFile, int(sk.port))})

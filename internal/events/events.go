@@ -21,6 +21,7 @@ const (
 	StageOffer       Stage = "dhcp-offer"    // pxed answered with boot info
 	StageRequest     Stage = "dhcp-request"  // a DHCPREQUEST was seen
 	StageAck         Stage = "dhcp-ack"      // pxed acknowledged (boot server or full DHCP)
+	StageNak         Stage = "dhcp-nak"      // pxed refused a DHCPREQUEST (full DHCP)
 	StageIgnored     Stage = "dhcp-ignored"  // a packet from this machine was not answered
 	StageTFTPStart   Stage = "tftp-start"    // a TFTP read request was accepted
 	StageTFTPDone    Stage = "tftp-done"     // a TFTP transfer completed
