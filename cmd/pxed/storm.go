@@ -34,6 +34,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	arch := fs.String("arch", "mix", "firmware: mix ("+strings.Join(mixProfiles, ", ")+"), one of "+
 		strings.Join(client.ProfileNames(), ", ")+", or a comma-separated list")
 	fetch := fs.Bool("fetch", false, "download the boot file and, for iPXE, the script's kernel and initrd")
+	chain := fs.Bool("chain", false, "with --fetch, PXE machines then run iPXE: DHCP again as iPXE, load its script, kernel and initrd")
 	rate := fs.Float64("rate", 0, "machines starting per second; 0 starts them all at once")
 	parallel := fs.Int("parallel", 0, "most machines in flight at once; 0 means --clients")
 	asJSON := fs.Bool("json", false, "print one JSON document instead of the report")
@@ -71,6 +72,9 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		profiles = append(profiles, p)
 	}
+	if *chain && !*fetch {
+		return usagef("storm: --chain needs --fetch (the NBP must be loaded before iPXE runs)")
+	}
 	if *rate < 0 {
 		return usagef("storm: --rate %v: write machines per second, 0 for all at once", *rate)
 	}
@@ -99,7 +103,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer sock.Close()
 
 	cfg := client.StormConfig{
-		Clients: *clients, Profiles: profiles, Fetch: *fetch, Rate: *rate, Parallel: *parallel,
+		Clients: *clients, Profiles: profiles, Fetch: *fetch, Chain: *chain, Rate: *rate, Parallel: *parallel,
 		Scale: *scale, Timeout: *timeout, MACPrefix: prefix[:3], Interface: *iface, Logger: logger,
 		NewTransport: func(mac net.HardwareAddr) (client.Transport, func()) {
 			t := sock.Transport(mac)
@@ -113,7 +117,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *rate > 0 {
 			how = fmt.Sprintf("%g per second", *rate)
 		}
-		fmt.Fprintf(stdout, "storm on %s: %d machines (%s), %s, fetch %v\n", *iface, *clients, strings.Join(names, ", "), how, *fetch)
+		fmt.Fprintf(stdout, "storm on %s: %d machines (%s), %s, fetch %v, chain %v\n", *iface, *clients, strings.Join(names, ", "), how, *fetch, *chain)
 	}
 	rep, err := client.Storm(ctx, cfg)
 	if err != nil {

@@ -24,7 +24,7 @@ const (
 	StageScript     = "script"         // iPXE script download
 	StageKernel     = "kernel"
 	StageInitrd     = "initrd" // every initrd, one sample each
-	StageTotal      = "total"  // first DISCOVER to the last byte
+	StageTotal      = "total"  // start to the last byte (or the boot file's name)
 )
 
 // StageOrder lists the stages in report order.
@@ -47,6 +47,10 @@ type StormConfig struct {
 	// Fetch downloads the boot file and, for iPXE, the script's kernel and
 	// initrds; otherwise a machine is done once DHCP named its boot file.
 	Fetch bool
+	// Chain makes PXE machines (bios, efi-*) behave as if their NBP were
+	// iPXE: after the download they DHCP again as iPXE and load its script,
+	// kernel and initrd. Needs Fetch.
+	Chain bool
 	// Rate is the arrivals per second; 0 starts every machine at once.
 	Rate float64
 	// Parallel bounds the machines in flight; 0 means Clients.
@@ -96,6 +100,7 @@ type StormReport struct {
 	Clients  int      `json:"clients"`
 	Profiles []string `json:"profiles"`
 	Fetch    bool     `json:"fetch"`
+	Chain    bool     `json:"chain,omitempty"`
 	Rate     float64  `json:"rate,omitempty"`
 	Booted   int      `json:"booted"`
 	Failed   int      `json:"failed"`
@@ -230,7 +235,7 @@ launch:
 
 	rep := agg.report()
 	rep.Clients = int(r.started.Load())
-	rep.Fetch, rep.Rate = cfg.Fetch, cfg.Rate
+	rep.Fetch, rep.Chain, rep.Rate = cfg.Fetch, cfg.Chain, cfg.Rate
 	for _, p := range cfg.Profiles {
 		rep.Profiles = append(rep.Profiles, p.Name)
 	}
@@ -298,7 +303,6 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 	defer cancel()
 	inner, release := cfg.NewTransport(mac)
 	defer release()
-	clock := &clockTransport{inner: inner}
 	ph := r.enter(-1, PhaseDHCP)
 	defer func() { r.enter(ph, -1) }()
 	log := r.log.With("mac", mac.String(), "arch", prof.Name)
@@ -307,64 +311,109 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		log.Debug("storm: machine failed", "stage", stage, "cause", m.cause, "err", err)
 		return m
 	}
+	start := time.Now()
+	d, err := r.dhcp(ctx, prof, mac, inner, &m)
+	if err != nil {
+		return fail("dhcp", err)
+	}
+	if !cfg.Fetch {
+		m.add(StageTotal, time.Since(start))
+		return m
+	}
+	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout}
+	if !prof.IPXE {
+		ph = r.enter(ph, PhaseNBP)
+		if _, err := r.get(ctx, f, &m, StageNBP, d.BootFile, d.BootServer); err != nil {
+			return fail(StageNBP, err)
+		}
+		if !cfg.Chain || prof.HTTPBoot() {
+			m.add(StageTotal, time.Since(start))
+			return m
+		}
+		// The NBP is iPXE: it DHCPs again, with its own identity.
+		prof = ipxeOf(prof)
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout}
+		ph = r.enter(ph, PhaseDHCP)
+		if d, err = r.dhcp(ctx, prof, mac, inner, &m); err != nil {
+			return fail("dhcp", err)
+		}
+		if w, loop := ChainloadWarning(prof, d.BootFile); loop {
+			return fail("dhcp", errors.New(w.Message))
+		}
+	}
+	ph = r.enter(ph, PhaseFiles)
+	if stage, err := r.ipxeFiles(ctx, f, &m, d); err != nil {
+		return fail(stage, err)
+	}
+	m.add(StageTotal, time.Since(start))
+	return m
+}
 
-	// A DHCPNAK sends the client back to INIT (RFC 2131 §3.1 step 5):
-	// firmware starts over with a new DISCOVER. Servers that do not hold
-	// offered addresses (dnsmasq --no-ping) offer one address to several
-	// clients at once, and all but the first are refused.
+// ipxeOf is the iPXE build a PXE firmware chainloads (undionly.kpxe for
+// BIOS, snponly.efi for UEFI).
+func ipxeOf(p Profile) Profile {
+	name := "ipxe-efi"
+	if p.Arch == profiles["bios"].Arch {
+		name = "ipxe-bios"
+	}
+	q, _ := ParseProfile(name)
+	return q
+}
+
+// dhcp runs the DHCP exchange of one machine, recording its stages and
+// retries in m. A DHCPNAK sends the client back to INIT (RFC 2131 §3.1
+// step 5): firmware starts over with a new DISCOVER. Servers that do not
+// hold offered addresses (dnsmasq --no-ping) offer one address to several
+// clients at once, and all but the first are refused.
+func (r *stormRun) dhcp(ctx context.Context, prof Profile, mac net.HardwareAddr, inner Transport, m *machine) (*DHCPResult, error) {
+	clock := &clockTransport{inner: inner}
 	var d *DHCPResult
 	var err error
 	naks := 0
 	for {
-		ex := &Exchange{Transport: clock, Profile: prof, ID: Identity{MAC: mac, UUID: UUIDFromMAC(mac)}, Scale: cfg.Scale}
+		ex := &Exchange{Transport: clock, Profile: prof, ID: Identity{MAC: mac, UUID: UUIDFromMAC(mac)}, Scale: r.cfg.Scale}
 		d, err = ex.Run(ctx)
 		if err == nil || FailureCause("dhcp", err) != "nak" || naks >= maxNAKRestarts {
 			break
 		}
 		naks++
 	}
-	clock.record(&m)
-	m.retries["restart after DHCPNAK"] = naks
+	clock.record(m)
+	m.retries["restart after DHCPNAK"] += naks
 	if err != nil {
-		return fail("dhcp", err)
+		return d, err
 	}
 	if d.BootFile == "" {
-		return fail("dhcp", errNoBootFile)
+		return d, errNoBootFile
 	}
 	if h, ok := inner.(interface{ HoldAddress(netip.Addr) }); ok && d.Lease != nil {
 		h.HoldAddress(d.Lease.Addr)
 	}
-	if !cfg.Fetch {
-		m.add(StageTotal, time.Since(clock.discover))
-		return m
+	return d, nil
+}
+
+// get downloads one file of a machine over TFTP or HTTP.
+func (r *stormRun) get(ctx context.Context, f *Fetcher, m *machine, stage, name string, server netip.Addr) (Download, error) {
+	var dl Download
+	if isURL(name) {
+		dl, _ = f.HTTP(ctx, stage, name, false)
+	} else {
+		dl, _ = f.TFTP(ctx, stage, server, name, false)
 	}
-	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout}
-	get := func(stage, name string, server netip.Addr) (Download, error) {
-		var dl Download
-		if isURL(name) {
-			dl, _ = f.HTTP(ctx, stage, name, false)
-		} else {
-			dl, _ = f.TFTP(ctx, stage, server, name, false)
-		}
-		m.bytes += dl.Bytes
-		if !dl.OK() {
-			return dl, &downloadError{stage: stage, d: dl}
-		}
-		m.add(stage, time.Duration(dl.Seconds*float64(time.Second)))
-		return dl, nil
+	m.bytes += dl.Bytes
+	if !dl.OK() {
+		return dl, &downloadError{stage: stage, d: dl}
 	}
-	if !prof.IPXE {
-		ph = r.enter(ph, PhaseNBP)
-		if _, err := get(StageNBP, d.BootFile, d.BootServer); err != nil {
-			return fail(StageNBP, err)
-		}
-		m.add(StageTotal, time.Since(clock.discover))
-		return m
-	}
-	ph = r.enter(ph, PhaseFiles)
-	dl, err := get(StageScript, d.BootFile, d.BootServer)
+	m.add(stage, time.Duration(dl.Seconds*float64(time.Second)))
+	return dl, nil
+}
+
+// ipxeFiles loads the iPXE script d names and the kernel and initrds it
+// loads; on failure it returns the stage.
+func (r *stormRun) ipxeFiles(ctx context.Context, f *Fetcher, m *machine, d *DHCPResult) (string, error) {
+	dl, err := r.get(ctx, f, m, StageScript, d.BootFile, d.BootServer)
 	if err != nil {
-		return fail(StageScript, err)
+		return StageScript, err
 	}
 	base := d.BootFile
 	if !isURL(base) {
@@ -372,7 +421,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 	}
 	s, err := ParseScript(string(dl.content), base)
 	if err != nil {
-		return fail(StageScript, err)
+		return StageScript, err
 	}
 	for _, sf := range s.Files {
 		if sf.Unresolved || (sf.Command != "kernel" && sf.Command != "initrd") {
@@ -385,12 +434,11 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 				server, name = a, file
 			}
 		}
-		if _, err := get(sf.Command, name, server); err != nil {
-			return fail(sf.Command, err)
+		if _, err := r.get(ctx, f, m, sf.Command, name, server); err != nil {
+			return sf.Command, err
 		}
 	}
-	m.add(StageTotal, time.Since(clock.discover))
-	return m
+	return "", nil
 }
 
 // maxNAKRestarts bounds how often a machine starts over after a DHCPNAK.
@@ -522,9 +570,10 @@ func (c *clockTransport) record(m *machine) {
 	pair(StageDiscover, c.discover, c.offer)
 	pair(StageRequest, c.request, c.ack)
 	pair(StageBootServer, c.bootReq, c.bootAck)
-	m.retries = map[string]int{
-		"DISCOVER":            max(c.discovers-1, 0),
-		"REQUEST":             max(c.requests-1, 0),
-		"boot server request": max(c.bootReqs-1, 0),
+	if m.retries == nil {
+		m.retries = map[string]int{}
 	}
+	m.retries["DISCOVER"] += max(c.discovers-1, 0)
+	m.retries["REQUEST"] += max(c.requests-1, 0)
+	m.retries["boot server request"] += max(c.bootReqs-1, 0)
 }

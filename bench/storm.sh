@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# bench/storm.sh — time to all booted for a storm of PXE machines: pxed against dnsmasq.
+#
+# Usage (root): bench/storm.sh [--clients N] [--nbp-mib N] [--http-mib N] [--arch A] [--scale F]
+#
+# Each server runs alone in a server namespace (198.18.0.1/15) joined by a veth pair to a
+# client namespace (198.18.0.2/15); nothing touches the host's interfaces. `pxed storm` boots
+# --clients machines at once (distinct MACs on one raw socket): full DHCP, the NBP (--nbp-mib
+# MiB, random bytes named undionly.kpxe/snponly.efi) over TFTP, then as iPXE (--chain) DHCP
+# again, the script and a --http-mib MiB kernel over HTTP.
+#   pxed     pxed boot --dhcp-range (full DHCP server, TFTP, HTTP; leases in SQLite)
+#   dnsmasq  full DHCP + its TFTP (--tftp-max 1000), busybox httpd for the script and kernel
+#            (dnsmasq has no HTTP)
+# Both lease from 198.18.1.0 up; dnsmasq gets --no-ping (pxed's mode server probes nothing
+# here either: see its probe_timeout). Prints both reports and the ratio of time to all booted.
+# Exit: 0 when both storms booted every machine, 1 otherwise, 2 on usage errors.
+set -euo pipefail
+
+CLIENTS=500
+NBP_MIB=1
+HTTP_MIB=30
+ARCH=bios,efi-x64
+SCALE=0.25
+
+usage() {
+	sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+}
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--clients) CLIENTS="$2"; shift 2 ;;
+	--nbp-mib) NBP_MIB="$2"; shift 2 ;;
+	--http-mib) HTTP_MIB="$2"; shift 2 ;;
+	--arch) ARCH="$2"; shift 2 ;;
+	--scale) SCALE="$2"; shift 2 ;;
+	-h | --help) usage ;;
+	*) echo "storm.sh: unknown argument $1" >&2; usage ;;
+	esac
+done
+for v in CLIENTS NBP_MIB HTTP_MIB; do
+	case "${!v}" in
+	'' | *[!0-9]*) echo "storm.sh: --$(echo "$v" | tr 'A-Z_' 'a-z-') wants a whole number, got '${!v}'" >&2; exit 2 ;;
+	esac
+done
+if [ "$CLIENTS" -lt 1 ] || [ "$CLIENTS" -gt 5000 ]; then
+	echo "storm.sh: --clients $CLIENTS: write 1..5000" >&2
+	exit 2
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "storm.sh: needs root (network namespaces, raw sockets)" >&2
+	exit 2
+fi
+for bin in dnsmasq busybox ip go; do
+	command -v "$bin" >/dev/null || { echo "storm.sh: needs $bin (apt-get install dnsmasq-base busybox-static iproute2)" >&2; exit 2; }
+done
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+TAG=$$
+NS_S="pxs-s-$TAG"
+NS_C="pxs-c-$TAG"
+IF_S="pxss$TAG"
+IF_C="pxsc$TAG"
+SRV=198.18.0.1
+WORK=$(mktemp -d /var/tmp/pxed-bench-storm.XXXXXX)
+PGIDS=()
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+# start NAME CMD... runs CMD in the server namespace as the leader of a new process group
+# (setsid), output to $WORK/NAME.log, and records the group to stop it later.
+start() {
+	local name=$1
+	shift
+	setsid ip netns exec "$NS_S" "$@" >"$WORK/$name.log" 2>&1 &
+	PGIDS+=($!)
+}
+
+# stop_all ends the process groups this script started: SIGTERM, then SIGKILL after 3 s.
+stop_all() {
+	local pg
+	for pg in "${PGIDS[@]}"; do kill -TERM -- "-$pg" 2>/dev/null || true; done
+	for _ in $(seq 30); do
+		local alive=0
+		for pg in "${PGIDS[@]}"; do kill -0 -- "-$pg" 2>/dev/null && alive=1; done
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
+	for pg in "${PGIDS[@]}"; do kill -KILL -- "-$pg" 2>/dev/null || true; done
+	for pg in "${PGIDS[@]}"; do wait "$pg" 2>/dev/null || true; done
+	PGIDS=()
+}
+
+cleanup() {
+	stop_all
+	ip netns del "$NS_S" 2>/dev/null || true
+	ip netns del "$NS_C" 2>/dev/null || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+net_up() {
+	ip netns add "$NS_S"
+	ip netns add "$NS_C"
+	ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_C" netns "$NS_C"
+	ip -n "$NS_S" addr add "$SRV/15" dev "$IF_S"
+	ip -n "$NS_C" addr add 198.18.0.2/15 dev "$IF_C"
+	for ns in "$NS_S" "$NS_C"; do ip -n "$ns" link set lo up; done
+	ip -n "$NS_S" link set "$IF_S" up
+	ip -n "$NS_C" link set "$IF_C" up
+}
+
+net_down() {
+	ip netns del "$NS_S"
+	ip netns del "$NS_C"
+}
+
+# wait_http URL waits (at most 20 s) until URL answers from the client namespace.
+wait_http() {
+	for _ in $(seq 200); do
+		ip netns exec "$NS_C" busybox wget -q -O /dev/null "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "storm.sh: $1 never answered" >&2
+	return 1
+}
+
+# wait_log NAME TEXT waits (at most 20 s) until the server's log shows TEXT.
+wait_log() {
+	for _ in $(seq 200); do
+		grep -q "$2" "$WORK/$1.log" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "storm.sh: $1 did not log '$2':" >&2
+	tail -20 "$WORK/$1.log" >&2
+	return 1
+}
+
+# storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json.
+storm() {
+	log "$1: storm of $CLIENTS machines"
+	local rc=0
+	timeout 240 ip netns exec "$NS_C" "$WORK/pxed" storm --interface "$IF_C" --clients "$CLIENTS" \
+		--arch "$ARCH" --fetch --chain --timeout-scale "$SCALE" --timeout 3m --mac-prefix 02:62:$(printf %02x $((RANDOM % 256))) \
+		--json >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
+	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
+	return $rc
+}
+
+log "building pxed"
+(cd "$REPO" && go build -o "$WORK/pxed" ./cmd/pxed)
+mkdir -p "$WORK/boot" "$WORK/ipxe" "$WORK/http" "$WORK/data"
+head -c $((NBP_MIB << 20)) /dev/urandom >"$WORK/ipxe/undionly.kpxe"
+cp "$WORK/ipxe/undionly.kpxe" "$WORK/ipxe/snponly.efi"
+head -c $((HTTP_MIB << 20)) /dev/urandom >"$WORK/http/vmlinuz"
+printf '#!ipxe\nkernel http://%s:8080/vmlinuz console=ttyS0\nboot\n' "$SRV" >"$WORK/http/boot.ipxe"
+
+RESULT=0
+
+# --- pxed ---
+net_up
+start pxed "$WORK/pxed" boot --interface "$IF_S" --dhcp-range 198.18.1.0-198.18.9.255 \
+	--kernel "$WORK/http/vmlinuz" --ipxe-dir "$WORK/ipxe" --data-dir "$WORK/data" \
+	--tftp-addr "$SRV:69" --http-addr "$SRV:8080" --log-level warn
+wait_http "http://$SRV:8080/healthz"
+storm pxed || RESULT=1
+stop_all
+net_down
+
+# --- dnsmasq + busybox httpd ---
+net_up
+start httpd busybox httpd -f -p "$SRV:8080" -h "$WORK/http"
+start dnsmasq dnsmasq -k --conf-file=/dev/null --port=0 --user=root --group=root \
+	--interface="$IF_S" --bind-interfaces --pid-file="$WORK/dnsmasq.pid" \
+	--dhcp-leasefile="$WORK/dnsmasq.leases" --log-facility=- --no-ping \
+	--dhcp-range=198.18.1.0,198.18.9.255,255.254.0.0,1h --dhcp-lease-max=10000 \
+	--enable-tftp --tftp-root="$WORK/ipxe" --tftp-max=1000 \
+	--dhcp-match=set:efi,option:client-arch,7 --dhcp-userclass=set:ipxe,iPXE \
+	--dhcp-boot=tag:!ipxe,tag:efi,snponly.efi --dhcp-boot=tag:!ipxe,tag:!efi,undionly.kpxe \
+	--dhcp-boot="tag:ipxe,http://$SRV:8080/boot.ipxe"
+wait_log dnsmasq "DHCP, "
+wait_http "http://$SRV:8080/boot.ipxe"
+storm dnsmasq || RESULT=1
+stop_all
+net_down
+
+# --- report ---
+report() {
+	python3 - "$WORK/pxed.json" "$WORK/dnsmasq.json" <<'EOF'
+import json, sys
+reps = {}
+for name, path in zip(("pxed", "dnsmasq"), sys.argv[1:]):
+    try:
+        reps[name] = json.load(open(path))
+    except Exception as e:
+        print(f"{name}: no report ({e})")
+for name, r in reps.items():
+    print(f"\n== {name}: booted {r['booted']}/{r['clients']}, failed {r['failed']}, "
+          f"time to all booted {r['seconds']:.2f} s, {r['bytes']/1e6:.0f} MB at {r['mb_per_s']:.0f} MB/s")
+    print(f"   {'stage':16} {'count':>6} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9}")
+    for s in r["stages"]:
+        f = lambda ns: f"{ns/1e6:.0f}ms"
+        print(f"   {s['stage']:16} {s['count']:6} {f(s['p50_ns']):>9} {f(s['p95_ns']):>9} {f(s['p99_ns']):>9} {f(s['max_ns']):>9}")
+    print(f"   retries {r['retries']}; failures {r['failures'] or 'none'}")
+    for k, v in (r.get("examples") or {}).items():
+        print(f"     {k}: {v}")
+if len(reps) == 2:
+    p, d = reps["pxed"], reps["dnsmasq"]
+    ok = p["failed"] == 0 and d["failed"] == 0
+    print(f"\ntime to all booted: pxed {p['seconds']:.2f} s, dnsmasq {d['seconds']:.2f} s: "
+          f"pxed is {d['seconds']/p['seconds']:.2f}x faster (target >= 3x)" + ("" if ok else " [some machines failed]"))
+EOF
+}
+printf '\nstorm bench: %d machines (%s), NBP %d MiB over TFTP, %d MiB kernel over HTTP, DHCP timeouts x%s\n' \
+	"$CLIENTS" "$ARCH" "$NBP_MIB" "$HTTP_MIB" "$SCALE"
+report
+exit $RESULT
