@@ -202,6 +202,7 @@ for name, r in reps.items():
         f = lambda ns: f"{ns/1e6:.0f}ms"
         print(f"   {s['stage']:16} {s['count']:6} {f(s['p50_ns']):>9} {f(s['p95_ns']):>9} {f(s['p99_ns']):>9} {f(s['max_ns']):>9}")
     print(f"   retries {r['retries']}; failures {r['failures'] or 'none'}")
+    print(f"   client raw socket: {r.get('socket')}")
     for k, v in (r.get("examples") or {}).items():
         print(f"     {k}: {v}")
 if len(reps) == 2:

@@ -67,6 +67,7 @@ type RawSocket struct {
 
 	// Counters for the report.
 	framesIn, unclaimed, dropped, arpReplies atomic.Int64
+	kernelDrops                              atomic.Int64 // summed: the kernel resets its counter on each read
 
 	done chan struct{}
 }
@@ -77,6 +78,10 @@ type RawStats struct {
 	Unclaimed  int64 `json:"unclaimed"`   // DHCP replies for no client of ours
 	Dropped    int64 `json:"dropped"`     // replies dropped: the client's queue was full
 	ARPReplies int64 `json:"arp_replies"` // ARP requests answered for simulated clients
+	// KernelDrops are frames the kernel dropped because the socket's
+	// receive buffer was full (PACKET_STATISTICS): the client, not the
+	// server, lost them.
+	KernelDrops int64 `json:"kernel_drops"`
 }
 
 // OpenRaw opens the raw socket on interface iface (root or CAP_NET_RAW),
@@ -132,7 +137,11 @@ func (s *RawSocket) Close() error {
 
 // Stats returns the socket's counters.
 func (s *RawSocket) Stats() RawStats {
-	return RawStats{FramesIn: s.framesIn.Load(), Unclaimed: s.unclaimed.Load(), Dropped: s.dropped.Load(), ARPReplies: s.arpReplies.Load()}
+	if ks, err := s.conn.Stats(); err == nil {
+		s.kernelDrops.Add(int64(ks.Drops))
+	}
+	return RawStats{FramesIn: s.framesIn.Load(), Unclaimed: s.unclaimed.Load(), Dropped: s.dropped.Load(),
+		ARPReplies: s.arpReplies.Load(), KernelDrops: s.kernelDrops.Load()}
 }
 
 // Transport returns the Transport of the simulated client with hardware
