@@ -17,6 +17,7 @@ type serverFlags struct {
 	interfaces stringList
 	dhcp       string
 	dhcpRange  string
+	probe      string
 	bootDir    string
 	dataDir    string
 	tftpAddr   string
@@ -35,6 +36,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.interfaces, "interface", "network interface to serve (repeatable)")
 	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, off")
 	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")
+	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: ICMP echo wait before offering an address (default 300ms; off disables)")
 	fs.StringVar(&f.bootDir, "boot-dir", "", "directory of files served over TFTP and HTTP")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for leases and machine state")
 	fs.StringVar(&f.tftpAddr, "tftp-addr", "", "TFTP listen HOST:PORT (default :69; off disables)")
@@ -61,6 +63,7 @@ func (f *serverFlags) apply(c *config.Config) {
 			c.DHCP.Mode = config.ModeServer
 		}
 	}
+	set(&c.DHCP.ProbeTimeout, f.probe)
 	set(&c.BootDir, f.bootDir)
 	set(&c.DataDir, f.dataDir)
 	set(&c.TFTPAddr, f.tftpAddr)

@@ -142,6 +142,12 @@ func listen(ifname string, addr netip.Addr, port int) (net.PacketConn, error) {
 			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1); serr != nil {
 				return
 			}
+			// A rack powering on sends hundreds of DISCOVERs within
+			// milliseconds: a large receive buffer queues the burst
+			// instead of dropping it (FORCE passes rmem_max as root).
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+			}
 			serr = unix.BindToDevice(int(fd), ifname)
 		})
 		if err != nil {
@@ -252,8 +258,11 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 	}
 }
 
+// socketBuffer is the receive buffer of each DHCP socket.
+const socketBuffer = 4 << 20
+
 // DefaultWorkers is Server.Workers when 0.
-const DefaultWorkers = 64
+const DefaultWorkers = 256
 
 func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
