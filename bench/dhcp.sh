@@ -18,6 +18,9 @@
 #   dnsmasq  --dhcp-leasefile (whole file rewritten after changes, not fsync'd)
 #   pxed     --data-dir: SQLite, WAL, synchronous=FULL, committed before the ACK is sent
 #
+# Environment: KEEP_WORK=1 keeps the work dir; KEA_MT=true turns Kea's multi-threading on;
+# PXED_EXTRA="--flag value" adds (word-split) flags to pxed serve.
+#
 # Exit: 0 when every requested server was measured, 1 on a failure, 2 on usage errors.
 set -euo pipefail
 
@@ -195,7 +198,7 @@ profiles:
 EOF
 		setsid ip netns exec "$NS_S" "$PXED_BIN" serve --config "$dir/pxed.yaml" --dhcp server \
 			--interface "$IF_S" --dhcp-range "$RANGE_FIRST-$RANGE_LAST" --data-dir "$dir/data" \
-			--tftp-addr off --http-addr "127.0.0.1:8080" --log-level warn $PXED_EXTRA \
+			--tftp-addr off --http-addr "127.0.0.1:8080" --log-level warn ${PXED_EXTRA:+$PXED_EXTRA} \
 			>"$dir/server.out" 2>&1 &
 		;;
 	esac
@@ -277,7 +280,7 @@ leases_on_disk() {
 
 # measure SERVER: the rate search. Sets RESULT_<server> to a table row.
 measure() {
-	local name=$1 lo=0 hi=0 rate=$START_RATE step best_row="" res
+	local name=$1 lo=0 hi=0 rate=$START_RATE step best_row="" res climit=""
 	log "== $name"
 	for step in $(seq "$STEPS"); do
 		local dir="$WORK/$name-$step" out
@@ -288,8 +291,8 @@ measure() {
 		stop_server KILL
 		local ondisk
 		ondisk=$(leases_on_disk "$name" "$dir")
-		local dos dor dod ras rar rad doa raa dom ram achieved pass=no
-		read -r dos dor dod ras rar rad doa raa dom ram <<<"$(parse_run "$out")"
+		local dos dod rar rad doa raa dom ram achieved pass=no
+		read -r dos _ dod _ rar rad doa raa dom ram <<<"$(parse_run "$out")"
 		achieved=$(awk -v n="$rar" -v p="$PERIOD" 'BEGIN { printf "%d", n / p }')
 		if awk -v a="$dod" -v b="$rad" -v s="$dos" -v want=$((rate * PERIOD)) \
 			'BEGIN { exit !(a < 1 && b < 1 && s >= 0.95 * want) }'; then
@@ -301,6 +304,7 @@ measure() {
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
 		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
 			log "$name: perfdhcp sent only $dos of $((rate * PERIOD)) (-g single): the client is the limit"
+			climit="*"
 		fi
 		if [ "$pass" = yes ]; then
 			lo=$rate
@@ -315,13 +319,15 @@ measure() {
 			hi=$rate
 			rate=$(((lo + hi) / 2))
 		fi
-		rate=$((rate / 100 * 100))
+		if [ "$rate" -ge 2000 ]; then rate=$((rate / 100 * 100)); else rate=$((rate / 10 * 10)); fi
 		# Stop at 5 % resolution, or when the next rate is one already run.
 		if [ "$hi" -gt 0 ] && [ $(((hi - lo) * 20)) -le "$hi" ]; then break; fi
 		if [ "$rate" -le "$lo" ] || { [ "$hi" -gt 0 ] && [ "$rate" -ge "$hi" ]; } || [ "$rate" -lt 100 ]; then break; fi
 	done
 	if [ -z "$best_row" ]; then
 		best_row="$name 0 - - - - - - - -"
+	elif [ -n "$climit" ]; then
+		best_row=$(echo "$best_row" | awk '{ $2 = $2 "*"; print }')
 	fi
 	printf -v "RESULT_$name" '%s' "$best_row"
 }
@@ -369,15 +375,22 @@ main() {
 			"$dom" "$raa" "$rap50" "$rap99" "$ram"
 	done
 	local p k d
-	p=$(echo "${RESULT_pxed:-}" | awk '{ print $2 + 0 }')
-	k=$(echo "${RESULT_kea:-}" | awk '{ print $2 + 0 }')
-	d=$(echo "${RESULT_dnsmasq:-}" | awk '{ print $2 + 0 }')
+	p=$(echo "${RESULT_pxed:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
+	k=$(echo "${RESULT_kea:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
+	d=$(echo "${RESULT_dnsmasq:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
+	case "${RESULT_kea:-}${RESULT_dnsmasq:-}${RESULT_pxed:-}" in
+	*'*'*) echo "* perfdhcp (-g single, sharing the CPUs) could not send faster: the server's own limit is higher" ;;
+	esac
 	if [ -n "${RESULT_pxed:-}" ]; then
-		awk -v p="$p" -v k="$k" -v d="$d" 'BEGIN {
-			if (k > 0) printf "pxed/Kea     %.2fx (target >= 2x)\n", p / k
-			if (d > 0) printf "pxed/dnsmasq %.2fx (target >= 2x)\n", p / d }'
+		# A reference server limited by perfdhcp makes the ratio an upper bound (<=), pxed so
+		# limited a lower bound (>=).
+		awk -v p="$p" -v k="$k" -v d="$d" -v rp="${RESULT_pxed:-}" -v rk="${RESULT_kea:-}" \
+			-v rd="${RESULT_dnsmasq:-}" 'function b(r, x) { return index(r, "*") ? (r == rp ? ">=" : "<=") : "" }
+			BEGIN {
+			if (k > 0) printf "pxed/Kea     %s%.2fx (target >= 2x)\n", b(rk) b(rp), p / k
+			if (d > 0) printf "pxed/dnsmasq %s%.2fx (target >= 2x)\n", b(rd) b(rp), p / d }'
 	fi
 	return "$failed"
 }
 
-main
+main "$@"; exit $?
