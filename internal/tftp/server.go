@@ -34,6 +34,9 @@ type Server struct {
 	// WindowBytes caps windowsize so that a window fits the client's socket
 	// receive buffer at the granted blksize: 0 => DefaultWindowBytes; < 0 => no cap.
 	WindowBytes int
+	// DisableGSO sends windows one datagram per system call instead of
+	// batching them with UDP GSO (used automatically where GSO fails).
+	DisableGSO bool
 
 	mu        sync.Mutex
 	closed    bool
@@ -42,6 +45,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
+	noGSO                                                   atomic.Bool // GSO failed once: stop trying
 }
 
 // Stats are the server's counters since it was created.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -187,10 +188,12 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 		}
 	}
 
-	buf := make([]byte, 4+bs)
 	ws := uint64(neg.Windowsize)
-	base := uint64(1) // first unacknowledged block
-	var last uint64   // last block number, 0 while unknown
+	seg := 4 + bs
+	gso := newGSO(s, ws, seg)
+	buf := make([]byte, gso.segs*seg) // one reused buffer: a batch of DATA packets
+	base := uint64(1)                 // first unacknowledged block
+	var last uint64                   // last block number, 0 while unknown
 	lastLen := 0
 	if size >= 0 {
 		last = uint64(size)/uint64(bs) + 1
@@ -202,13 +205,15 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 		if last != 0 && end > last {
 			end = last
 		}
+		nb, used := 0, 0 // packets and bytes in buf
 		for k := base; k <= end; k++ {
 			off := int64(k-1) * int64(bs)
 			want := bs
 			if size >= 0 {
 				want = int(min(int64(bs), size-off))
 			}
-			n, err := f.ReadAt(buf[4:4+want], off)
+			slot := buf[used : used+seg]
+			n, err := f.ReadAt(slot[4:4+want], off) // straight into the packet
 			if err != nil && !errors.Is(err, io.EOF) {
 				conn.WriteToUDPAddrPort(appendError(nil, ErrCodeUndefined, "read error"), t.peer)
 				return fmt.Errorf("tftp: read %q at %d: %w", t.req.Filename, off, err)
@@ -216,9 +221,13 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 			if n < bs { // a short block ends the file (RFC 1350 §6)
 				last, end, lastLen = k, k, n
 			}
-			putDataHeader(buf, uint16(k)) // RFC 1350 block numbers roll over to 0
-			if err := t.write(conn, buf[:4+n]); err != nil {
-				return err
+			putDataHeader(slot, uint16(k)) // RFC 1350 block numbers roll over to 0
+			nb, used = nb+1, used+4+n
+			if nb == gso.segs || k == end {
+				if err := t.writeBatch(conn, &gso, buf[:used], nb, seg); err != nil {
+					return err
+				}
+				nb, used = 0, 0
 			}
 		}
 		deadline := time.Now().Add(rto)
@@ -252,6 +261,36 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 			break // next window; after a gap ACK (k < end) it starts at the gap
 		}
 	}
+}
+
+// writeBatch sends nb DATA packets laid out back to back in b, each seg bytes
+// but the last: with UDP GSO in one system call, else one by one.
+func (t *transfer) writeBatch(conn *net.UDPConn, g *gsoState, b []byte, nb, seg int) error {
+	if nb > 1 && g.on {
+		_, _, err := conn.WriteMsgUDPAddrPort(b, g.oob, t.peer)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("tftp: %q: %w", t.req.Filename, err)
+		}
+		if !errors.Is(err, syscall.ENOBUFS) && !errors.Is(err, syscall.EAGAIN) {
+			// EIO, EINVAL, ENOPROTOOPT...: no GSO on this path or kernel.
+			g.on = false
+			t.srv.noGSO.Store(true)
+			t.srv.logger().Debug("tftp: UDP GSO unavailable, sending packets one by one", "client", t.peer, "err", err)
+		} else {
+			return nil // packet loss; retransmission deals with it
+		}
+	}
+	for len(b) > 0 {
+		n := min(seg, len(b))
+		if err := t.write(conn, b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 func (t *transfer) write(conn *net.UDPConn, b []byte) error {

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# bench/tftp.sh — pxed's TFTP server against tftpd-hpa, dnsmasq and atftpd, on
+# loopback, one after another in one run, with the atftp client.
+#
+#   sudo bench/tftp.sh            # REPS=3 SIZE_MB=64 CLIENTS=500 by default
+#
+# For each server and option set (blksize 512, 1468, 65464 lockstep; windowsize
+# 4, 16, 64 at blksize 1468 where the server supports it) it prints MB/s (best
+# of REPS), server CPU seconds per GiB (utime+stime+cutime+cstime from
+# /proc/PID/stat) and pxed's ratio to each. Then CLIENTS concurrent atftp
+# downloads of a 1 MiB file per server: aggregate MB/s, failures, peak RSS.
+#
+# tftpd-hpa and atftpd conflict as Debian packages, so both are fetched with
+# `apt-get download` into a cache and unpacked with dpkg-deb -x: no package is
+# installed and no system service is started. dnsmasq (installed) runs with
+# DNS and DHCP off, TFTP only, on 127.0.0.69:69 (it has no TFTP port option).
+# Needs root (tftpd-hpa chroots; dnsmasq binds port 69). Kills only the PIDs
+# it started (by process group) and removes its temp dir.
+set -euo pipefail
+
+REPS=${REPS:-3}
+SIZE_MB=${SIZE_MB:-64}
+CLIENTS=${CLIENTS:-500}
+BASE_PORT=${BASE_PORT:-16900}
+ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${CACHE:-$ROOT_DIR/.cache/bench-debs}
+XFER_TIMEOUT=${XFER_TIMEOUT:-300}
+
+[[ $(id -u) == 0 ]] || { echo "tftp.sh: run as root (tftpd-hpa chroots, dnsmasq binds port 69)" >&2; exit 2; }
+for b in atftp go dnsmasq dpkg-deb apt-get; do
+	command -v "$b" >/dev/null || { echo "tftp.sh: $b not found (apt-get install atftp dnsmasq golang)" >&2; exit 2; }
+done
+
+WORK=$(mktemp -d /tmp/pxed-bench-tftp.XXXXXX)
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+	sleep 0.2
+	for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- binaries -----------------------------------------------------------------
+mkdir -p "$CACHE" "$WORK/pkg"
+(cd "$CACHE" && for p in tftpd-hpa atftpd libwrap0; do
+	ls "$p"_*.deb >/dev/null 2>&1 || apt-get download "$p" >/dev/null 2>&1 || { echo "tftp.sh: apt-get download $p failed" >&2; exit 1; }
+done)
+# One directory per package: atftpd also ships usr/sbin/in.tftpd (a symlink).
+for p in tftpd-hpa atftpd libwrap0; do dpkg-deb -x "$(ls "$CACHE"/"$p"_*.deb | head -1)" "$WORK/pkg/$p"; done
+export LD_LIBRARY_PATH="$WORK/pkg/libwrap0/usr/lib/x86_64-linux-gnu:$WORK/pkg/libwrap0/lib/x86_64-linux-gnu"
+HPA="$WORK/pkg/tftpd-hpa/usr/sbin/in.tftpd"
+ATFTPD="$WORK/pkg/atftpd/usr/sbin/atftpd"
+PXED="$WORK/pxed-tftpd"
+(cd "$ROOT_DIR" && go build -o "$PXED" ./internal/tftp/cmd/tftpd)
+
+# --- files ----------------------------------------------------------------------
+SRV_ROOT="$WORK/root"
+mkdir -p "$SRV_ROOT" "$WORK/out"
+chmod 777 "$SRV_ROOT" # atftpd insists on a world-writable root
+head -c $((SIZE_MB << 20)) /dev/urandom >"$SRV_ROOT/big"
+head -c $((1 << 20)) /dev/urandom >"$SRV_ROOT/small"
+head -c 100 /dev/urandom >"$SRV_ROOT/ping"
+chmod 644 "$SRV_ROOT"/*
+CLK=$(getconf CLK_TCK)
+
+# --- servers --------------------------------------------------------------------
+# start NAME: starts the server, sets SPID, HOST, PORT; waits until it answers.
+start() {
+	local name=$1
+	HOST=127.0.0.1
+	case $name in
+	pxed)
+		PORT=$((BASE_PORT + 1))
+		setsid "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" 2>"$WORK/$name.log" &
+		;;
+	tftpd-hpa)
+		PORT=$((BASE_PORT + 2))
+		setsid "$HPA" --foreground -a "$HOST:$PORT" -u root -s "$SRV_ROOT" 2>"$WORK/$name.log" &
+		;;
+	dnsmasq)
+		HOST=127.0.0.69 PORT=69
+		setsid dnsmasq -k --conf-file=/dev/null --port=0 --enable-tftp --tftp-root="$SRV_ROOT" \
+			--listen-address=$HOST --bind-interfaces --tftp-max=$((CLIENTS * 2)) --user=root \
+			--pid-file="$WORK/dnsmasq.pid" --log-facility="$WORK/$name.log" --quiet-tftp &
+		;;
+	atftpd)
+		PORT=$((BASE_PORT + 4))
+		setsid "$ATFTPD" --daemon --no-fork --port "$PORT" --bind-address "$HOST" --user root --group root \
+			--maxthread $((CLIENTS * 2)) --logfile "$WORK/$name.log" "$SRV_ROOT" &
+		;;
+	esac
+	SPID=$!
+	PIDS+=("$SPID")
+	for _ in $(seq 20); do
+		if timeout 2 atftp -g -r ping -l "$WORK/out/ping" "$HOST" "$PORT" >/dev/null 2>&1 && cmp -s "$WORK/out/ping" "$SRV_ROOT/ping"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "tftp.sh: $name did not answer on $HOST:$PORT; log:" >&2
+	cat "$WORK/$name.log" >&2 || true
+	return 1
+}
+
+stop() {
+	kill -TERM -- "-$SPID" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL -- "-$SPID" 2>/dev/null || true
+	wait "$SPID" 2>/dev/null || true
+}
+
+# cpu_ticks PID: utime+stime+cutime+cstime (children reaped: tftpd-hpa forks).
+cpu_ticks() {
+	local s
+	s=$(cat "/proc/$1/stat")
+	s=${s##*) }
+	awk '{print $12+$13+$14+$15}' <<<"$s"
+}
+
+# quiesce: wait (bounded) until the server has no child processes left.
+quiesce() {
+	for _ in $(seq 100); do
+		[[ -z $(pgrep -P "$SPID" 2>/dev/null) ]] && return 0
+		sleep 0.05
+	done
+}
+
+supports_window() { [[ $1 == pxed || $1 == atftpd ]]; }
+
+# --- single-transfer throughput -------------------------------------------------
+SETS=("blksize 512" "blksize 1468" "blksize 65464" "blksize 1468|windowsize 4" "blksize 1468|windowsize 16" "blksize 1468|windowsize 64")
+SERVERS=(pxed tftpd-hpa dnsmasq atftpd)
+declare -A MBS CPU
+BYTES=$((SIZE_MB << 20))
+
+for srv in "${SERVERS[@]}"; do
+	start "$srv"
+	for set in "${SETS[@]}"; do
+		if [[ $set == *windowsize* ]] && ! supports_window "$srv"; then
+			MBS[$srv,$set]=n/a CPU[$srv,$set]=n/a
+			continue
+		fi
+		opts=()
+		IFS='|' read -ra parts <<<"$set"
+		for p in "${parts[@]}"; do opts+=(--option "$p"); done
+		opts+=(--option "tsize 0")
+		best=0 ticks=0 ok=1
+		for _ in $(seq "$REPS"); do
+			rm -f "$WORK/out/big"
+			quiesce
+			c0=$(cpu_ticks "$SPID")
+			t0=$(date +%s%N)
+			if ! timeout "$XFER_TIMEOUT" atftp -g -r big -l "$WORK/out/big" "${opts[@]}" "$HOST" "$PORT" >/dev/null 2>&1 ||
+				! cmp -s "$WORK/out/big" "$SRV_ROOT/big"; then
+				ok=0
+				break
+			fi
+			t1=$(date +%s%N)
+			quiesce
+			c1=$(cpu_ticks "$SPID")
+			ticks=$((ticks + c1 - c0))
+			best=$(awk -v b="$best" -v n="$BYTES" -v ns=$((t1 - t0)) 'BEGIN{m=n/1e6/(ns/1e9); print (m>b)?m:b}')
+		done
+		if ((ok)); then
+			MBS[$srv,$set]=$(printf '%.1f' "$best")
+			CPU[$srv,$set]=$(awk -v t="$ticks" -v clk="$CLK" -v n="$BYTES" -v r="$REPS" 'BEGIN{printf "%.2f", (t/clk)/(n*r/1073741824)}')
+		else
+			MBS[$srv,$set]=FAIL CPU[$srv,$set]=FAIL
+		fi
+		printf '  %-10s %-26s %8s MB/s %8s CPU-s/GiB\n' "$srv" "${set//|/ }" "${MBS[$srv,$set]}" "${CPU[$srv,$set]}" >&2
+	done
+	stop
+done
+
+ratio() { # pxed/other for MB/s
+	awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.2fx", a/b; else print "-" }'
+}
+
+echo
+echo "== single transfer, ${SIZE_MB} MiB, atftp client, loopback; best of $REPS; CPU = server CPU-s per GiB =="
+printf '%-28s' "option set"
+for srv in "${SERVERS[@]}"; do printf '%-22s' "$srv MB/s (CPU)"; done
+printf '%s\n' "pxed ratio vs hpa/dnsmasq/atftpd"
+for set in "${SETS[@]}"; do
+	printf '%-28s' "${set//|/ }"
+	for srv in "${SERVERS[@]}"; do printf '%-22s' "${MBS[$srv,$set]} (${CPU[$srv,$set]})"; done
+	p=${MBS[pxed,$set]}
+	printf '%s / %s / %s\n' "$(ratio "$p" "${MBS[tftpd-hpa,$set]}")" "$(ratio "$p" "${MBS[dnsmasq,$set]}")" "$(ratio "$p" "${MBS[atftpd,$set]}")"
+done
+fastest_lock=0
+for srv in tftpd-hpa dnsmasq atftpd; do
+	v=${MBS[$srv,blksize 1468]}
+	[[ $v =~ ^[0-9.]+$ ]] && fastest_lock=$(awk -v a="$v" -v b="$fastest_lock" 'BEGIN{print (a>b)?a:b}')
+done
+echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]}" "$fastest_lock") (target >= 1.8x)"
+
+# --- concurrency ------------------------------------------------------------------
+echo
+echo "== $CLIENTS concurrent atftp clients, 1 MiB each, blksize 1468 =="
+printf '%-10s %-14s %10s %9s %12s\n' server options "agg MB/s" failures "peak RSS"
+conc() { # server, extra option
+	local srv=$1 extra=$2 label=lockstep
+	start "$srv"
+	opts=(--option "blksize 1468" --option "tsize 0")
+	if [[ -n $extra ]]; then opts+=(--option "$extra"); label=${extra// /=}; fi
+	rm -rf "$WORK/conc" && mkdir -p "$WORK/conc"
+	t0=$(date +%s%N)
+	cpids=()
+	for i in $(seq "$CLIENTS"); do
+		(timeout "$XFER_TIMEOUT" atftp -g -r small -l "$WORK/conc/$i" "${opts[@]}" "$HOST" "$PORT" >/dev/null 2>&1
+			echo $? >"$WORK/conc/$i.rc") &
+		cpids+=($!)
+	done
+	wait "${cpids[@]}" 2>/dev/null || true
+	t1=$(date +%s%N)
+	fails=0
+	for i in $(seq "$CLIENTS"); do
+		if [[ $(cat "$WORK/conc/$i.rc" 2>/dev/null) != 0 ]] || ! cmp -s "$WORK/conc/$i" "$SRV_ROOT/small"; then
+			fails=$((fails + 1))
+		fi
+	done
+	rss=$(awk '/VmHWM/{printf "%.1f MB", $2/1024}' "/proc/$SPID/status")
+	[[ $srv == tftpd-hpa ]] && rss="$rss (parent; forks)"
+	agg=$(awk -v n=$((CLIENTS << 20)) -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", n/1e6/(ns/1e9)}')
+	printf '%-10s %-14s %10s %9s %12s\n' "$srv" "$label" "$agg" "$fails" "$rss"
+	stop
+	rm -rf "$WORK/conc"
+}
+conc pxed ""
+conc pxed "windowsize 16"
+conc tftpd-hpa ""
+conc dnsmasq ""
+conc atftpd ""
+conc atftpd "windowsize 16"
