@@ -17,6 +17,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -67,14 +68,19 @@ type Stats struct {
 // SQLite is a lease.Store in a SQLite database file.
 type SQLite struct {
 	rdb, wdb *sql.DB
-	log      *slog.Logger
-	maxBatch int
-	reqs     chan *putReq
-	quit     chan struct{}
-	done     chan struct{}
-	close    sync.Once
-	puts     atomic.Uint64
-	batches  atomic.Uint64
+	// Statements prepared once for the life of the store: database/sql
+	// keeps one prepared copy per connection, so the hot path never parses
+	// SQL text.
+	getStmt, byKeyStmt *sql.Stmt // on rdb
+	insStmt, updStmt   *sql.Stmt // on wdb, bound to each batch's transaction
+	log                *slog.Logger
+	maxBatch           int
+	reqs               chan *putReq
+	quit               chan struct{}
+	done               chan struct{}
+	close              sync.Once
+	puts               atomic.Uint64
+	batches            atomic.Uint64
 }
 
 var _ lease.Store = (*SQLite)(nil)
@@ -143,6 +149,9 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 		return nil, fmt.Errorf("store: open %q for reading: %w", path, err)
 	}
 	rdb.SetMaxOpenConns(opts.Readers)
+	// Keep every reader open: a connection closed for being idle would be
+	// reopened (and its statements prepared again) on the next burst.
+	rdb.SetMaxIdleConns(opts.Readers)
 	s := &SQLite{
 		rdb: rdb, wdb: wdb, log: opts.Logger, maxBatch: opts.MaxBatch,
 		reqs: make(chan *putReq, opts.MaxBatch),
@@ -152,7 +161,44 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if err := s.prepare(ctx); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
 	return s, nil
+}
+
+// prepare prepares the statements of the hot path.
+func (s *SQLite) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		db   *sql.DB
+		dst  **sql.Stmt
+		text string
+	}{
+		{s.rdb, &s.getStmt, getSQL},
+		{s.rdb, &s.byKeyStmt, byKeySQL},
+		{s.wdb, &s.insStmt, insertSQL},
+		{s.wdb, &s.updStmt, updateSQL},
+	} {
+		st, err := p.db.PrepareContext(ctx, p.text)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.text, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// closeDBs closes the statements and both connection pools.
+func (s *SQLite) closeDBs() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.getStmt, s.byKeyStmt, s.insStmt, s.updStmt} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	errs = append(errs, s.rdb.Close(), s.wdb.Close())
+	return errors.Join(errs...)
 }
 
 // Close stops the committer (pending Puts fail with lease.ErrClosed) and
@@ -162,7 +208,7 @@ func (s *SQLite) Close() error {
 	s.close.Do(func() {
 		close(s.quit)
 		<-s.done
-		err = errors.Join(s.rdb.Close(), s.wdb.Close())
+		err = s.closeDBs()
 		if err != nil {
 			err = fmt.Errorf("store: close: %w", err)
 		}
@@ -177,52 +223,78 @@ func (s *SQLite) Stats() Stats {
 
 const columns = `addr, client_key, mac, hostname, state, expires, updated, version`
 
-// scanLease reads one row selected with columns.
-func scanLease(sc interface{ Scan(...any) error }) (lease.Lease, error) {
+const (
+	getSQL   = `SELECT ` + columns + ` FROM leases WHERE addr = ?`
+	byKeySQL = `SELECT ` + columns + ` FROM leases WHERE client_key = ? ORDER BY addr`
+)
+
+// scanLease reads the current row of rows, selected with columns. The
+// driver's buffers are read in place (sql.RawBytes) and copied only into
+// the fields that keep them.
+func scanLease(rows *sql.Rows) (lease.Lease, error) {
 	var (
-		addr, key, mac   []byte
-		host, state      string
-		expires, updated int64
-		version          int64
+		addr, key, mac, host, state sql.RawBytes
+		expires, updated, version   int64
 	)
-	if err := sc.Scan(&addr, &key, &mac, &host, &state, &expires, &updated, &version); err != nil {
+	if err := rows.Scan(&addr, &key, &mac, &host, &state, &expires, &updated, &version); err != nil {
 		return lease.Lease{}, err
 	}
 	a, ok := netip.AddrFromSlice(addr)
 	if !ok {
-		return lease.Lease{}, fmt.Errorf("bad address %x in leases table", addr)
+		return lease.Lease{}, fmt.Errorf("bad address %x in leases table", []byte(addr))
 	}
-	st, err := lease.ParseState(state)
-	if err != nil {
-		return lease.Lease{}, fmt.Errorf("lease %v: %w", a, err)
+	st, ok := parseState(state)
+	if !ok {
+		return lease.Lease{}, fmt.Errorf("lease %v: unknown state %q", a, []byte(state))
 	}
 	l := lease.Lease{
-		Addr: a, Key: lease.ClientKey(key), Hostname: host, State: st,
+		Addr: a, Key: lease.ClientKey(key), State: st,
 		Expires: time.Unix(0, expires).UTC(), Updated: time.Unix(0, updated).UTC(),
 		Version: uint64(version),
 	}
+	if len(host) > 0 {
+		l.Hostname = string(host)
+	}
 	if len(mac) > 0 {
-		l.MAC = net.HardwareAddr(mac)
+		l.MAC = net.HardwareAddr(bytes.Clone(mac))
 	}
 	return l, nil
+}
+
+// states are the stored state names, indexed by lease.State.
+var states = func() []string {
+	var out []string
+	for st := lease.Offered; st <= lease.Declined; st++ {
+		out = append(out, st.String())
+	}
+	return out
+}()
+
+// parseState is lease.ParseState on the driver's bytes, without copying.
+func parseState(b []byte) (lease.State, bool) {
+	for i, n := range states {
+		if string(b) == n {
+			return lease.Offered + lease.State(i), true
+		}
+	}
+	return 0, false
 }
 
 // Get implements lease.Store.
 func (s *SQLite) Get(ctx context.Context, addr netip.Addr) (lease.Lease, error) {
-	row := s.rdb.QueryRowContext(ctx, `SELECT `+columns+` FROM leases WHERE addr = ?`, addr.AsSlice())
-	l, err := scanLease(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, lease.ErrNotFound)
-	}
+	ls, err := s.collect(s.getStmt.QueryContext(ctx, addr.AsSlice()))
 	if err != nil {
 		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, err)
 	}
-	return l, nil
+	if len(ls) == 0 {
+		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, lease.ErrNotFound)
+	}
+	return ls[0], nil
 }
 
 // ByKey implements lease.Store.
 func (s *SQLite) ByKey(ctx context.Context, key lease.ClientKey) ([]lease.Lease, error) {
-	ls, err := s.query(ctx, `SELECT `+columns+` FROM leases WHERE client_key = ? ORDER BY addr`, []byte(key))
+	ls, err := s.collect(s.byKeyStmt.QueryContext(ctx, []byte(key)))
 	if err != nil {
 		return nil, fmt.Errorf("store: leases of %v: %w", key, err)
 	}
@@ -266,7 +338,11 @@ func (s *SQLite) Find(ctx context.Context, f lease.Filter) ([]lease.Lease, error
 }
 
 func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]lease.Lease, error) {
-	rows, err := s.rdb.QueryContext(ctx, q, args...)
+	return s.collect(s.rdb.QueryContext(ctx, q, args...))
+}
+
+// collect reads every row of a query made with columns.
+func (s *SQLite) collect(rows *sql.Rows, err error) ([]lease.Lease, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -393,6 +469,8 @@ func (s *SQLite) commit(batch []*putReq) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	// The writer pool has one connection, on which both statements are
+	// already prepared: Tx.Stmt reuses them rather than parsing again.
 	var ins, upd *sql.Stmt
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -407,17 +485,13 @@ func (s *SQLite) commit(batch []*putReq) error {
 		var res sql.Result
 		if l.Version == 0 {
 			if ins == nil {
-				if ins, err = tx.PrepareContext(ctx, insertSQL); err != nil {
-					return fmt.Errorf("prepare insert: %w", err)
-				}
+				ins = tx.StmtContext(ctx, s.insStmt)
 			}
 			res, err = ins.ExecContext(ctx, l.Addr.AsSlice(), []byte(l.Key), mac, l.Hostname, l.State.String(),
 				l.Expires.UnixNano(), l.Updated.UnixNano())
 		} else {
 			if upd == nil {
-				if upd, err = tx.PrepareContext(ctx, updateSQL); err != nil {
-					return fmt.Errorf("prepare update: %w", err)
-				}
+				upd = tx.StmtContext(ctx, s.updStmt)
 			}
 			res, err = upd.ExecContext(ctx, []byte(l.Key), mac, l.Hostname, l.State.String(),
 				l.Expires.UnixNano(), l.Updated.UnixNano(), l.Addr.AsSlice(), int64(l.Version))
