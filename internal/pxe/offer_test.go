@@ -10,13 +10,12 @@ import (
 
 // offer builds a DHCPv4 server reply as the tests need it.
 type offer struct {
-	mt      dhcpv4.MessageType // 0: no option 53 (BOOTP)
-	yiaddr  string             // "" for 0.0.0.0 (proxy)
-	class   string             // option 60
-	vendor  []byte             // option 43
-	file    string             // option 67
-	bootp   string             // file header field
-	noClass bool
+	mt     dhcpv4.MessageType // 0: no option 53 (BOOTP)
+	yiaddr string             // "" for 0.0.0.0 (proxy)
+	class  string             // option 60
+	vendor []byte             // option 43
+	file   string             // option 67
+	bootp  string             // file header field
 }
 
 func (o offer) build(t *testing.T) *dhcpv4.DHCPv4 {
