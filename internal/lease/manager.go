@@ -58,6 +58,7 @@ type Manager struct {
 	pending map[netip.Addr]bool    // addresses being claimed by a call in flight
 	keys    map[ClientKey]*keyLock // per-client serialisation
 	cursors []cursor               // never-used scan position per range
+	offers  offerTable             // outstanding DHCPOFFERs (see offers.go)
 }
 
 type keyLock struct {
@@ -93,6 +94,7 @@ func New(store Store, cfg Config) (*Manager, error) {
 		pending:     make(map[netip.Addr]bool),
 		keys:        make(map[ClientKey]*keyLock),
 		cursors:     make([]cursor, len(sn.Ranges)),
+		offers:      newOfferTable(),
 	}
 	if m.declineHold <= 0 {
 		m.declineHold = DefaultDeclineHold
@@ -136,14 +138,22 @@ type claimOpts struct {
 
 // Offer picks an address for a DHCPDISCOVER and holds it for the subnet's
 // OfferHold, in this order (RFC 2131 §4.3.1): the client's reservation,
-// its current lease, its previous address if free, the requested address
-// (option 50) if free and in a range, a never-used address, then the free
-// address that expired or was released longest ago. It returns the Offered
-// lease (or the client's Bound lease unchanged, when it still has one), or
-// an error wrapping ErrExhausted.
+// its current lease or offer, its previous address if free, the requested
+// address (option 50) if free and in a range, a never-used address, then
+// the free address that expired or was released longest ago. It returns
+// the Offered lease (or the client's Bound lease unchanged, when it lasts
+// longer than an offer hold), or an error wrapping ErrExhausted.
+//
+// The offer is held in this Manager's memory, not written to the Store
+// (see offers.go): the Offered lease's Version is that of the stored lease
+// it was made over, 0 when the address has no row. Request makes it
+// durable.
 func (m *Manager) Offer(ctx context.Context, req OfferRequest) (Lease, error) {
 	defer m.lockKey(req.Key)()
 	now := m.now()
+	m.mu.Lock()
+	m.sweep(now)
+	m.mu.Unlock()
 	try := func(addr netip.Addr, o claimOpts) (Lease, bool, error) {
 		l, err := m.claim(ctx, addr, req.Key, req.MAC, m.hostname(req.Hostname, addr), now, o)
 		if errors.Is(err, errSkip) {
@@ -166,6 +176,12 @@ func (m *Manager) Offer(ctx context.Context, req OfferRequest) (Lease, error) {
 	if err != nil {
 		return Lease{}, fmt.Errorf("lease: offer to %v: %w", req.Key, err)
 	}
+	m.mu.Lock()
+	if a, o, ok := m.offerOf(req.Key); ok {
+		held = slices.DeleteFunc(held, func(l Lease) bool { return l.Addr == a })
+		held = append(held, o.lease(a))
+	}
+	m.mu.Unlock()
 	held = slices.DeleteFunc(held, func(l Lease) bool {
 		return l.State == Declined || !m.sn.usableBy(l.Addr, req.Key, req.MAC)
 	})
@@ -239,14 +255,19 @@ func (m *Manager) hostname(name string, addr netip.Addr) string {
 }
 
 // claim offers addr to the client if nobody else holds it, returning
-// errSkip when the address is taken, quarantined, in flight or (with
-// o.fresh) already used. A lease the client holds keeps its state and
-// expiry; otherwise the address is Offered for OfferHold.
+// errSkip when the address is taken, offered to another client,
+// quarantined, in flight or (with o.fresh) already used. A Bound lease of
+// the client that outlasts an offer hold is returned as it is; otherwise
+// the address is Offered for OfferHold, in memory.
 func (m *Manager) claim(ctx context.Context, addr netip.Addr, key ClientKey, mac net.HardwareAddr, host string, now time.Time, o claimOpts) (Lease, error) {
-	if !m.reserve(addr) {
+	held, ok := m.reserve(addr)
+	if !ok {
 		return Lease{}, errSkip
 	}
 	defer m.unreserve(addr)
+	if held.key != "" && held.key != key && held.expires.After(now) {
+		return Lease{}, errSkip // offered to another client
+	}
 	cur, err := m.store.Get(ctx, addr)
 	exists := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
@@ -260,32 +281,39 @@ func (m *Manager) claim(ctx context.Context, addr netip.Addr, key ClientKey, mac
 			return Lease{}, errSkip
 		}
 	}
-	mine := exists && cur.Key == key && cur.Active(now)
+	offeredToMe := held.key == key && held.expires.After(now)
+	mine := (exists && cur.Key == key && cur.Active(now)) || offeredToMe
 	if o.probe && !mine && m.probe != nil && m.probe(ctx, addr) {
 		q := Lease{Addr: addr, MAC: nil, State: Declined, Expires: now.Add(m.declineHold), Updated: now, Version: cur.Version}
 		if _, err := m.store.Put(ctx, q); err != nil && !errors.Is(err, ErrConflict) {
 			return Lease{}, fmt.Errorf("quarantine %v: %w", addr, err)
 		}
+		m.mu.Lock()
+		m.dropOffer(addr)
+		m.mu.Unlock()
 		m.log.Warn("address in use, quarantined", "addr", addr, "until", q.Expires, "for", key.String())
 		return Lease{}, errSkip
 	}
-	l := Lease{
-		Addr: addr, Key: key, MAC: mac, Hostname: host,
-		State: Offered, Expires: now.Add(m.sn.OfferHold), Updated: now, Version: cur.Version,
-	}
-	if mine {
-		if host == "" {
-			l.Hostname = cur.Hostname
-		}
-		if cur.Expires.After(l.Expires) {
-			l.State, l.Expires = cur.State, cur.Expires
+	expires := now.Add(m.sn.OfferHold)
+	if host == "" {
+		if offeredToMe {
+			host = held.host
+		} else if mine {
+			host = cur.Hostname
 		}
 	}
-	out, err := m.store.Put(ctx, l)
-	if errors.Is(err, ErrConflict) {
-		return Lease{}, errSkip
+	if exists && cur.Key == key && cur.State == Bound && cur.Expires.After(expires) {
+		// The client's lease outlasts an offer hold: offer it as it is.
+		if host != "" {
+			cur.Hostname = host
+		}
+		return cur, nil
 	}
-	return out, err
+	off := offer{key: key, mac: slices.Clone(mac), host: host, expires: expires, updated: now, version: cur.Version}
+	m.mu.Lock()
+	m.addOffer(addr, off)
+	m.mu.Unlock()
+	return off.lease(addr), nil
 }
 
 // nextUnused returns the next address of a range that may never have been
@@ -352,11 +380,16 @@ func (m *Manager) initCursor(ctx context.Context, i int) error {
 	return nil
 }
 
-// rewind moves the cursor of a's range back to a after a failed claim, so
-// an address left without a row is not lost to the never-used scan.
+// rewind moves the cursor of a's range back to a after a failed claim or
+// a lapsed offer, so an address left without a row is not lost to the
+// never-used scan.
 func (m *Manager) rewind(a netip.Addr) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.rewindLocked(a)
+}
+
+func (m *Manager) rewindLocked(a netip.Addr) {
 	for i, r := range m.sn.Ranges {
 		c := &m.cursors[i]
 		if r.Contains(a) && (c.done || a.Less(c.next)) {
@@ -366,14 +399,16 @@ func (m *Manager) rewind(a netip.Addr) {
 }
 
 // reserve marks addr as being claimed; false if another call is on it.
-func (m *Manager) reserve(addr netip.Addr) bool {
+// It returns the offer on addr, if any.
+func (m *Manager) reserve(addr netip.Addr) (offer, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.pending[addr] {
-		return false
+		return offer{}, false
 	}
 	m.pending[addr] = true
-	return true
+	o, _ := m.offerOn(addr)
+	return o, true
 }
 
 func (m *Manager) unreserve(addr netip.Addr) {
@@ -443,32 +478,53 @@ func (m *Manager) Release(ctx context.Context, key ClientKey, addr netip.Addr) e
 	return nil
 }
 
-// update applies change to the lease on addr, retrying on conflicts.
+// update applies change to the lease on addr, or to the client's offer of
+// addr when the stored lease is free, retrying on conflicts.
 func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, change func(*Lease) error) error {
 	for range 8 {
 		l, err := m.store.Get(ctx, addr)
-		if errors.Is(err, ErrNotFound) {
-			return ErrNotHeld
-		}
-		if err != nil {
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return err
+		}
+		now := m.now()
+		m.mu.Lock()
+		o, offered := m.offerOn(addr)
+		m.mu.Unlock()
+		switch {
+		case offered && o.key == key && o.expires.After(now) && (!found || l.Free(now)):
+			v := l.Version // of the stored lease; 0 if none
+			l = o.lease(addr)
+			l.Version = v
+		case !found:
+			return ErrNotHeld
 		}
 		if err := change(&l); err != nil {
 			return err
 		}
-		l.Updated = m.now()
-		if _, err = m.store.Put(ctx, l); !errors.Is(err, ErrConflict) {
+		l.Updated = now
+		_, err = m.store.Put(ctx, l)
+		if err == nil {
+			m.mu.Lock()
+			m.bound(addr, key)
+			m.mu.Unlock()
+		}
+		if !errors.Is(err, ErrConflict) {
 			return err
 		}
 	}
 	return ErrConflict
 }
 
-// Expire marks Offered and Bound leases whose time ran out by now as
-// Expired and returns how many it changed. Allocation does not depend on
-// it (a lease past Expires is free either way); it keeps the listing
-// truthful. Call it periodically, e.g. with RunExpiry.
+// Expire marks stored Offered and Bound leases whose time ran out by now
+// as Expired and returns how many it changed; it also lets the offers held
+// in memory lapse. Allocation does not depend on it (a lease past Expires
+// is free either way); it keeps the listing truthful. Call it
+// periodically, e.g. with RunExpiry.
 func (m *Manager) Expire(ctx context.Context, now time.Time) (int, error) {
+	m.mu.Lock()
+	m.sweep(now)
+	m.mu.Unlock()
 	first, last := m.sn.first, m.sn.last
 	n := 0
 	for {
@@ -511,13 +567,33 @@ func (m *Manager) RunExpiry(ctx context.Context, interval time.Duration) {
 }
 
 // Leases returns every lease row of the subnet in address order, for
-// `pxed leases` and the API.
+// `pxed leases` and the API, with this Manager's outstanding offers in
+// place of the free rows (or missing rows) they cover.
 func (m *Manager) Leases(ctx context.Context) ([]Lease, error) {
 	first, last := m.sn.first, m.sn.last
 	ls, err := m.store.Find(ctx, Filter{First: first, Last: last})
 	if err != nil {
 		return nil, fmt.Errorf("lease: list %v: %w", m.sn.Prefix, err)
 	}
+	now := m.now()
+	at := make(map[netip.Addr]int, len(ls))
+	for i, l := range ls {
+		at[l.Addr] = i
+	}
+	m.mu.Lock()
+	for a, o := range m.offers.byAddr {
+		if !o.expires.After(now) {
+			continue
+		}
+		i, ok := at[a]
+		switch {
+		case !ok:
+			ls = append(ls, o.lease(a))
+		case ls[i].Free(now):
+			ls[i] = o.lease(a)
+		}
+	}
+	m.mu.Unlock()
 	slices.SortFunc(ls, func(a, b Lease) int { return a.Addr.Compare(b.Addr) })
 	return ls, nil
 }

@@ -260,21 +260,84 @@ func TestOfferReusesOldestExpired(t *testing.T) {
 	}
 }
 
+// One Manager holds its offers in memory: concurrent DISCOVERs never get
+// one address.
 func TestConcurrentOffersNeverShareAnAddress(t *testing.T) {
-	cases := []struct {
-		name     string
-		managers int
-	}{
-		{"one manager", 1},
-		{"two managers sharing a store (two servers)", 2},
+	store := NewMemStore()
+	sn := testSubnet()
+	sn.Ranges = []Range{{ip("192.0.2.10"), ip("192.0.2.49")}} // 39 usable
+	m, err := New(store, Config{Subnet: sn, Authoritative: true, Now: func() time.Time { return start }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
+	var mu sync.Mutex
+	holders := map[netip.Addr]ClientKey{}
+	exhausted := 0
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Go(func() {
+			k := ClientKey(fmt.Sprintf("c%d", i))
+			l, err := m.Offer(context.Background(), OfferRequest{Key: k})
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(err, ErrExhausted) {
+				exhausted++
+				return
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if prev, dup := holders[l.Addr]; dup {
+				t.Errorf("%v offered to %s and %s", l.Addr, prev, k)
+			}
+			holders[l.Addr] = k
+		})
+	}
+	wg.Wait()
+	if len(holders) != 39 || exhausted != 21 {
+		t.Fatalf("%d offers, %d exhausted; want 39 and 21", len(holders), exhausted)
+	}
+	if ls, _ := store.Find(context.Background(), Filter{}); len(ls) != 0 {
+		t.Fatalf("offers wrote %d rows to the store, want none", len(ls))
+	}
+}
+
+// dora runs DISCOVER + REQUEST for a client as a client does: a DHCPNAK
+// sends it back to DISCOVER, up to tries times.
+func dora(m *Manager, k ClientKey, tries int) (Lease, error) {
+	ctx := context.Background()
+	for range tries {
+		o, err := m.Offer(ctx, OfferRequest{Key: k})
+		if err != nil {
+			return Lease{}, err
+		}
+		d, l, err := m.Request(ctx, RequestRequest{Key: k, ServerID: m.sn.ServerID, Requested: o.Addr})
+		if err != nil {
+			return Lease{}, err
+		}
+		if d.Action == Ack {
+			return l, nil
+		}
+		if d.Action != Nak {
+			return Lease{}, fmt.Errorf("request %v: %v %s", o.Addr, d.Action, d.Reason)
+		}
+	}
+	return Lease{}, fmt.Errorf("%s: %d NAKs in a row", k, tries)
+}
+
+// Managers sharing a store (two servers) do not see each other's offers,
+// so both may offer one address; the store lets only one REQUEST bind it
+// and the other client is NAKed and starts over. No address is ever
+// acknowledged to two clients, and every address ends up bound.
+func TestManagersSharingAStoreNeverAckOneAddressTwice(t *testing.T) {
+	for _, managers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("managers=%d", managers), func(t *testing.T) {
 			store := NewMemStore()
 			sn := testSubnet()
 			sn.Ranges = []Range{{ip("192.0.2.10"), ip("192.0.2.49")}} // 39 usable
 			var ms []*Manager
-			for range c.managers {
+			for range managers {
 				m, err := New(store, Config{Subnet: sn, Authoritative: true, Now: func() time.Time { return start }})
 				if err != nil {
 					t.Fatal(err)
@@ -289,7 +352,7 @@ func TestConcurrentOffersNeverShareAnAddress(t *testing.T) {
 				wg.Go(func() {
 					m := ms[i%len(ms)]
 					k := ClientKey(fmt.Sprintf("c%d", i))
-					l, err := m.Offer(context.Background(), OfferRequest{Key: k})
+					l, err := dora(m, k, 50)
 					mu.Lock()
 					defer mu.Unlock()
 					if errors.Is(err, ErrExhausted) {
@@ -301,14 +364,23 @@ func TestConcurrentOffersNeverShareAnAddress(t *testing.T) {
 						return
 					}
 					if prev, dup := holders[l.Addr]; dup {
-						t.Errorf("%v offered to %s and %s", l.Addr, prev, k)
+						t.Errorf("%v acknowledged to %s and %s", l.Addr, prev, k)
 					}
 					holders[l.Addr] = k
 				})
 			}
 			wg.Wait()
 			if len(holders) != 39 || exhausted != 21 {
-				t.Fatalf("%d offers, %d exhausted; want 39 and 21", len(holders), exhausted)
+				t.Fatalf("%d acknowledged, %d exhausted; want 39 and 21", len(holders), exhausted)
+			}
+			ls, err := store.Find(context.Background(), Filter{})
+			if err != nil || len(ls) != 39 {
+				t.Fatalf("store holds %d rows (%v), want 39", len(ls), err)
+			}
+			for _, l := range ls {
+				if holders[l.Addr] != l.Key || l.State != Bound {
+					t.Errorf("stored %v %s %v, acknowledged to %s", l.Addr, l.Key, l.State, holders[l.Addr])
+				}
 			}
 		})
 	}
@@ -369,24 +441,25 @@ func TestDeclineReleaseExpire(t *testing.T) {
 				t.Fatalf("err = %v, want ErrNotHeld", err)
 			}
 		}},
-		{"expire marks only ended offers and leases", func(t *testing.T, f *fixture) {
+		{"expire marks only ended leases; a lapsed offer leaves no row", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")                                            // bound until +1h
-			f.mustOffer(2, "", "192.0.2.12")                                   // offered until +1m
+			f.mustOffer(2, "", "192.0.2.12")                                   // offered (in memory) until +1m
+			f.mustOffer(4, "", "192.0.2.13")                                   // offered until +1m
 			f.clock.Advance(30 * time.Minute)                                  //
-			f.mustOffer(3, "", "192.0.2.13")                                   // offered until +31m
-			if err := f.m.Decline(ctx, key(3), ip("192.0.2.13")); err != nil { // declined until +40m
+			f.mustOffer(3, "", "192.0.2.12")                                   // the lapsed offer's address, never used, comes back first
+			if err := f.m.Decline(ctx, key(3), ip("192.0.2.12")); err != nil { // declined until +40m
 				t.Fatal(err)
 			}
 			n, err := f.m.Expire(ctx, f.clock.Now())
-			if err != nil || n != 1 {
-				t.Fatalf("Expire at +30m = %d, %v; want 1 (the offer)", n, err)
+			if err != nil || n != 0 {
+				t.Fatalf("Expire at +30m = %d, %v; want 0 (offers are not stored)", n, err)
 			}
 			if n, _ := f.m.Expire(ctx, start.Add(2*time.Hour)); n != 1 {
 				t.Fatalf("Expire at +2h = %d, want 1 (the lease)", n)
 			}
-			want := map[string]State{"192.0.2.10": Expired, "192.0.2.12": Expired, "192.0.2.13": Declined}
+			want := map[string]State{"192.0.2.10": Expired, "192.0.2.12": Declined}
 			ls, err := f.m.Leases(ctx)
-			if err != nil || len(ls) != 3 {
+			if err != nil || len(ls) != 2 {
 				t.Fatalf("Leases = %v, %v", ls, err)
 			}
 			for _, l := range ls {

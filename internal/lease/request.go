@@ -122,19 +122,34 @@ func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Ad
 	}
 	for range 8 {
 		cur, err := m.store.Get(ctx, addr)
-		if errors.Is(err, ErrNotFound) {
-			if _, ok := m.sn.reservationFor(req.Key, req.MAC); ok {
-				// The client's own reservation: no row yet is fine.
-				cur = Lease{Addr: addr, Key: req.Key}
-			} else {
-				return refuse(fmt.Sprintf("no lease on record for %v", addr))
-			}
-		} else if err != nil {
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s %v for %v: %w", state, addr, req.Key, err)
 		}
+		m.mu.Lock()
+		o, offered := m.offerOn(addr)
+		m.mu.Unlock()
 		switch {
-		case cur.Key != req.Key && !cur.Free(now):
+		case found && cur.Key != req.Key && !cur.Free(now):
+			m.lostOffer(addr, req.Key)
 			return refuse(fmt.Sprintf("%v is leased to another client", addr))
+		case offered && o.key != req.Key && o.expires.After(now):
+			return refuse(fmt.Sprintf("%v is offered to another client", addr))
+		case offered && o.key == req.Key && (!found || cur.Free(now)):
+			// Our offer (even if its hold just ended: nobody has taken
+			// the address since), bound over the stored lease it was
+			// made over.
+			v := cur.Version
+			cur = o.lease(addr)
+			cur.Version = v
+		case !found:
+			if _, ok := m.sn.reservationFor(req.Key, req.MAC); !ok {
+				return refuse(fmt.Sprintf("no lease on record for %v", addr))
+			}
+			// The client's own reservation: no row yet is fine.
+			cur = Lease{Addr: addr, Key: req.Key}
+		}
+		switch {
 		case cur.Key != req.Key:
 			return refuse(fmt.Sprintf("%v was not leased to this client", addr))
 		case cur.State == Declined:
@@ -155,26 +170,32 @@ func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Ad
 		if err != nil {
 			return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s bind %v to %v: %w", state, addr, req.Key, err)
 		}
+		m.mu.Lock()
+		m.bound(addr, req.Key)
+		m.mu.Unlock()
 		return Decision{Ack, state + ": bound"}, out, nil
 	}
 	return Decision{Ignore, state + ": too many concurrent updates"}, Lease{}, nil
 }
 
-// dropOffers releases the client's outstanding offers after it selected
-// another server.
-func (m *Manager) dropOffers(ctx context.Context, key ClientKey, now time.Time) error {
-	held, err := m.store.ByKey(ctx, key)
-	if err != nil {
-		return fmt.Errorf("lease: drop offers of %v: %w", key, err)
+// lostOffer forgets the client's offer of addr after another client (of
+// another server sharing the store) was bound to it first.
+func (m *Manager) lostOffer(addr netip.Addr, key ClientKey) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o := m.offers.byAddr[addr]; o != nil && o.key == key {
+		m.dropOffer(addr)
 	}
-	for _, l := range held {
-		if l.State != Offered || !l.Active(now) || !m.sn.Prefix.Contains(l.Addr) {
-			continue
-		}
-		l.State, l.Expires, l.Updated = Released, now, now
-		if _, err := m.store.Put(ctx, l); err != nil && !errors.Is(err, ErrConflict) {
-			return fmt.Errorf("lease: drop offer %v of %v: %w", l.Addr, key, err)
-		}
+}
+
+// dropOffers forgets the client's outstanding offer after it selected
+// another server (offers live in memory; see offers.go), so its address
+// is free for others at once.
+func (m *Manager) dropOffers(_ context.Context, key ClientKey, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a, ok := m.offers.byKey[key]; ok {
+		m.dropOffer(a)
 	}
 	return nil
 }
