@@ -9,9 +9,11 @@
 //
 // Safety rests on the store, not on this process: every write is a
 // compare-and-swap on the lease's Version, and the store refuses two rows for
-// one address. Two Managers (or two pxed servers sharing one database) may
-// race for an address; exactly one wins and the other tries its next
-// candidate.
+// one address. Offers are held in the Manager's memory (RFC 2131 does not
+// ask for them to be durable), so a DISCOVER costs no disk write and a
+// lease's first write is its ACK. Two Managers (or two pxed servers sharing
+// one database) may offer one address to two clients; exactly one REQUEST
+// binds it and the other client is told DHCPNAK and starts over.
 package lease
 
 import (
@@ -86,7 +88,9 @@ type State uint8
 // their address; every other row records history used to return a client's
 // previous address and to reuse addresses oldest first.
 const (
-	// Offered: sent in a DHCPOFFER, held for the subnet's OfferHold.
+	// Offered: sent in a DHCPOFFER, held for the subnet's OfferHold. The
+	// Manager keeps offers in memory and never stores this state (rows
+	// written by older versions may carry it).
 	Offered State = iota + 1
 	// Bound: acknowledged with DHCPACK until Expires.
 	Bound
