@@ -120,6 +120,43 @@ func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Ad
 		}
 		return refuse(fmt.Sprintf("%v is not in a pool of %v", addr, m.sn.Prefix))
 	}
+	bind := func(cur Lease) (Lease, error) {
+		l := cur
+		l.MAC, l.State = req.MAC, Bound
+		l.Expires, l.Updated = now.Add(m.sn.LeaseTime), now
+		if req.Hostname != "" {
+			l.Hostname = req.Hostname
+		} else if l.Hostname == "" {
+			l.Hostname = m.hostname("", addr)
+		}
+		out, err := m.store.Put(ctx, l)
+		if err == nil {
+			m.mu.Lock()
+			m.bound(addr, req.Key)
+			m.mu.Unlock()
+		}
+		return out, err
+	}
+	storeErr := func(err error) (Decision, Lease, error) {
+		return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s bind %v to %v: %w", state, addr, req.Key, err)
+	}
+	// Fast path: our offer to this client, bound over the very lease it
+	// was made over (a compare-and-swap on its Version, or an insert when
+	// there was no row). The lease was free then; unless it changed since
+	// (ErrConflict) it still is, so no read is needed.
+	m.mu.Lock()
+	o, offered := m.offerOn(addr)
+	m.mu.Unlock()
+	if offered && o.key == req.Key {
+		out, err := bind(o.lease(addr))
+		if err == nil {
+			return Decision{Ack, state + ": bound"}, out, nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return storeErr(err)
+		}
+		// Changed since the offer: decide on the stored lease.
+	}
 	for range 8 {
 		cur, err := m.store.Get(ctx, addr)
 		found := err == nil
@@ -155,24 +192,13 @@ func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Ad
 		case cur.State == Declined:
 			return refuse(fmt.Sprintf("%v is quarantined", addr))
 		}
-		l := cur
-		l.MAC, l.State = req.MAC, Bound
-		l.Expires, l.Updated = now.Add(m.sn.LeaseTime), now
-		if req.Hostname != "" {
-			l.Hostname = req.Hostname
-		} else if l.Hostname == "" {
-			l.Hostname = m.hostname("", addr)
-		}
-		out, err := m.store.Put(ctx, l)
+		out, err := bind(cur)
 		if errors.Is(err, ErrConflict) {
 			continue // raced with expiry or another server: look again
 		}
 		if err != nil {
-			return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s bind %v to %v: %w", state, addr, req.Key, err)
+			return storeErr(err)
 		}
-		m.mu.Lock()
-		m.bound(addr, req.Key)
-		m.mu.Unlock()
 		return Decision{Ack, state + ": bound"}, out, nil
 	}
 	return Decision{Ignore, state + ": too many concurrent updates"}, Lease{}, nil
