@@ -9,8 +9,7 @@ build:
 
 # The full test suite: unit, fuzz seeds, interop and the QEMU end-to-end set.
 # Root and QEMU are needed for the namespace and firmware tests (they say so when they skip).
-test: assets
-	$(GO) vet ./...
+test: assets lint
 	PXED_LAB=$(LAB) $(GO) test -count=1 -timeout 45m -p 1 ./...
 
 # Unit tests only: no root, no network namespaces, no QEMU.
@@ -31,9 +30,11 @@ FUZZTIME ?= 30s
 fuzz:
 	scripts/fuzz-all.sh $(FUZZTIME)
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 clean:
 	rm -rf pxed .cache
