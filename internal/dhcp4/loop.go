@@ -267,7 +267,9 @@ const DefaultWorkers = 256
 func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
 	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx})
-	log = log.With("mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String())
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log = log.With("mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String())
+	}
 	if s.Events != nil {
 		if ip := requestedIP(pkt); ip.IsValid() {
 			s.Events.Learn(ip, mac)
@@ -275,7 +277,9 @@ func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 	}
 	if res.Reply == nil {
 		s.ignored.Add(1)
-		log.Debug("dhcp ignored", "why", res.Reason, "firmware", res.Machine.Firmware.String())
+		if log.Enabled(ctx, slog.LevelDebug) {
+			log.Debug("dhcp ignored", "why", res.Reason, "firmware", res.Machine.Firmware.String())
+		}
 		if s.Events != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover {
 			s.Events.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: res.Reason})
 		}
@@ -305,7 +309,9 @@ func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 		return
 	}
 	s.replied.Add(1)
-	log.Debug("dhcp replied", "reply", res.Reply.MessageType().String(), "dst", dst.Addr.String(), "file", res.Plan.BootFile)
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("dhcp replied", "reply", res.Reply.MessageType().String(), "dst", dst.Addr.String(), "file", res.Plan.BootFile)
+	}
 	if s.Events != nil {
 		stage := events.StageOffer
 		switch res.Reply.MessageType() {

@@ -5,6 +5,7 @@
 package events
 
 import (
+	"context"
 	"log/slog"
 	"net/netip"
 	"sort"
@@ -156,7 +157,7 @@ func (l *Log) Record(e Event) {
 		}
 	}
 	l.mu.Unlock()
-	if l.Logger != nil {
+	if l.Logger != nil && l.Logger.Enabled(context.Background(), slog.LevelInfo) {
 		attrs := []any{"mac", e.MAC, "stage", string(e.Stage)}
 		if e.IP.IsValid() {
 			attrs = append(attrs, "ip", e.IP.String())
@@ -182,14 +183,21 @@ func (l *Log) evictLocked() {
 	if len(l.machines) < max {
 		return
 	}
-	var oldest string
-	var t time.Time
-	for k, m := range l.machines {
-		if oldest == "" || m.last.Before(t) {
-			oldest, t = k, m.last
-		}
+	// Forget the least recently seen tenth at once: one sort per max/10
+	// new machines keeps Record cheap when a storm brings more machines
+	// than the log keeps.
+	keys := make([]string, 0, len(l.machines))
+	for k := range l.machines {
+		keys = append(keys, k)
 	}
-	delete(l.machines, oldest)
+	sort.Slice(keys, func(i, j int) bool { return l.machines[keys[i]].last.Before(l.machines[keys[j]].last) })
+	n := max / 10
+	if n < 1 {
+		n = 1
+	}
+	for _, k := range keys[:min(n, len(keys))] {
+		delete(l.machines, k)
+	}
 }
 
 // Timeline returns a copy of the events kept for mac, oldest first.
