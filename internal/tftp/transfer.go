@@ -203,8 +203,16 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 		last = uint64(size)/uint64(bs) + 1
 		lastLen = int(size % int64(bs))
 	}
-	rto, tries := rto0, 0
+	// Without a client-chosen timeout (RFC 2349), the retransmission
+	// timeout adapts to the measured round trip as TCP's does (RFC 6298:
+	// SRTT + 4·RTTVAR, Karn's rule: no samples from resent windows), between
+	// minRTO and the configured timeout: a DATA packet lost to a full queue
+	// during a boot storm is resent after a fraction of a second, not a
+	// whole one.
+	est := rttEstimator{max: rto0, adaptive: neg.Timeout == 0}
+	rto, tries := est.rto(), 0
 	for {
+		sent := time.Now()
 		end := base + ws - 1
 		if last != 0 && end > last {
 			end = last
@@ -256,7 +264,10 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 				// §4.2.3.1); only a timeout resends.
 				continue
 			}
-			base, tries, rto = k+1, 0, rto0
+			if tries == 0 {
+				est.sample(time.Since(sent))
+			}
+			base, tries, rto = k+1, 0, est.rto()
 			if k == last {
 				tr.Bytes = int64(last-1)*int64(bs) + int64(lastLen)
 				return nil
@@ -400,4 +411,39 @@ func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// minRTO is the least retransmission timeout an adaptive transfer uses (as
+// Linux TCP's 200 ms minimum).
+const minRTO = 200 * time.Millisecond
+
+// rttEstimator keeps a transfer's smoothed round trip (RFC 6298 §2).
+type rttEstimator struct {
+	max      time.Duration // configured or negotiated timeout: the ceiling
+	adaptive bool          // false: always max
+	srtt     time.Duration
+	rttvar   time.Duration
+}
+
+func (e *rttEstimator) sample(r time.Duration) {
+	if !e.adaptive {
+		return
+	}
+	if e.srtt == 0 {
+		e.srtt, e.rttvar = r, r/2
+		return
+	}
+	d := e.srtt - r
+	if d < 0 {
+		d = -d
+	}
+	e.rttvar = (3*e.rttvar + d) / 4
+	e.srtt = (7*e.srtt + r) / 8
+}
+
+func (e *rttEstimator) rto() time.Duration {
+	if !e.adaptive || e.srtt == 0 {
+		return e.max
+	}
+	return min(max(e.srtt+4*e.rttvar, min(minRTO, e.max)), e.max)
 }
