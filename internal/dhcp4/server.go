@@ -209,11 +209,7 @@ func serverID(sn *Subnet, req Request) netip.Addr {
 // boot information.
 func (f *Full) lease(req Request, sn *Subnet, res *Result, mt dhcpv4.MessageType, l lease.Lease) Result {
 	p := req.Packet
-	reply, err := dhcpv4.NewReplyFromRequest(p)
-	if err != nil {
-		res.Reason = fmt.Sprintf("building reply: %v", err)
-		return *res
-	}
+	reply := newReply(p)
 	reply.UpdateOption(dhcpv4.OptMessageType(mt))
 	reply.YourIPAddr = net.IP(l.Addr.AsSlice())
 	if mt == dhcpv4.MessageTypeAck {
@@ -238,11 +234,7 @@ func (f *Full) lease(req Request, sn *Subnet, res *Result, mt dhcpv4.MessageType
 // yiaddr, no lease time (RFC 2131 §4.3.5).
 func (f *Full) inform(req Request, sn *Subnet, res *Result) Result {
 	p := req.Packet
-	reply, err := dhcpv4.NewReplyFromRequest(p)
-	if err != nil {
-		res.Reason = fmt.Sprintf("building reply: %v", err)
-		return *res
-	}
+	reply := newReply(p)
 	reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
 	reply.YourIPAddr = net.IPv4zero
 	reply.ClientIPAddr = p.ClientIPAddr
@@ -257,10 +249,7 @@ func (f *Full) inform(req Request, sn *Subnet, res *Result) Result {
 // nak builds a DHCPNAK (RFC 2131 §4.3.2 table 3): options 53, 54, 56, and
 // 61 and 82 copied; no addresses, no file.
 func (f *Full) nak(req Request, id netip.Addr, why string) *dhcpv4.DHCPv4 {
-	reply, err := dhcpv4.NewReplyFromRequest(req.Packet)
-	if err != nil {
-		return nil
-	}
+	reply := newReply(req.Packet)
 	if !id.IsValid() {
 		id = req.Server.IP
 	}
@@ -343,7 +332,7 @@ func fit(reply, req *dhcpv4.DHCPv4) {
 		}
 	}
 	max -= ipUDPHeaders
-	if len(reply.ToBytes()) <= max {
+	if encodedLen(reply) <= max {
 		return
 	}
 	asked := req.Options.Get(dhcpv4.GenericOptionCode(optParamList))
@@ -361,11 +350,57 @@ func fit(reply, req *dhcpv4.DHCPv4) {
 	}
 	slices.SortFunc(codes, func(a, b uint8) int { return rank(b) - rank(a) })
 	for _, c := range codes {
-		if len(reply.ToBytes()) <= max {
+		if encodedLen(reply) <= max {
 			return
 		}
 		delete(reply.Options, c)
 	}
+}
+
+// newReply is dhcpv4.NewReplyFromRequest without its cost per reply: that
+// draws a random transaction ID from crypto/rand only to overwrite it with
+// the request's. Same fields: opcode, htype, xid, chaddr, flags and giaddr
+// from the request, options 82 and 61 copied (RFC 3046, RFC 6842).
+func newReply(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
+	op := dhcpv4.OpcodeBootReply
+	if req.OpCode != dhcpv4.OpcodeBootRequest {
+		op = dhcpv4.OpcodeBootRequest
+	}
+	d := &dhcpv4.DHCPv4{
+		OpCode:        op,
+		HWType:        req.HWType,
+		ClientHWAddr:  req.ClientHWAddr,
+		TransactionID: req.TransactionID,
+		Flags:         req.Flags,
+		ClientIPAddr:  net.IPv4zero,
+		YourIPAddr:    net.IPv4zero,
+		ServerIPAddr:  net.IPv4zero,
+		GatewayIPAddr: req.GatewayIPAddr,
+		Options:       make(dhcpv4.Options, 16),
+	}
+	for _, code := range []dhcpv4.OptionCode{dhcpv4.OptionRelayAgentInformation, dhcpv4.OptionClientIdentifier} {
+		if v := req.Options.Get(code); v != nil {
+			d.UpdateOption(dhcpv4.OptGeneric(code, v))
+		}
+	}
+	return d
+}
+
+// encodedLen is len(d.ToBytes()) without encoding: the fixed header and
+// magic cookie, each option (split in chunks of 255 bytes, RFC 3396, an
+// empty one still written), the end option, padded to BOOTP's 300 bytes.
+func encodedLen(d *dhcpv4.DHCPv4) int {
+	n := 236 + 4 + 1
+	for code, v := range d.Options {
+		switch {
+		case code == 0 || code == 255:
+		case len(v) == 0:
+			n += 2
+		default:
+			n += len(v) + 2*((len(v)+254)/255)
+		}
+	}
+	return max(n, 300)
 }
 
 func u32(v uint32) []byte { return []byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)} }
