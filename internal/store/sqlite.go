@@ -282,7 +282,11 @@ func parseState(b []byte) (lease.State, bool) {
 
 // Get implements lease.Store.
 func (s *SQLite) Get(ctx context.Context, addr netip.Addr) (lease.Lease, error) {
-	ls, err := s.collect(s.getStmt.QueryContext(ctx, addr.AsSlice()))
+	rctx, err := lookupCtx(ctx)
+	if err != nil {
+		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, err)
+	}
+	ls, err := s.collect(s.getStmt.QueryContext(rctx, addr.AsSlice()))
 	if err != nil {
 		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, err)
 	}
@@ -294,11 +298,29 @@ func (s *SQLite) Get(ctx context.Context, addr netip.Addr) (lease.Lease, error) 
 
 // ByKey implements lease.Store.
 func (s *SQLite) ByKey(ctx context.Context, key lease.ClientKey) ([]lease.Lease, error) {
-	ls, err := s.collect(s.byKeyStmt.QueryContext(ctx, []byte(key)))
+	rctx, err := lookupCtx(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: leases of %v: %w", key, err)
+	}
+	ls, err := s.collect(s.byKeyStmt.QueryContext(rctx, []byte(key)))
 	if err != nil {
 		return nil, fmt.Errorf("store: leases of %v: %w", key, err)
 	}
 	return ls, nil
+}
+
+// lookupCtx is the context for an indexed lookup of a few rows (Get,
+// ByKey): ctx is checked once, then its cancellation is dropped. With a
+// cancellable context, database/sql and the driver each start a goroutine
+// per query to watch it (and the driver arms an interrupt), which cost more
+// than the lookup itself at thousands of DHCP packets per second; a lookup
+// does not wait for the writer (WAL readers never block on it), so nothing
+// is lost by letting it finish.
+func lookupCtx(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 // Find implements lease.Store.
