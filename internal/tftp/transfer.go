@@ -210,7 +210,7 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 	// during a boot storm is resent after a fraction of a second, not a
 	// whole one.
 	est := rttEstimator{max: rto0, adaptive: neg.Timeout == 0}
-	rto, tries := est.rto(), 0
+	rto, tries, resent := est.rto(), 0, false
 	for {
 		sent := time.Now()
 		end := base + ws - 1
@@ -246,10 +246,15 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 		for {
 			a, err := t.recvAck(conn, rbuf, deadline)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				if tries++; tries > retries {
-					return fmt.Errorf("tftp: %q: no ACK for block %d after %d tries: %w", t.req.Filename, base, tries, err)
+				// Timeouts shorter than the configured one (adaptive RTO)
+				// do not count against Retries: a transfer is as patient
+				// as with the fixed timeout, it only retransmits sooner.
+				if rto >= est.max {
+					if tries++; tries > retries {
+						return fmt.Errorf("tftp: %q: no ACK for block %d after %d tries: %w", t.req.Filename, base, tries, err)
+					}
 				}
-				rto = min(rto*2, maxRTO)
+				rto, resent = min(rto*2, maxRTO), true
 				break // resend the window from base
 			}
 			if err != nil {
@@ -264,10 +269,10 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 				// §4.2.3.1); only a timeout resends.
 				continue
 			}
-			if tries == 0 {
+			if !resent { // Karn: no round-trip sample from a resent window
 				est.sample(time.Since(sent))
 			}
-			base, tries, rto = k+1, 0, est.rto()
+			base, tries, resent, rto = k+1, 0, false, est.rto()
 			if k == last {
 				tr.Bytes = int64(last-1)*int64(bs) + int64(lastLen)
 				return nil
