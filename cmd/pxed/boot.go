@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,14 +21,8 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var initrds stringList
 	fs.Var(&initrds, "initrd", "initrd to load (repeatable, in order)")
 	cmdline := fs.String("cmdline", "", "kernel command line")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("boot: unexpected argument %q (flags only; see pxed boot -h)", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *kernel == "" {
 		return usagef("boot: --kernel is required: write --kernel /path/to/vmlinuz")

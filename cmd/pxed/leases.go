@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -115,14 +114,8 @@ func runLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "/var/lib/pxed", "directory holding leases.db (the server's --data-dir)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("leases: unexpected argument %q (flags only; see pxed leases -h)", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	path := filepath.Join(*dataDir, leaseDB)
 	if _, err := os.Stat(path); err != nil {

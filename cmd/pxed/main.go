@@ -93,3 +93,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 var version = "dev"
+
+// parseFlags parses a subcommand's flags: -h is not an error, any other
+// mistake (an unknown flag, a stray argument) is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q (flags only; see pxed %s -h)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}

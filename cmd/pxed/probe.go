@@ -32,14 +32,8 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&expect, "expect-server", "address of a server that should answer (repeatable); others are flagged")
 	scale := fs.Float64("timeout-scale", 1, "multiply the firmware's DHCP timeouts (4, 8, 16, 32 s) by this factor")
 	verbose := fs.Bool("v", false, "log each packet to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("probe: unexpected argument %q (flags only; see pxed probe -h)", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *iface == "" {
 		return usagef("probe: --interface is required: the network to probe, e.g. --interface eth1")

@@ -79,14 +79,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var sf serverFlags
 	sf.register(fs)
 	file := fs.String("config", "", "YAML configuration file (see README, \"Configuration\")")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("serve: unexpected argument %q (flags only; see pxed serve -h)", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg := &config.Config{}
 	if *file != "" {

@@ -42,14 +42,8 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up on one machine after this long")
 	macPrefix := fs.String("mac-prefix", "02:70:78", "first three bytes of the machines' MAC addresses")
 	verbose := fs.Bool("v", false, "log each failed machine to stderr")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("storm: unexpected argument %q (flags only; see pxed storm -h)", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *iface == "" {
 		return usagef("storm: --interface is required: the network to boot on, e.g. --interface eth1")
