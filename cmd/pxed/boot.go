@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"pxed/internal/config"
 )
@@ -44,7 +46,32 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sf.apply(cfg)
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
-		return usageError{fmt.Errorf("boot:\n%w", err)}
+		return usageError{fmt.Errorf("boot:\n%w", flagNames(err))}
 	}
 	return serve(ctx, cfg, stderr)
+}
+
+// flagNames renames the configuration fields that `pxed boot` fills from
+// its flags, so its errors name the flag the user typed.
+func flagNames(err error) error {
+	var es config.Errors
+	if !errors.As(err, &es) {
+		return err
+	}
+	for _, e := range es {
+		if e.File != "" {
+			continue
+		}
+		switch {
+		case e.Field == "profiles.default.kernel":
+			e.Field = "--kernel"
+		case strings.HasPrefix(e.Field, "profiles.default.initrds["):
+			e.Field = "--initrd"
+		case strings.HasPrefix(e.Field, "interfaces["):
+			e.Field = "--interface"
+		case e.Field == "profiles.default":
+			e.Field = "--kernel/--initrd"
+		}
+	}
+	return es
 }

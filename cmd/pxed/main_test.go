@@ -30,7 +30,8 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"serve", "--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
 		{"stray argument", []string{"leases", "extra"}, exitUsage, `leases: unexpected argument "extra"`},
 		{"boot without kernel", []string{"boot", "--interface", "lo"}, exitUsage, "--kernel is required"},
-		{"boot on a missing interface", []string{"boot", "--interface", "pxed-nope0", "--kernel", bad}, exitUsage, `interface "pxed-nope0" does not exist`},
+		{"boot on a missing interface", []string{"boot", "--interface", "pxed-nope0", "--kernel", bad}, exitUsage, `--interface: interface "pxed-nope0" does not exist`},
+		{"boot errors name the flag", []string{"boot", "--interface", "lo", "--kernel", "/nonexistent/vmlinuz"}, exitUsage, `--kernel: file "/nonexistent/vmlinuz" does not exist`},
 		{"config mistakes name file:line", []string{"serve", "--config", bad}, exitUsage, bad + ":3: dhcp.mode"},
 		{"missing config file", []string{"serve", "--config", filepath.Join(dir, "nope.yaml")}, exitUsage, "no such file"},
 	} {
