@@ -21,14 +21,14 @@ import (
 // probeScale shrinks the firmware's 4/8/16/32 s DHCP windows for tests.
 const probeScale = "0.25"
 
-// runProbe runs `pxed probe --json` on host h's interface and decodes its
-// report; code is the exit status.
-func runProbe(t *testing.T, h *lab.Host, args ...string) (*client.Result, int) {
+// runJSON runs `pxed SUB --interface IF --json ARGS…` in host h's namespace
+// within timeout and decodes its standard output into out; it returns the
+// exit status and standard error (storm's progress line).
+func runJSON(t *testing.T, h *lab.Host, timeout time.Duration, sub string, out any, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	argv := append([]string{"netns", "exec", h.NS, pxedBin, "probe", "--interface", h.Iface, "--json",
-		"--timeout-scale", probeScale}, args...)
+	argv := append([]string{"netns", "exec", h.NS, pxedBin, sub, "--interface", h.Iface, "--json"}, args...)
 	cmd := exec.CommandContext(ctx, "ip", argv...)
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
@@ -40,12 +40,20 @@ func runProbe(t *testing.T, h *lab.Host, args ...string) (*client.Result, int) {
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("pxed probe %v: %v\n%s", args, err, stderr.String())
+		t.Fatalf("pxed %s %v: %v\n%s", sub, args, err, stderr.String())
 	}
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("pxed %s %v: exit %d: decoding JSON: %v\nstdout:\n%s\nstderr:\n%s", sub, args, code, err, stdout.String(), stderr.String())
+	}
+	return code, stderr.String()
+}
+
+// runProbe runs `pxed probe --json` on host h's interface and decodes its
+// report; code is the exit status.
+func runProbe(t *testing.T, h *lab.Host, args ...string) (*client.Result, int) {
+	t.Helper()
 	var r client.Result
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("pxed probe %v: exit %d: decoding JSON: %v\nstdout:\n%s\nstderr:\n%s", args, code, err, stdout.String(), stderr.String())
-	}
+	code, _ := runJSON(t, h, 2*time.Minute, "probe", &r, append([]string{"--timeout-scale", probeScale}, args...)...)
 	t.Logf("probe %v: exit %d: %s", args, code, r.Verdict)
 	return &r, code
 }

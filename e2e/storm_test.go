@@ -1,11 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,32 +13,14 @@ import (
 // is the exit status, stderr the progress line.
 func runStorm(t *testing.T, h *lab.Host, args ...string) (*client.StormReport, int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	argv := append([]string{"netns", "exec", h.NS, pxedBin, "storm", "--interface", h.Iface, "--json"}, args...)
-	cmd := exec.CommandContext(ctx, "ip", argv...)
-	cmd.WaitDelay = time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("pxed storm %v: %v\n%s", args, err, stderr.String())
-	}
 	var r client.StormReport
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("pxed storm %v: exit %d: decoding JSON: %v\nstdout:\n%s\nstderr:\n%s", args, code, err, stdout.String(), stderr.String())
-	}
+	code, progress := runJSON(t, h, 4*time.Minute, "storm", &r, args...)
 	t.Logf("storm %v: exit %d: booted %d failed %d in %.2f s, retries %v, failures %v, socket %+v",
 		args, code, r.Booted, r.Failed, r.Seconds, r.Retries, r.Failures, r.Socket)
 	for _, s := range r.Stages {
 		t.Logf("  %-16s n=%d p50=%v p95=%v p99=%v max=%v", s.Stage, s.Count, s.P50, s.P95, s.P99, s.Max)
 	}
-	return &r, code, stderr.String()
+	return &r, code, progress
 }
 
 func stage(r *client.StormReport, name string) client.StageStats {
