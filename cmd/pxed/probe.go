@@ -35,11 +35,8 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *iface == "" {
-		return usagef("probe: --interface is required: the network to probe, e.g. --interface eth1")
-	}
-	if _, err := client.InterfaceMAC(*iface); err != nil {
-		return usagef("probe: --interface %s: %v (see `ip link` for the names)", *iface, err)
+	if err := requireInterface("probe", *iface, "the network to probe"); err != nil {
+		return err
 	}
 	prof, err := client.ParseProfile(*arch)
 	if err != nil {
@@ -251,4 +248,16 @@ func (p *progressBar) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.finishLocked()
+}
+
+// requireInterface checks the --interface of a client subcommand: given, and
+// an interface of this host with a MAC address.
+func requireInterface(cmd, iface, what string) error {
+	if iface == "" {
+		return usagef("%s: --interface is required: %s, e.g. --interface eth1", cmd, what)
+	}
+	if _, err := client.InterfaceMAC(iface); err != nil {
+		return usagef("%s: --interface %s: %v (see `ip link` for the names)", cmd, iface, err)
+	}
+	return nil
 }

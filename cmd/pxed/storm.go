@@ -45,11 +45,8 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *iface == "" {
-		return usagef("storm: --interface is required: the network to boot on, e.g. --interface eth1")
-	}
-	if _, err := client.InterfaceMAC(*iface); err != nil {
-		return usagef("storm: --interface %s: %v (see `ip link` for the names)", *iface, err)
+	if err := requireInterface("storm", *iface, "the network to boot on"); err != nil {
+		return err
 	}
 	if *clients < 1 || *clients > 100000 {
 		return usagef("storm: --clients %d: write a number from 1 to 100000", *clients)
