@@ -265,42 +265,35 @@ func (e *Exchange) request(ctx context.Context, res *DHCPResult, o Offer) (*Offe
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	for _, w := range Windows {
-		if err := e.Transport.Send(ctx, req, BroadcastDHCP); err != nil {
-			return nil, err
+	var ack *Offer
+	answered, err := e.await(ctx, req, BroadcastDHCP, func(p *dhcpv4.DHCPv4, from netip.AddrPort, elapsed time.Duration) (bool, error) {
+		if addr(p.ServerIdentifier()) != o.ServerID && o.ServerID.IsValid() {
+			return false, nil
 		}
-		wctx, cancel := context.WithTimeout(ctx, e.scale(w))
-		for {
-			p, from, err := e.Transport.Receive(wctx)
-			if err != nil {
-				break
+		switch p.MessageType() {
+		case dhcpv4.MessageTypeAck:
+			a := NewOffer(p, from, elapsed)
+			l := &Lease{Addr: addr(p.YourIPAddr), Server: addr(p.ServerIdentifier()), Duration: p.IPAddressLeaseTime(0)}
+			if m := p.SubnetMask(); m != nil {
+				l.Mask = net.IP(m).String()
 			}
-			if !e.mine(p, req.TransactionID) || addr(p.ServerIdentifier()) != o.ServerID && o.ServerID.IsValid() {
-				continue
+			if r := p.Router(); len(r) > 0 {
+				l.Router = addr(r[0])
 			}
-			switch p.MessageType() {
-			case dhcpv4.MessageTypeAck:
-				cancel()
-				ack := NewOffer(p, from, time.Since(start))
-				l := &Lease{Addr: addr(p.YourIPAddr), Server: addr(p.ServerIdentifier()), Duration: p.IPAddressLeaseTime(0)}
-				if m := p.SubnetMask(); m != nil {
-					l.Mask = net.IP(m).String()
-				}
-				if r := p.Router(); len(r) > 0 {
-					l.Router = addr(r[0])
-				}
-				res.Lease = l
-				return &ack, nil
-			case dhcpv4.MessageTypeNak:
-				cancel()
-				return nil, fmt.Errorf("client: %s refused the address %s (DHCPNAK: %s)", o.Server(), o.YourIP, p.Message())
-			}
+			res.Lease, ack = l, &a
+			return true, nil
+		case dhcpv4.MessageTypeNak:
+			return true, fmt.Errorf("client: %s refused the address %s (DHCPNAK: %s)", o.Server(), o.YourIP, p.Message())
 		}
-		cancel()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("client: request %s: %w", o.YourIP, ctx.Err())
-		}
+		return false, nil
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, fmt.Errorf("client: request %s: %w", o.YourIP, err)
+	case err != nil:
+		return nil, err
+	case answered:
+		return ack, nil
 	}
 	return nil, fmt.Errorf("client: no DHCPACK from %s for %s after %d requests", o.Server(), o.YourIP, len(Windows))
 }
@@ -321,10 +314,37 @@ func (e *Exchange) bootServer(ctx context.Context, res *DHCPResult, dst netip.Ad
 	if err != nil {
 		return nil, err
 	}
+	var ack *Offer
+	answered, err := e.await(ctx, req, dst, func(p *dhcpv4.DHCPv4, from netip.AddrPort, elapsed time.Duration) (bool, error) {
+		if p.MessageType() != dhcpv4.MessageTypeAck {
+			return false, nil
+		}
+		o := NewOffer(p, from, elapsed)
+		ack = &o
+		return true, nil
+	})
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, fmt.Errorf("client: boot server discovery: %w", err)
+	case err != nil:
+		return nil, err
+	case answered:
+		return ack, nil
+	}
+	return nil, fmt.Errorf("client: no answer from boot server %s after %d requests", dst, len(Windows))
+}
+
+// await sends req to dst once per retransmission window (Windows, scaled)
+// and hands each reply of this exchange (its xid and chaddr) to accept, with
+// the time since the first send, until accept says done. answered is false
+// when every window passed without that; a send error or the end of ctx is
+// returned as err (ctx's error is returned unwrapped).
+func (e *Exchange) await(ctx context.Context, req *dhcpv4.DHCPv4, dst netip.AddrPort,
+	accept func(p *dhcpv4.DHCPv4, from netip.AddrPort, elapsed time.Duration) (done bool, err error)) (answered bool, err error) {
 	start := time.Now()
 	for _, w := range Windows {
 		if err := e.Transport.Send(ctx, req, dst); err != nil {
-			return nil, err
+			return false, err
 		}
 		wctx, cancel := context.WithTimeout(ctx, e.scale(w))
 		for {
@@ -332,19 +352,20 @@ func (e *Exchange) bootServer(ctx context.Context, res *DHCPResult, dst netip.Ad
 			if err != nil {
 				break
 			}
-			if !e.mine(p, xid) || p.MessageType() != dhcpv4.MessageTypeAck {
+			if !e.mine(p, req.TransactionID) {
 				continue
 			}
-			cancel()
-			o := NewOffer(p, from, time.Since(start))
-			return &o, nil
+			if done, err := accept(p, from, time.Since(start)); done || err != nil {
+				cancel()
+				return done, err
+			}
 		}
 		cancel()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("client: boot server discovery: %w", ctx.Err())
+			return false, ctx.Err()
 		}
 	}
-	return nil, fmt.Errorf("client: no answer from boot server %s after %d requests", dst, len(Windows))
+	return false, nil
 }
 
 func randomXID() dhcpv4.TransactionID {
