@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -163,47 +160,7 @@ func TestManagerAcksSurviveSIGKILL(t *testing.T) {
 		t.Skip("short mode: spawns a child process")
 	}
 	path := filepath.Join(t.TempDir(), "leases.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestManagerCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), doraCrashEnv+"="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	acked := map[netip.Addr]lease.ClientKey{}
-	record := func(line string) {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == "ack" {
-			a := netip.MustParseAddr(f[1])
-			if prev, dup := acked[a]; dup {
-				t.Errorf("address %v acknowledged to %s and %s", a, prev, f[2])
-			}
-			acked[a] = lease.ClientKey(f[2])
-		} else if line != "" {
-			t.Errorf("child: %s", line)
-		}
-	}
-	sc := bufio.NewScanner(stdout)
-	deadline := time.Now().Add(60 * time.Second)
-	for len(acked) < 1500 && time.Now().Before(deadline) && sc.Scan() {
-		record(sc.Text())
-	}
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill child: %v", err)
-	}
-	for sc.Scan() {
-		record(sc.Text())
-	}
-	_ = cmd.Wait() // it was killed; the signal is checked below
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("child not killed by a signal (%v): it ended before the crash", cmd.ProcessState)
-	}
-	if len(acked) < 100 {
-		t.Fatalf("only %d acknowledged leases before the kill", len(acked))
-	}
+	acked := killMidRun(t, "TestManagerCrashChild", doraCrashEnv, path, "ack", 1500, true)
 	s, err := Open(context.Background(), path, Options{})
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -202,51 +200,8 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 		t.Skip("short mode: spawns a child process")
 	}
 	path := filepath.Join(t.TempDir(), "leases.db")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSQLiteCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	acked := make(map[netip.Addr]lease.ClientKey)
-	sc := bufio.NewScanner(stdout)
-	deadline := time.Now().Add(60 * time.Second)
 	// Kill after 2000 acknowledged writes: mid-run, with batches in flight.
-	for len(acked) < 2000 && sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "ok" {
-			a := netip.MustParseAddr(f[1])
-			if prev, dup := acked[a]; dup {
-				t.Errorf("address %v acknowledged to %s and %s", a, prev, f[2])
-			}
-			acked[a] = lease.ClientKey(f[2])
-		} else if len(f) > 0 && f[0] != "ok" {
-			t.Logf("child: %s", sc.Text())
-		}
-		if time.Now().After(deadline) {
-			break
-		}
-	}
-	if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill child: %v", err)
-	}
-	// Acks already written to the pipe before the kill also count.
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 3 && f[0] == "ok" {
-			acked[netip.MustParseAddr(f[1])] = lease.ClientKey(f[2])
-		}
-	}
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
-		t.Fatalf("child was not killed by a signal (exit: %v); it finished too early to test a crash", err)
-	}
-	if len(acked) < 100 {
-		t.Fatalf("only %d acknowledged writes before the kill", len(acked))
-	}
+	acked := killMidRun(t, "TestSQLiteCrashChild", crashEnv, path, "ok", 2000, false)
 
 	s, err := Open(context.Background(), path, Options{})
 	if err != nil {
