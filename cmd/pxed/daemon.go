@@ -65,7 +65,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 	// HTTP: boot files, scripts, API, metrics.
 	mux := http.NewServeMux()
-	hb := &httpboot.Handler{Boot: bc, BootDir: cfg.BootDir, IPXEDir: cfg.IPXEDir, HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
+	hb := &httpboot.Handler{Boot: bc, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
 	hb.Register(mux)
 	(&api.Handler{Events: evlog}).Register(mux)
 	var dsrv *dhcp4.Server
@@ -151,15 +151,12 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	return runErr
 }
 
-// tftpHandler serves the boot directory, then the iPXE directory, so the
-// default NBPs (undionly.kpxe, ipxe.efi) need no copying.
+// tftpHandler serves cfg.FileDirs in order: the boot directory, then the
+// iPXE directory.
 func tftpHandler(cfg *config.Config) tftp.Handler {
 	var dirs []tftp.Handler
-	if cfg.BootDir != "" {
-		dirs = append(dirs, tftp.Dir(cfg.BootDir))
-	}
-	if cfg.IPXEDir != "" {
-		dirs = append(dirs, tftp.Dir(cfg.IPXEDir))
+	for _, d := range cfg.FileDirs() {
+		dirs = append(dirs, tftp.Dir(d))
 	}
 	return func(req tftp.Request) (tftp.File, int64, error) {
 		err := error(tftp.ErrNotFound)

@@ -400,10 +400,7 @@ func (c *Config) Validate() error {
 // first, then the iPXE directory.
 func (c *Config) FindBootFile(name string) (string, error) {
 	var tried []string
-	for _, dir := range []string{c.BootDir, c.IPXEDir} {
-		if dir == "" {
-			continue
-		}
+	for _, dir := range c.FileDirs() {
 		p := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(name, "/")))
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
 			return p, nil
@@ -411,6 +408,19 @@ func (c *Config) FindBootFile(name string) (string, error) {
 		tried = append(tried, p)
 	}
 	return "", fmt.Errorf("boot file %q not found (looked at %s): install Debian package ipxe, set ipxe_dir/--ipxe-dir, or put the file in boot_dir", name, strings.Join(tried, ", "))
+}
+
+// FileDirs are the directories served over TFTP and under HTTP /files/, in
+// the order a name is looked up: the boot directory, then the iPXE directory
+// (so the default NBPs need no copying).
+func (c *Config) FileDirs() []string {
+	var dirs []string
+	for _, d := range []string{c.BootDir, c.IPXEDir} {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
 }
 
 func validClass(c string) bool {

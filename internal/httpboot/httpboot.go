@@ -25,9 +25,11 @@ import (
 
 // Handler serves boot files. The zero value serves nothing; set Boot.
 type Handler struct {
-	Boot     *boot.Config
-	BootDir  string          // served under /files/; "" serves no directory
-	IPXEDir  string          // also served under /files/, after BootDir (iPXE NBPs for UEFI HTTP boot)
+	Boot *boot.Config
+	// Dirs are served under /files/, a name looked up in each in order
+	// (the boot directory, then the iPXE directory for UEFI HTTP boot
+	// NBPs); none serves no files.
+	Dirs     []string
 	HTTPPort int             // used in script URLs; default 8080
 	Events   events.Recorder // nil records nothing
 	Logger   *slog.Logger    // nil discards
@@ -136,13 +138,7 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
-	var dirs []string
-	for _, d := range []string{h.BootDir, h.IPXEDir} {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	if len(dirs) == 0 {
+	if len(h.Dirs) == 0 {
 		h.fail(w, r, "", http.StatusNotFound, "no boot directory configured")
 		return
 	}
@@ -152,7 +148,7 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	code := http.StatusNotFound
-	for _, dir := range dirs {
+	for _, dir := range h.Dirs {
 		f, err := openIn(dir, rel)
 		if err == nil {
 			defer f.Close()

@@ -75,7 +75,7 @@ func newFixture(t *testing.T, withDefault bool) *fixture {
 	if withDefault {
 		cfg.Default = "linux"
 	}
-	f.h = &Handler{Boot: cfg, BootDir: f.bootDir, HTTPPort: 8080, Events: f.log}
+	f.h = &Handler{Boot: cfg, Dirs: []string{f.bootDir}, HTTPPort: 8080, Events: f.log}
 	f.mux = http.NewServeMux()
 	f.h.Register(f.mux)
 	return f
@@ -297,8 +297,8 @@ func TestFiles(t *testing.T) {
 		})
 	}
 	t.Run("no boot dir", func(t *testing.T) {
-		f.h.BootDir = ""
-		defer func() { f.h.BootDir = f.bootDir }()
+		f.h.Dirs = nil
+		defer func() { f.h.Dirs = []string{f.bootDir} }()
 		if w := f.do(t, "GET", "/files/snponly.efi", nil); w.Code != http.StatusNotFound {
 			t.Fatalf("status %d, want 404", w.Code)
 		}

@@ -18,7 +18,7 @@ func TestFilesFallBackToIPXEDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bootDir, "snponly.efi.local"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := &Handler{BootDir: bootDir, IPXEDir: ipxeDir}
+	h := &Handler{Dirs: []string{bootDir, ipxeDir}}
 	mux := http.NewServeMux()
 	h.Register(mux)
 	for path, want := range map[string]int{"/files/snponly.efi": 200, "/files/missing.efi": 404, "/files/../../etc/passwd": 404} {
