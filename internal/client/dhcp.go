@@ -38,7 +38,11 @@ type Exchange struct {
 	// servers such as dnsmasq answer to ciaddr. Zero: the leased address,
 	// as firmware does.
 	LocalAddr netip.Addr
-	Logger    *slog.Logger // nil discards
+	// NAKRestarts is how often Run starts over with a new DISCOVER after a
+	// DHCPNAK to its REQUEST (RFC 2131 §3.1 step 5: the client returns to
+	// INIT); 0 gives up at the first NAK.
+	NAKRestarts int
+	Logger      *slog.Logger // nil discards
 }
 
 // Lease is the address the client got.
@@ -64,8 +68,10 @@ type DHCPResult struct {
 	BootFile   string     `json:"boot_file,omitempty"`
 	BootServer netip.Addr `json:"boot_server,omitzero"`
 	// LocalBoot is true when the selected menu item is "boot from local disk".
-	LocalBoot bool      `json:"local_boot,omitempty"`
-	Warnings  []Warning `json:"warnings,omitempty"`
+	LocalBoot bool `json:"local_boot,omitempty"`
+	// NAKs counts the DHCPNAKs after which the exchange started over.
+	NAKs     int       `json:"naks,omitempty"`
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 func (e *Exchange) scale(d time.Duration) time.Duration {
@@ -85,9 +91,30 @@ func (e *Exchange) log() *slog.Logger {
 // ErrNoOffer reports that no usable offer came within all windows.
 var ErrNoOffer = errors.New("no usable offer")
 
+// ErrNAK reports that the address server refused the REQUEST.
+var ErrNAK = errors.New("DHCPNAK")
+
 // Run performs the whole exchange. The result is filled as far as the
-// exchange got, also when err is not nil.
+// exchange got, also when err is not nil. After a DHCPNAK it starts over
+// (at most NAKRestarts times) with a new transaction ID; the result is the
+// last attempt's, with a warning for each NAK and the DISCOVERs of all.
 func (e *Exchange) Run(ctx context.Context) (*DHCPResult, error) {
+	var warns []Warning
+	discovers := 0
+	for naks := 0; ; naks++ {
+		res, err := e.run(ctx)
+		res.NAKs, res.Discovers = naks, res.Discovers+discovers
+		res.Warnings = append(warns, res.Warnings...)
+		if !errors.Is(err, ErrNAK) || naks >= e.NAKRestarts || ctx.Err() != nil {
+			return res, err
+		}
+		warns = append(warns, Warning{WarnNAK, err.Error() + "; the firmware starts over with a new DISCOVER"})
+		discovers = res.Discovers
+		e.XID = dhcpv4.TransactionID{}
+	}
+}
+
+func (e *Exchange) run(ctx context.Context) (*DHCPResult, error) {
 	res := &DHCPResult{Selection: Selection{Address: -1, Boot: -1}}
 	if err := e.discover(ctx, res); err != nil {
 		return res, err
@@ -283,7 +310,7 @@ func (e *Exchange) request(ctx context.Context, res *DHCPResult, o Offer) (*Offe
 			res.Lease, ack = l, &a
 			return true, nil
 		case dhcpv4.MessageTypeNak:
-			return true, fmt.Errorf("client: %s refused the address %s (DHCPNAK: %s)", o.Server(), o.YourIP, p.Message())
+			return true, fmt.Errorf("client: %s refused the address %s (%w: %q)", o.Server(), o.YourIP, ErrNAK, p.Message())
 		}
 		return false, nil
 	})

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -196,5 +197,79 @@ func TestExchangeRetriesUntilAnswer(t *testing.T) {
 	// The proxy answered every DISCOVER; its offer is kept once.
 	if len(res.Offers) != 2 {
 		t.Errorf("offers = %d, want 2 (duplicates dropped)", len(res.Offers))
+	}
+}
+
+// nakFirst wraps an address server so that it refuses the first n REQUESTs
+// with a DHCPNAK, as dnsmasq does when it offered one address to two clients.
+func nakFirst(n int, srv string, as func(*dhcpv4.DHCPv4, netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort)) func(*dhcpv4.DHCPv4, netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+	sip := net.ParseIP(srv).To4()
+	return func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+		if p.MessageType() == dhcpv4.MessageTypeRequest && dst.Port() == 67 && n > 0 {
+			n--
+			r, _ := dhcpv4.NewReplyFromRequest(p, dhcpv4.WithMessageType(dhcpv4.MessageTypeNak),
+				dhcpv4.WithOption(dhcpv4.OptServerIdentifier(sip)),
+				dhcpv4.WithOption(dhcpv4.OptMessage("address in use")))
+			return r, netip.AddrPortFrom(netip.MustParseAddr(srv), 67)
+		}
+		return as(p, dst)
+	}
+}
+
+// TestExchangeNAKRestart: after a DHCPNAK the client starts over with a new
+// DISCOVER and a new transaction ID (RFC 2131 §3.1), as often as
+// NAKRestarts allows, and says so in a warning per NAK.
+func TestExchangeNAKRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		naks, restarts  int
+		wantErr         bool
+		wantNAKs, wantD int
+	}{
+		{"no restarts: the NAK fails", 1, 0, true, 0, 1},
+		{"one NAK, restarted", 1, 3, false, 1, 2},
+		{"three NAKs, three restarts", 3, 3, false, 3, 4},
+		{"more NAKs than restarts", 5, 2, true, 2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNet(t)
+			var xids []dhcpv4.TransactionID
+			as := nakFirst(tc.naks, "192.0.2.2", addressServer("192.0.2.2", "192.0.2.100"))
+			n.servers = append(n.servers, func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+				if p.MessageType() == dhcpv4.MessageTypeDiscover {
+					xids = append(xids, p.TransactionID)
+				}
+				return as(p, dst)
+			}, pxedProxy())
+			p, _ := ParseProfile("bios")
+			e := &Exchange{Transport: n, Profile: p, ID: Identity{MAC: testMAC}, Scale: 0.005, NAKRestarts: tc.restarts}
+			res, err := e.Run(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if tc.wantErr && !errors.Is(err, ErrNAK) {
+				t.Errorf("err = %v, want it to wrap ErrNAK", err)
+			}
+			if !tc.wantErr && (res.Lease == nil || res.BootFile != "undionly.kpxe") {
+				t.Errorf("lease %+v boot file %q after restarts", res.Lease, res.BootFile)
+			}
+			if res.NAKs != tc.wantNAKs || res.Discovers != tc.wantD {
+				t.Errorf("naks = %d discovers = %d, want %d and %d", res.NAKs, res.Discovers, tc.wantNAKs, tc.wantD)
+			}
+			warned := 0
+			for _, w := range res.Warnings {
+				if w.Code == WarnNAK {
+					warned++
+				}
+			}
+			if warned != tc.wantNAKs {
+				t.Errorf("%d %s warnings, want %d: %+v", warned, WarnNAK, tc.wantNAKs, res.Warnings)
+			}
+			for i := 1; i < len(xids); i++ {
+				if xids[i] == xids[i-1] {
+					t.Errorf("DISCOVER %d reused transaction ID %s after a NAK", i+1, xids[i])
+				}
+			}
+		})
 	}
 }

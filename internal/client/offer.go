@@ -163,6 +163,7 @@ const (
 	WarnChainloadLoop    = "chainload-loop"          // iPXE was offered an NBP again
 	WarnNoBootServer     = "no-boot-server-reply"    // boot server discovery got no answer
 	WarnMalformedPXE     = "malformed-option-43"
+	WarnNAK              = "dhcp-nak" // the address server refused its own offer
 )
 
 // OfferWarnings returns the warnings that offers alone show: more than one

@@ -82,7 +82,7 @@ func Probe(ctx context.Context, cfg Config) *Result {
 		defer u.Close()
 		tr = u
 	}
-	ex := &Exchange{Transport: tr, Profile: p, ID: Identity{MAC: mac, UUID: uuid}, Scale: cfg.Scale, Logger: cfg.Logger}
+	ex := &Exchange{Transport: tr, Profile: p, ID: Identity{MAC: mac, UUID: uuid}, Scale: cfg.Scale, NAKRestarts: probeNAKRestarts, Logger: cfg.Logger}
 	if cfg.Transport == nil {
 		ex.LocalAddr = interfaceAddr4(cfg.Interface)
 	}
@@ -220,3 +220,8 @@ func formatUUID(u [16]byte) string {
 	h := hex.EncodeToString(u[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
+
+// probeNAKRestarts is how often a probe starts over after a DHCPNAK, as
+// firmware does (RFC 2131 §3.1), before it reports that the machine would
+// not get an address.
+const probeNAKRestarts = 3
