@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,6 +204,29 @@ func TestProbePxed(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestProbeUnconfiguredInterface probes from an interface without an
+// address, as on a dedicated provisioning NIC: the probe puts its lease on
+// the interface for the downloads, as firmware would, and removes it after.
+func TestProbeUnconfiguredInterface(t *testing.T) {
+	n := lab.NewNet(t)
+	startAddressOnly(t, n, "dhcp", "192.0.2.2", "192.0.2.100", "192.0.2.200")
+	startPxed(t, n)
+	h := n.AddHost(t, "bare", netip.Prefix{})
+	r, code := runProbe(t, h, "--arch", "efi-x64", "--fetch")
+	checkBoots(t, r, code, "DhcpOnly", "ProxyBinl", "snponly.efi", "/usr/lib/ipxe/snponly.efi")
+	want := r.DHCP.Lease.Addr.String() + "/24 on eth0"
+	if !strings.HasPrefix(r.Configured, want) {
+		t.Errorf("configured = %q, want it to start with %q", r.Configured, want)
+	}
+	out, err := lab.Run(t, h.NS, "ip", "-4", "-o", "addr", "show", "dev", h.Iface)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(out) != "" {
+		t.Errorf("the probe left an address on the interface: %s", out)
+	}
 }
 
 // TestProbeDnsmasqFull probes dnsmasq as a full PXE server (address, boot

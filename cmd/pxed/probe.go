@@ -121,6 +121,9 @@ func printReport(w io.Writer, r *client.Result) {
 	}
 	if d.Lease != nil {
 		fmt.Fprintf(w, "lease: %s from %s\n", d.Lease.Addr, d.Lease.Server)
+		if r.Configured != "" {
+			fmt.Fprintf(w, "configured %s\n", r.Configured)
+		}
 	}
 	if d.BootReply != nil {
 		fmt.Fprintf(w, "boot server discovery: %s answered with boot file %q\n", d.BootReply.From, d.BootReply.BootFile)

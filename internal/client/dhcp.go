@@ -42,7 +42,11 @@ type Exchange struct {
 	// DHCPNAK to its REQUEST (RFC 2131 §3.1 step 5: the client returns to
 	// INIT); 0 gives up at the first NAK.
 	NAKRestarts int
-	Logger      *slog.Logger // nil discards
+	// OnLease, when set, is called with the acknowledged lease before boot
+	// server discovery, where firmware has configured its address; an
+	// error ends the exchange.
+	OnLease func(*Lease) error
+	Logger  *slog.Logger // nil discards
 }
 
 // Lease is the address the client got.
@@ -127,6 +131,11 @@ func (e *Exchange) run(ctx context.Context) (*DHCPResult, error) {
 	ack, err := e.request(ctx, res, addrOffer)
 	if err != nil {
 		return res, err
+	}
+	if e.OnLease != nil && res.Lease != nil {
+		if err := e.OnLease(res.Lease); err != nil {
+			return res, err
+		}
 	}
 	// Boot information: the boot offer; when it is also the address offer,
 	// the ACK (servers may put the file in the ACK only).

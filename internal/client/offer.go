@@ -164,6 +164,7 @@ const (
 	WarnNoBootServer     = "no-boot-server-reply"    // boot server discovery got no answer
 	WarnMalformedPXE     = "malformed-option-43"
 	WarnNAK              = "dhcp-nak" // the address server refused its own offer
+	WarnCleanup          = "cleanup"  // the probe could not undo a change to the interface
 )
 
 // OfferWarnings returns the warnings that offers alone show: more than one

@@ -41,8 +41,11 @@ type Result struct {
 	VendorClass string      `json:"vendor_class"`
 	DHCP        *DHCPResult `json:"dhcp"`
 	Script      *Script     `json:"script,omitempty"` // iPXE script, when one was loaded
-	Downloads   []Download  `json:"downloads,omitempty"`
-	Warnings    []Warning   `json:"warnings,omitempty"`
+	// Configured says which leased address the probe put on the interface
+	// for the downloads, when it had none.
+	Configured string     `json:"configured,omitempty"`
+	Downloads  []Download `json:"downloads,omitempty"`
+	Warnings   []Warning  `json:"warnings,omitempty"`
 	// Boots is true when this firmware would boot: it got an address and a
 	// boot file, and every file it loads exists (and, with Fetch, arrived).
 	Boots   bool    `json:"boots"`
@@ -82,10 +85,31 @@ func Probe(ctx context.Context, cfg Config) *Result {
 		defer u.Close()
 		tr = u
 	}
+	var cleanup func() error // undoes OnLease's change to the interface
 	ex := &Exchange{Transport: tr, Profile: p, ID: Identity{MAC: mac, UUID: uuid}, Scale: cfg.Scale, NAKRestarts: probeNAKRestarts, Logger: cfg.Logger}
 	if cfg.Transport == nil {
 		ex.LocalAddr = interfaceAddr4(cfg.Interface)
+		if !ex.LocalAddr.IsValid() {
+			// Firmware configures its lease before boot server discovery
+			// and the downloads; the probe's kernel sockets need the same.
+			ex.OnLease = func(l *Lease) error {
+				done, undo, err := configureLease(cfg.Interface, l)
+				if err != nil {
+					return err
+				}
+				res.Configured, cleanup = done, undo
+				return nil
+			}
+		}
 	}
+	defer func() {
+		if cleanup == nil {
+			return
+		}
+		if err := cleanup(); err != nil {
+			res.Warnings = append(res.Warnings, Warning{WarnCleanup, err.Error()})
+		}
+	}()
 	d, err := ex.Run(ctx)
 	res.DHCP = d
 	res.Warnings = append(res.Warnings, OfferWarnings(d.Offers, cfg.ExpectServers)...)

@@ -103,7 +103,7 @@ func (n *Net) Bridge() string { return bridgeName }
 
 // AddHost creates a namespace named after the lab and name, joins it to the bridge with a veth
 // pair (Iface "eth0" on the host side), sets addr on it and brings it up. IPv6 addresses are
-// added without DAD. The namespace (and with it the veth pair) is deleted by t.Cleanup.
+// added without DAD; the zero Prefix leaves the interface without an address. The namespace (and with it the veth pair) is deleted by t.Cleanup.
 func (n *Net) AddHost(t testing.TB, name string, addr netip.Prefix) *Host {
 	t.Helper()
 	if !validName.MatchString(name) {
@@ -114,11 +114,13 @@ func (n *Net) AddHost(t testing.TB, name string, addr netip.Prefix) *Host {
 	port := fmt.Sprintf("vh%d", n.ports.Add(1))
 	ipMust(t, "-n", n.ns, "link", "add", port, "type", "veth", "peer", "name", h.Iface, "netns", h.NS)
 	ipMust(t, "-n", n.ns, "link", "set", port, "master", bridgeName, "up")
-	args := []string{"-n", h.NS, "addr", "add", addr.String(), "dev", h.Iface}
-	if addr.Addr().Is6() {
-		args = append(args, "nodad")
+	if addr.IsValid() {
+		args := []string{"-n", h.NS, "addr", "add", addr.String(), "dev", h.Iface}
+		if addr.Addr().Is6() {
+			args = append(args, "nodad")
+		}
+		ipMust(t, args...)
 	}
-	ipMust(t, args...)
 	ipMust(t, "-n", h.NS, "link", "set", h.Iface, "up")
 	return h
 }
