@@ -132,6 +132,18 @@ case "$1" in bound|renew) ip addr replace "$ip/$subnet" dev "$interface" ;; deco
 		!strings.Contains(string(out), "ADDRESS") || !strings.Contains(string(out), ip+" ") || !strings.Contains(string(out), mac) {
 		t.Errorf("pxed leases (table): %v\n%s", err, out)
 	}
+	// The running server's view (GET /api/leases, offers in memory included).
+	if out, err := lab.Run(t, n.NS(), pxedBin, "leases", "--server", "192.0.2.1:8080"); err != nil ||
+		!strings.Contains(out, ip+" ") || !strings.Contains(out, "bound") || !strings.Contains(out, mac) {
+		t.Errorf("pxed leases --server (table): %v\n%s", err, out)
+	}
+	var rows []leaseRow
+	if out, err := lab.Run(t, n.NS(), pxedBin, "leases", "--server", "http://192.0.2.1:8080/", "--json"); err != nil || json.Unmarshal([]byte(out), &rows) != nil {
+		t.Errorf("pxed leases --server --json: %v\n%s", err, out)
+	}
+	if len(rows) != 1 || rows[0].Address != ip || rows[0].State != "bound" || rows[0].MAC != mac {
+		t.Errorf("pxed leases --server --json = %+v, want %s bound to %s", rows, ip, mac)
+	}
 	// udhcpc sets no broadcast bit: RFC 2131 §4.1 unicast to yiaddr at chaddr (SIOCSARP).
 	if !strings.Contains(pxed.Output(), "dst="+ip+":68") {
 		t.Errorf("no reply was unicast to %s:68; pxed log:\n%s", ip, pxed.Output())

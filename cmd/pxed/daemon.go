@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	mux := http.NewServeMux()
 	hb := &httpboot.Handler{Boot: bc, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
 	hb.Register(mux)
-	(&api.Handler{Events: evlog}).Register(mux)
+	apiHandler := &api.Handler{Events: evlog}
 	var dsrv *dhcp4.Server
 	var leases *leaseServer
 	if cfg.DHCP.Mode == config.ModeProxy {
@@ -86,6 +86,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
+	if leases != nil {
+		apiHandler.Leases = leases.apiLeases
+	}
+	apiHandler.Register(mux)
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, dsrv, tftpSrv, hb)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

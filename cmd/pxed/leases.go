@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"pxed/internal/api"
 	"pxed/internal/boot"
 	"pxed/internal/config"
 	"pxed/internal/dhcp4"
@@ -97,44 +101,51 @@ func (ls *leaseServer) close(log *slog.Logger) {
 	}
 }
 
-// leaseJSON is one lease in `pxed leases --json`.
-type leaseJSON struct {
-	Address  string    `json:"address"`
-	State    string    `json:"state"`
-	Client   string    `json:"client"` // client key: option 61, else 01:chaddr
-	MAC      string    `json:"mac"`
-	Hostname string    `json:"hostname,omitempty"`
-	Expires  time.Time `json:"expires"`
-	Updated  time.Time `json:"updated"`
+// apiLeases is GET /api/leases: every subnet's leases with the offers
+// held in memory.
+func (ls *leaseServer) apiLeases(ctx context.Context) ([]api.Lease, error) {
+	var out []api.Lease
+	for _, m := range ls.managers {
+		l, err := m.Leases(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range l {
+			out = append(out, apiLease(x))
+		}
+	}
+	return out, nil
 }
 
-// runLeases is `pxed leases`: every row of the lease database.
+func apiLease(l lease.Lease) api.Lease {
+	return api.Lease{Address: l.Addr.String(), State: l.State.String(), Client: l.Key.String(),
+		MAC: l.MAC.String(), Hostname: l.Hostname, Expires: l.Expires.UTC(), Updated: l.Updated.UTC()}
+}
+
+// runLeases is `pxed leases`: every row of the lease database, or with
+// --server what a running server holds, offers included.
 func runLeases(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("leases", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "/var/lib/pxed", "directory holding leases.db (the server's --data-dir)")
+	server := fs.String("server", "", "ask a running pxed at this HTTP address (e.g. 127.0.0.1:8080) instead, offers in memory included")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	path := filepath.Join(*dataDir, leaseDB)
-	if _, err := os.Stat(path); err != nil {
-		return usagef("leases: no lease database at %s: pass the server's --data-dir", path)
+	var out []api.Lease
+	var err error
+	if *server != "" {
+		out, err = leasesFromServer(ctx, *server)
+	} else {
+		out, err = leasesFromFile(ctx, *dataDir)
 	}
-	st, err := store.Open(ctx, path, store.Options{})
 	if err != nil {
-		return fmt.Errorf("leases: %w", err)
-	}
-	defer st.Close()
-	ls, err := st.Find(ctx, lease.Filter{})
-	if err != nil {
-		return fmt.Errorf("leases: %w", err)
+		return err
 	}
 	if *asJSON {
-		out := make([]leaseJSON, 0, len(ls))
-		for _, l := range ls {
-			out = append(out, leaseJSON{Address: l.Addr.String(), State: l.State.String(), Client: l.Key.String(),
-				MAC: l.MAC.String(), Hostname: l.Hostname, Expires: l.Expires.UTC(), Updated: l.Updated.UTC()})
+		if out == nil {
+			out = []api.Lease{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -142,8 +153,64 @@ func runLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tSTATE\tMAC\tHOSTNAME\tEXPIRES\tCLIENT")
-	for _, l := range ls {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Addr, l.State, l.MAC, l.Hostname, l.Expires.Local().Format(time.DateTime), l.Key)
+	for _, l := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Address, l.State, l.MAC, l.Hostname, l.Expires.Local().Format(time.DateTime), l.Client)
 	}
 	return tw.Flush()
+}
+
+func leasesFromFile(ctx context.Context, dataDir string) ([]api.Lease, error) {
+	path := filepath.Join(dataDir, leaseDB)
+	if _, err := os.Stat(path); err != nil {
+		return nil, usagef("leases: no lease database at %s: pass the server's --data-dir", path)
+	}
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("leases: %w", err)
+	}
+	defer st.Close()
+	ls, err := st.Find(ctx, lease.Filter{})
+	if err != nil {
+		return nil, fmt.Errorf("leases: %w", err)
+	}
+	out := make([]api.Lease, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, apiLease(l))
+	}
+	return out, nil
+}
+
+// leasesFromServer reads GET /api/leases of the pxed at addr (host:port or
+// an http:// URL).
+func leasesFromServer(ctx context.Context, addr string) ([]api.Lease, error) {
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, usagef("leases: --server %q: write the server's HTTP address, e.g. --server 127.0.0.1:8080", addr)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/api/leases"
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("leases: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("leases: ask %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		return nil, fmt.Errorf("leases: %s answered %s: %s", u, resp.Status, e.Error)
+	}
+	var out []api.Lease
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("leases: %s: bad answer: %w", u, err)
+	}
+	return out, nil
 }

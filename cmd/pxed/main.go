@@ -40,7 +40,7 @@ Usage:
              act as a PXE client and report what a machine would boot
   pxed storm --interface IF --clients N [--arch mix|A] [--fetch] [--rate R] [--json]
              boot N simulated machines at once and report latencies and failures
-  pxed leases [--data-dir DIR] [--json]
+  pxed leases [--data-dir DIR | --server HOST:PORT] [--json]
              list the leases of mode server (table or JSON)
   pxed version
 

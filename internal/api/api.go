@@ -1,12 +1,14 @@
-// Package api is pxed's JSON API: the machines pxed has seen and each one's
-// boot timeline.
+// Package api is pxed's JSON API: the machines pxed has seen, each one's
+// boot timeline, and the leases of the DHCP server.
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"pxed/internal/events"
 )
@@ -14,15 +16,48 @@ import (
 // Handler serves the API from an event log.
 type Handler struct {
 	Events *events.Log
+	// Leases lists the DHCP server's leases, outstanding offers included;
+	// nil when pxed is not the DHCP server (GET /api/leases answers 404).
+	Leases func(context.Context) ([]Lease, error)
+}
+
+// Lease is one address of the DHCP server, as GET /api/leases and
+// `pxed leases --json` show it.
+type Lease struct {
+	Address  string    `json:"address"`
+	State    string    `json:"state"`  // offered, bound, expired, released, declined
+	Client   string    `json:"client"` // client key: option 61, else 01:chaddr
+	MAC      string    `json:"mac"`
+	Hostname string    `json:"hostname,omitempty"`
+	Expires  time.Time `json:"expires"`
+	Updated  time.Time `json:"updated"`
 }
 
 // Register adds the API routes to mux:
 //
 //	GET /api/machines                  → ["aa:bb:…", …]
 //	GET /api/machines/{mac}/timeline   → [{time, mac, stage, detail, bytes, duration}, …]
+//	GET /api/leases                    → [{address, state, client, mac, hostname, expires, updated}, …]
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/machines", h.machines)
 	mux.HandleFunc("GET /api/machines/{mac}/timeline", h.timeline)
+	mux.HandleFunc("GET /api/leases", h.leases)
+}
+
+func (h *Handler) leases(w http.ResponseWriter, r *http.Request) {
+	if h.Leases == nil {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "pxed is not the DHCP server here (dhcp mode is not server): no leases"})
+		return
+	}
+	ls, err := h.Leases(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		return
+	}
+	if ls == nil {
+		ls = []Lease{}
+	}
+	writeJSON(w, http.StatusOK, ls)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -1,10 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,4 +115,38 @@ func TestTimeline(t *testing.T) {
 			t.Fatalf("offer event ip %v, want 192.0.2.50", tl[0].IP)
 		}
 	})
+}
+
+func TestLeases(t *testing.T) {
+	// Not the DHCP server: 404 with a reason.
+	mux, _ := newAPI(t)
+	if w := get(t, mux, "/api/leases"); w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "not the DHCP server") {
+		t.Errorf("proxy mode: status %d body %s, want 404 saying pxed is not the DHCP server", w.Code, w.Body)
+	}
+
+	exp := time.Date(2026, 11, 1, 11, 0, 0, 0, time.UTC)
+	want := []Lease{
+		{Address: "192.0.2.100", State: "bound", Client: "01:52:54:00:ab:cd:56", MAC: "52:54:00:ab:cd:56", Hostname: "node1", Expires: exp, Updated: exp.Add(-time.Hour)},
+		{Address: "192.0.2.101", State: "offered", Client: "01:52:54:00:ab:cd:57", MAC: "52:54:00:ab:cd:57", Expires: exp, Updated: exp},
+	}
+	var fail error
+	srv := http.NewServeMux()
+	(&Handler{Events: &events.Log{}, Leases: func(context.Context) ([]Lease, error) { return want, fail }}).Register(srv)
+	w := get(t, srv, "/api/leases")
+	var got []Lease
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != 200 {
+		t.Fatalf("status %d, %v: %s", w.Code, err, w.Body)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("leases = %+v, want %+v", got, want)
+	}
+
+	want = nil
+	if w := get(t, srv, "/api/leases"); w.Code != 200 || w.Body.String() != "[]\n" {
+		t.Errorf("no leases: status %d body %q, want []", w.Code, w.Body)
+	}
+	fail = errors.New("lease: list 192.0.2.0/24: database is locked")
+	if w := get(t, srv, "/api/leases"); w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "database is locked") {
+		t.Errorf("store error: status %d body %s, want 500 with the error", w.Code, w.Body)
+	}
 }
