@@ -56,12 +56,19 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		return nil, fmt.Errorf("leases: %w", err)
 	}
 	ls := &leaseServer{store: st, full: &dhcp4.Full{Boot: bc}}
+	// The leases are read from memory (a DISCOVER then costs no query);
+	// every write still commits to SQLite first.
+	cache, err := lease.NewCached(ctx, st)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("leases: %w", err)
+	}
 	var probe func(context.Context, netip.Addr) bool
 	if t := cfg.ProbeTimeout(); t > 0 {
 		probe = (&dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}).InUse
 	}
 	for _, s := range subs {
-		m, err := lease.New(st, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
+		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
 		if err != nil {
 			st.Close()
 			return nil, usageError{fmt.Errorf("configuration: %w", err)}

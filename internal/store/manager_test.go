@@ -57,6 +57,23 @@ func dora(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease.Lea
 // client may be NAKed when the other server bound its offered address
 // first; it then starts over, as a real client does.
 func TestManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
+	managersNeverShare(t, func(s lease.Store) lease.Store { return s })
+}
+
+// The same with each server reading through its own lease.Cached, which
+// does not see the other server's writes: the durable compare-and-swap
+// still refuses a second holder, and the conflict refreshes the cache.
+func TestCachedManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
+	managersNeverShare(t, func(s lease.Store) lease.Store {
+		c, err := lease.NewCached(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	})
+}
+
+func managersNeverShare(t *testing.T, wrap func(lease.Store) lease.Store) {
 	path := filepath.Join(t.TempDir(), "leases.db")
 	sn := benchSubnet()
 	sn.Ranges = []lease.Range{{First: netip.MustParseAddr("198.18.1.1"), Last: netip.MustParseAddr("198.18.1.200")}}
@@ -67,7 +84,7 @@ func TestManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		m, err := lease.New(s, lease.Config{Subnet: sn, Authoritative: true})
+		m, err := lease.New(wrap(s), lease.Config{Subnet: sn, Authoritative: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,6 +37,17 @@ func TestSQLiteConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) lease.Store { return openTemp(t, Options{}) })
 }
 
+// lease.Cached over SQLite is a Store like any other.
+func TestCachedSQLiteConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) lease.Store {
+		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	})
+}
+
 func TestSQLiteConformanceNoGroupCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: one fsync per Put is slow")
@@ -144,6 +155,40 @@ func TestSQLiteGroupCommitBatches(t *testing.T) {
 	}
 	if st := s.Stats(); st.Puts != writers || st.Batches != 1 {
 		t.Fatalf("Stats = %+v, want %d Puts in 1 transaction", st, writers)
+	}
+}
+
+// TestSQLiteCommitInterval: a Put after a quiet spell commits at once; the
+// Puts that arrive within CommitInterval of that commit share the next
+// transaction.
+func TestSQLiteCommitInterval(t *testing.T) {
+	const interval = 2 * time.Second
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "leases.db"), Options{CommitInterval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(i int) {
+		a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
+		if _, err := s.Put(context.Background(), lease.Lease{Addr: a, Key: "k", State: lease.Bound, Expires: time.Unix(2e9, 0), Updated: time.Unix(2e9, 0)}); err != nil {
+			t.Error(err)
+		}
+	}
+	start := time.Now()
+	put(0)
+	if d := time.Since(start); d >= interval {
+		t.Fatalf("the first Put took %v: it waited for the commit interval", d)
+	}
+	const writers = 32
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() { put(1 + w) })
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Puts != writers+1 || st.Batches != 2 {
+		t.Fatalf("Stats = %+v, want %d Puts in 2 transactions", st, writers+1)
 	}
 }
 
