@@ -41,7 +41,10 @@ import (
 const (
 	DefaultBusyTimeout = 5 * time.Second
 	DefaultMaxBatch    = 512
-	DefaultReaders     = 4
+	// DefaultCommitInterval bounds a busy server to 1,000 commits (fsyncs)
+	// a second; an acknowledgement waits at most this much longer.
+	DefaultCommitInterval = time.Millisecond
+	DefaultReaders        = 4
 )
 
 // Options tunes a SQLite store. The zero value works.
@@ -52,6 +55,12 @@ type Options struct {
 	// MaxBatch caps the Puts committed in one transaction; 0 means
 	// DefaultMaxBatch, 1 disables group commit (one fsync per Put).
 	MaxBatch int
+	// CommitInterval is the least time between the starts of two commits:
+	// under load, Puts that arrive meanwhile wait for it and share the next
+	// transaction and fsync (at most one commit per interval), while a Put
+	// after a quiet spell commits at once. 0 means DefaultCommitInterval; a
+	// negative value commits as soon as the previous commit is done.
+	CommitInterval time.Duration
 	// Readers is the size of the read connection pool; 0 means
 	// DefaultReaders.
 	Readers int
@@ -75,6 +84,7 @@ type SQLite struct {
 	insStmt, updStmt   *sql.Stmt // on wdb, bound to each batch's transaction
 	log                *slog.Logger
 	maxBatch           int
+	interval           time.Duration // see Options.CommitInterval
 	reqs               chan *putReq
 	quit               chan struct{}
 	done               chan struct{}
@@ -128,6 +138,12 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	switch {
+	case opts.CommitInterval == 0:
+		opts.CommitInterval = DefaultCommitInterval
+	case opts.CommitInterval < 0:
+		opts.CommitInterval = 0
+	}
 	if opts.Readers <= 0 {
 		opts.Readers = DefaultReaders
 	}
@@ -153,7 +169,7 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	// reopened (and its statements prepared again) on the next burst.
 	rdb.SetMaxIdleConns(opts.Readers)
 	s := &SQLite{
-		rdb: rdb, wdb: wdb, log: opts.Logger, maxBatch: opts.MaxBatch,
+		rdb: rdb, wdb: wdb, log: opts.Logger, maxBatch: opts.MaxBatch, interval: opts.CommitInterval,
 		reqs: make(chan *putReq, opts.MaxBatch),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -421,6 +437,9 @@ func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 func (s *SQLite) commitLoop() {
 	defer close(s.done)
 	batch := make([]*putReq, 0, s.maxBatch)
+	var last time.Time // start of the previous commit
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -429,6 +448,21 @@ func (s *SQLite) commitLoop() {
 		case <-s.quit:
 			s.failPending()
 			return
+		}
+		if wait := s.interval - time.Since(last); wait > 0 {
+			// Busy: let this commit gather the Puts of the rest of the
+			// interval.
+			timer.Reset(wait)
+		gather:
+			for len(batch) < s.maxBatch {
+				select {
+				case r := <-s.reqs:
+					batch = append(batch, r)
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
 		}
 	fill:
 		for len(batch) < s.maxBatch {
@@ -439,6 +473,7 @@ func (s *SQLite) commitLoop() {
 				break fill
 			}
 		}
+		last = time.Now()
 		s.flush(batch)
 	}
 }
