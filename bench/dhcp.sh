@@ -4,6 +4,7 @@
 #
 # Usage (root): bench/dhcp.sh [--servers "kea dnsmasq pxed"] [--pxed BIN] [--period S]
 #                             [--steps N] [--start-rate R] [--max-rate R] [--clients N]
+#                             [--cpu-rate R]
 #
 # For each server, one at a time: a server namespace (198.18.0.1/15) and a client namespace
 # (198.18.0.2/15) joined by a veth pair; nothing touches the host's interfaces. perfdhcp sends
@@ -12,6 +13,9 @@
 # bisection, at most --steps runs per server, each against a freshly started server with empty
 # lease state) for the highest one with < 1 % drops in both DISCOVER-OFFER and REQUEST-ACK.
 # Latency percentiles come from perfdhcp's per-exchange timestamps (-x t).
+# CPU: the server's CPU time (user + system, from /proc) per DORA is measured in every step; a
+# last run at --cpu-rate (default 5000/s) for each server that sustains it compares the servers'
+# cost at one rate, which does not depend on how fast perfdhcp can send.
 #
 # Leases are kept on disk for every server (work dir under /var/tmp, never tmpfs):
 #   kea      memfile backend, persist true (CSV appended per lease, not fsync'd by Kea)
@@ -31,6 +35,7 @@ STEPS=8
 START_RATE=1000
 MAX_RATE=40000
 CLIENTS=100000
+CPU_RATE=5000
 KEA_MT=${KEA_MT:-false}
 RANGE_FIRST=198.18.1.0
 RANGE_LAST=198.19.255.250
@@ -49,11 +54,12 @@ while [ $# -gt 0 ]; do
 	--start-rate) START_RATE="$2"; shift 2 ;;
 	--max-rate) MAX_RATE="$2"; shift 2 ;;
 	--clients) CLIENTS="$2"; shift 2 ;;
+	--cpu-rate) CPU_RATE="$2"; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "dhcp.sh: unknown argument $1" >&2; usage ;;
 	esac
 done
-for v in PERIOD STEPS START_RATE MAX_RATE CLIENTS; do
+for v in PERIOD STEPS START_RATE MAX_RATE CLIENTS CPU_RATE; do
 	case "${!v}" in
 	'' | *[!0-9]*) echo "dhcp.sh: --$(echo "$v" | tr 'A-Z_' 'a-z-') wants a whole number, got '${!v}'" >&2; exit 2 ;;
 	esac
@@ -221,6 +227,17 @@ EOF
 	return 1
 }
 
+# server_cpu: CPU time (user + system, its children included) of the running server, in clock
+# ticks. `setsid ip netns exec` execs the server, so the process group leader is the server.
+server_cpu() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$SERVER_PGID/stat" 2>/dev/null || echo 0
+}
+
+# us_per_dora TICKS ACKS: CPU microseconds per acknowledged exchange.
+us_per_dora() {
+	awk -v t="$1" -v a="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (a > 0) printf "%.0f", t / hz * 1e6 / a; else print "-" }'
+}
+
 # run_perfdhcp RATE SECONDS OUT: one fixed-rate run. Pass/fail is judged on the final
 # statistics, after -W lets the replies still in flight arrive. -D only cuts short a run that
 # has clearly failed (5 % of the planned exchanges lost): perfdhcp 2.2 counts requests still in
@@ -286,7 +303,10 @@ measure() {
 		local dir="$WORK/$name-$step" out
 		out="$dir/perfdhcp.out"
 		start_server "$name" "$dir" || return 1
+		local c0 c1 cpu
+		c0=$(server_cpu)
 		run_perfdhcp "$rate" "$PERIOD" "$out"
+		c1=$(server_cpu)
 		# SIGKILL: no server gets to flush anything at exit; what is on disk is what it wrote.
 		stop_server KILL
 		local ondisk
@@ -294,12 +314,13 @@ measure() {
 		local dos dod rar rad doa raa dom ram achieved pass=no
 		read -r dos _ dod _ rar rad doa raa dom ram <<<"$(parse_run "$out")"
 		achieved=$(awk -v n="$rar" -v p="$PERIOD" 'BEGIN { printf "%d", n / p }')
+		cpu=$(us_per_dora $((c1 - c0)) "$rar")
 		if awk -v a="$dod" -v b="$rad" -v s="$dos" -v want=$((rate * PERIOD)) \
 			'BEGIN { exit !(a < 1 && b < 1 && s >= 0.95 * want) }'; then
 			pass=yes
 		fi
 		log "$name step $step: rate $rate/s: sent $dos, acked $rar ($achieved DORA/s)," \
-			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, $ondisk leases on disk: $pass"
+			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, server CPU $cpu us/DORA, $ondisk leases on disk: $pass"
 		if grep -q "Reached maximum" "$out"; then
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
 		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
@@ -309,7 +330,7 @@ measure() {
 		if [ "$pass" = yes ]; then
 			lo=$rate
 			res=$(percentiles "$out")
-			best_row="$name $achieved $doa $raa $res $dom $ram"
+			best_row="$name $achieved $doa $raa $res $dom $ram $cpu"
 			if [ "$hi" -eq 0 ]; then rate=$((rate * 2)); else rate=$(((lo + hi) / 2)); fi
 			if [ "$rate" -gt "$MAX_RATE" ]; then
 				[ "$lo" -ge "$MAX_RATE" ] && break
@@ -324,12 +345,26 @@ measure() {
 		if [ "$hi" -gt 0 ] && [ $(((hi - lo) * 20)) -le "$hi" ]; then break; fi
 		if [ "$rate" -le "$lo" ] || { [ "$hi" -gt 0 ] && [ "$rate" -ge "$hi" ]; } || [ "$rate" -lt 100 ]; then break; fi
 	done
+	# CPU per DORA at the common rate, for a server that sustained it.
+	local cpu_common=-
+	if [ "$lo" -ge "$CPU_RATE" ]; then
+		local dir="$WORK/$name-cpu" out c0 c1 rar
+		out="$dir/perfdhcp.out"
+		start_server "$name" "$dir" || return 1
+		c0=$(server_cpu)
+		run_perfdhcp "$CPU_RATE" "$PERIOD" "$out"
+		c1=$(server_cpu)
+		stop_server KILL
+		read -r _ _ _ _ rar _ <<<"$(parse_run "$out")"
+		cpu_common=$(us_per_dora $((c1 - c0)) "$rar")
+		log "$name: at $CPU_RATE/s the server used $cpu_common us of CPU per DORA"
+	fi
 	if [ -z "$best_row" ]; then
-		best_row="$name 0 - - - - - - - -"
+		best_row="$name 0 - - - - - - - - -"
 	elif [ -n "$climit" ]; then
 		best_row=$(echo "$best_row" | awk '{ $2 = $2 "*"; print }')
 	fi
-	printf -v "RESULT_$name" '%s' "$best_row"
+	printf -v "RESULT_$name" '%s' "$best_row $cpu_common"
 }
 
 main() {
@@ -364,15 +399,16 @@ main() {
 	echo "DHCPv4 DORA, perfdhcp $(perfdhcp -v 2>&1 | awk '{ print $2 }'): -R $CLIENTS clients," \
 		"${PERIOD}s per step, <= $STEPS steps, pass = <1 % drops (DO and RA); latency in ms"
 	echo "at the highest passing rate (p50/p99 from perfdhcp -x t per-exchange timestamps)"
-	printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n' server "DORA/s" "DO avg" "DO p50" \
-		"DO p99" "DO max" "RA avg" "RA p50" "RA p99" "RA max"
+	echo "CPU: server CPU microseconds per DORA at its highest passing rate, and at $CPU_RATE/s for all"
+	printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n' server "DORA/s" "DO avg" "DO p50" \
+		"DO p99" "DO max" "RA avg" "RA p50" "RA p99" "RA max" "CPU us" "@$CPU_RATE"
 	local s row
 	for s in $SERVERS; do
 		row="RESULT_$s"
-		row=${!row:-"$s 0 - - - - - - - -"}
-		read -r n rate doa raa dop50 dop99 rap50 rap99 dom ram <<<"$row"
-		printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n' "$n" "$rate" "$doa" "$dop50" "$dop99" \
-			"$dom" "$raa" "$rap50" "$rap99" "$ram"
+		row=${!row:-"$s 0 - - - - - - - - - -"}
+		read -r n rate doa raa dop50 dop99 rap50 rap99 dom ram cpu cpuc <<<"$row"
+		printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n' "$n" "$rate" "$doa" "$dop50" "$dop99" \
+			"$dom" "$raa" "$rap50" "$rap99" "$ram" "$cpu" "$cpuc"
 	done
 	local p k d
 	p=$(echo "${RESULT_pxed:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
@@ -388,7 +424,11 @@ main() {
 			-v rd="${RESULT_dnsmasq:-}" 'function b(r, x) { return index(r, "*") ? (r == rp ? ">=" : "<=") : "" }
 			BEGIN {
 			if (k > 0) printf "pxed/Kea     %s%.2fx (target >= 2x)\n", b(rk) b(rp), p / k
-			if (d > 0) printf "pxed/dnsmasq %s%.2fx (target >= 2x)\n", b(rd) b(rp), p / d }'
+			if (d > 0) printf "pxed/dnsmasq %s%.2fx (target >= 2x)\n", b(rd) b(rp), p / d
+			split(rp, P, " "); split(rk, K, " ")
+			if (P[12] + 0 > 0 && K[12] + 0 > 0)
+				printf "CPU per DORA at the same rate: Kea/pxed %.2fx (a core of this machine would serve %d DORA/s with pxed, %d with Kea)\n",
+					K[12] / P[12], 1e6 / P[12], 1e6 / K[12] }'
 	fi
 	return "$failed"
 }

@@ -145,6 +145,9 @@ type Proxy struct {
 	Boot *boot.Config
 }
 
+// Quick implements Quicker: ProxyDHCP answers from memory only.
+func (*Proxy) Quick(*dhcpv4.DHCPv4) bool { return true }
+
 // Respond answers one request. It is pure: the same request and config give
 // the same result.
 func (px *Proxy) Respond(req Request) Result {
