@@ -116,4 +116,11 @@ func TestFetchHTTP(t *testing.T) {
 	if d.OK() || d.HTTPStatus != 404 || len(warns) != 1 || warns[0].Code != WarnHTTPStatus {
 		t.Errorf("404: %+v %v", d, warns)
 	}
+	// A load test counts the bytes and does not hash them; a script is
+	// still kept for parsing.
+	f.SkipHash = true
+	d, _ = f.HTTP(ctx, "script", srv.URL+"/script.ipxe", false)
+	if !d.OK() || d.Bytes != int64(len(body)) || d.SHA256 != "" || string(d.content) != string(body) {
+		t.Errorf("GET without hashing: %+v", d)
+	}
 }

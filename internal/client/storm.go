@@ -320,7 +320,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		m.add(StageTotal, time.Since(start))
 		return m
 	}
-	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout}
+	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: true}
 	if !prof.IPXE {
 		ph = r.enter(ph, PhaseNBP)
 		if _, err := r.get(ctx, f, &m, StageNBP, d.BootFile, d.BootServer); err != nil {
@@ -332,7 +332,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		}
 		// The NBP is iPXE: it DHCPs again, with its own identity.
 		prof = ipxeOf(prof)
-		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout}
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: true}
 		ph = r.enter(ph, PhaseDHCP)
 		if d, err = r.dhcp(ctx, prof, mac, inner, &m); err != nil {
 			return fail("dhcp", err)
