@@ -2,6 +2,7 @@
 # bench/storm.sh — time to all booted for a storm of PXE machines: pxed against dnsmasq.
 #
 # Usage (root): bench/storm.sh [--clients N] [--nbp-mib N] [--http-mib N] [--arch A] [--scale F]
+#                              [--servers pxed,dnsmasq] [--out DIR] [--perf]
 #
 # Each server runs alone in a server namespace (198.18.0.1/15) joined by a veth pair to a
 # client namespace (198.18.0.2/15); nothing touches the host's interfaces. `pxed storm` boots
@@ -15,6 +16,11 @@
 # pxed --dhcp-probe-timeout off), so the comparison is like for like. Prints both reports and the ratio of time to all booted.
 # The machines wait for DHCP answers as firmware does (4, 8, 16, 32 s windows; EDK II collects
 # offers for a whole window); --scale 0.25 shortens every window to a quarter for both servers.
+# CPU: for each storm the script prints the CPU-seconds of the whole machine (user, system,
+# softirq: veth and TCP work lands there), of the server processes (with the children they
+# reaped: busybox httpd forks one per connection) and of the storm client (its own getrusage).
+# --out DIR keeps the JSON reports and CPU figures; --perf also records a system-wide
+# `perf record -g` profile of each storm there (NAME.perf.data).
 # Exit: 0 when both storms booted every machine, 1 otherwise, 2 on usage errors.
 set -euo pipefail
 
@@ -23,6 +29,9 @@ NBP_MIB=1
 HTTP_MIB=30
 ARCH=bios,efi-x64
 SCALE=1
+SERVERS=pxed,dnsmasq
+OUT=
+PERF=0
 
 usage() {
 	sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -34,7 +43,10 @@ while [ $# -gt 0 ]; do
 	--nbp-mib) NBP_MIB="$2"; shift 2 ;;
 	--http-mib) HTTP_MIB="$2"; shift 2 ;;
 	--arch) ARCH="$2"; shift 2 ;;
-	--scale) SCALE="$2"; shift 2 ;;
+	--scale | --timeout-scale) SCALE="$2"; shift 2 ;;
+	--servers) SERVERS="$2"; shift 2 ;;
+	--out) OUT="$2"; shift 2 ;;
+	--perf) PERF=1; shift ;;
 	-h | --help) usage ;;
 	*) echo "storm.sh: unknown argument $1" >&2; usage ;;
 	esac
@@ -46,6 +58,14 @@ for v in CLIENTS NBP_MIB HTTP_MIB; do
 done
 if [ "$CLIENTS" -lt 1 ] || [ "$CLIENTS" -gt 5000 ]; then
 	echo "storm.sh: --clients $CLIENTS: write 1..5000" >&2
+	exit 2
+fi
+case ",$SERVERS," in
+*,pxed,* | *,dnsmasq,*) ;;
+*) echo "storm.sh: --servers $SERVERS: write pxed, dnsmasq or pxed,dnsmasq" >&2; exit 2 ;;
+esac
+if [ "$PERF" -eq 1 ] && ! command -v perf >/dev/null; then
+	echo "storm.sh: --perf needs perf (apt-get install linux-perf)" >&2
 	exit 2
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -138,13 +158,49 @@ wait_log() {
 	return 1
 }
 
-# storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json.
+# sys_cpu prints the machine's CPU ticks so far: busy (user, nice, system, irq, softirq) and
+# softirq alone.
+sys_cpu() {
+	awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $8 }' /proc/stat
+}
+
+# server_cpu prints the CPU ticks of the server processes this script started, with the
+# children they reaped.
+server_cpu() {
+	local pg t=0 v
+	for pg in "${PGIDS[@]}"; do
+		# Fields 14-17 of /proc/PID/stat (utime stime cutime cstime), after the ")" of comm.
+		v=$(sed 's/.*) //' "/proc/$pg/stat" 2>/dev/null | awk '{ print $12 + $13 + $14 + $15 }') || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
+# storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json
+# and the CPU it took to $WORK/NAME.cpu.
 storm() {
 	log "$1: storm of $CLIENTS machines"
-	local rc=0
+	local rc=0 perf_pid=
+	local hz before srv0 after srv1
+	hz=$(getconf CLK_TCK)
+	if [ "$PERF" -eq 1 ]; then
+		perf record -a -g -F 499 -o "$OUT/$1.perf.data" >"$WORK/$1.perf.log" 2>&1 &
+		perf_pid=$!
+	fi
+	before=$(sys_cpu)
+	srv0=$(server_cpu)
 	timeout 240 ip netns exec "$NS_C" "$WORK/pxed" storm --interface "$IF_C" --clients "$CLIENTS" \
 		--arch "$ARCH" --fetch --chain --timeout-scale "$SCALE" --timeout 3m --mac-prefix 02:62:$(printf %02x $((RANDOM % 256))) \
 		--json >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
+	after=$(sys_cpu)
+	srv1=$(server_cpu)
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" 2>/dev/null || true
+		wait "$perf_pid" 2>/dev/null || true
+	fi
+	set -- "$1" $before $after
+	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
+	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$OUT/"
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
 	return $rc
 }
@@ -158,8 +214,14 @@ head -c $((HTTP_MIB << 20)) /dev/urandom >"$WORK/http/vmlinuz"
 printf '#!ipxe\nkernel http://%s:8080/vmlinuz console=ttyS0\nboot\n' "$SRV" >"$WORK/http/boot.ipxe"
 
 RESULT=0
+if [ -n "$OUT" ]; then
+	mkdir -p "$OUT"
+	rm -f "$OUT/pxed.json" "$OUT/dnsmasq.json" "$OUT/pxed.cpu" "$OUT/dnsmasq.cpu"
+fi
+runs() { case ",$SERVERS," in *",$1,"*) return 0 ;; esac; return 1; }
 
 # --- pxed ---
+if runs pxed; then
 net_up
 start pxed "$WORK/pxed" boot --interface "$IF_S" --dhcp-range 198.18.1.0-198.18.9.255 \
 	--kernel "$WORK/http/vmlinuz" --ipxe-dir "$WORK/ipxe" --data-dir "$WORK/data" \
@@ -168,8 +230,10 @@ wait_http "http://$SRV:8080/healthz"
 storm pxed || RESULT=1
 stop_all
 net_down
+fi
 
 # --- dnsmasq + busybox httpd ---
+if runs dnsmasq; then
 net_up
 start httpd busybox httpd -f -p "$SRV:8080" -h "$WORK/http"
 start dnsmasq dnsmasq -k --conf-file=/dev/null --port=0 --user=root --group=root \
@@ -185,15 +249,18 @@ wait_http "http://$SRV:8080/boot.ipxe"
 storm dnsmasq || RESULT=1
 stop_all
 net_down
+fi
 
 # --- report ---
 report() {
-	python3 - "$WORK/pxed.json" "$WORK/dnsmasq.json" <<'EOF'
-import json, sys
-reps = {}
-for name, path in zip(("pxed", "dnsmasq"), sys.argv[1:]):
+	python3 - "$WORK" "$SERVERS" <<'EOF'
+import json, os, sys
+ncpu = os.cpu_count()
+reps, cpus = {}, {}
+for name in sys.argv[2].split(","):
     try:
-        reps[name] = json.load(open(path))
+        reps[name] = json.load(open(f"{sys.argv[1]}/{name}.json"))
+        cpus[name] = json.load(open(f"{sys.argv[1]}/{name}.cpu"))
     except Exception as e:
         print(f"{name}: no report ({e})")
 for name, r in reps.items():
@@ -205,6 +272,10 @@ for name, r in reps.items():
         print(f"   {s['stage']:16} {s['count']:6} {f(s['p50_ns']):>9} {f(s['p95_ns']):>9} {f(s['p99_ns']):>9} {f(s['max_ns']):>9}")
     print(f"   retries {r['retries']}; failures {r['failures'] or 'none'}")
     print(f"   client raw socket: {r.get('socket')}")
+    c = cpus.get(name)
+    if c:
+        print(f"   CPU-seconds: machine busy {c['busy']/100:.1f} (softirq {c['softirq']/100:.1f}) of {ncpu*r['seconds']:.1f} on {ncpu} cores; "
+              f"server processes {c['server']/100:.1f}; storm client {r.get('cpu_seconds', 0):.1f}")
     for k, v in (r.get("examples") or {}).items():
         print(f"     {k}: {v}")
 if len(reps) == 2:

@@ -157,6 +157,7 @@ func printStorm(w io.Writer, r *client.StormReport) {
 		}
 	}
 	fmt.Fprintf(w, "bytes: %d (%.1f MB), %.2f MB/s over the whole storm\n", r.Bytes, float64(r.Bytes)/1e6, r.MBps)
+	fmt.Fprintf(w, "client CPU: %.2f s (this process, user + system)\n", r.CPUSeconds)
 	if s := r.Socket; s != nil {
 		fmt.Fprintf(w, "raw socket: %d frames in, %d replies for other clients, %d dropped (queue full), %d dropped by the kernel (buffer full), %d ARP replies\n",
 			s.FramesIn, s.Unclaimed, s.Dropped, s.KernelDrops, s.ARPReplies)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -117,8 +118,12 @@ type StormReport struct {
 	Examples map[string]string `json:"examples,omitempty"`
 	Bytes    int64             `json:"bytes"`
 	MBps     float64           `json:"mb_per_s"` // Bytes over Seconds, 10^6 bytes/s
-	Socket   *RawStats         `json:"socket,omitempty"`
-	Note     string            `json:"note,omitempty"`
+	// CPUSeconds is the user and system CPU time the storm's own process
+	// used (getrusage): near Seconds × cores, the client, not the server,
+	// bounds the storm.
+	CPUSeconds float64   `json:"cpu_seconds"`
+	Socket     *RawStats `json:"socket,omitempty"`
+	Note       string    `json:"note,omitempty"`
 }
 
 // machine is the outcome of one simulated boot.
@@ -180,6 +185,7 @@ func Storm(ctx context.Context, cfg StormConfig) (*StormReport, error) {
 		par = cfg.Clients
 	}
 	r.t0 = time.Now()
+	cpu0 := processCPU()
 
 	results := make(chan machine, par)
 	agg := newAggregate()
@@ -240,10 +246,20 @@ launch:
 		rep.Profiles = append(rep.Profiles, p.Name)
 	}
 	rep.Seconds = elapsed.Seconds()
+	rep.CPUSeconds = (processCPU() - cpu0).Seconds()
 	if rep.Seconds > 0 {
 		rep.MBps = float64(rep.Bytes) / rep.Seconds / 1e6
 	}
 	return rep, nil
+}
+
+// processCPU returns the user plus system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // progressLoop calls cfg.Progress periodically; the returned function stops
