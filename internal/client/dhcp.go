@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -19,6 +20,61 @@ import (
 // after each, with the same transaction ID (PXE 2.1 §2.2.1: 4, 8, 16 and
 // 32 seconds).
 var Windows = []time.Duration{4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second}
+
+// IPXEWindows are iPXE's DISCOVER timeouts (config/dhcp.h: from
+// DHCP_DISC_START_TIMEOUT_SEC 1 doubling to DHCP_DISC_END_TIMEOUT_SEC 10).
+var IPXEWindows = []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+
+// IPXEProxyWait is how long iPXE waits for a ProxyDHCP offer after a
+// DHCPOFFER that carries no PXE information (DHCP_DISC_PROXY_TIMEOUT_SEC).
+const IPXEProxyWait = 2 * time.Second
+
+// windows returns the firmware's DISCOVER timeouts.
+func (e *Exchange) windows() []time.Duration {
+	if e.Profile.IPXE {
+		return IPXEWindows
+	}
+	return Windows
+}
+
+// ipxeDone reports whether iPXE leaves discovery with these offers after
+// elapsed (iPXE dhcp_discovery_rx): it needs an address offer and then
+// either PXE information — an offer with vendor class PXEClient, which
+// iPXE takes as its ProxyDHCP offer, be it the address offer itself — or
+// an offer telling it not to wait (option 175.176 no-pxedhcp), or its
+// ProxyDHCP wait has passed. EDK II and PXE ROMs collect for the whole
+// window instead.
+func ipxeDone(offers []Offer, elapsed, proxyWait time.Duration) bool {
+	addr, pxeInfo := false, false
+	for _, o := range offers {
+		if o.Kind == "dhcp" || o.Kind == "bootp" {
+			addr = true
+			if noPXEDHCP(o.Packet) {
+				pxeInfo = true
+			}
+		}
+		if strings.HasPrefix(o.VendorClass, "PXEClient") {
+			pxeInfo = true
+		}
+	}
+	return addr && (pxeInfo || elapsed >= proxyWait)
+}
+
+// noPXEDHCP reports iPXE's encapsulated option 175.176 set to non-zero.
+func noPXEDHCP(p *dhcpv4.DHCPv4) bool {
+	b := p.Options.Get(dhcpv4.GenericOptionCode(175))
+	for len(b) >= 2 {
+		code, n := b[0], int(b[1])
+		if len(b) < 2+n {
+			return false
+		}
+		if code == 176 && n > 0 && b[2] != 0 {
+			return true
+		}
+		b = b[2+n:]
+	}
+	return false
+}
 
 // Exchange is the DHCP part of one boot: DISCOVER, offers, selection,
 // REQUEST/ACK and boot server discovery. It only talks to its Transport.
@@ -247,15 +303,32 @@ func (e *Exchange) discover(ctx context.Context, res *DHCPResult) error {
 	}
 	start := time.Now()
 	seen := map[string]bool{}
-	for _, w := range Windows {
+	proxyWait := e.scale(IPXEProxyWait)
+	for _, w := range e.windows() {
 		if err := e.Transport.Send(ctx, disc, BroadcastDHCP); err != nil {
 			return err
 		}
 		res.Discovers++
 		wctx, cancel := context.WithTimeout(ctx, e.scale(w))
 		for {
-			p, from, err := e.Transport.Receive(wctx)
+			rctx := wctx
+			var rcancel context.CancelFunc = func() {}
+			if e.Profile.IPXE {
+				if ipxeDone(res.Offers, time.Since(start), proxyWait) {
+					break
+				}
+				if ipxeDone(res.Offers, proxyWait, proxyWait) {
+					// An address offer without PXE information: wait for
+					// a ProxyDHCP offer until the proxy wait is over.
+					rctx, rcancel = context.WithDeadline(wctx, start.Add(proxyWait))
+				}
+			}
+			p, from, err := e.Transport.Receive(rctx)
+			rcancel()
 			if err != nil {
+				if rctx.Err() != nil && wctx.Err() == nil {
+					continue // the proxy wait ended: the check above decides
+				}
 				break
 			}
 			if !e.mine(p, xid) {
@@ -278,11 +351,15 @@ func (e *Exchange) discover(ctx context.Context, res *DHCPResult) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("client: discover: %w", ctx.Err())
 		}
+		if e.Profile.IPXE && !ipxeDone(res.Offers, time.Since(start), proxyWait) {
+			continue // iPXE still waits for PXE information
+		}
 		res.Selection = Select(e.Profile, res.Offers)
 		if res.Selection.Address >= 0 {
 			return nil
 		}
 	}
+	res.Selection = Select(e.Profile, res.Offers)
 	return nil
 }
 

@@ -273,3 +273,66 @@ func TestExchangeNAKRestart(t *testing.T) {
 		})
 	}
 }
+
+// withOffer makes an address server's offers name an iPXE script and carry
+// option 60 class, and with noWait iPXE's option 175.176 no-pxedhcp.
+func withOffer(as func(*dhcpv4.DHCPv4, netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort), class string, noWait bool) func(*dhcpv4.DHCPv4, netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+	return func(p *dhcpv4.DHCPv4, dst netip.AddrPort) (*dhcpv4.DHCPv4, netip.AddrPort) {
+		r, from := as(p, dst)
+		if r != nil {
+			r.UpdateOption(dhcpv4.OptBootFileName("http://192.0.2.2/boot.ipxe"))
+		}
+		if r != nil && class != "" {
+			r.UpdateOption(dhcpv4.OptClassIdentifier(class))
+		}
+		if r != nil && noWait {
+			r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(175), []byte{176, 1, 1}))
+		}
+		return r, from
+	}
+}
+
+// TestExchangeIPXEProxyWait: iPXE leaves discovery at once when the
+// address offer carries PXE information (vendor class PXEClient) or tells
+// it not to wait (175.176), and otherwise waits DHCP_DISC_PROXY_TIMEOUT_SEC
+// for a ProxyDHCP offer; its DISCOVER windows start at 1 s.
+func TestExchangeIPXEProxyWait(t *testing.T) {
+	p, _ := ParseProfile("ipxe-efi")
+	for _, tc := range []struct {
+		name    string
+		class   string
+		noWait  bool
+		scale   float64
+		waits   bool // at least the proxy wait passes before the REQUEST
+		wantDis int
+	}{
+		{"PXEClient offer: no wait", "PXEClient", false, 1, false, 1},
+		{"no-pxedhcp: no wait", "", true, 1, false, 1},
+		{"plain offer: waits for ProxyDHCP", "", false, 0.05, true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newFakeNet(t)
+			n.servers = append(n.servers, withOffer(addressServer("192.0.2.2", "192.0.2.100"), tc.class, tc.noWait))
+			e := &Exchange{Transport: n, Profile: p, ID: Identity{MAC: testMAC}, Scale: tc.scale}
+			start := time.Now()
+			res := &DHCPResult{Selection: Selection{Address: -1, Boot: -1}}
+			if err := e.discover(context.Background(), res); err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(start)
+			if res.Selection.Address < 0 || res.Offers[res.Selection.Address].YourIP != netip.MustParseAddr("192.0.2.100") {
+				t.Fatalf("selection %+v of %d offers, want the address offer", res.Selection, len(res.Offers))
+			}
+			wait := time.Duration(float64(IPXEProxyWait) * tc.scale)
+			if tc.waits && took < wait {
+				t.Errorf("requested after %v, before the ProxyDHCP wait of %v", took, wait)
+			}
+			if !tc.waits && took >= wait {
+				t.Errorf("requested after %v: iPXE does not wait when the offer has PXE information", took)
+			}
+			if res.Discovers != tc.wantDis {
+				t.Errorf("discovers = %d, want %d (iPXE windows 1, 2, 4, 8 s)", res.Discovers, tc.wantDis)
+			}
+		})
+	}
+}
