@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -58,7 +60,9 @@ type Fetcher struct {
 	Progress Progress // nil reports nothing
 	// SkipHash counts the bytes without hashing them (Download.SHA256 stays
 	// empty): a load test moving gigabytes spends its CPU on the transfer,
-	// as firmware does, not on SHA-256.
+	// as firmware does, not on SHA-256. HTTP bodies (but scripts, which
+	// are parsed) are then not even copied into the process: they are
+	// spliced from the socket to /dev/null and counted.
 	SkipHash bool
 }
 
@@ -175,11 +179,13 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 // HTTP fetches url, or with check only asks for its headers (HEAD, then a
 // GET stopped at once when the server refuses HEAD).
 func (f *Fetcher) HTTP(ctx context.Context, role, url string, check bool) (Download, []Warning) {
-	d := Download{Role: role, Proto: "http", Name: url, CheckOnly: check, Size: -1}
-	dialer := &net.Dialer{Timeout: 10 * time.Second}
-	if f.Interface != "" {
-		dialer.Control = bindControl(f.Interface, false)
+	if f.SkipHash && !check && role != "script" && f.Progress == nil {
+		if d, warns, ok := f.httpCount(ctx, role, url); ok {
+			return d, warns
+		}
 	}
+	d := Download{Role: role, Proto: "http", Name: url, CheckOnly: check, Size: -1}
+	dialer := f.dialer()
 	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, Proxy: nil, DisableCompression: true}}
 	defer hc.CloseIdleConnections()
 	start := time.Now()
@@ -229,6 +235,106 @@ func (f *Fetcher) HTTP(ctx context.Context, role, url string, check bool) (Downl
 		d.content = s.keep.Bytes()
 	}
 	return d, nil
+}
+
+func (f *Fetcher) dialer() *net.Dialer {
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	if f.Interface != "" {
+		dialer.Control = bindControl(f.Interface, false)
+	}
+	return dialer
+}
+
+// httpCount GETs rawURL on a connection of its own and counts the body
+// without reading it: past the header, the bytes go from the socket to
+// /dev/null with splice(2) (io.Copy takes that path for a TCP source and
+// an *os.File destination), so a load test's client spends no CPU copying
+// gigabytes. ok is false when it leaves the download to net/http: not an
+// http:// URL, or a redirect.
+func (f *Fetcher) httpCount(ctx context.Context, role, rawURL string) (d Download, warns []Warning, ok bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil || req.URL.Scheme != "http" {
+		return d, nil, false
+	}
+	d = Download{Role: role, Proto: "http", Name: rawURL, Size: -1}
+	start := time.Now()
+	defer finish(&d, start)
+	host := req.URL.Host
+	if req.URL.Port() == "" {
+		host = net.JoinHostPort(req.URL.Hostname(), "80")
+	}
+	conn, err := f.dialer().DialContext(ctx, "tcp", host)
+	if err != nil {
+		d.Err = fmt.Sprintf("http: GET %s: %v", rawURL, err)
+		return d, nil, true
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req.Header.Set("User-Agent", "pxed-probe ("+f.Profile.Firmware+")")
+	req.Close = true // one request per connection, as net/http's path here
+	if err := req.Write(conn); err != nil {
+		d.Err = fmt.Sprintf("http: GET %s: %v", rawURL, err)
+		return d, nil, true
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		d.Err = fmt.Sprintf("http: GET %s: %v", rawURL, err)
+		return d, nil, true
+	}
+	// resp.Body is not closed: closing it would read the rest of the body
+	// through bufio; closing conn (deferred) ends the exchange.
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return d, nil, false
+	}
+	d.HTTPStatus, d.Size = resp.StatusCode, resp.ContentLength
+	if resp.StatusCode != http.StatusOK {
+		d.Err = fmt.Sprintf("http: GET %s: %s", rawURL, resp.Status)
+		return d, []Warning{{WarnHTTPStatus, fmt.Sprintf("%s answers %s", rawURL, resp.Status)}}, true
+	}
+	var n int64
+	if resp.ContentLength >= 0 && len(resp.TransferEncoding) == 0 {
+		// What bufio read past the header, then the rest from the socket.
+		buffered := min(int64(br.Buffered()), resp.ContentLength)
+		br.Discard(int(buffered))
+		n = buffered
+		if rest := resp.ContentLength - buffered; rest > 0 {
+			var m int64
+			m, err = discard(conn, rest)
+			n += m
+		}
+	} else {
+		buf := copyBufs.Get().(*[]byte)
+		n, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{resp.Body}, *buf)
+		copyBufs.Put(buf)
+	}
+	d.Bytes = n
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		d.Err = fmt.Sprintf("http: GET %s: after %d bytes: %v", rawURL, n, err)
+	}
+	return d, nil, true
+}
+
+// discard reads n bytes from conn into /dev/null: splice(2) for a TCP
+// connection, a copy otherwise. Fewer than n bytes is io.EOF.
+func discard(conn net.Conn, n int64) (int64, error) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		buf := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(buf)
+		return io.CopyBuffer(io.Discard, io.LimitReader(struct{ io.Reader }{conn}, n), *buf)
+	}
+	defer null.Close()
+	m, err := io.CopyN(null, conn, n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("read body: %w", err)
+	}
+	return m, err
 }
 
 func (f *Fetcher) do(ctx context.Context, hc *http.Client, method, url string) (*http.Response, error) {

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"pxed/internal/tftp"
@@ -122,5 +124,70 @@ func TestFetchHTTP(t *testing.T) {
 	d, _ = f.HTTP(ctx, "script", srv.URL+"/script.ipxe", false)
 	if !d.OK() || d.Bytes != int64(len(body)) || d.SHA256 != "" || string(d.content) != string(body) {
 		t.Errorf("GET without hashing: %+v", d)
+	}
+}
+
+// TestFetchHTTPCount: a load test (SkipHash) counts bodies without
+// reading them into the process (spliced to /dev/null), and still tells a
+// short body, a 404 and a chunked body apart, and follows redirects.
+func TestFetchHTTPCount(t *testing.T) {
+	kernel := make([]byte, 3<<20+17)
+	for i := range kernel {
+		kernel[i] = byte(i * 13)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/vmlinuz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(kernel)))
+		w.Write(kernel)
+	})
+	mux.HandleFunc("/chunked", func(w http.ResponseWriter, r *http.Request) {
+		for range 3 {
+			w.Write(kernel[:100_000])
+			w.(http.Flusher).Flush()
+		}
+	})
+	mux.HandleFunc("/short", func(w http.ResponseWriter, r *http.Request) {
+		conn, bw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+		bw.Write(kernel[:10_000])
+		bw.Flush()
+	})
+	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/vmlinuz", http.StatusFound) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	p, _ := ParseProfile("ipxe-efi")
+	f := &Fetcher{Profile: p, SkipHash: true}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		path      string
+		ok        bool
+		bytes     int64
+		status    int
+		errSubstr string
+		warn      bool
+	}{
+		{"/vmlinuz", true, int64(len(kernel)), 200, "", false},
+		{"/chunked", true, 300_000, 200, "", false},
+		{"/old", true, int64(len(kernel)), 200, "", false},
+		{"/short", false, 10_000, 200, "after 10000 bytes: unexpected EOF", false},
+		{"/missing", false, 0, 404, "404 Not Found", true},
+	} {
+		d, warns := f.HTTP(ctx, "kernel", srv.URL+tc.path, false)
+		if d.OK() != tc.ok || d.Bytes != tc.bytes || d.HTTPStatus != tc.status || d.SHA256 != "" ||
+			!strings.Contains(d.Err, tc.errSubstr) || (len(warns) == 1) != tc.warn {
+			t.Errorf("GET %s: %+v, warnings %v; want ok %v, %d bytes, status %d, error with %q",
+				tc.path, d, warns, tc.ok, tc.bytes, tc.status, tc.errSubstr)
+		}
+	}
+	// A machine whose boot is given up on stops waiting for its kernel.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if d, _ := f.HTTP(cctx, "kernel", srv.URL+"/vmlinuz", false); d.OK() {
+		t.Errorf("GET with a canceled context: %+v", d)
 	}
 }
