@@ -37,6 +37,11 @@ type Server struct {
 	// DisableGSO sends windows one datagram per system call instead of
 	// batching them with UDP GSO (used automatically where GSO fails).
 	DisableGSO bool
+	// CacheMax is the largest file (an *os.File from the Handler) whose
+	// content concurrent transfers share in memory, read once while any
+	// transfer of it runs: 0 => DefaultCacheMax; < 0 => every block is
+	// read from the file.
+	CacheMax int64
 
 	mu        sync.Mutex
 	closed    bool
@@ -46,6 +51,7 @@ type Server struct {
 
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
+	cache                                                   fileCache
 }
 
 // Stats are the server's counters since it was created.
@@ -84,6 +90,13 @@ func (s *Server) timeout() time.Duration {
 		return time.Second
 	}
 	return s.Timeout
+}
+
+func (s *Server) cacheMax() int64 {
+	if s.CacheMax == 0 {
+		return DefaultCacheMax
+	}
+	return s.CacheMax
 }
 
 func (s *Server) retries() int {

@@ -124,6 +124,10 @@ func (t *transfer) serve(tr *Transfer) error {
 		return refuse(code, msg, err)
 	}
 	defer f.Close()
+	if mf, release, ok := s.cache.open(f, size, s.cacheMax()); ok {
+		defer release()
+		f = mf
+	}
 	tr.Size = size
 	lim := Limits{MaxBlksize: s.MaxBlksize, MaxWindowsize: s.MaxWindowsize, Size: size, WindowBytes: s.WindowBytes}
 	if lim.WindowBytes == 0 {
