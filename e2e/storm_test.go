@@ -1,6 +1,11 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +89,7 @@ func TestStormPxed(t *testing.T) {
 func TestStormPxedIPXE(t *testing.T) {
 	_, h := stormLab(t)
 	{
-		r, code, _ := runStorm(t, h, "--clients", "20", "--arch", "ipxe-efi,ipxe-bios", "--fetch", "--timeout-scale", "0.25",
+		r, code, _ := runStorm(t, h, "--clients", "20", "--arch", "ipxe-efi,ipxe-bios", "--fetch", "--verify", "--timeout-scale", "0.25",
 			"--mac-prefix", "02:70:79")
 		if code != 0 || r.Booted != 20 {
 			t.Fatalf("exit %d: booted %d failed %d (%v, e.g. %v)", code, r.Booted, r.Failed, r.Failures, r.Examples)
@@ -93,6 +98,12 @@ func TestStormPxedIPXE(t *testing.T) {
 			if s := stage(r, st); s.Count != 20 {
 				t.Errorf("stage %s count %d, want 20", st, s.Count)
 			}
+		}
+		// --verify: every machine got the bytes of the files pxed serves.
+		kernel, initrd := lab.Assets(t)
+		want := map[string]string{"kernel " + filepath.Base(kernel): fileSHA256(t, kernel), "initrd " + filepath.Base(initrd): fileSHA256(t, initrd)}
+		if !maps.Equal(r.SHA256, want) {
+			t.Errorf("sha256 = %v, want %v", r.SHA256, want)
 		}
 	}
 }
@@ -117,4 +128,14 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+func fileSHA256(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }

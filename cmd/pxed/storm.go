@@ -34,6 +34,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	arch := fs.String("arch", "mix", "firmware: mix ("+strings.Join(mixProfiles, ", ")+"), one of "+
 		strings.Join(client.ProfileNames(), ", ")+", or a comma-separated list")
 	fetch := fs.Bool("fetch", false, "download the boot file and, for iPXE, the script's kernel and initrd")
+	verify := fs.Bool("verify", false, "with --fetch, SHA-256 every download and check that every machine got the same bytes of each NBP, kernel and initrd (costs client CPU; without it bytes are only counted)")
 	chain := fs.Bool("chain", false, "with --fetch, PXE machines then run iPXE: DHCP again as iPXE, load its script, kernel and initrd")
 	rate := fs.Float64("rate", 0, "machines starting per second; 0 starts them all at once")
 	parallel := fs.Int("parallel", 0, "most machines in flight at once; 0 means --clients")
@@ -43,9 +44,6 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	macPrefix := fs.String("mac-prefix", "02:70:78", "first three bytes of the machines' MAC addresses")
 	verbose := fs.Bool("v", false, "log each failed machine to stderr")
 	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := requireInterface("storm", *iface, "the network to boot on"); err != nil {
 		return err
 	}
 	if *clients < 1 || *clients > 100000 {
@@ -62,6 +60,9 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usagef("storm: --arch: %v (or mix)", err)
 		}
 		profiles = append(profiles, p)
+	}
+	if *verify && !*fetch {
+		return usagef("storm: --verify needs --fetch (it checks the downloaded files)")
 	}
 	if *chain && !*fetch {
 		return usagef("storm: --chain needs --fetch (the NBP must be loaded before iPXE runs)")
@@ -82,6 +83,9 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil || len(prefix) != 6 {
 		return usagef("storm: --mac-prefix %q: write three bytes, e.g. 02:70:78", *macPrefix)
 	}
+	if err := requireInterface("storm", *iface, "the network to boot on"); err != nil {
+		return err
+	}
 
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
@@ -94,7 +98,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer sock.Close()
 
 	cfg := client.StormConfig{
-		Clients: *clients, Profiles: profiles, Fetch: *fetch, Chain: *chain, Rate: *rate, Parallel: *parallel,
+		Clients: *clients, Profiles: profiles, Fetch: *fetch, Verify: *verify, Chain: *chain, Rate: *rate, Parallel: *parallel,
 		Scale: *scale, Timeout: *timeout, MACPrefix: prefix[:3], Interface: *iface, Logger: logger,
 		NewTransport: func(mac net.HardwareAddr) (client.Transport, func()) {
 			t := sock.Transport(mac)
@@ -157,6 +161,9 @@ func printStorm(w io.Writer, r *client.StormReport) {
 		}
 	}
 	fmt.Fprintf(w, "bytes: %d (%.1f MB), %.2f MB/s over the whole storm\n", r.Bytes, float64(r.Bytes)/1e6, r.MBps)
+	for _, k := range sortedKeys(r.SHA256) {
+		fmt.Fprintf(w, "sha256 %s: %s (every machine that loaded it)\n", k, r.SHA256[k])
+	}
 	fmt.Fprintf(w, "client CPU: %.2f s (this process, user + system)\n", r.CPUSeconds)
 	if s := r.Socket; s != nil {
 		fmt.Fprintf(w, "raw socket: %d frames in, %d replies for other clients, %d dropped (queue full), %d dropped by the kernel (buffer full), %d ARP replies\n",
@@ -169,7 +176,7 @@ func printStorm(w io.Writer, r *client.StormReport) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond)) }
 
-func sortedKeys(m map[string]int) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,12 @@ type StormConfig struct {
 	// Fetch downloads the boot file and, for iPXE, the script's kernel and
 	// initrds; otherwise a machine is done once DHCP named its boot file.
 	Fetch bool
+	// Verify SHA-256s every download and checks that every machine got
+	// the same bytes for each NBP, kernel and initrd (by stage and file
+	// name; scripts are per machine). Without it downloads are counted, not
+	// hashed, and HTTP bodies are not copied into the process: the client
+	// spends its CPU on packets, so the storm measures the server.
+	Verify bool
 	// Chain makes PXE machines (bios, efi-*) behave as if their NBP were
 	// iPXE: after the download they DHCP again as iPXE and load its script,
 	// kernel and initrd. Needs Fetch.
@@ -121,9 +128,13 @@ type StormReport struct {
 	// CPUSeconds is the user and system CPU time the storm's own process
 	// used (getrusage): near Seconds × cores, the client, not the server,
 	// bounds the storm.
-	CPUSeconds float64   `json:"cpu_seconds"`
-	Socket     *RawStats `json:"socket,omitempty"`
-	Note       string    `json:"note,omitempty"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// SHA256 is, with Verify, the hash of each file ("kernel vmlinuz")
+	// every machine that loaded it got; a machine that got other bytes
+	// failed with cause STAGE-mismatch.
+	SHA256 map[string]string `json:"sha256,omitempty"`
+	Socket *RawStats         `json:"socket,omitempty"`
+	Note   string            `json:"note,omitempty"`
 }
 
 // machine is the outcome of one simulated boot.
@@ -150,6 +161,9 @@ type stormRun struct {
 	prefix                net.HardwareAddr
 	timeout               time.Duration
 	t0                    time.Time
+
+	sumsMu sync.Mutex
+	sums   map[string]string // file key → the first machine's SHA-256 (Verify)
 }
 
 // StormMAC returns the MAC address of machine i (from 0) with prefix (nil:
@@ -242,6 +256,9 @@ launch:
 	rep := agg.report()
 	rep.Clients = int(r.started.Load())
 	rep.Fetch, rep.Chain, rep.Rate = cfg.Fetch, cfg.Chain, cfg.Rate
+	if len(r.sums) > 0 {
+		rep.SHA256 = r.sums
+	}
 	for _, p := range cfg.Profiles {
 		rep.Profiles = append(rep.Profiles, p.Name)
 	}
@@ -336,7 +353,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		m.add(StageTotal, time.Since(start))
 		return m
 	}
-	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: true}
+	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
 	if !prof.IPXE {
 		ph = r.enter(ph, PhaseNBP)
 		if _, err := r.get(ctx, f, &m, StageNBP, d.BootFile, d.BootServer); err != nil {
@@ -348,7 +365,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		}
 		// The NBP is iPXE: it DHCPs again, with its own identity.
 		prof = ipxeOf(prof)
-		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: true}
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
 		ph = r.enter(ph, PhaseDHCP)
 		if d, err = r.dhcp(ctx, prof, mac, inner, &m); err != nil {
 			return fail("dhcp", err)
@@ -420,8 +437,33 @@ func (r *stormRun) get(ctx context.Context, f *Fetcher, m *machine, stage, name 
 	if !dl.OK() {
 		return dl, &downloadError{stage: stage, d: dl}
 	}
+	if r.cfg.Verify && stage != StageScript {
+		if want := r.sameBytes(stage+" "+path.Base(name), dl.SHA256); want != "" {
+			dl.Err = fmt.Sprintf("sha256 %s, other machines got %s", dl.SHA256, want)
+			return dl, &downloadError{stage: stage, d: dl, mismatch: true}
+		}
+	}
 	m.add(stage, time.Duration(dl.Seconds*float64(time.Second)))
 	return dl, nil
+}
+
+// sameBytes records sum as the hash of file when it is the first, and
+// returns the recorded hash when sum differs from it ("" when they agree).
+func (r *stormRun) sameBytes(file, sum string) string {
+	r.sumsMu.Lock()
+	defer r.sumsMu.Unlock()
+	if r.sums == nil {
+		r.sums = map[string]string{}
+	}
+	want, ok := r.sums[file]
+	if !ok {
+		r.sums[file] = sum
+		return ""
+	}
+	if sum != want {
+		return want
+	}
+	return ""
 }
 
 // ipxeFiles loads the iPXE script d names and the kernel and initrds it
@@ -464,8 +506,9 @@ var errNoBootFile = errors.New("client: the selected offer has no boot file (PXE
 
 // downloadError is a failed download of a storm machine.
 type downloadError struct {
-	stage string
-	d     Download
+	stage    string
+	d        Download
+	mismatch bool // complete, but not the bytes other machines got (Verify)
 }
 
 func (e *downloadError) Error() string {
@@ -476,7 +519,7 @@ func (e *downloadError) Error() string {
 // stage such as StageNBP) for the report's failure counts: no-offer, nak,
 // no-ack, boot-server, no-boot-file, local-boot, timeout, canceled,
 // STAGE-not-found, STAGE-timeout, STAGE-http-CODE, STAGE-refused,
-// STAGE-error, script-invalid, dhcp-error.
+// STAGE-mismatch (Verify), STAGE-error, script-invalid, dhcp-error.
 func FailureCause(stage string, err error) string {
 	if err == nil {
 		return ""
@@ -486,6 +529,8 @@ func FailureCause(stage string, err error) string {
 	if errors.As(err, &de) {
 		d := de.d
 		switch {
+		case de.mismatch:
+			return stage + "-mismatch"
 		case d.HTTPStatus != 0 && d.HTTPStatus != 200:
 			return fmt.Sprintf("%s-http-%d", stage, d.HTTPStatus)
 		case strings.Contains(d.Err, "file not found"):

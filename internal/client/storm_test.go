@@ -78,6 +78,7 @@ func TestFailureCause(t *testing.T) {
 		{StageNBP, dl(Download{Proto: "http", Err: "http: GET u: dial tcp 192.0.2.1:8080: connect: connection refused"}), "nbp-refused"},
 		{StageNBP, dl(Download{Proto: "tftp", Err: "tftp: get \"x\": access violation"}), "nbp-error"},
 		{StageScript, errors.New("client: u is not an iPXE script (no #!ipxe first line)"), "script-invalid"},
+		{StageKernel, &downloadError{stage: StageKernel, d: Download{Proto: "http", HTTPStatus: 200, Err: "sha256 ab, other machines got cd"}, mismatch: true}, "kernel-mismatch"},
 	} {
 		if got := FailureCause(tc.stage, tc.err); got != tc.want {
 			t.Errorf("FailureCause(%s, %v) = %q, want %q", tc.stage, tc.err, got, tc.want)
@@ -177,5 +178,26 @@ func TestStormConfigErrors(t *testing.T) {
 		if _, err := Storm(context.Background(), cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestStormSameBytes: with Verify, the first machine's hash of a file is
+// the reference; a machine that got other bytes is told which.
+func TestStormSameBytes(t *testing.T) {
+	r := &stormRun{}
+	if got := r.sameBytes("kernel vmlinuz", "aa"); got != "" {
+		t.Errorf("first sample: %q, want agreement", got)
+	}
+	if got := r.sameBytes("nbp undionly.kpxe", "bb"); got != "" {
+		t.Errorf("another file: %q, want agreement", got)
+	}
+	if got := r.sameBytes("kernel vmlinuz", "aa"); got != "" {
+		t.Errorf("same bytes: %q, want agreement", got)
+	}
+	if got := r.sameBytes("kernel vmlinuz", "ff"); got != "aa" {
+		t.Errorf("other bytes: %q, want the reference aa", got)
+	}
+	if len(r.sums) != 2 || r.sums["kernel vmlinuz"] != "aa" {
+		t.Errorf("sums = %v", r.sums)
 	}
 }
