@@ -13,8 +13,9 @@
 #   dnsmasq  full DHCP + its TFTP (--tftp-max 1000), busybox httpd for the script and kernel
 #            (dnsmasq has no HTTP)
 # Both lease from 198.18.1.0 up with address probing off on both sides (dnsmasq --no-ping,
-# pxed --dhcp-probe-timeout off) and no log line per boot step on either (dnsmasq --quiet-dhcp
-# --quiet-tftp, pxed --log-level warn), so the comparison is like for like. Prints both reports and the ratio of time to all booted.
+# pxed --dhcp-probe-timeout off), so the comparison is like for like. dnsmasq keeps its default
+# log line per DHCP and TFTP step (pxed runs at --log-level warn): with --quiet-dhcp --quiet-tftp
+# 44 and 61 of 500 machines got no offer in two runs at timeout scale 1, against none without. Prints both reports and the ratio of time to all booted.
 # The machines wait for DHCP answers as firmware does (4, 8, 16, 32 s windows; EDK II collects
 # offers for a whole window); --scale 0.25 shortens every window to a quarter for both servers.
 # --nbp-only stops each machine after its NBP (DHCP and TFTP only); --arch ipxe-efi skips the
@@ -244,7 +245,7 @@ net_up
 start httpd busybox httpd -f -p "$SRV:8080" -h "$WORK/http"
 start dnsmasq dnsmasq -k --conf-file=/dev/null --port=0 --user=root --group=root \
 	--interface="$IF_S" --bind-interfaces --pid-file="$WORK/dnsmasq.pid" \
-	--dhcp-leasefile="$WORK/dnsmasq.leases" --log-facility=- --no-ping --quiet-dhcp --quiet-tftp \
+	--dhcp-leasefile="$WORK/dnsmasq.leases" --log-facility=- --no-ping \
 	--dhcp-range=198.18.1.0,198.18.9.255,255.254.0.0,1h --dhcp-lease-max=10000 \
 	--enable-tftp --tftp-root="$WORK/ipxe" --tftp-max=1000 \
 	--dhcp-match=set:efi,option:client-arch,7 --dhcp-userclass=set:ipxe,iPXE \
