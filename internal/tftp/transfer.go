@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +29,7 @@ type transfer struct {
 	peer  netip.AddrPort
 	req   Packet
 	rc    syscall.RawConn // the transfer socket, for readSpin
+	rsa   unix.RawSockaddrAny
 
 	mu       sync.Mutex
 	conn     *net.UDPConn
@@ -392,10 +394,11 @@ func (t *transfer) readSpin(conn *net.UDPConn, rbuf []byte) (int, netip.AddrPort
 	}
 	err := t.rc.Read(func(fd uintptr) bool {
 		for {
-			var sa unix.Sockaddr
-			n, sa, rerr = unix.Recvfrom(int(fd), rbuf, unix.MSG_DONTWAIT)
+			n, rerr = recvfrom(int(fd), rbuf, &t.rsa)
 			if rerr != unix.EAGAIN {
-				from = sockaddrToAddrPort(sa)
+				if rerr == nil {
+					from = rawToAddrPort(&t.rsa)
+				}
 				return true
 			}
 			if spins >= limit {
@@ -412,12 +415,28 @@ func (t *transfer) readSpin(conn *net.UDPConn, rbuf []byte) (int, netip.AddrPort
 	return n, from, rerr
 }
 
-func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+// recvfrom reads one datagram without waiting, its source into rsa. It is
+// recvfrom(2) without what unix.Recvfrom adds per call: a getsockopt
+// SO_PROTOCOL system call (to tell L2TP from UDP) and an allocation.
+func recvfrom(fd int, p []byte, rsa *unix.RawSockaddrAny) (int, error) {
+	l := uint32(unix.SizeofSockaddrAny)
+	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&l)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// rawToAddrPort is the IPv4 or IPv6 address and port in rsa.
+func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
+	case unix.AF_INET6:
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
 	}
 	return netip.AddrPort{}
 }
