@@ -24,7 +24,8 @@
 # softirq: veth and TCP work lands there), of the server processes (with the children they
 # reaped; busybox httpd's per-connection children are not reaped that way, so the dnsmasq
 # figure is dnsmasq's alone) and of the storm client (its own getrusage).
-# --out DIR keeps the JSON reports and CPU figures; --perf also records a system-wide
+# --out DIR keeps the JSON reports, CPU figures and progress lines (NAME.progress, redrawn
+# every 0.5 s: machines in flight per phase over time); --perf also records a system-wide
 # `perf record -g` profile of each storm there (NAME.perf.data).
 # Exit: 0 when both storms booted every machine, 1 otherwise, 2 on usage errors.
 set -euo pipefail
@@ -207,7 +208,7 @@ storm() {
 	fi
 	set -- "$1" $before $after
 	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
-	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$OUT/"
+	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$OUT/"
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
 	return $rc
 }
