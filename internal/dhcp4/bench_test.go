@@ -40,7 +40,8 @@ func BenchmarkFullDORA(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		i++
-		mac := net.HardwareAddr{0x02, 0, 0, byte(i >> 16 % 1), byte(i % 60000 >> 8), byte(i % 60000)}
+		j := i % 60000
+		mac := net.HardwareAddr{0x02, 0, 0, 0, byte(j >> 8), byte(j)}
 		d, _ := dhcpv4.NewDiscovery(mac, dhcpv4.WithGatewayIP(relay))
 		in, err := dhcpv4.FromBytes(d.ToBytes())
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,6 +78,7 @@ type Socket struct {
 	port  Port
 	conn  *ipv4.PacketConn
 	raw   net.PacketConn
+	oob   []byte // IP_PKTINFO naming the interface, for every reply
 }
 
 // Open creates the sockets; it fails when an interface does not exist or has
@@ -113,7 +115,8 @@ func (s *Server) Open() ([]*Socket, error) {
 				closeAll(out)
 				return nil, fmt.Errorf("dhcp4: %s: IP_PKTINFO: %w", name, err)
 			}
-			out = append(out, &Socket{iface: ifi, ip: ip, port: port, conn: pc, raw: c})
+			oob := (&ipv4.ControlMessage{IfIndex: ifi.Index}).Marshal()
+			out = append(out, &Socket{iface: ifi, ip: ip, port: port, conn: pc, raw: c, oob: oob})
 		}
 	}
 	return out, nil
@@ -198,7 +201,6 @@ func (s *Server) logger() *slog.Logger {
 }
 
 func (s *Server) serve(ctx context.Context, sk *Socket) {
-	buf := make([]byte, 65536)
 	log := s.logger().With("iface", sk.iface.Name, "port", int(sk.port))
 	httpPort := s.HTTPPort
 	if httpPort == 0 {
@@ -219,8 +221,12 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			out := make([]reply, 0, 1)
 			for j := range jobs {
-				s.handle(ctx, sk, j.pkt, j.src, httpPort, log)
+				if r, ok := s.answer(ctx, sk, j.pkt, j.src, httpPort, log); ok {
+					out = append(out[:0], r)
+					s.send(ctx, sk, out, log)
+				}
 			}
 		}()
 	}
@@ -228,8 +234,17 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		close(jobs)
 		wg.Wait()
 	}()
+	// One recvmmsg reads every packet already queued (up to readBatch);
+	// the replies the reader makes itself leave in one sendmmsg.
+	msgs := make([]ipv4.Message, readBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, packetBuffer)}
+		msgs[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst)
+	}
+	var cm ipv4.ControlMessage
+	out := make([]reply, 0, readBatch)
 	for {
-		n, cm, src, err := sk.conn.ReadFrom(buf)
+		n, err := sk.conn.ReadBatch(msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -238,51 +253,78 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			time.Sleep(10 * time.Millisecond) // avoid a hot loop on a persistent error
 			continue
 		}
-		s.received.Add(1)
-		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != sk.iface.Index {
-			continue // not ours (cannot happen with SO_BINDTODEVICE, kept as a guard)
+		out = out[:0]
+		for i := range msgs[:n] {
+			m := &msgs[i]
+			s.received.Add(1)
+			if m.NN > 0 && cm.Parse(m.OOB[:m.NN]) == nil && cm.IfIndex != 0 && cm.IfIndex != sk.iface.Index {
+				continue // not ours (cannot happen with SO_BINDTODEVICE, kept as a guard)
+			}
+			srcAP := netip.AddrPort{}
+			if ua, ok := m.Addr.(*net.UDPAddr); ok {
+				srcAP = ua.AddrPort()
+				srcAP = netip.AddrPortFrom(srcAP.Addr().Unmap(), srcAP.Port())
+			}
+			if m.Flags&unix.MSG_TRUNC != 0 {
+				s.malformed.Add(1)
+				log.Debug("dhcp packet too long, dropped", "src", srcAP.String(), "len", m.N)
+				continue
+			}
+			pkt, err := dhcpv4.FromBytes(m.Buffers[0][:m.N])
+			if err != nil {
+				s.malformed.Add(1)
+				log.Debug("dhcp malformed packet dropped", "src", srcAP.String(), "len", m.N, "err", err)
+				continue
+			}
+			if why := Validate(pkt); why != "" {
+				s.malformed.Add(1)
+				log.Debug("dhcp packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String(), "why", why)
+				continue
+			}
+			if quick != nil && quick.Quick(pkt) {
+				if r, ok := s.answer(ctx, sk, pkt, srcAP, httpPort, log); ok {
+					out = append(out, r)
+				}
+				continue
+			}
+			select {
+			case jobs <- job{pkt, srcAP}:
+			default:
+				s.overload.Add(1)
+				log.Debug("dhcp overloaded, packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String())
+			}
 		}
-		srcAP := netip.AddrPort{}
-		if ua, ok := src.(*net.UDPAddr); ok {
-			srcAP = ua.AddrPort()
-			srcAP = netip.AddrPortFrom(srcAP.Addr().Unmap(), srcAP.Port())
-		}
-		pkt, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil {
-			s.malformed.Add(1)
-			log.Debug("dhcp malformed packet dropped", "src", srcAP.String(), "len", n, "err", err)
-			continue
-		}
-		if why := Validate(pkt); why != "" {
-			s.malformed.Add(1)
-			log.Debug("dhcp packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String(), "why", why)
-			continue
-		}
-		if quick != nil && quick.Quick(pkt) {
-			s.handle(ctx, sk, pkt, srcAP, httpPort, log)
-			continue
-		}
-		select {
-		case jobs <- job{pkt, srcAP}:
-		default:
-			s.overload.Add(1)
-			log.Debug("dhcp overloaded, packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String())
-		}
+		s.send(ctx, sk, out, log)
 	}
 }
 
 // socketBuffer is the receive buffer of each DHCP socket.
 const socketBuffer = 4 << 20
 
+// readBatch is the most packets one read takes from a socket's queue.
+const readBatch = 32
+
+// packetBuffer is the size of each packet's read buffer: a DHCP message
+// in a jumbo frame fits; a longer one is dropped as malformed.
+const packetBuffer = 9216
+
 // DefaultWorkers is Server.Workers when 0.
 const DefaultWorkers = 256
 
-func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) {
+// reply is an answer ready to send.
+type reply struct {
+	pkt  *dhcpv4.DHCPv4 // the request
+	res  Result
+	mac  string
+	dst  Dest
+	wire []byte
+}
+
+// answer asks the Responder about pkt and, when it answers, returns the
+// reply with its destination (RFC 2131 §4.1) and its bytes.
+func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) (reply, bool) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
 	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx})
-	if log.Enabled(ctx, slog.LevelDebug) {
-		log = log.With("mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String())
-	}
 	if s.Events != nil {
 		if ip := requestedIP(pkt); ip.IsValid() {
 			s.Events.Learn(ip, mac)
@@ -291,12 +333,13 @@ func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 	if res.Reply == nil {
 		s.ignored.Add(1)
 		if log.Enabled(ctx, slog.LevelDebug) {
-			log.Debug("dhcp ignored", "why", res.Reason, "firmware", res.Machine.Firmware.String())
+			log.Debug("dhcp ignored", "mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String(),
+				"why", res.Reason, "firmware", res.Machine.Firmware.String())
 		}
 		if s.Events != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover {
 			s.Events.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: res.Reason})
 		}
-		return
+		return reply{}, false
 	}
 	dst := Destination(pkt, res.Reply, sk.port, src)
 	if dst.Link {
@@ -304,26 +347,63 @@ func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 		// answer ARP yet, so install its neighbour entry first (as dnsmasq
 		// does); when that fails, broadcast, which every client accepts.
 		if err := s.linkUnicast(sk, dst.Addr.Addr(), pkt.ClientHWAddr); err != nil {
-			log.Debug("dhcp unicast to chaddr unavailable, broadcasting", "err", err)
+			log.Debug("dhcp unicast to chaddr unavailable, broadcasting", "mac", mac, "err", err)
 			dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
 		}
 	}
-	b := res.Reply.ToBytes()
+	return reply{pkt: pkt, res: res, mac: mac, dst: dst, wire: res.Reply.ToBytes()}, true
+}
+
+// send writes the replies, as many as the kernel takes per sendmmsg; a
+// reply that fails is retried alone (broadcast when unicast to chaddr
+// failed) and counted when it cannot be sent.
+func (s *Server) send(ctx context.Context, sk *Socket, rs []reply, log *slog.Logger) {
+	if len(rs) == 0 {
+		return
+	}
+	msgs := make([]ipv4.Message, len(rs))
+	for i := range rs {
+		msgs[i] = ipv4.Message{Buffers: [][]byte{rs[i].wire}, OOB: sk.oob, Addr: net.UDPAddrFromAddrPort(rs[i].dst.Addr)}
+	}
+	for len(rs) > 0 {
+		n, err := sk.conn.WriteBatch(msgs, 0)
+		n = max(n, 0)
+		for i := range rs[:n] {
+			s.sent(ctx, sk, &rs[i], log)
+		}
+		rs, msgs = rs[n:], msgs[n:]
+		if len(rs) > 0 && (err != nil || n == 0) {
+			// The first reply left failed: on its own, with its fallback.
+			s.sendOne(ctx, sk, &rs[0], log)
+			rs, msgs = rs[1:], msgs[1:]
+		}
+	}
+}
+
+// sendOne writes one reply, as a broadcast when unicast to chaddr fails.
+func (s *Server) sendOne(ctx context.Context, sk *Socket, r *reply, log *slog.Logger) {
 	cm := &ipv4.ControlMessage{IfIndex: sk.iface.Index}
-	_, err := sk.conn.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst.Addr))
-	if err != nil && dst.Link {
-		log.Debug("dhcp unicast to chaddr failed, broadcasting", "dst", dst.Addr.String(), "err", err)
-		dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
-		_, err = sk.conn.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst.Addr))
+	_, err := sk.conn.WriteTo(r.wire, cm, net.UDPAddrFromAddrPort(r.dst.Addr))
+	if err != nil && r.dst.Link {
+		log.Debug("dhcp unicast to chaddr failed, broadcasting", "mac", r.mac, "dst", r.dst.Addr.String(), "err", err)
+		r.dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: r.dst.Why + " (sent as broadcast)"}
+		_, err = sk.conn.WriteTo(r.wire, cm, net.UDPAddrFromAddrPort(r.dst.Addr))
 	}
 	if err != nil {
 		s.sendErrs.Add(1)
-		log.Warn("dhcp send failed", "dst", dst.Addr.String(), "err", err)
+		log.Warn("dhcp send failed", "mac", r.mac, "dst", r.dst.Addr.String(), "err", err)
 		return
 	}
+	s.sent(ctx, sk, r, log)
+}
+
+// sent counts a reply that left and records it.
+func (s *Server) sent(ctx context.Context, sk *Socket, r *reply, log *slog.Logger) {
 	s.replied.Add(1)
+	res := r.res
 	if log.Enabled(ctx, slog.LevelDebug) {
-		log.Debug("dhcp replied", "reply", res.Reply.MessageType().String(), "dst", dst.Addr.String(), "file", res.Plan.BootFile)
+		log.Debug("dhcp replied", "mac", r.mac, "xid", r.pkt.TransactionID.String(), "type", r.pkt.MessageType().String(),
+			"reply", res.Reply.MessageType().String(), "dst", r.dst.Addr.String(), "file", res.Plan.BootFile)
 	}
 	if s.Events != nil {
 		stage := events.StageOffer
@@ -333,9 +413,13 @@ func (s *Server) handle(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 		case dhcpv4.MessageTypeNak:
 			stage = events.StageNak
 		}
-		s.Events.Record(events.Event{MAC: mac, Stage: stage,
-			Detail: fmt.Sprintf("%s %s → %s (port %d)", res.Machine.Firmware, archName(res.Machine), res.Plan.BootFile, int(sk.port))})
+		s.Events.Record(events.Event{MAC: r.mac, Stage: stage, Detail: replyDetail(res.Machine, res.Plan.BootFile, sk.port)})
 	}
+}
+
+// replyDetail is the event detail of a reply: "firmware arch → file (port N)".
+func replyDetail(m boot.Machine, file string, port Port) string {
+	return m.Firmware.String() + " " + archName(m) + " → " + file + " (port " + strconv.Itoa(int(port)) + ")"
 }
 
 // linkUnicast makes yiaddr reachable at chaddr on the socket's interface.
@@ -356,7 +440,7 @@ func archName(m boot.Machine) string {
 		return m.Class
 	}
 	if m.HasArch {
-		return fmt.Sprintf("arch-%d", m.Arch)
+		return "arch-" + strconv.Itoa(int(m.Arch))
 	}
 	return "arch-?"
 }
