@@ -14,8 +14,11 @@ import (
 // pxelinux) are well below it; initrds and images are not cached.
 const DefaultCacheMax = 16 << 20
 
-// fileKey identifies one version of a file: a file rewritten in place or
-// replaced gets a new key, so a transfer never mixes two versions.
+// fileKey identifies one version of a file: a file replaced (renamed over)
+// or rewritten in place gets a new key, so a transfer never mixes two
+// versions. Only a rewrite to the same size within the file system's
+// timestamp granularity would keep the key; running transfers of the old
+// version then finish with what they had, as with a rename.
 type fileKey struct {
 	dev, ino     uint64
 	size         int64
