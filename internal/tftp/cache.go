@@ -17,8 +17,8 @@ const DefaultCacheMax = 16 << 20
 // fileKey identifies one version of a file: a file replaced (renamed over)
 // or rewritten in place gets a new key, so a transfer never mixes two
 // versions. Only a rewrite to the same size within the file system's
-// timestamp granularity would keep the key; running transfers of the old
-// version then finish with what they had, as with a rename.
+// timestamp granularity keeps the key: transfers starting while one of the
+// old version still runs would then get the old content.
 type fileKey struct {
 	dev, ino     uint64
 	size         int64
