@@ -13,9 +13,11 @@
 # bisection, at most --steps runs per server, each against a freshly started server with empty
 # lease state) for the highest one with < 1 % drops in both DISCOVER-OFFER and REQUEST-ACK.
 # Latency percentiles come from perfdhcp's per-exchange timestamps (-x t).
-# CPU: the server's CPU time (user + system, from /proc) per DORA is measured in every step; a
-# last run at --cpu-rate (default 5000/s) for each server that sustains it compares the servers'
-# cost at one rate, which does not depend on how fast perfdhcp can send.
+# CPU: the server's CPU time (user + system of its process, from /proc/PID/stat, before and
+# after the step) per 1,000 DORA is measured in every step; the table shows it at the highest
+# passing rate with the capacity it implies for one core (DORA per CPU-second), which does not
+# depend on how fast perfdhcp can send. A last run at --cpu-rate (default 250/s, which all
+# three sustain) compares the servers' cost at one rate.
 #
 # Leases are kept on disk for every server (work dir under /var/tmp, never tmpfs):
 #   kea      memfile backend, persist true (CSV appended per lease, not fsync'd by Kea)
@@ -35,7 +37,7 @@ STEPS=8
 START_RATE=1000
 MAX_RATE=40000
 CLIENTS=100000
-CPU_RATE=5000
+CPU_RATE=250
 KEA_MT=${KEA_MT:-false}
 RANGE_FIRST=198.18.1.0
 RANGE_LAST=198.19.255.250
@@ -96,7 +98,6 @@ stop_server() {
 		sleep 0.1
 	done
 	kill -KILL -- "-$SERVER_PGID" 2>/dev/null || true
-	{ wait "$SERVER_PGID" || true; } 2>/dev/null # no "Killed" job notice
 	SERVER_PGID=""
 }
 
@@ -209,6 +210,7 @@ EOF
 		;;
 	esac
 	SERVER_PGID=$!
+	disown "$SERVER_PGID" # no "Killed" notice when stop_server ends it
 	# Ready when something listens on UDP 67 in the server namespace (10 s at most).
 	for _ in $(seq 100); do
 		if ! kill -0 "$SERVER_PGID" 2>/dev/null; then
@@ -227,15 +229,25 @@ EOF
 	return 1
 }
 
-# server_cpu: CPU time (user + system, its children included) of the running server, in clock
-# ticks. `setsid ip netns exec` execs the server, so the process group leader is the server.
+# server_cpu: CPU time (user + system) of the running server's whole process group, waited-for
+# children included, in clock ticks. `setsid ip netns exec` execs the server, so the group is
+# the server and whatever it forks.
 server_cpu() {
-	awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$SERVER_PGID/stat" 2>/dev/null || echo 0
+	local pid t=0
+	for pid in $(pgrep -g "$SERVER_PGID" 2>/dev/null); do
+		t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$t"
 }
 
-# us_per_dora TICKS ACKS: CPU microseconds per acknowledged exchange.
-us_per_dora() {
+# ms_per_kdora TICKS ACKS: CPU milliseconds per 1,000 acknowledged exchanges.
+ms_per_kdora() {
 	awk -v t="$1" -v a="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (a > 0) printf "%.0f", t / hz * 1e6 / a; else print "-" }'
+}
+
+# per_cpu_second TICKS ACKS: acknowledged exchanges per CPU-second of the server.
+per_cpu_second() {
+	awk -v t="$1" -v a="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (t > 0 && a > 0) printf "%.0f", a / (t / hz); else print "-" }'
 }
 
 # run_perfdhcp RATE SECONDS OUT: one fixed-rate run. Pass/fail is judged on the final
@@ -303,7 +315,7 @@ measure() {
 		local dir="$WORK/$name-$step" out
 		out="$dir/perfdhcp.out"
 		start_server "$name" "$dir" || return 1
-		local c0 c1 cpu
+		local c0 c1 cpu cap
 		c0=$(server_cpu)
 		run_perfdhcp "$rate" "$PERIOD" "$out"
 		c1=$(server_cpu)
@@ -314,13 +326,14 @@ measure() {
 		local dos dod rar rad doa raa dom ram achieved pass=no
 		read -r dos _ dod _ rar rad doa raa dom ram <<<"$(parse_run "$out")"
 		achieved=$(awk -v n="$rar" -v p="$PERIOD" 'BEGIN { printf "%d", n / p }')
-		cpu=$(us_per_dora $((c1 - c0)) "$rar")
+		cpu=$(ms_per_kdora $((c1 - c0)) "$rar")
+		cap=$(per_cpu_second $((c1 - c0)) "$rar")
 		if awk -v a="$dod" -v b="$rad" -v s="$dos" -v want=$((rate * PERIOD)) \
 			'BEGIN { exit !(a < 1 && b < 1 && s >= 0.95 * want) }'; then
 			pass=yes
 		fi
 		log "$name step $step: rate $rate/s: sent $dos, acked $rar ($achieved DORA/s)," \
-			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, server CPU $cpu us/DORA, $ondisk leases on disk: $pass"
+			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, server CPU $cpu ms per 1,000 DORA ($cap DORA per CPU-second), $ondisk leases on disk: $pass"
 		if grep -q "Reached maximum" "$out"; then
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
 		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
@@ -330,7 +343,7 @@ measure() {
 		if [ "$pass" = yes ]; then
 			lo=$rate
 			res=$(percentiles "$out")
-			best_row="$name $achieved $doa $raa $res $dom $ram $cpu"
+			best_row="$name $achieved $doa $raa $res $dom $ram $cpu $cap"
 			if [ "$hi" -eq 0 ]; then rate=$((rate * 2)); else rate=$(((lo + hi) / 2)); fi
 			if [ "$rate" -gt "$MAX_RATE" ]; then
 				[ "$lo" -ge "$MAX_RATE" ] && break
@@ -348,19 +361,21 @@ measure() {
 	# CPU per DORA at the common rate, for a server that sustained it.
 	local cpu_common=-
 	if [ "$lo" -ge "$CPU_RATE" ]; then
-		local dir="$WORK/$name-cpu" out c0 c1 rar
+		local dir="$WORK/$name-cpu" out c0 c1 dod rar rad
 		out="$dir/perfdhcp.out"
 		start_server "$name" "$dir" || return 1
 		c0=$(server_cpu)
 		run_perfdhcp "$CPU_RATE" "$PERIOD" "$out"
 		c1=$(server_cpu)
 		stop_server KILL
-		read -r _ _ _ _ rar _ <<<"$(parse_run "$out")"
-		cpu_common=$(us_per_dora $((c1 - c0)) "$rar")
-		log "$name: at $CPU_RATE/s the server used $cpu_common us of CPU per DORA"
+		read -r _ _ dod _ rar rad _ <<<"$(parse_run "$out")"
+		if awk -v a="$dod" -v b="$rad" 'BEGIN { exit !(a < 1 && b < 1) }'; then
+			cpu_common=$(ms_per_kdora $((c1 - c0)) "$rar")
+		fi
+		log "$name: at $CPU_RATE/s (drops DO $dod% RA $rad%) the server used $cpu_common ms of CPU per 1,000 DORA"
 	fi
 	if [ -z "$best_row" ]; then
-		best_row="$name 0 - - - - - - - - -"
+		best_row="$name 0 - - - - - - - - - -"
 	elif [ -n "$climit" ]; then
 		best_row=$(echo "$best_row" | awk '{ $2 = $2 "*"; print }')
 	fi
@@ -399,16 +414,17 @@ main() {
 	echo "DHCPv4 DORA, perfdhcp $(perfdhcp -v 2>&1 | awk '{ print $2 }'): -R $CLIENTS clients," \
 		"${PERIOD}s per step, <= $STEPS steps, pass = <1 % drops (DO and RA); latency in ms"
 	echo "at the highest passing rate (p50/p99 from perfdhcp -x t per-exchange timestamps)"
-	echo "CPU: server CPU microseconds per DORA at its highest passing rate, and at $CPU_RATE/s for all"
-	printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n' server "DORA/s" "DO avg" "DO p50" \
-		"DO p99" "DO max" "RA avg" "RA p50" "RA p99" "RA max" "CPU us" "@$CPU_RATE"
+	echo "CPU: server CPU ms per 1,000 DORA and DORA per CPU-second (one core's capacity) at the"
+	echo "highest passing rate; CPU ms per 1,000 DORA at $CPU_RATE/s for every server"
+	printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s %9s %10s %9s\n' server "DORA/s" "DO avg" "DO p50" \
+		"DO p99" "DO max" "RA avg" "RA p50" "RA p99" "RA max" "CPUms/1k" "DORA/CPUs" "@$CPU_RATE"
 	local s row
 	for s in $SERVERS; do
 		row="RESULT_$s"
-		row=${!row:-"$s 0 - - - - - - - - - -"}
-		read -r n rate doa raa dop50 dop99 rap50 rap99 dom ram cpu cpuc <<<"$row"
-		printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s %8s %8s\n' "$n" "$rate" "$doa" "$dop50" "$dop99" \
-			"$dom" "$raa" "$rap50" "$rap99" "$ram" "$cpu" "$cpuc"
+		row=${!row:-"$s 0 - - - - - - - - - - -"}
+		read -r n rate doa raa dop50 dop99 rap50 rap99 dom ram cpu cap cpuc <<<"$row"
+		printf '%-8s %10s %9s %9s %9s %9s %9s %9s %9s %9s %9s %10s %9s\n' "$n" "$rate" "$doa" "$dop50" "$dop99" \
+			"$dom" "$raa" "$rap50" "$rap99" "$ram" "$cpu" "$cap" "$cpuc"
 	done
 	local p k d
 	p=$(echo "${RESULT_pxed:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
@@ -420,15 +436,18 @@ main() {
 	if [ -n "${RESULT_pxed:-}" ]; then
 		# A reference server limited by perfdhcp makes the ratio an upper bound (<=), pxed so
 		# limited a lower bound (>=).
-		awk -v p="$p" -v k="$k" -v d="$d" -v rp="${RESULT_pxed:-}" -v rk="${RESULT_kea:-}" \
+		awk -v p="$p" -v k="$k" -v d="$d" -v cr="$CPU_RATE" -v rp="${RESULT_pxed:-}" -v rk="${RESULT_kea:-}" \
 			-v rd="${RESULT_dnsmasq:-}" 'function b(r, x) { return index(r, "*") ? (r == rp ? ">=" : "<=") : "" }
 			BEGIN {
 			if (k > 0) printf "pxed/Kea     %s%.2fx (target >= 2x)\n", b(rk) b(rp), p / k
 			if (d > 0) printf "pxed/dnsmasq %s%.2fx (target >= 2x)\n", b(rd) b(rp), p / d
-			split(rp, P, " "); split(rk, K, " ")
+			split(rp, P, " "); split(rk, K, " "); split(rd, D, " ")
 			if (P[12] + 0 > 0 && K[12] + 0 > 0)
-				printf "CPU per DORA at the same rate: Kea/pxed %.2fx (a core of this machine would serve %d DORA/s with pxed, %d with Kea)\n",
-					K[12] / P[12], 1e6 / P[12], 1e6 / K[12] }'
+				printf "one core at the highest passing rate: pxed/Kea %.2fx (%d vs %d DORA per CPU-second)\n", P[12] / K[12], P[12], K[12]
+			if (P[12] + 0 > 0 && D[12] + 0 > 0)
+				printf "one core at the highest passing rate: pxed/dnsmasq %.2fx (%d vs %d DORA per CPU-second)\n", P[12] / D[12], P[12], D[12]
+			printf "CPU ms per 1,000 DORA at %s/s: pxed %s, Kea %s, dnsmasq %s\n", cr, P[13] == "" ? "-" : P[13],
+				K[13] == "" ? "-" : K[13], D[13] == "" ? "-" : D[13] }'
 	fi
 	return "$failed"
 }
