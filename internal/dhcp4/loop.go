@@ -222,10 +222,12 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		go func() {
 			defer wg.Done()
 			out := make([]reply, 0, 1)
+			buf := make([]byte, 0, replyCapacity)
 			for j := range jobs {
-				if r, ok := s.answer(ctx, sk, j.pkt, j.src, httpPort, log); ok {
+				if r, ok := s.answer(ctx, sk, j.pkt, j.src, httpPort, log, buf[:0]); ok {
 					out = append(out[:0], r)
 					s.send(ctx, sk, out, log)
+					buf = r.wire // keep a buffer that grew
 				}
 			}
 		}()
@@ -243,6 +245,10 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 	}
 	var cm ipv4.ControlMessage
 	out := make([]reply, 0, readBatch)
+	bufs := make([][]byte, readBatch) // the wire form of out[i], reused
+	for i := range bufs {
+		bufs[i] = make([]byte, 0, replyCapacity)
+	}
 	for {
 		n, err := sk.conn.ReadBatch(msgs, 0)
 		if err != nil {
@@ -282,7 +288,8 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 				continue
 			}
 			if quick != nil && quick.Quick(pkt) {
-				if r, ok := s.answer(ctx, sk, pkt, srcAP, httpPort, log); ok {
+				if r, ok := s.answer(ctx, sk, pkt, srcAP, httpPort, log, bufs[len(out)][:0]); ok {
+					bufs[len(out)] = r.wire
 					out = append(out, r)
 				}
 				continue
@@ -321,8 +328,9 @@ type reply struct {
 }
 
 // answer asks the Responder about pkt and, when it answers, returns the
-// reply with its destination (RFC 2131 §4.1) and its bytes.
-func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger) (reply, bool) {
+// reply with its destination (RFC 2131 §4.1) and its bytes, encoded into
+// buf (which may grow).
+func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger, buf []byte) (reply, bool) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
 	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx})
 	if s.Events != nil {
@@ -351,7 +359,7 @@ func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 			dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
 		}
 	}
-	return reply{pkt: pkt, res: res, mac: mac, dst: dst, wire: res.Reply.ToBytes()}, true
+	return reply{pkt: pkt, res: res, mac: mac, dst: dst, wire: appendPacket(buf, res.Reply)}, true
 }
 
 // send writes the replies, as many as the kernel takes per sendmmsg; a
