@@ -240,6 +240,13 @@ server_cpu() {
 	echo "$t"
 }
 
+# rcvbuf_drops NS: datagrams the kernel dropped in namespace NS so far because a socket's
+# receive buffer was full (UdpRcvbufErrors): in the client namespace that is perfdhcp falling
+# behind, in the server namespace the server.
+rcvbuf_drops() {
+	ip netns exec "$1" nstat -asz UdpRcvbufErrors 2>/dev/null | awk '$1 == "UdpRcvbufErrors" { n = $2 } END { print n + 0 }'
+}
+
 # ms_per_kdora TICKS ACKS: CPU milliseconds per 1,000 acknowledged exchanges.
 ms_per_kdora() {
 	awk -v t="$1" -v a="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (a > 0) printf "%.0f", t / hz * 1e6 / a; else print "-" }'
@@ -315,10 +322,14 @@ measure() {
 		local dir="$WORK/$name-$step" out
 		out="$dir/perfdhcp.out"
 		start_server "$name" "$dir" || return 1
-		local c0 c1 cpu cap
+		local c0 c1 cpu cap sq0 sq1 cq0 cq1
+		sq0=$(rcvbuf_drops "$NS_S")
+		cq0=$(rcvbuf_drops "$NS_C")
 		c0=$(server_cpu)
 		run_perfdhcp "$rate" "$PERIOD" "$out"
 		c1=$(server_cpu)
+		sq1=$(rcvbuf_drops "$NS_S")
+		cq1=$(rcvbuf_drops "$NS_C")
 		# SIGKILL: no server gets to flush anything at exit; what is on disk is what it wrote.
 		stop_server KILL
 		local ondisk
@@ -333,7 +344,8 @@ measure() {
 			pass=yes
 		fi
 		log "$name step $step: rate $rate/s: sent $dos, acked $rar ($achieved DORA/s)," \
-			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, server CPU $cpu ms per 1,000 DORA ($cap DORA per CPU-second), $ondisk leases on disk: $pass"
+			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, server CPU $cpu ms per 1,000 DORA ($cap DORA per CPU-second)," \
+			"receive buffer overflows: server $((sq1 - sq0)), perfdhcp $((cq1 - cq0)); $ondisk leases on disk: $pass"
 		if grep -q "Reached maximum" "$out"; then
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
 		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
@@ -358,14 +370,15 @@ measure() {
 		if [ "$hi" -gt 0 ] && [ $(((hi - lo) * 20)) -le "$hi" ]; then break; fi
 		if [ "$rate" -le "$lo" ] || { [ "$hi" -gt 0 ] && [ "$rate" -ge "$hi" ]; } || [ "$rate" -lt 100 ]; then break; fi
 	done
-	# CPU per DORA at the common rate, for a server that sustained it.
-	local cpu_common=-
+	# CPU per DORA at the common rate, for a server that sustained it (5 s at most: at a low
+	# rate that is thousands of exchanges).
+	local cpu_common=- CPU_PERIOD=$((PERIOD < 5 ? PERIOD : 5))
 	if [ "$lo" -ge "$CPU_RATE" ]; then
 		local dir="$WORK/$name-cpu" out c0 c1 dod rar rad
 		out="$dir/perfdhcp.out"
 		start_server "$name" "$dir" || return 1
 		c0=$(server_cpu)
-		run_perfdhcp "$CPU_RATE" "$PERIOD" "$out"
+		run_perfdhcp "$CPU_RATE" "$CPU_PERIOD" "$out"
 		c1=$(server_cpu)
 		stop_server KILL
 		read -r _ _ dod _ rar rad _ <<<"$(parse_run "$out")"
