@@ -32,7 +32,7 @@ set -euo pipefail
 
 SERVERS="kea dnsmasq pxed"
 PXED_BIN=""
-PERIOD=10
+PERIOD=8
 STEPS=8
 START_RATE=2000
 MAX_RATE=40000
@@ -346,11 +346,17 @@ measure() {
 		log "$name step $step: rate $rate/s: sent $dos, acked $rar ($achieved DORA/s)," \
 			"drops DO $dod% RA $rad%, avg DO ${doa} ms RA ${raa} ms, server CPU $cpu ms per 1,000 DORA ($cap DORA per CPU-second)," \
 			"receive buffer overflows: server $((sq1 - sq0)), perfdhcp $((cq1 - cq0)); $ondisk leases on disk: $pass"
+		# A failed step is perfdhcp's limit, not the server's, when perfdhcp could not send the
+		# rate or the only receive buffer that overflowed was perfdhcp's.
+		local client_limited=no
 		if grep -q "Reached maximum" "$out"; then
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
-		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
+		fi
+		if [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
 			log "$name: perfdhcp sent only $dos of $((rate * PERIOD)) (-g single): the client is the limit"
-			climit="*"
+			client_limited=yes
+		elif [ $((cq1 - cq0)) -gt 0 ] && [ $((sq1 - sq0)) -eq 0 ]; then
+			client_limited=yes
 		fi
 		if [ "$pass" = yes ]; then
 			lo=$rate
@@ -362,8 +368,10 @@ measure() {
 				rate=$MAX_RATE
 			fi
 		else
+			# The lowest failing rate decides whether the result is the server's limit.
 			hi=$rate
 			rate=$(((lo + hi) / 2))
+			if [ "$client_limited" = yes ]; then climit="*"; else climit=""; fi
 		fi
 		if [ "$rate" -ge 2000 ]; then rate=$((rate / 100 * 100)); else rate=$((rate / 10 * 10)); fi
 		# Stop at 5 % resolution, or when the next rate is one already run.
@@ -444,7 +452,8 @@ main() {
 	k=$(echo "${RESULT_kea:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
 	d=$(echo "${RESULT_dnsmasq:-}" | awk '{ sub(/\*/, "", $2); print $2 + 0 }')
 	case "${RESULT_kea:-}${RESULT_dnsmasq:-}${RESULT_pxed:-}" in
-	*'*'*) echo "* perfdhcp (-g single, sharing the CPUs) could not send faster: the server's own limit is higher" ;;
+	*'*'*) echo "* at the lowest failing rate perfdhcp was the limit (it could not send the rate, or only its own" \
+		"receive buffer overflowed): the server's own limit is higher" ;;
 	esac
 	if [ -n "${RESULT_pxed:-}" ]; then
 		# A reference server limited by perfdhcp makes the ratio an upper bound (<=), pxed so
