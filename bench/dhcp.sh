@@ -351,11 +351,11 @@ measure() {
 		local client_limited=no
 		if grep -q "Reached maximum" "$out"; then
 			log "$name: run cut short after $dos exchanges: more than 5 % lost"
-		fi
-		if [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
+		elif [ "$dos" -lt $((rate * PERIOD * 95 / 100)) ]; then
 			log "$name: perfdhcp sent only $dos of $((rate * PERIOD)) (-g single): the client is the limit"
 			client_limited=yes
-		elif [ $((cq1 - cq0)) -gt 0 ] && [ $((sq1 - sq0)) -eq 0 ]; then
+		fi
+		if [ $((cq1 - cq0)) -gt 0 ] && [ $((sq1 - sq0)) -eq 0 ]; then
 			client_limited=yes
 		fi
 		if [ "$pass" = yes ]; then
