@@ -400,19 +400,11 @@ func ipxeOf(p Profile) Profile {
 // clients at once, and all but the first are refused.
 func (r *stormRun) dhcp(ctx context.Context, prof Profile, mac net.HardwareAddr, inner Transport, m *machine) (*DHCPResult, error) {
 	clock := &clockTransport{inner: inner}
-	var d *DHCPResult
-	var err error
-	naks := 0
-	for {
-		ex := &Exchange{Transport: clock, Profile: prof, ID: Identity{MAC: mac, UUID: UUIDFromMAC(mac)}, Scale: r.cfg.Scale}
-		d, err = ex.Run(ctx)
-		if err == nil || FailureCause("dhcp", err) != "nak" || naks >= maxNAKRestarts {
-			break
-		}
-		naks++
-	}
+	ex := &Exchange{Transport: clock, Profile: prof, ID: Identity{MAC: mac, UUID: UUIDFromMAC(mac)}, Scale: r.cfg.Scale,
+		NAKRestarts: maxNAKRestarts}
+	d, err := ex.Run(ctx)
 	clock.record(m)
-	m.retries["restart after DHCPNAK"] += naks
+	m.retries["restart after DHCPNAK"] += d.NAKs
 	if err != nil {
 		return d, err
 	}
