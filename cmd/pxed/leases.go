@@ -55,7 +55,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
-	ls := &leaseServer{store: st, full: &dhcp4.Full{Boot: bc, QuickOffers: cfg.ProbeTimeout() <= 0}}
+	ls := &leaseServer{store: st, full: &dhcp4.Full{Boot: bc}}
 	// The leases are read from memory (a DISCOVER then costs no query);
 	// every write still commits to SQLite first.
 	cache, err := lease.NewCached(ctx, st)
@@ -67,6 +67,8 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	if t := cfg.ProbeTimeout(); t > 0 {
 		probe = (&dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}).InUse
 	}
+	// Without a probe an offer never waits: the socket reader answers DISCOVERs.
+	ls.full.QuickOffers = probe == nil
 	for _, s := range subs {
 		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
 		if err != nil {
