@@ -60,19 +60,6 @@ func TestManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
 	managersNeverShare(t, func(s lease.Store) lease.Store { return s })
 }
 
-// The same with each server reading through its own lease.Cached, which
-// does not see the other server's writes: the durable compare-and-swap
-// still refuses a second holder, and the conflict refreshes the cache.
-func TestCachedManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
-	managersNeverShare(t, func(s lease.Store) lease.Store {
-		c, err := lease.NewCached(context.Background(), s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
-}
-
 func managersNeverShare(t *testing.T, wrap func(lease.Store) lease.Store) {
 	path := filepath.Join(t.TempDir(), "leases.db")
 	sn := benchSubnet()
