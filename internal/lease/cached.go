@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 )
 
 // Cached is a Store that keeps every lease of a durable Store in memory,
@@ -109,7 +110,20 @@ func (c *Cached) Find(ctx context.Context, f Filter) ([]Lease, error) {
 }
 
 // Put implements Store: the durable Store first, then the cache.
+//
+// Under a context from WithDeferred, when the durable Store is an
+// AsyncStore, Put does not wait: it compare-and-swaps l against the cached
+// lease, applies it to the cache, queues the durable write (in the order
+// of the cache's changes) and returns; the Deferred learns when the write
+// is durable. A durable write that fails reloads the address from the
+// durable Store, which stays the authority: a write made over a cached
+// lease that never became durable is refused there in turn.
 func (c *Cached) Put(ctx context.Context, l Lease) (Lease, error) {
+	if d := deferredFrom(ctx); d != nil {
+		if async, ok := c.durable.(AsyncStore); ok {
+			return c.putDeferred(ctx, async, d, l)
+		}
+	}
 	out, err := c.durable.Put(ctx, l)
 	switch {
 	case err == nil:
@@ -132,4 +146,65 @@ func (c *Cached) reload(ctx context.Context, addr netip.Addr) {
 	c.mu.Lock()
 	c.setLocked(cur)
 	c.mu.Unlock()
+}
+
+func (c *Cached) putDeferred(ctx context.Context, async AsyncStore, d *Deferred, l Lease) (Lease, error) {
+	if err := ctx.Err(); err != nil {
+		return Lease{}, err
+	}
+	if !l.Addr.IsValid() {
+		return Lease{}, errors.New("lease: put: invalid address")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur, ok := c.byAddr[l.Addr]
+	if (!ok && l.Version != 0) || (ok && cur.Version != l.Version) {
+		return Lease{}, fmt.Errorf("lease: put %v version %d: %w", l.Addr, l.Version, ErrConflict)
+	}
+	// What the durable Store will return: times at its precision, in UTC.
+	out := clone(l)
+	out.Version++
+	out.Expires, out.Updated = time.Unix(0, l.Expires.UnixNano()).UTC(), time.Unix(0, l.Updated.UnixNano()).UTC()
+	c.setLocked(out)
+	d.add()
+	addr := l.Addr
+	// Queued under c.mu, so the durable Store sees the writes in the
+	// order the cache took them. done must not take c.mu: the queue may
+	// be full and this goroutine waiting on it.
+	async.PutAsync(ctx, l, func(_ Lease, err error) {
+		if err == nil {
+			d.finish(nil)
+			return
+		}
+		// The waiter learns of the failure once the cache holds the
+		// durable Store's lease again.
+		go func() {
+			c.forceReload(context.WithoutCancel(ctx), addr)
+			d.finish(err)
+		}()
+	})
+	return clone(out), nil
+}
+
+// forceReload replaces the cached lease on addr with the durable Store's
+// after a deferred write failed, even when the cache holds a higher
+// version (the write that never became durable), and drops it when the
+// durable Store has none.
+func (c *Cached) forceReload(ctx context.Context, addr netip.Addr) {
+	cur, err := c.durable.Get(ctx, addr)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return // I/O: keep what we have; the durable Store still refuses stale writes
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.byAddr[addr]; ok {
+		delete(c.byAddr, addr)
+		c.byKey[old.Key] = slices.DeleteFunc(c.byKey[old.Key], func(a netip.Addr) bool { return a == addr })
+		if len(c.byKey[old.Key]) == 0 {
+			delete(c.byKey, old.Key)
+		}
+	}
+	if err == nil {
+		c.setLocked(cur)
+	}
 }

@@ -87,3 +87,66 @@ func TestCachedByKeyOrder(t *testing.T) {
 		t.Errorf("ByKey(other) = %v, want .20", ls)
 	}
 }
+
+// TestCachedDeferred: under WithDeferred, Put applies the write to memory
+// at once (the next reader sees it) and the Deferred reports when it is
+// durable. A deferred write the durable store refuses (a second server's
+// stale cache) is reported by Wait, and by then the cache holds the durable
+// store's lease again.
+func TestCachedDeferred(t *testing.T) {
+	ctx := context.Background()
+	durable := NewMemStore()
+	addr := netip.MustParseAddr("192.0.2.10")
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	a, err := NewCached(ctx, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewCached(ctx, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var d Deferred
+	won, err := a.Put(WithDeferred(ctx, &d), Lease{Addr: addr, Key: "alice", State: Bound, Expires: t0.Add(time.Hour), Updated: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if d.Pending() {
+		t.Error("Pending after Wait")
+	}
+	if got, _ := a.Get(ctx, addr); got.Key != "alice" || got.Version != 1 || won.Version != 1 {
+		t.Fatalf("a holds %q v%d (Put returned v%d), want alice v1", got.Key, got.Version, won.Version)
+	}
+	if got, _ := durable.Get(ctx, addr); got.Key != "alice" || got.Version != 1 {
+		t.Fatalf("durable holds %q v%d, want alice v1", got.Key, got.Version)
+	}
+
+	// A second write over the cached version is refused in memory at once.
+	var d2 Deferred
+	if _, err := a.Put(WithDeferred(ctx, &d2), Lease{Addr: addr, Key: "carol", State: Bound, Expires: t0, Updated: t0}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("insert over a cached lease: err = %v, want ErrConflict", err)
+	}
+
+	// b never saw alice: its insert passes its own cache, the durable
+	// store refuses it, Wait says so, and b then holds alice's lease.
+	var d3 Deferred
+	if _, err := b.Put(WithDeferred(ctx, &d3), Lease{Addr: addr, Key: "bob", State: Bound, Expires: t0.Add(time.Hour), Updated: t0}); err != nil {
+		t.Fatalf("stale cache refused the write itself: %v", err)
+	}
+	if err := d3.Wait(ctx); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Wait after a refused durable write: %v, want ErrConflict", err)
+	}
+	if got, _ := b.Get(ctx, addr); got.Key != "alice" || got.Version != 1 {
+		t.Fatalf("after the refused write b holds %q v%d, want alice v1", got.Key, got.Version)
+	}
+	if ls, _ := b.ByKey(ctx, "bob"); len(ls) != 0 {
+		t.Errorf("ByKey(bob) = %v after the refused write, want none", ls)
+	}
+	if got, _ := durable.Get(ctx, addr); got.Key != "alice" {
+		t.Errorf("durable holds %q, want alice", got.Key)
+	}
+}

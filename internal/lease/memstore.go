@@ -103,3 +103,9 @@ func (s *MemStore) Put(ctx context.Context, l Lease) (Lease, error) {
 	s.leases[l.Addr] = l
 	return clone(l), nil
 }
+
+// PutAsync implements AsyncStore: memory is as durable as MemStore gets,
+// so done is called before PutAsync returns.
+func (s *MemStore) PutAsync(ctx context.Context, l Lease, done func(Lease, error)) {
+	done(s.Put(ctx, l))
+}

@@ -10,3 +10,8 @@ import (
 func TestMemStoreConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) lease.Store { return lease.NewMemStore() })
 }
+
+func TestMemStoreAsyncConformance(t *testing.T) {
+	storetest.Run(t, func(*testing.T) lease.Store { return storetest.AsyncPuts(lease.NewMemStore()) })
+	storetest.RunAsync(t, func(*testing.T) lease.AsyncStore { return lease.NewMemStore() })
+}

@@ -93,7 +93,7 @@ type SQLite struct {
 	batches            atomic.Uint64
 }
 
-var _ lease.Store = (*SQLite)(nil)
+var _ lease.AsyncStore = (*SQLite)(nil)
 
 // putReq is one Put waiting for the committer.
 type putReq struct {
@@ -101,7 +101,21 @@ type putReq struct {
 	l    lease.Lease
 	out  lease.Lease
 	err  error
-	done chan struct{}
+	done chan struct{}            // closed when finished (Put)
+	cb   func(lease.Lease, error) // called when finished (PutAsync)
+}
+
+// finish reports the outcome to whoever queued r.
+func (r *putReq) finish() {
+	if r.cb == nil {
+		close(r.done)
+		return
+	}
+	if r.err != nil {
+		r.cb(lease.Lease{}, fmt.Errorf("store: put %v version %d: %w", r.l.Addr, r.l.Version, r.err))
+		return
+	}
+	r.cb(r.out, nil)
 }
 
 // dsn returns the connection string of path with the durability settings.
@@ -430,6 +444,30 @@ func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 	return r.out, nil
 }
 
+// PutAsync implements lease.AsyncStore: Put without the wait. done runs
+// on the committer's goroutine (or at once when the store is closed or
+// ctx has ended), after the transaction holding l is committed to disk.
+func (s *SQLite) PutAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
+	if !l.Addr.IsValid() {
+		done(lease.Lease{}, errors.New("store: put: invalid address"))
+		return
+	}
+	if l.State < lease.Offered || l.State > lease.Declined {
+		done(lease.Lease{}, fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State))
+		return
+	}
+	r := &putReq{ctx: ctx, l: l, cb: done}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		r.err = lease.ErrClosed
+		r.finish()
+	case <-ctx.Done():
+		r.err = ctx.Err()
+		r.finish()
+	}
+}
+
 // commitLoop is the committer: it takes every Put waiting (up to
 // maxBatch) and commits them in one transaction, then wakes their callers.
 // While one batch is being fsync'd the next one queues up, so the batch
@@ -484,7 +522,7 @@ func (s *SQLite) failPending() {
 		select {
 		case r := <-s.reqs:
 			r.err = lease.ErrClosed
-			close(r.done)
+			r.finish()
 		default:
 			return
 		}
@@ -512,7 +550,7 @@ func (s *SQLite) flush(batch []*putReq) {
 		if r.err == nil || errors.Is(r.err, lease.ErrConflict) {
 			s.puts.Add(1)
 		}
-		close(r.done)
+		r.finish()
 	}
 }
 

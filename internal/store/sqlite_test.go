@@ -48,6 +48,24 @@ func TestCachedSQLiteConformance(t *testing.T) {
 	})
 }
 
+// PutAsync keeps Put's contract, and queued writes apply in order.
+func TestSQLiteAsyncConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) lease.Store { return storetest.AsyncPuts(openTemp(t, Options{})) })
+	storetest.RunAsync(t, func(t *testing.T) lease.AsyncStore { return openTemp(t, Options{}) })
+}
+
+// lease.Cached's deferred writes (the DHCP loop's path) keep Put's contract
+// once the Deferred has been waited for.
+func TestCachedSQLiteDeferredConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) lease.Store {
+		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storetest.DeferredPuts(c)
+	})
+}
+
 func TestSQLiteConformanceNoGroupCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: one fsync per Put is slow")

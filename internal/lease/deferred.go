@@ -1,0 +1,96 @@
+package lease
+
+import (
+	"context"
+	"sync"
+)
+
+// AsyncStore is a Store that can queue a write without waiting for it to
+// be durable. The SQLite store commits queued writes in the order they
+// were queued, many per transaction.
+type AsyncStore interface {
+	Store
+	// PutAsync queues l's write under Put's contract and returns without
+	// waiting. done is called exactly once with what Put would have
+	// returned, once the write is durable or has failed; it may be called
+	// before PutAsync returns, from any goroutine, and must not block.
+	// Writes queued one after another are applied in that order.
+	PutAsync(ctx context.Context, l Lease, done func(Lease, error))
+}
+
+// Deferred lets one DHCP exchange make its lease writes without waiting
+// for each to reach the disk, and wait once for all of them before the
+// reply leaves. Give it to Cached.Put through WithDeferred: the write is
+// compare-and-swapped against the lease held in memory, applied there at
+// once (so the next packet already sees it), and queued for the durable
+// store; Wait returns when every such write is durable, or the first error.
+// A reply whose writes failed must not be sent. The zero value is ready.
+type Deferred struct {
+	mu   sync.Mutex
+	n    int           // writes queued and not yet finished
+	err  error         // first failure
+	wake chan struct{} // made by a waiter, closed when n drops to 0
+}
+
+// Pending reports whether writes are queued and not yet finished.
+func (d *Deferred) Pending() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.n > 0
+}
+
+// Wait blocks until every write queued under d is durable or has failed,
+// and returns the first failure; ctx ending stops the wait with its error.
+func (d *Deferred) Wait(ctx context.Context) error {
+	d.mu.Lock()
+	if d.n == 0 {
+		err := d.err
+		d.mu.Unlock()
+		return err
+	}
+	if d.wake == nil {
+		d.wake = make(chan struct{})
+	}
+	wake := d.wake
+	d.mu.Unlock()
+	select {
+	case <-wake:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+func (d *Deferred) add() {
+	d.mu.Lock()
+	d.n++
+	d.mu.Unlock()
+}
+
+func (d *Deferred) finish(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil && d.err == nil {
+		d.err = err
+	}
+	d.n--
+	if d.n == 0 && d.wake != nil {
+		close(d.wake)
+		d.wake = nil
+	}
+}
+
+type deferredKey struct{}
+
+// WithDeferred returns a context under which Cached.Put queues its durable
+// write under d instead of waiting for it.
+func WithDeferred(ctx context.Context, d *Deferred) context.Context {
+	return context.WithValue(ctx, deferredKey{}, d)
+}
+
+func deferredFrom(ctx context.Context) *Deferred {
+	d, _ := ctx.Value(deferredKey{}).(*Deferred)
+	return d
+}
