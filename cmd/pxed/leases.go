@@ -51,7 +51,14 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		return nil, fmt.Errorf("leases: data dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, leaseDB)
-	st, err := store.Open(ctx, path, store.Options{Logger: log.With("proto", "store")})
+	opts := store.Options{Logger: log.With("proto", "store")}
+	if d, ok := cfg.CommitInterval(); ok {
+		opts.CommitInterval = d
+		if d == 0 {
+			opts.CommitInterval = -1 // the store's "do not wait"
+		}
+	}
+	st, err := store.Open(ctx, path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
@@ -67,8 +74,10 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	if t := cfg.ProbeTimeout(); t > 0 {
 		probe = (&dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}).InUse
 	}
-	// Without a probe an offer never waits: the socket reader answers DISCOVERs.
-	ls.full.QuickOffers = probe == nil
+	// Without a probe nothing waits: the socket reader answers every
+	// packet, and sends an ACK once its lease is committed (lease.Cached
+	// over SQLite defers the commit).
+	ls.full.NoWait = probe == nil
 	for _, s := range subs {
 		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
 		if err != nil {
@@ -86,7 +95,11 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		log.Info("dhcp subnet", "prefix", s.Lease.Prefix.String(), "interface", s.Interface, "server_id", s.Lease.ServerID.String(),
 			"ranges", len(s.Lease.Ranges), "reservations", len(s.Lease.Reservations), "authoritative", s.Authoritative)
 	}
-	log.Info("leases stored", "db", path, "probe_timeout", cfg.ProbeTimeout().String())
+	ci := store.DefaultCommitInterval
+	if d, ok := cfg.CommitInterval(); ok {
+		ci = d
+	}
+	log.Info("leases stored", "db", path, "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
 	return ls, nil
 }
 

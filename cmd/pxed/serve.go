@@ -18,6 +18,7 @@ type serverFlags struct {
 	dhcp       string
 	dhcpRange  string
 	probe      string
+	commit     string
 	bootDir    string
 	dataDir    string
 	tftpAddr   string
@@ -37,6 +38,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, off")
 	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")
 	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: ICMP echo wait before offering an address (default 300ms; off disables)")
+	fs.StringVar(&f.commit, "dhcp-commit-interval", "", "server mode: least time between two lease commits under load (default 10ms; 0s commits at once)")
 	fs.StringVar(&f.bootDir, "boot-dir", "", "directory of files served over TFTP and HTTP")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for leases and machine state")
 	fs.StringVar(&f.tftpAddr, "tftp-addr", "", "TFTP listen HOST:PORT (default :69; off disables)")
@@ -64,6 +66,7 @@ func (f *serverFlags) apply(c *config.Config) {
 		}
 	}
 	set(&c.DHCP.ProbeTimeout, f.probe)
+	set(&c.DHCP.CommitInterval, f.commit)
 	set(&c.BootDir, f.bootDir)
 	set(&c.DataDir, f.dataDir)
 	set(&c.TFTPAddr, f.tftpAddr)

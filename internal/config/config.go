@@ -62,6 +62,10 @@ type DHCP struct {
 	// ProbeTimeout is how long to wait for an ICMP echo reply before
 	// offering an address ("300ms" default; "off" disables probing).
 	ProbeTimeout string `yaml:"probe_timeout"`
+	// CommitInterval is the least time between two lease commits (fsyncs)
+	// under load: the writes of every client in between share one commit
+	// ("10ms" default; "0s" commits as soon as the previous one is done).
+	CommitInterval string `yaml:"commit_interval"`
 }
 
 // Subnet is one network pxed leases addresses on in mode server.
@@ -518,6 +522,16 @@ func (c *Config) ProbeTimeout() time.Duration {
 	return d
 }
 
+// CommitInterval returns dhcp.commit_interval and whether it is set (when
+// not, the lease store's default applies). 0 means no wait between commits.
+func (c *Config) CommitInterval() (time.Duration, bool) {
+	if c.DHCP.CommitInterval == "" {
+		return 0, false
+	}
+	d, _ := time.ParseDuration(c.DHCP.CommitInterval)
+	return d, true
+}
+
 // ServerSubnets returns the subnets of mode server: dhcp.subnets, or for
 // dhcp.range one subnet on the prefix of the first interface. Each
 // subnet's server ID is its interface's address (for relayed subnets the
@@ -535,6 +549,11 @@ func (c *Config) validateServer() Errors {
 	if c.DHCP.ProbeTimeout != "" && c.DHCP.ProbeTimeout != "off" {
 		if d, err := time.ParseDuration(c.DHCP.ProbeTimeout); err != nil || d < 0 {
 			es = append(es, c.errorf("dhcp.probe_timeout", "%q is not a duration: write e.g. 300ms, or off", c.DHCP.ProbeTimeout))
+		}
+	}
+	if c.DHCP.CommitInterval != "" {
+		if d, err := time.ParseDuration(c.DHCP.CommitInterval); err != nil || d < 0 || d > time.Second {
+			es = append(es, c.errorf("dhcp.commit_interval", "%q is not a duration between 0s and 1s: write e.g. 10ms", c.DHCP.CommitInterval))
 		}
 	}
 	_, more := c.serverSubnets()

@@ -117,6 +117,13 @@ func TestServerRangeShorthand(t *testing.T) {
 	if c.ProbeTimeout() != 0 {
 		t.Errorf("probe_timeout off gives %v", c.ProbeTimeout())
 	}
+	if d, set := c.CommitInterval(); set {
+		t.Errorf("commit_interval unset gives %v, set", d)
+	}
+	c.DHCP.CommitInterval = "0s"
+	if d, set := c.CommitInterval(); !set || d != 0 {
+		t.Errorf("commit_interval 0s gives %v, %v; want 0, set", d, set)
+	}
 }
 
 func TestServerSubnetErrors(t *testing.T) {
@@ -148,6 +155,7 @@ func TestServerSubnetErrors(t *testing.T) {
 		{"interface on another prefix", "prefix: 127.0.0.0/8", "prefix: 192.0.2.0/24", "dhcp.subnets[0].prefix", 8, "leave interface empty for a relayed subnet"},
 		{"short lease", "lease_time: 2h", "lease_time: 10s", "dhcp.subnets[0].lease_time", 15, "at least 1m"},
 		{"bad probe timeout", "probe_timeout: 150ms", "probe_timeout: soon", "dhcp.probe_timeout", 5, "write e.g. 300ms, or off"},
+		{"commit interval too long", "probe_timeout: 150ms\n", "probe_timeout: 150ms\n  commit_interval: 2s\n", "dhcp.commit_interval", 6, "between 0s and 1s: write e.g. 10ms"},
 		{"range and subnets", "  mode: server\n", "  mode: server\n  range: 127.0.0.100-127.0.0.200\n", "dhcp.range", 5, "write either dhcp.range or dhcp.subnets"},
 	}
 	for _, tc := range tests {

@@ -66,9 +66,9 @@ func BenchmarkFullDORA(b *testing.B) {
 	}
 }
 
-// TestQuick: the reader answers itself only what needs no disk write and
-// no probe: every ProxyDHCP packet, and a full server's DISCOVERs when it
-// does not probe.
+// TestQuick: the reader answers itself only what needs no probe and no
+// wait for the disk: every ProxyDHCP packet, and every packet of a full
+// server that does not probe (its lease writes are deferred).
 func TestQuick(t *testing.T) {
 	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
 	disc, _ := dhcpv4.NewDiscovery(mac)
@@ -82,10 +82,11 @@ func TestQuick(t *testing.T) {
 	}{
 		{"proxy discover", &Proxy{}, disc, true},
 		{"proxy request", &Proxy{}, req, true},
-		{"full discover, no probe", &Full{QuickOffers: true}, disc, true},
+		{"full discover, no probe", &Full{NoWait: true}, disc, true},
 		{"full discover, probing", &Full{}, disc, false},
-		{"full request waits for the commit", &Full{QuickOffers: true}, req, false},
-		{"full release writes", &Full{QuickOffers: true}, rel, false},
+		{"full request, writes deferred", &Full{NoWait: true}, req, true},
+		{"full release, writes deferred", &Full{NoWait: true}, rel, true},
+		{"full request, probing", &Full{}, req, false},
 	} {
 		if got := tc.q.Quick(tc.p); got != tc.want {
 			t.Errorf("%s: Quick = %v, want %v", tc.name, got, tc.want)

@@ -19,6 +19,7 @@ import (
 
 	"pxed/internal/boot"
 	"pxed/internal/events"
+	"pxed/internal/lease"
 )
 
 // Responder is the policy the loop asks for each packet.
@@ -27,9 +28,12 @@ type Responder interface {
 }
 
 // Quicker is implemented by a Responder that knows which packets it
-// answers without waiting (no disk write, no address probe): the socket's
-// reader answers those itself, which saves a hand-off to a worker and the
-// thread wake-ups that come with it. Every other packet goes to a worker.
+// answers without waiting (no address probe, no waiting for the disk): the
+// socket's reader answers those itself, which saves a hand-off to a worker
+// and the thread wake-ups that come with it. Every other packet goes to a
+// worker. The reader responds under a lease.Deferred (lease.WithDeferred):
+// lease writes are queued rather than waited for, and a reply that
+// announces them leaves only once they are durable (see Server.Run).
 type Quicker interface {
 	Quick(*dhcpv4.DHCPv4) bool
 }
@@ -42,6 +46,7 @@ type Stats struct {
 	Replied   uint64 // replies sent
 	SendErrs  uint64 // replies that could not be sent
 	Overload  uint64 // valid packets dropped because every worker was busy
+	Unsaved   uint64 // replies withheld because the lease write they announce failed
 }
 
 // Server is the DHCPv4 loop: one socket per interface and port, bound to the
@@ -63,12 +68,12 @@ type Server struct {
 	// ListenAddr overrides the address sockets bind to (tests); default 0.0.0.0.
 	ListenAddr netip.Addr
 
-	received, malformed, ignored, replied, sendErrs, overload atomic.Uint64
+	received, malformed, ignored, replied, sendErrs, overload, unsaved atomic.Uint64
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{s.received.Load(), s.malformed.Load(), s.ignored.Load(), s.replied.Load(), s.sendErrs.Load(), s.overload.Load()}
+	return Stats{s.received.Load(), s.malformed.Load(), s.ignored.Load(), s.replied.Load(), s.sendErrs.Load(), s.overload.Load(), s.unsaved.Load()}
 }
 
 // Socket is one bound socket: an interface and a port.
@@ -232,8 +237,27 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			}
 		}()
 	}
+	// Replies the reader made whose lease writes are still on their way
+	// to disk wait here, a read's worth at a time, while the reader goes
+	// on; their buffers come back through spare.
+	durable := make(chan []reply, 16)
+	spare := make(chan []byte, readBatch*cap(durable))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for rs := range durable {
+			s.sendDurable(ctx, sk, rs, log)
+			for _, r := range rs {
+				select {
+				case spare <- r.wire[:0]:
+				default:
+				}
+			}
+		}
+	}()
 	defer func() {
 		close(jobs)
+		close(durable)
 		wg.Wait()
 	}()
 	// One recvmmsg reads every packet already queued (up to readBatch);
@@ -260,6 +284,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			continue
 		}
 		out = out[:0]
+		var waiting []reply
 		for i := range msgs[:n] {
 			m := &msgs[i]
 			s.received.Add(1)
@@ -288,7 +313,20 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 				continue
 			}
 			if quick != nil && quick.Quick(pkt) {
-				if r, ok := s.answer(ctx, sk, pkt, srcAP, httpPort, log, bufs[len(out)][:0]); ok {
+				d := new(lease.Deferred)
+				r, ok := s.answer(lease.WithDeferred(ctx, d), sk, pkt, srcAP, httpPort, log, bufs[len(out)][:0])
+				switch {
+				case !ok:
+				case d.Pending():
+					// Its buffer travels with it; the slot gets another.
+					r.durable = d
+					waiting = append(waiting, r)
+					select {
+					case bufs[len(out)] = <-spare:
+					default:
+						bufs[len(out)] = make([]byte, 0, replyCapacity)
+					}
+				default:
 					bufs[len(out)] = r.wire
 					out = append(out, r)
 				}
@@ -302,7 +340,26 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			}
 		}
 		s.send(ctx, sk, out, log)
+		if len(waiting) > 0 {
+			durable <- waiting
+		}
 	}
+}
+
+// sendDurable sends the replies once the lease writes each announces are
+// durable; a reply whose write failed is withheld (the client asks again).
+func (s *Server) sendDurable(ctx context.Context, sk *Socket, rs []reply, log *slog.Logger) {
+	ok := rs[:0:0]
+	for _, r := range rs {
+		if err := r.durable.Wait(ctx); err != nil {
+			s.unsaved.Add(1)
+			log.Warn("dhcp reply withheld: its lease was not saved", "mac", r.mac, "xid", r.pkt.TransactionID.String(),
+				"reply", r.res.Reply.MessageType().String(), "err", err)
+			continue
+		}
+		ok = append(ok, r)
+	}
+	s.send(ctx, sk, ok, log)
 }
 
 // socketBuffer is the receive buffer of each DHCP socket.
@@ -325,6 +382,9 @@ type reply struct {
 	mac  string
 	dst  Dest
 	wire []byte
+	// durable, when set, holds the lease writes the reply announces;
+	// it is sent only once they are on disk.
+	durable *lease.Deferred
 }
 
 // answer asks the Responder about pkt and, when it answers, returns the

@@ -54,18 +54,17 @@ type Full struct {
 	// subnet (RFC 2131 §4.3.2); otherwise it stays silent. Requests inside
 	// a subnet follow that subnet Manager's own setting.
 	Authoritative bool
-	// QuickOffers says a DHCPDISCOVER is answered without waiting: no
-	// address probe before an offer (offers are held in memory). The
-	// socket loop then answers DISCOVERs on its reader, without a hand-off
-	// to a worker. Leave it false when the lease Managers probe.
-	QuickOffers bool
+	// NoWait says no lease operation waits: the Managers do not probe
+	// addresses, and their store defers durable writes under a
+	// lease.Deferred (lease.Cached over a lease.AsyncStore). The socket
+	// loop then answers every packet on its reader, and sends a reply that
+	// announces a lease write only once that write is durable. Leave it
+	// false when the Managers probe.
+	NoWait bool
 }
 
-// Quick implements Quicker: DISCOVERs when QuickOffers is set. REQUEST,
-// DECLINE and RELEASE wait for the lease store's commit.
-func (f *Full) Quick(p *dhcpv4.DHCPv4) bool {
-	return f.QuickOffers && p.MessageType() == dhcpv4.MessageTypeDiscover
-}
+// Quick implements Quicker: every packet when NoWait is set.
+func (f *Full) Quick(*dhcpv4.DHCPv4) bool { return f.NoWait }
 
 // Option codes of RFC 2132 the Full policy sets by number.
 const (
