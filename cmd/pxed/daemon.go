@@ -218,6 +218,7 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_dhcp_ignored_total", "Valid DHCP packets not answered.", func() float64 { return float64(d.Stats().Ignored) })
 		counter("pxed_dhcp_replies_total", "DHCP replies sent.", func() float64 { return float64(d.Stats().Replied) })
 		counter("pxed_dhcp_overload_dropped_total", "DHCP packets dropped because every worker was busy.", func() float64 { return float64(d.Stats().Overload) })
+		counter("pxed_dhcp_unsaved_total", "DHCP replies withheld because the lease write they announce failed.", func() float64 { return float64(d.Stats().Unsaved) })
 	}
 	if t != nil {
 		counter("pxed_tftp_malformed_total", "TFTP packets dropped as malformed.", func() float64 { return float64(t.Stats().Malformed) })
