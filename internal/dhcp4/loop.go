@@ -67,6 +67,13 @@ type Server struct {
 	Logger    *slog.Logger // nil discards
 	// ListenAddr overrides the address sockets bind to (tests); default 0.0.0.0.
 	ListenAddr netip.Addr
+	// BatchWait paces the reader under load: after a read of several
+	// packets, or of one that came within BatchWait of the read before,
+	// the reader waits BatchWait before it reads again, so that one
+	// wake-up takes many packets instead of one each (as a NIC moderates
+	// its interrupts). A lone packet is answered at once. 0 means
+	// DefaultBatchWait; negative reads again at once.
+	BatchWait time.Duration
 
 	received, malformed, ignored, replied, sendErrs, overload, unsaved atomic.Uint64
 }
@@ -240,8 +247,11 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 	// Replies the reader made whose lease writes are still on their way
 	// to disk wait here, a read's worth at a time, while the reader goes
 	// on; their buffers come back through spare.
-	durable := make(chan []reply, 16)
-	spare := make(chan []byte, readBatch*cap(durable))
+	// The queue holds a commit interval's reads at any rate the reader
+	// keeps up with, so that the reader (and the OFFERs it sends) never
+	// waits for a commit.
+	durable := make(chan []reply, 4096)
+	spare := make(chan []byte, 1024)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -267,6 +277,11 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		msgs[i].Buffers = [][]byte{make([]byte, packetBuffer)}
 		msgs[i].OOB = ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst)
 	}
+	batchWait := s.BatchWait
+	if batchWait == 0 {
+		batchWait = DefaultBatchWait
+	}
+	var lastRead time.Time
 	var cm ipv4.ControlMessage
 	out := make([]reply, 0, readBatch)
 	bufs := make([][]byte, readBatch) // the wire form of out[i], reused
@@ -283,6 +298,9 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			time.Sleep(10 * time.Millisecond) // avoid a hot loop on a persistent error
 			continue
 		}
+		now := time.Now()
+		busy := batchWait > 0 && n < len(msgs) && (n > 1 || now.Sub(lastRead) < batchWait)
+		lastRead = now
 		out = out[:0]
 		var waiting []reply
 		for i := range msgs[:n] {
@@ -343,6 +361,9 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		if len(waiting) > 0 {
 			durable <- waiting
 		}
+		if busy {
+			time.Sleep(batchWait)
+		}
 	}
 }
 
@@ -352,6 +373,9 @@ func (s *Server) sendDurable(ctx context.Context, sk *Socket, rs []reply, log *s
 	ok := rs[:0:0]
 	for _, r := range rs {
 		if err := r.durable.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return // shutting down: nothing more is sent
+			}
 			s.unsaved.Add(1)
 			log.Warn("dhcp reply withheld: its lease was not saved", "mac", r.mac, "xid", r.pkt.TransactionID.String(),
 				"reply", r.res.Reply.MessageType().String(), "err", err)
@@ -371,6 +395,10 @@ const readBatch = 32
 // packetBuffer is the size of each packet's read buffer: a DHCP message
 // in a jumbo frame fits; a longer one is dropped as malformed.
 const packetBuffer = 9216
+
+// DefaultBatchWait is Server.BatchWait when 0: at most 1 ms added to a
+// reply under load, for about a third less CPU per DORA at 8,000/s.
+const DefaultBatchWait = time.Millisecond
 
 // DefaultWorkers is Server.Workers when 0.
 const DefaultWorkers = 256
