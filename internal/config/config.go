@@ -63,8 +63,9 @@ type DHCP struct {
 	// offering an address ("300ms" default; "off" disables probing).
 	ProbeTimeout string `yaml:"probe_timeout"`
 	// CommitInterval is the least time between two lease commits (fsyncs)
-	// under load: the writes of every client in between share one commit
-	// ("10ms" default; "0s" commits as soon as the previous one is done).
+	// under load, unless 64 leases wait: the writes of every client in
+	// between share one commit ("10ms" default; "0s" commits as soon as
+	// the previous one is done).
 	CommitInterval string `yaml:"commit_interval"`
 }
 
