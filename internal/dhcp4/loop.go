@@ -244,12 +244,12 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			}
 		}()
 	}
-	// Replies the reader made whose lease writes are still on their way
-	// to disk wait here, a read's worth at a time, while the reader goes
-	// on; their buffers come back through spare.
-	// The queue holds a commit interval's reads at any rate the reader
-	// keeps up with, so that the reader (and the OFFERs it sends) never
-	// waits for a commit.
+	// Replies the reader made that announce lease writes wait here, a
+	// read's worth at a time, until the writes are on disk, while the
+	// reader goes on; their buffers come back through spare. The queue
+	// holds a commit interval's reads at any rate the reader keeps up
+	// with, so that the reader (and the OFFERs it sends) never waits for
+	// a commit.
 	durable := make(chan []reply, 4096)
 	spare := make(chan []byte, 1024)
 	wg.Add(1)
@@ -335,7 +335,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 				r, ok := s.answer(lease.WithDeferred(ctx, d), sk, pkt, srcAP, httpPort, log, bufs[len(out)][:0])
 				switch {
 				case !ok:
-				case d.Pending():
+				case d.Queued():
 					// Its buffer travels with it; the slot gets another.
 					r.durable = d
 					waiting = append(waiting, r)

@@ -140,6 +140,14 @@ func TestCachedDeferred(t *testing.T) {
 	if err := d3.Wait(ctx); !errors.Is(err, ErrConflict) {
 		t.Fatalf("Wait after a refused durable write: %v, want ErrConflict", err)
 	}
+	// The DHCP loop asks Queued, not Pending, whether a reply must wait:
+	// a write that has already failed still holds its reply back.
+	if !d3.Queued() || d3.Pending() {
+		t.Errorf("after the failed write: Queued %v, Pending %v; want true, false", d3.Queued(), d3.Pending())
+	}
+	if d2.Queued() {
+		t.Error("a Put refused in memory queued a write")
+	}
 	if got, _ := b.Get(ctx, addr); got.Key != "alice" || got.Version != 1 {
 		t.Fatalf("after the refused write b holds %q v%d, want alice v1", got.Key, got.Version)
 	}

@@ -26,10 +26,20 @@ type AsyncStore interface {
 // store; Wait returns when every such write is durable, or the first error.
 // A reply whose writes failed must not be sent. The zero value is ready.
 type Deferred struct {
-	mu   sync.Mutex
-	n    int           // writes queued and not yet finished
-	err  error         // first failure
-	wake chan struct{} // made by a waiter, closed when n drops to 0
+	mu     sync.Mutex
+	queued int           // writes ever queued
+	n      int           // writes queued and not yet finished
+	err    error         // first failure
+	wake   chan struct{} // made by a waiter, closed when n drops to 0
+}
+
+// Queued reports whether any write was queued under d, finished or not: a
+// reply made under d must then wait for Wait, which also reports a write
+// that has already failed.
+func (d *Deferred) Queued() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.queued > 0
 }
 
 // Pending reports whether writes are queued and not yet finished.
@@ -65,6 +75,7 @@ func (d *Deferred) Wait(ctx context.Context) error {
 
 func (d *Deferred) add() {
 	d.mu.Lock()
+	d.queued++
 	d.n++
 	d.mu.Unlock()
 }
