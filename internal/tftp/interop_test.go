@@ -107,6 +107,7 @@ func TestInteropAtftp(t *testing.T) {
 			}
 		}
 	}
+	waitFor(t, func() bool { return srv.Stats().Active == 0 }) // the last ACK may still be on its way
 	if st := srv.Stats(); st.TransfersFailed != 0 {
 		t.Errorf("server stats %+v", st)
 	}
@@ -150,6 +151,9 @@ func TestInteropAtftpParallel(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// A client exits once it has sent its last ACK; the server counts the
+	// transfer when that ACK arrives, which may be a moment later.
+	waitFor(t, func() bool { return srv.Stats().Active == 0 })
 	if st := srv.Stats(); st.TransfersOK != n {
 		t.Errorf("server stats %+v, want %d transfers ok", st, n)
 	}
