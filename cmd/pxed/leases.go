@@ -74,9 +74,11 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	if t := cfg.ProbeTimeout(); t > 0 {
 		probe = (&dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}).InUse
 	}
-	// Without a probe nothing waits: the socket reader answers every
-	// packet, and sends an ACK once its lease is committed (lease.Cached
-	// over SQLite defers the commit).
+	// lease.Cached over SQLite defers the commit: REQUESTs, DECLINEs,
+	// RELEASEs and INFORMs never wait, so the socket reader answers them and
+	// sends an ACK once its lease is committed. Without a probe DISCOVERs
+	// never wait either; with one, they go to the worker pool.
+	ls.full.DeferredWrites = true
 	ls.full.NoWait = probe == nil
 	for _, s := range subs {
 		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})

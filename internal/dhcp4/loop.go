@@ -222,10 +222,6 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 	if workers <= 0 {
 		workers = DefaultWorkers
 	}
-	type job struct {
-		pkt *dhcpv4.DHCPv4
-		src netip.AddrPort
-	}
 	quick, _ := s.Responder.(Quicker)
 	jobs := make(chan job, 4*workers)
 	var wg sync.WaitGroup
@@ -334,6 +330,8 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 				d := new(lease.Deferred)
 				r, ok := s.answer(lease.WithDeferred(ctx, d), sk, pkt, srcAP, httpPort, log, bufs[len(out)][:0])
 				switch {
+				case r.res.Busy:
+					s.dispatch(jobs, job{pkt, srcAP}, log)
 				case !ok:
 				case d.Queued():
 					// Its buffer travels with it; the slot gets another.
@@ -350,12 +348,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 				}
 				continue
 			}
-			select {
-			case jobs <- job{pkt, srcAP}:
-			default:
-				s.overload.Add(1)
-				log.Debug("dhcp overloaded, packet dropped", "src", srcAP.String(), "xid", pkt.TransactionID.String())
-			}
+			s.dispatch(jobs, job{pkt, srcAP}, log)
 		}
 		s.send(ctx, sk, out, log)
 		if len(waiting) > 0 {
@@ -364,6 +357,17 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		if busy {
 			time.Sleep(batchWait)
 		}
+	}
+}
+
+// dispatch queues a packet for the workers, or drops and counts it when
+// every worker is busy and the queue is full (clients retransmit).
+func (s *Server) dispatch(jobs chan<- job, j job, log *slog.Logger) {
+	select {
+	case jobs <- j:
+	default:
+		s.overload.Add(1)
+		log.Debug("dhcp overloaded, packet dropped", "src", j.src.String(), "xid", j.pkt.TransactionID.String())
 	}
 }
 
@@ -403,6 +407,12 @@ const DefaultBatchWait = time.Millisecond
 // DefaultWorkers is Server.Workers when 0.
 const DefaultWorkers = 256
 
+// job is a packet for a worker.
+type job struct {
+	pkt *dhcpv4.DHCPv4
+	src netip.AddrPort
+}
+
 // reply is an answer ready to send.
 type reply struct {
 	pkt  *dhcpv4.DHCPv4 // the request
@@ -421,6 +431,9 @@ type reply struct {
 func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger, buf []byte) (reply, bool) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
 	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx})
+	if res.Busy {
+		return reply{pkt: pkt, res: res}, false // for a worker: nothing counted yet
+	}
 	if s.Events != nil {
 		if ip := requestedIP(pkt); ip.IsValid() {
 			s.Events.Learn(ip, mac)

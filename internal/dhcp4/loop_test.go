@@ -132,6 +132,11 @@ func TestLoopBatch(t *testing.T) {
 		}
 		delete(want, p.TransactionID)
 	}
+	// A reply is counted once its sendmmsg returns, which may be after the
+	// client has read it.
+	for deadline := time.Now().Add(5 * time.Second); srv.Stats().Replied < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	st := srv.Stats()
 	if st.Received != n+2 || st.Malformed != 2 || st.Replied != n || st.SendErrs != 0 {
 		t.Errorf("stats %+v; want %d received, 2 malformed, %d replied, no send errors", st, n+2, n)

@@ -61,6 +61,11 @@ type Result struct {
 	Reason  string         // why ignored, or what was answered
 	Machine boot.Machine
 	Plan    boot.Plan
+	// Busy says the policy could not answer without waiting (under a
+	// lease.Deferred, another packet of the same client is being handled,
+	// e.g. its DISCOVER's address probe): the loop hands the packet to a
+	// worker, which may wait.
+	Busy bool
 }
 
 // Machine extracts what a client says about itself from its packet.

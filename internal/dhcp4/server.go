@@ -61,10 +61,19 @@ type Full struct {
 	// announces a lease write only once that write is durable. Leave it
 	// false when the Managers probe.
 	NoWait bool
+	// DeferredWrites says the Managers' store defers durable writes under
+	// a lease.Deferred (lease.Cached over a lease.AsyncStore), so that
+	// REQUEST, DECLINE, RELEASE and INFORM never wait, even when DISCOVERs
+	// are probed: the socket reader answers those itself, and a packet of a
+	// client whose DISCOVER is being probed goes to a worker (Result.Busy).
+	DeferredWrites bool
 }
 
-// Quick implements Quicker: every packet when NoWait is set.
-func (f *Full) Quick(*dhcpv4.DHCPv4) bool { return f.NoWait }
+// Quick implements Quicker: every packet when NoWait is set; all but
+// DISCOVERs when DeferredWrites is.
+func (f *Full) Quick(p *dhcpv4.DHCPv4) bool {
+	return f.NoWait || (f.DeferredWrites && p.MessageType() != dhcpv4.MessageTypeDiscover)
+}
 
 // Option codes of RFC 2132 the Full policy sets by number.
 const (
@@ -118,6 +127,9 @@ func (f *Full) Respond(req Request) Result {
 	case dhcpv4.MessageTypeDiscover: // RFC 2131 §4.3.1
 		l, err := sn.Leases.Offer(ctx, lease.OfferRequest{Key: key, MAC: p.ClientHWAddr, Hostname: hostname, Requested: reqAddr(p)})
 		if err != nil {
+			if errors.Is(err, lease.ErrBusy) {
+				return busy(res)
+			}
 			if errors.Is(err, lease.ErrExhausted) {
 				res.Reason = "no address to offer: pool exhausted"
 			} else {
@@ -133,6 +145,8 @@ func (f *Full) Respond(req Request) Result {
 			CIAddr: AddrFromIP(p.ClientIPAddr), Broadcast: p.IsBroadcast(),
 		})
 		switch {
+		case errors.Is(err, lease.ErrBusy):
+			return busy(res)
 		case err != nil:
 			res.Reason = fmt.Sprintf("request failed: %v", err)
 			return res
@@ -148,7 +162,9 @@ func (f *Full) Respond(req Request) Result {
 		}
 	case dhcpv4.MessageTypeDecline: // RFC 2131 §4.3.3
 		addr := reqAddr(p)
-		if err := sn.Leases.Decline(ctx, key, addr); err != nil {
+		if err := sn.Leases.Decline(ctx, key, addr); errors.Is(err, lease.ErrBusy) {
+			return busy(res)
+		} else if err != nil {
 			res.Reason = fmt.Sprintf("decline: %v", err)
 		} else {
 			res.Reason = fmt.Sprintf("decline: %v quarantined", addr)
@@ -156,7 +172,9 @@ func (f *Full) Respond(req Request) Result {
 		return res
 	case dhcpv4.MessageTypeRelease: // RFC 2131 §4.3.4
 		addr := AddrFromIP(p.ClientIPAddr)
-		if err := sn.Leases.Release(ctx, key, addr); err != nil {
+		if err := sn.Leases.Release(ctx, key, addr); errors.Is(err, lease.ErrBusy) {
+			return busy(res)
+		} else if err != nil {
 			res.Reason = fmt.Sprintf("release: %v", err)
 		} else {
 			res.Reason = fmt.Sprintf("release: %v released", addr)
@@ -168,6 +186,12 @@ func (f *Full) Respond(req Request) Result {
 		res.Reason = fmt.Sprintf("%s is not answered by a DHCP server", mt)
 		return res
 	}
+}
+
+// busy marks res as one a worker must answer (see Result.Busy).
+func busy(res Result) Result {
+	res.Busy, res.Reason = true, "client busy: handed to a worker"
+	return res
 }
 
 // subnetFor chooses the subnet of a request (RFC 2131 §4.3.1): the one

@@ -40,6 +40,10 @@ var (
 	ErrNotHeld = errors.New("lease: address not held by this client")
 	// ErrClosed means the store has been closed.
 	ErrClosed = errors.New("lease: store closed")
+	// ErrBusy means a Manager call under WithDeferred, which must not
+	// wait, found another call of the same client in progress (an Offer
+	// probing an address): ask again where waiting is allowed.
+	ErrBusy = errors.New("lease: client busy")
 )
 
 // ClientKey identifies a DHCP client: the bytes of option 61 (client

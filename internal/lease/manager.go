@@ -149,7 +149,11 @@ type claimOpts struct {
 // it was made over, 0 when the address has no row. Request makes it
 // durable.
 func (m *Manager) Offer(ctx context.Context, req OfferRequest) (Lease, error) {
-	defer m.lockKey(req.Key)()
+	unlock, err := m.lockKey(ctx, req.Key)
+	if err != nil {
+		return Lease{}, err
+	}
+	defer unlock()
 	now := m.now()
 	m.mu.Lock()
 	m.sweep(now)
@@ -418,7 +422,10 @@ func (m *Manager) unreserve(addr netip.Addr) {
 }
 
 // lockKey serialises the calls of one client and returns the unlock.
-func (m *Manager) lockKey(key ClientKey) func() {
+// Under a context from WithDeferred the caller must not wait (it is the
+// DHCP socket's reader): when another call holds the client, e.g. an
+// Offer probing an address, lockKey returns ErrBusy instead.
+func (m *Manager) lockKey(ctx context.Context, key ClientKey) (func(), error) {
 	m.mu.Lock()
 	kl := m.keys[key]
 	if kl == nil {
@@ -427,24 +434,38 @@ func (m *Manager) lockKey(key ClientKey) func() {
 	}
 	kl.refs++
 	m.mu.Unlock()
-	kl.mu.Lock()
-	return func() {
-		kl.mu.Unlock()
+	release := func() {
 		m.mu.Lock()
 		if kl.refs--; kl.refs == 0 {
 			delete(m.keys, key)
 		}
 		m.mu.Unlock()
 	}
+	if deferredFrom(ctx) != nil {
+		if !kl.mu.TryLock() {
+			release()
+			return nil, fmt.Errorf("lease: client %v: %w", key, ErrBusy)
+		}
+	} else {
+		kl.mu.Lock()
+	}
+	return func() {
+		kl.mu.Unlock()
+		release()
+	}, nil
 }
 
 // Decline quarantines addr for DeclineHold after the client holding it
 // reported it in use (DHCPDECLINE, RFC 2131 §4.3.3). It returns an error
 // wrapping ErrNotHeld if the client does not hold addr.
 func (m *Manager) Decline(ctx context.Context, key ClientKey, addr netip.Addr) error {
-	defer m.lockKey(key)()
+	unlock, err := m.lockKey(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	now := m.now()
-	err := m.update(ctx, key, addr, func(l *Lease) error {
+	err = m.update(ctx, key, addr, func(l *Lease) error {
 		if l.Key != key || (l.State != Offered && l.State != Bound) {
 			return ErrNotHeld
 		}
@@ -463,9 +484,13 @@ func (m *Manager) Decline(ctx context.Context, key ClientKey, addr netip.Addr) e
 // if it is still free. It returns an error wrapping ErrNotHeld if the
 // client does not hold addr.
 func (m *Manager) Release(ctx context.Context, key ClientKey, addr netip.Addr) error {
-	defer m.lockKey(key)()
+	unlock, err := m.lockKey(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	now := m.now()
-	err := m.update(ctx, key, addr, func(l *Lease) error {
+	err = m.update(ctx, key, addr, func(l *Lease) error {
 		if l.Key != key || (l.State != Offered && l.State != Bound) {
 			return ErrNotHeld
 		}

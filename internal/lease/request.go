@@ -64,7 +64,11 @@ type RequestRequest struct {
 // is told Nak when Authoritative so that it comes back for its reservation.
 // err is set only for store failures; the Decision is then Ignore.
 func (m *Manager) Request(ctx context.Context, req RequestRequest) (Decision, Lease, error) {
-	defer m.lockKey(req.Key)()
+	unlock, err := m.lockKey(ctx, req.Key)
+	if err != nil {
+		return Decision{Ignore, "client busy"}, Lease{}, err
+	}
+	defer unlock()
 	now := m.now()
 	switch {
 	case valid(req.ServerID):
