@@ -59,10 +59,7 @@ func (c *Cached) setLocked(l Lease) {
 		return
 	}
 	if ok && old.Key != l.Key {
-		c.byKey[old.Key] = slices.DeleteFunc(c.byKey[old.Key], func(a netip.Addr) bool { return a == l.Addr })
-		if len(c.byKey[old.Key]) == 0 {
-			delete(c.byKey, old.Key)
-		}
+		c.unindexLocked(old.Key, l.Addr)
 	}
 	if !ok || old.Key != l.Key {
 		as := c.byKey[l.Key]
@@ -70,6 +67,14 @@ func (c *Cached) setLocked(l Lease) {
 		c.byKey[l.Key] = slices.Insert(as, i, l.Addr)
 	}
 	c.byAddr[l.Addr] = clone(l)
+}
+
+// unindexLocked drops addr from key's addresses (c.mu held for writing).
+func (c *Cached) unindexLocked(key ClientKey, addr netip.Addr) {
+	c.byKey[key] = slices.DeleteFunc(c.byKey[key], func(a netip.Addr) bool { return a == addr })
+	if len(c.byKey[key]) == 0 {
+		delete(c.byKey, key)
+	}
 }
 
 // Get implements Store from memory.
@@ -158,8 +163,8 @@ func (c *Cached) putDeferred(ctx context.Context, async AsyncStore, d *Deferred,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur, ok := c.byAddr[l.Addr]
-	if (!ok && l.Version != 0) || (ok && cur.Version != l.Version) {
-		return Lease{}, fmt.Errorf("lease: put %v version %d: %w", l.Addr, l.Version, ErrConflict)
+	if err := checkVersion(cur, ok, l); err != nil {
+		return Lease{}, err
 	}
 	// What the durable Store will return: times at its precision, in UTC.
 	out := clone(l)
@@ -199,10 +204,7 @@ func (c *Cached) forceReload(ctx context.Context, addr netip.Addr) {
 	defer c.mu.Unlock()
 	if old, ok := c.byAddr[addr]; ok {
 		delete(c.byAddr, addr)
-		c.byKey[old.Key] = slices.DeleteFunc(c.byKey[old.Key], func(a netip.Addr) bool { return a == addr })
-		if len(c.byKey[old.Key]) == 0 {
-			delete(c.byKey, old.Key)
-		}
+		c.unindexLocked(old.Key, addr)
 	}
 	if err == nil {
 		c.setLocked(cur)

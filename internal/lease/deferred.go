@@ -42,13 +42,6 @@ func (d *Deferred) Queued() bool {
 	return d.queued > 0
 }
 
-// Pending reports whether writes are queued and not yet finished.
-func (d *Deferred) Pending() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.n > 0
-}
-
 // Wait blocks until every write queued under d is durable or has failed,
 // and returns the first failure; ctx ending stops the wait with its error.
 func (d *Deferred) Wait(ctx context.Context) error {

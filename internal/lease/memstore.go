@@ -95,13 +95,23 @@ func (s *MemStore) Put(ctx context.Context, l Lease) (Lease, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.leases[l.Addr]
-	if (!ok && l.Version != 0) || (ok && cur.Version != l.Version) {
-		return Lease{}, fmt.Errorf("lease: put %v version %d: %w", l.Addr, l.Version, ErrConflict)
+	if err := checkVersion(cur, ok, l); err != nil {
+		return Lease{}, err
 	}
 	l = clone(l)
 	l.Version++
 	s.leases[l.Addr] = l
 	return clone(l), nil
+}
+
+// checkVersion is Put's compare-and-swap for a store held in memory: l
+// must carry the Version of cur, the lease stored on its address (found
+// tells whether there is one), or 0 when there is none.
+func checkVersion(cur Lease, found bool, l Lease) error {
+	if (!found && l.Version != 0) || (found && cur.Version != l.Version) {
+		return fmt.Errorf("lease: put %v version %d: %w", l.Addr, l.Version, ErrConflict)
+	}
+	return nil
 }
 
 // PutAsync implements AsyncStore: memory is as durable as MemStore gets,

@@ -424,11 +424,8 @@ func (s *SQLite) collect(rows *sql.Rows, err error) ([]lease.Lease, error) {
 // Put implements lease.Store: it queues l for the committer and returns
 // once the transaction holding it is committed to disk.
 func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-	if !l.Addr.IsValid() {
-		return lease.Lease{}, errors.New("store: put: invalid address")
-	}
-	if l.State < lease.Offered || l.State > lease.Declined {
-		return lease.Lease{}, fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State)
+	if err := checkPut(l); err != nil {
+		return lease.Lease{}, err
 	}
 	r := &putReq{ctx: ctx, l: l, done: make(chan struct{})}
 	select {
@@ -455,16 +452,23 @@ func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 	return r.out, nil
 }
 
+// checkPut refuses a lease no row can hold.
+func checkPut(l lease.Lease) error {
+	if !l.Addr.IsValid() {
+		return errors.New("store: put: invalid address")
+	}
+	if l.State < lease.Offered || l.State > lease.Declined {
+		return fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State)
+	}
+	return nil
+}
+
 // PutAsync implements lease.AsyncStore: Put without the wait. done runs
 // on the committer's goroutine (or at once when the store is closed or
 // ctx has ended), after the transaction holding l is committed to disk.
 func (s *SQLite) PutAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
-	if !l.Addr.IsValid() {
-		done(lease.Lease{}, errors.New("store: put: invalid address"))
-		return
-	}
-	if l.State < lease.Offered || l.State > lease.Declined {
-		done(lease.Lease{}, fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State))
+	if err := checkPut(l); err != nil {
+		done(lease.Lease{}, err)
 		return
 	}
 	r := &putReq{ctx: ctx, l: l, cb: done}
