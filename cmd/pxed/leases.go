@@ -79,7 +79,6 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	// sends an ACK once its lease is committed. Without a probe DISCOVERs
 	// never wait either; with one, they go to the worker pool.
 	ls.full.DeferredWrites = true
-	ls.full.NoWait = probe == nil
 	for _, s := range subs {
 		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
 		if err != nil {

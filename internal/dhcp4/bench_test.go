@@ -67,13 +67,27 @@ func BenchmarkFullDORA(b *testing.B) {
 }
 
 // TestQuick: the reader answers itself only what needs no probe and no
-// wait for the disk: every ProxyDHCP packet, and every packet of a full
-// server that does not probe (its lease writes are deferred).
+// wait for the disk: every ProxyDHCP packet, and with deferred lease
+// writes every packet of a full server but the DISCOVERs it probes for.
 func TestQuick(t *testing.T) {
 	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
 	disc, _ := dhcpv4.NewDiscovery(mac)
 	req, _ := dhcpv4.NewRequestFromOffer(disc)
 	rel, _ := dhcpv4.New(dhcpv4.WithMessageType(dhcpv4.MessageTypeRelease))
+	manager := func(probe func(context.Context, netip.Addr) bool) *Subnet {
+		m, err := lease.New(lease.NewMemStore(), lease.Config{Subnet: lease.Subnet{
+			Prefix:   netip.MustParsePrefix("192.0.2.0/24"),
+			Ranges:   []lease.Range{{First: netip.MustParseAddr("192.0.2.10"), Last: netip.MustParseAddr("192.0.2.20")}},
+			ServerID: netip.MustParseAddr("192.0.2.1"),
+		}, Probe: probe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &Subnet{Leases: m}
+	}
+	plain := manager(nil)
+	probing := manager(func(context.Context, netip.Addr) bool { return false })
+	deferred := func(sns ...*Subnet) *Full { return &Full{DeferredWrites: true, Subnets: sns} }
 	for _, tc := range []struct {
 		name string
 		q    Quicker
@@ -82,11 +96,14 @@ func TestQuick(t *testing.T) {
 	}{
 		{"proxy discover", &Proxy{}, disc, true},
 		{"proxy request", &Proxy{}, req, true},
-		{"full discover, no probe", &Full{NoWait: true}, disc, true},
-		{"full discover, probing", &Full{}, disc, false},
-		{"full request, writes deferred", &Full{NoWait: true}, req, true},
-		{"full release, writes deferred", &Full{NoWait: true}, rel, true},
-		{"full request, probing", &Full{}, req, false},
+		{"full discover, no probe", deferred(plain), disc, true},
+		{"full discover, probing", deferred(probing), disc, false},
+		{"full discover, one subnet probing", deferred(plain, probing), disc, false},
+		{"full request, writes deferred", deferred(plain), req, true},
+		{"full release, writes deferred", deferred(plain), rel, true},
+		{"full request, probing, writes deferred", deferred(probing), req, true},
+		{"full request, writes not deferred", &Full{Subnets: []*Subnet{plain}}, req, false},
+		{"full discover, writes not deferred", &Full{Subnets: []*Subnet{plain}}, disc, false},
 	} {
 		if got := tc.q.Quick(tc.p); got != tc.want {
 			t.Errorf("%s: Quick = %v, want %v", tc.name, got, tc.want)

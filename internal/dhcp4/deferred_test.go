@@ -126,7 +126,7 @@ func TestLoopAckAfterDurable(t *testing.T) {
 	}
 	first, second := netip.MustParseAddr("127.0.0.100"), netip.MustParseAddr("127.0.0.101")
 	lab := newRelayLab(t, &Server{Responder: &Full{Subnets: []*Subnet{{Leases: twoAddresses(t, cache, nil)}}, Boot: proxyConfig(),
-		Authoritative: true, NoWait: true}})
+		Authoritative: true, DeferredWrites: true}})
 	srv, exchange, giaddr := lab.srv, lab.exchange, lab.giaddr
 
 	// A client is offered an address; before it asks for it, another

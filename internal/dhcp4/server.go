@@ -54,25 +54,31 @@ type Full struct {
 	// subnet (RFC 2131 §4.3.2); otherwise it stays silent. Requests inside
 	// a subnet follow that subnet Manager's own setting.
 	Authoritative bool
-	// NoWait says no lease operation waits: the Managers do not probe
-	// addresses, and their store defers durable writes under a
-	// lease.Deferred (lease.Cached over a lease.AsyncStore). The socket
-	// loop then answers every packet on its reader, and sends a reply that
-	// announces a lease write only once that write is durable. Leave it
-	// false when the Managers probe.
-	NoWait bool
 	// DeferredWrites says the Managers' store defers durable writes under
-	// a lease.Deferred (lease.Cached over a lease.AsyncStore), so that
-	// REQUEST, DECLINE, RELEASE and INFORM never wait, even when DISCOVERs
-	// are probed: the socket reader answers those itself, and a packet of a
-	// client whose DISCOVER is being probed goes to a worker (Result.Busy).
+	// a lease.Deferred (lease.Cached over a lease.AsyncStore), so that no
+	// lease operation waits for the disk. The socket loop then answers
+	// REQUEST, DECLINE, RELEASE and INFORM on its reader, and DISCOVERs too
+	// unless a Manager probes addresses; it sends a reply that announces a
+	// lease write only once that write is durable, and hands a packet of a
+	// client whose DISCOVER is being probed to a worker (Result.Busy).
 	DeferredWrites bool
 }
 
-// Quick implements Quicker: every packet when NoWait is set; all but
-// DISCOVERs when DeferredWrites is.
+// Quick implements Quicker: with DeferredWrites, every packet but the
+// DISCOVERs of a server whose Managers probe (a probe waits).
 func (f *Full) Quick(p *dhcpv4.DHCPv4) bool {
-	return f.NoWait || (f.DeferredWrites && p.MessageType() != dhcpv4.MessageTypeDiscover)
+	if !f.DeferredWrites {
+		return false
+	}
+	if p.MessageType() != dhcpv4.MessageTypeDiscover {
+		return true
+	}
+	for _, sn := range f.Subnets {
+		if sn.Leases.Probes() {
+			return false
+		}
+	}
+	return true
 }
 
 // Option codes of RFC 2132 the Full policy sets by number.

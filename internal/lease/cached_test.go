@@ -143,7 +143,7 @@ func TestCachedDeferred(t *testing.T) {
 	if err := d3.Wait(ctx); !errors.Is(err, ErrConflict) {
 		t.Fatalf("Wait after a refused durable write: %v, want ErrConflict", err)
 	}
-	// The DHCP loop asks Queued, not Pending, whether a reply must wait:
+	// The DHCP loop asks Queued whether a reply must wait:
 	// a write that has already failed still holds its reply back.
 	if !d3.Queued() {
 		t.Error("after the failed write: Queued false, want true")

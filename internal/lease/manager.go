@@ -421,6 +421,10 @@ func (m *Manager) unreserve(addr netip.Addr) {
 	m.mu.Unlock()
 }
 
+// Probes reports whether Offer checks an address with Config.Probe
+// before offering it, and so may wait.
+func (m *Manager) Probes() bool { return m.probe != nil }
+
 // lockKey serialises the calls of one client and returns the unlock.
 // Under a context from WithDeferred the caller must not wait (it is the
 // DHCP socket's reader): when another call holds the client, e.g. an
