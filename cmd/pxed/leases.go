@@ -51,12 +51,13 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		return nil, fmt.Errorf("leases: data dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, leaseDB)
-	opts := store.Options{Logger: log.With("proto", "store")}
+	ci := store.DefaultCommitInterval
 	if d, ok := cfg.CommitInterval(); ok {
-		opts.CommitInterval = d
-		if d == 0 {
-			opts.CommitInterval = -1 // the store's "do not wait"
-		}
+		ci = d
+	}
+	opts := store.Options{Logger: log.With("proto", "store"), CommitInterval: ci}
+	if ci == 0 {
+		opts.CommitInterval = -1 // the store's "do not wait"
 	}
 	st, err := store.Open(ctx, path, opts)
 	if err != nil {
@@ -95,10 +96,6 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		ls.full.Authoritative = ls.full.Authoritative || s.Authoritative
 		log.Info("dhcp subnet", "prefix", s.Lease.Prefix.String(), "interface", s.Interface, "server_id", s.Lease.ServerID.String(),
 			"ranges", len(s.Lease.Ranges), "reservations", len(s.Lease.Reservations), "authoritative", s.Authoritative)
-	}
-	ci := store.DefaultCommitInterval
-	if d, ok := cfg.CommitInterval(); ok {
-		ci = d
 	}
 	log.Info("leases stored", "db", path, "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
 	return ls, nil
