@@ -48,6 +48,7 @@ type Config struct {
 	Default    string             `yaml:"default_profile"`
 	Profiles   map[string]Profile `yaml:"profiles"`
 	Machines   map[string]string  `yaml:"machines"` // MAC → profile
+	Limits     Limits             `yaml:"limits"`   // resource bounds (limits.go)
 
 	lines map[string]int // field path → line, for errors
 	file  string
@@ -289,6 +290,7 @@ func (c *Config) Defaults() {
 			c.BootFiles[k] = v
 		}
 	}
+	c.Limits.defaults()
 	if c.Default == "" && len(c.Profiles) == 1 {
 		for name := range c.Profiles {
 			c.Default = name
@@ -350,6 +352,7 @@ func (c *Config) Validate() error {
 			add(c.errorf("boot_files."+class, "%v", err))
 		}
 	}
+	es = append(es, c.validateLimits()...)
 	if len(c.Profiles) == 0 {
 		add(c.errorf("profiles", "no boot profile: give --kernel and --initrd, or write a profiles: section with a kernel"))
 	}

@@ -33,6 +33,14 @@ const (
 	StageHTTP        Stage = "http"          // another file was served over HTTP
 	StageHTTPError   Stage = "http-error"    // an HTTP request failed
 	StageUnknownArch Stage = "unknown-arch"  // a PXE client with an architecture pxed has no NBP for
+
+	// Anomalies on the boot network (issue 13): recorded on the machine
+	// involved, and logged at warn level at most once per interval.
+	StagePoolExhausted Stage = "dhcp-pool-exhausted" // a client got no address: its pool is empty
+	StageStarvation    Stage = "dhcp-starvation"     // many new client IDs in a short time
+	StageForeign       Stage = "dhcp-foreign"        // DECLINE/RELEASE from an address other than the lease holder's
+	StageClaimMismatch Stage = "claim-mismatch"      // a URL names another machine than the one at its source address
+	StageRefused       Stage = "limit-refused"       // a request refused by a resource limit
 )
 
 // Event is one step of one machine's boot.
