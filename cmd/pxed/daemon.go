@@ -16,6 +16,7 @@ import (
 
 	"pxed/internal/api"
 	"pxed/internal/config"
+	"pxed/internal/connlimit"
 	"pxed/internal/dhcp4"
 	"pxed/internal/events"
 	"pxed/internal/httpboot"
@@ -36,7 +37,10 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // are opened first, so a port in use or a missing interface fails at start.
 func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	log := newLogger(cfg, logw)
-	evlog := &events.Log{Logger: log}
+	lim := cfg.Limits
+	fitDescriptors(&lim, openFileLimit(), log)
+	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
+		MaxBytes: int64(lim.EventsMemoryMB) << 20, MaxAddresses: lim.Addresses}
 	bc := cfg.Boot()
 
 	httpPort := 8080
@@ -65,7 +69,8 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 	// HTTP: boot files, scripts, API, metrics.
 	mux := http.NewServeMux()
-	hb := &httpboot.Handler{Boot: bc, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http")}
+	hb := &httpboot.Handler{Boot: bc, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
+		WriteTimeout: lim.HTTPWriteTimeout.D()}
 	hb.Register(mux)
 	apiHandler := &api.Handler{Events: evlog}
 	var dsrv *dhcp4.Server
@@ -90,10 +95,6 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		apiHandler.Leases = leases.apiLeases
 	}
 	apiHandler.Register(mux)
-	reg := prometheus.NewRegistry()
-	registerMetrics(reg, dsrv, tftpSrv, hb)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		if tftpConn != nil {
@@ -101,8 +102,24 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 		return fmt.Errorf("http: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	conns := &connlimit.Listener{Listener: hl, Max: lim.HTTPConnections, PerClient: lim.HTTPConnectionsPerClient,
+		Logger: log.With("proto", "http")}
+	reg := prometheus.NewRegistry()
+	registerMetrics(reg, dsrv, tftpSrv, hb)
+	registerLimitMetrics(reg, evlog, conns)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	// Every phase of a connection is bounded: headers (slowloris), the
+	// whole request, idle keep-alive, and a response that stops
+	// progressing (httpboot moves the deadline with each chunk it sends).
+	httpSrv := &http.Server{Handler: mux,
+		ReadHeaderTimeout: lim.HTTPHeaderTimeout.D(),
+		ReadTimeout:       2 * lim.HTTPHeaderTimeout.D(),
+		WriteTimeout:      lim.HTTPWriteTimeout.D(),
+		IdleTimeout:       lim.HTTPIdleTimeout.D(),
+		MaxHeaderBytes:    lim.HTTPMaxHeaderBytes,
+		ConnState:         conns.ConnState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
 	var socks []*dhcp4.Socket
 	if dsrv != nil {
@@ -120,7 +137,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if tftpSrv != nil {
 		go func() { errc <- tftpSrv.Serve(tftpConn) }()
 	}
-	go func() { errc <- httpSrv.Serve(hl) }()
+	go func() { errc <- httpSrv.Serve(conns) }()
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	dhcpDone := make(chan struct{})
@@ -229,4 +246,26 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_tftp_bytes_total", "TFTP payload bytes acknowledged.", func() float64 { return float64(t.Stats().Bytes) })
 	}
 	counter("pxed_http_errors_total", "HTTP boot requests answered with an error.", func() float64 { return float64(h.Errors()) })
+}
+
+// registerLimitMetrics exposes what the limits hold and refuse.
+func registerLimitMetrics(reg *prometheus.Registry, ev *events.Log, conns *connlimit.Listener) {
+	counter := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("pxed_http_connections", "HTTP connections open.", func() float64 { return float64(conns.Stats().Open) })
+	counter("pxed_http_connections_refused_total", "HTTP connections closed at once: the total or per-client limit was reached with no idle connection to reclaim.",
+		func() float64 { return float64(conns.Stats().Refused) })
+	counter("pxed_http_connections_reclaimed_total", "Idle HTTP connections closed to make room for new ones.",
+		func() float64 { return float64(conns.Stats().Reclaimed) })
+	gauge("pxed_events_machines", "Machines with a timeline.", func() float64 { return float64(ev.Stats().Machines) })
+	gauge("pxed_events_bytes", "Accounted bytes of all timelines.", func() float64 { return float64(ev.Stats().Bytes) })
+	gauge("pxed_events_addresses", "Address-to-machine associations learned from DHCP.", func() float64 { return float64(ev.Stats().Addresses) })
+	counter("pxed_events_evicted_total", "Machines whose timeline was forgotten to stay within limits.machines or limits.events_memory_mb.",
+		func() float64 { return float64(ev.Stats().Evicted) })
+	counter("pxed_events_claim_mismatch_total", "HTTP requests whose URL named another machine than the one DHCP taught for their address.",
+		func() float64 { return float64(ev.Stats().ClaimMismatch) })
 }

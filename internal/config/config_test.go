@@ -122,6 +122,8 @@ func TestParseErrors(t *testing.T) {
 		{"wrong type: list for a string", "dhcp:\n  mode: [proxy]\n", 2, "cannot unmarshal"},
 		{"wrong type: string for a list", "profiles:\n  p:\n    initrds: /boot/initrd\n", 3, "cannot unmarshal"},
 		{"wrong type: mapping for a string", "boot_dir:\n  a: b\n", 2, "cannot unmarshal"},
+		{"limit duration not a duration", "limits:\n  http_idle_timeout: 30\n", 2, "write e.g. 30s"},
+		{"limit duration negative", "limits:\n  tftp_queue_wait: -5s\n", 2, "is not a duration"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,6 +194,9 @@ func TestValidateErrors(t *testing.T) {
 		{"bad tftp_addr", "interfaces: [lo]\ntftp_addr: 69\n" + base(""), "tftp_addr", 2, `":69"`},
 		{"bad log_format", "interfaces: [lo]\nlog_format: xml\n" + base(""), "log_format", 2, "write text or json"},
 		{"bad log_level", "interfaces: [lo]\nlog_level: loud\n" + base(""), "log_level", 2, "write debug, info, warn or error"},
+		{"limit out of range", "interfaces: [lo]\nlimits:\n  http_connections: 2\n" + base(""), "limits.http_connections", 3, "write a number from 8 to 100000"},
+		{"limit duration out of range", "interfaces: [lo]\nlimits:\n  tftp_max_timeout: 300s\n" + base(""), "limits.tftp_max_timeout", 3, "write a duration from 1s to 4m15s"},
+		{"per-client limit above the total", "interfaces: [lo]\nlimits:\n  tftp_transfers: 10\n  tftp_transfers_per_client: 20\n" + base(""), "limits.tftp_transfers_per_client", 4, "write at most 10"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

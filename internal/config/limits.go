@@ -106,6 +106,13 @@ func (l *Limits) defaults() {
 			*v = def
 		}
 	}
+	// A per-client limit left unset never exceeds the total it is part of.
+	if l.TFTPTransfersPerClient == 0 && l.TFTPTransfers > 0 {
+		l.TFTPTransfersPerClient = min(d.TFTPTransfersPerClient, l.TFTPTransfers)
+	}
+	if l.HTTPConnectionsPerClient == 0 && l.HTTPConnections > 0 {
+		l.HTTPConnectionsPerClient = min(d.HTTPConnectionsPerClient, l.HTTPConnections)
+	}
 	setInt(&l.TFTPTransfers, d.TFTPTransfers)
 	setInt(&l.TFTPTransfersPerClient, d.TFTPTransfersPerClient)
 	setInt(&l.TFTPQueue, d.TFTPQueue)

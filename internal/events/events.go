@@ -5,12 +5,18 @@
 package events
 
 import (
+	"container/list"
 	"context"
 	"log/slog"
 	"net/netip"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"pxed/internal/lograte"
 )
 
 // Stage names one step of a network boot.
@@ -52,6 +58,12 @@ type Event struct {
 	Detail string        `json:"detail,omitempty"`   // file name, URL, reason
 	Bytes  int64         `json:"bytes,omitempty"`    // bytes transferred, for downloads
 	Dur    time.Duration `json:"duration,omitempty"` // how long a download took
+	// Claimed is the MAC a request named about itself (an HTTP URL's
+	// /boot/MAC/…), which anybody can write: it never decides whose
+	// timeline the event joins. When the address's machine is known and
+	// differs, the event joins that machine and a claim-mismatch is
+	// recorded beside it.
+	Claimed string `json:"claimed_mac,omitempty"`
 }
 
 // Recorder takes events. Protocol packages depend on this interface only.
@@ -71,52 +83,129 @@ const DefaultPerMachine = 256
 
 // DefaultMaxMachines is the number of machines kept when Log.MaxMachines is 0;
 // past it the machine seen least recently is forgotten.
-const DefaultMaxMachines = 100000
+const DefaultMaxMachines = 20000
+
+// DefaultMaxBytes is Log.MaxBytes when 0: the memory all timelines may use
+// together (as accounted by eventSize).
+const DefaultMaxBytes = 64 << 20
+
+// DefaultMaxAddresses is Log.MaxAddresses when 0.
+const DefaultMaxAddresses = 65536
+
+// MaxDetail is the longest Detail kept (and logged), in bytes; a longer
+// one (a URL of a megabyte, say) is cut and says how long it was.
+const MaxDetail = 512
+
+// eventOverhead approximates an Event's memory besides its strings.
+const eventOverhead = 128
 
 // Log keeps the recent events of each machine and fans them out to
 // subscribers. The zero value is ready to use. It also learns which address
-// each MAC has, so TFTP and HTTP (which see only addresses) can name the machine.
+// each MAC has (from DHCP, through Learn), so TFTP and HTTP, which see only
+// addresses, can name the machine. Everything it keeps is bounded: events
+// per machine, machines, bytes in all, learned addresses.
 type Log struct {
-	PerMachine  int          // events kept per machine; 0 means DefaultPerMachine
-	MaxMachines int          // machines kept; 0 means DefaultMaxMachines
-	Logger      *slog.Logger // each event is logged here at Info; nil logs nothing
-	Now         func() time.Time
+	PerMachine   int          // events kept per machine; 0 means DefaultPerMachine
+	MaxMachines  int          // machines kept; 0 means DefaultMaxMachines
+	MaxBytes     int64        // bytes of events kept in all; 0 means DefaultMaxBytes
+	MaxAddresses int          // address→MAC associations kept; 0 means DefaultMaxAddresses
+	Logger       *slog.Logger // each event is logged here at Info; nil logs nothing
+	Now          func() time.Time
 
 	mu       sync.Mutex
 	machines map[string]*machine
-	byIP     map[netip.Addr]string
+	lru      list.List // of *machine, least recently seen first
+	bytes    int64
+	byIP     map[netip.Addr]*learned
+	ipOrder  list.List // of netip.Addr, oldest learned first
 	subs     map[int]chan Event
 	nextSub  int
+
+	evicted, mismatches atomic.Uint64
+	warn                lograte.Limiter
 }
 
 type machine struct {
+	key    string
 	events []Event
+	bytes  int64
 	last   time.Time
+	elem   *list.Element
 }
 
-// Learn records that mac currently uses ip.
+type learned struct {
+	mac  string
+	elem *list.Element
+}
+
+// Stats are the log's counters and sizes.
+type Stats struct {
+	Machines      int    // machines with a timeline
+	Bytes         int64  // accounted bytes of all timelines
+	Addresses     int    // learned address→MAC associations
+	Evicted       uint64 // machines forgotten to stay within MaxMachines or MaxBytes
+	ClaimMismatch uint64 // requests whose claimed MAC was not their address's machine
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Stats{Machines: len(l.machines), Bytes: l.bytes, Addresses: len(l.byIP),
+		Evicted: l.evicted.Load(), ClaimMismatch: l.mismatches.Load()}
+}
+
+// Learn records that mac currently uses ip. Only what the server knows
+// should be learned (an address it leased, or the address a PXE client's
+// DHCP exchange used): events of that address are attributed to mac. The
+// oldest association is forgotten past MaxAddresses.
 func (l *Log) Learn(ip netip.Addr, mac string) {
 	if !ip.IsValid() || mac == "" {
 		return
 	}
+	ip = ip.Unmap()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.byIP == nil {
-		l.byIP = make(map[netip.Addr]string)
+		l.byIP = make(map[netip.Addr]*learned)
 	}
-	l.byIP[ip.Unmap()] = mac
+	if e := l.byIP[ip]; e != nil {
+		e.mac = mac
+		l.ipOrder.MoveToBack(e.elem)
+		return
+	}
+	max := l.MaxAddresses
+	if max <= 0 {
+		max = DefaultMaxAddresses
+	}
+	for len(l.byIP) >= max {
+		old := l.ipOrder.Front()
+		l.ipOrder.Remove(old)
+		delete(l.byIP, old.Value.(netip.Addr))
+	}
+	l.byIP[ip] = &learned{mac: mac, elem: l.ipOrder.PushBack(ip)}
 }
 
 // MACForIP returns the MAC last learned for ip, or "".
 func (l *Log) MACForIP(ip netip.Addr) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.byIP[ip.Unmap()]
+	return l.macLocked(ip)
+}
+
+func (l *Log) macLocked(ip netip.Addr) string {
+	if e := l.byIP[ip.Unmap()]; e != nil {
+		return e.mac
+	}
+	return ""
 }
 
 // Record stores e (filling in Time and, from the address, MAC when missing),
 // logs it and sends it to every subscriber that keeps up; a subscriber whose
-// buffer is full misses the event rather than slowing the server down.
+// buffer is full misses the event rather than slowing the server down. A
+// Detail longer than MaxDetail is cut. An event that claims a MAC (Claimed)
+// joins the timeline of the machine DHCP taught for its address, or of the
+// address itself when none is known, never the claimed machine's.
 func (l *Log) Record(e Event) {
 	if e.Time.IsZero() {
 		if l.Now != nil {
@@ -125,86 +214,146 @@ func (l *Log) Record(e Event) {
 			e.Time = time.Now()
 		}
 	}
+	e.Detail = cut(e.Detail)
+	e.Claimed = cut(e.Claimed)
+	var mismatch *Event
 	l.mu.Lock()
 	if e.MAC == "" && e.IP.IsValid() {
-		e.MAC = l.byIP[e.IP.Unmap()]
+		e.MAC = l.macLocked(e.IP)
 	}
-	if e.MAC != "" && e.IP.IsValid() {
-		if l.byIP == nil {
-			l.byIP = make(map[netip.Addr]string)
+	if e.Claimed != "" && e.Claimed != e.MAC {
+		if e.MAC != "" {
+			l.mismatches.Add(1)
+			mismatch = &Event{Time: e.Time, MAC: e.MAC, IP: e.IP, Stage: StageClaimMismatch,
+				Detail: "request from " + e.IP.String() + " named machine " + e.Claimed}
 		}
-		l.byIP[e.IP.Unmap()] = e.MAC
+	} else if e.Claimed == e.MAC {
+		e.Claimed = "" // the claim is the machine's own: nothing to say
 	}
+	l.storeLocked(e)
+	if mismatch != nil {
+		l.storeLocked(*mismatch)
+	}
+	l.mu.Unlock()
+	l.log(e)
+	if mismatch != nil {
+		if ok, n := l.warn.Allow("claim-mismatch"); ok && l.Logger != nil {
+			l.Logger.Warn("request names another machine than its address's", "ip", e.IP.String(), "mac", e.MAC,
+				"claimed_mac", e.Claimed, "stage", string(e.Stage), "suppressed", n)
+		}
+	}
+}
+
+// storeLocked appends e to its machine's timeline and sends it to the
+// subscribers.
+func (l *Log) storeLocked(e Event) {
 	key := e.MAC
 	if key == "" && e.IP.IsValid() {
-		key = e.IP.String()
+		key = e.IP.Unmap().String()
 	}
 	if l.machines == nil {
 		l.machines = make(map[string]*machine)
 	}
 	m := l.machines[key]
 	if m == nil {
-		l.evictLocked()
-		m = &machine{}
+		m = &machine{key: key}
+		m.elem = l.lru.PushBack(m)
 		l.machines[key] = m
+	} else {
+		l.lru.MoveToBack(m.elem)
 	}
 	per := l.PerMachine
 	if per <= 0 {
 		per = DefaultPerMachine
 	}
 	if len(m.events) >= per {
+		drop := eventSize(&m.events[0])
+		m.bytes -= drop
+		l.bytes -= drop
 		copy(m.events, m.events[1:])
 		m.events = m.events[:len(m.events)-1]
 	}
+	n := eventSize(&e)
 	m.events = append(m.events, e)
+	m.bytes += n
+	l.bytes += n
 	m.last = e.Time
+	l.evictLocked(m)
 	for _, ch := range l.subs {
 		select {
 		case ch <- e:
 		default:
 		}
 	}
-	l.mu.Unlock()
-	if l.Logger != nil && l.Logger.Enabled(context.Background(), slog.LevelInfo) {
-		attrs := []any{"mac", e.MAC, "stage", string(e.Stage)}
-		if e.IP.IsValid() {
-			attrs = append(attrs, "ip", e.IP.String())
-		}
-		if e.Detail != "" {
-			attrs = append(attrs, "detail", e.Detail)
-		}
-		if e.Bytes != 0 {
-			attrs = append(attrs, "bytes", e.Bytes)
-		}
-		if e.Dur != 0 {
-			attrs = append(attrs, "duration", e.Dur)
-		}
-		l.Logger.Info("boot event", attrs...)
-	}
 }
 
-func (l *Log) evictLocked() {
+func (l *Log) log(e Event) {
+	if l.Logger == nil || !l.Logger.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := []any{"mac", e.MAC, "stage", string(e.Stage)}
+	if e.IP.IsValid() {
+		attrs = append(attrs, "ip", e.IP.String())
+	}
+	if e.Detail != "" {
+		attrs = append(attrs, "detail", e.Detail)
+	}
+	if e.Bytes != 0 {
+		attrs = append(attrs, "bytes", e.Bytes)
+	}
+	if e.Dur != 0 {
+		attrs = append(attrs, "duration", e.Dur)
+	}
+	if e.Claimed != "" {
+		attrs = append(attrs, "claimed_mac", e.Claimed)
+	}
+	l.Logger.Info("boot event", attrs...)
+}
+
+// eventSize is what an event is accounted as: its strings and a fixed
+// overhead.
+func eventSize(e *Event) int64 {
+	return int64(eventOverhead + len(e.MAC) + len(e.Detail) + len(e.Claimed) + len(e.Stage))
+}
+
+// cut shortens s to at most MaxDetail bytes (on a UTF-8 boundary) and says
+// how long it was.
+func cut(s string) string {
+	if len(s) <= MaxDetail {
+		return s
+	}
+	n := MaxDetail - 32
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// evictLocked forgets the machines seen least recently until the log is
+// within MaxMachines and MaxBytes; keep (the machine just written) goes last.
+func (l *Log) evictLocked(keep *machine) {
 	max := l.MaxMachines
 	if max <= 0 {
 		max = DefaultMaxMachines
 	}
-	if len(l.machines) < max {
-		return
+	maxBytes := l.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
 	}
-	// Forget the least recently seen tenth at once: one sort per max/10
-	// new machines keeps Record cheap when a storm brings more machines
-	// than the log keeps.
-	keys := make([]string, 0, len(l.machines))
-	for k := range l.machines {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return l.machines[keys[i]].last.Before(l.machines[keys[j]].last) })
-	n := max / 10
-	if n < 1 {
-		n = 1
-	}
-	for _, k := range keys[:min(n, len(keys))] {
-		delete(l.machines, k)
+	for len(l.machines) > max || l.bytes > maxBytes {
+		front := l.lru.Front()
+		m := front.Value.(*machine)
+		if m == keep {
+			if len(l.machines) == 1 {
+				return // one machine bigger than the budget: its ring bounds it
+			}
+			l.lru.MoveToBack(front)
+			continue
+		}
+		l.lru.Remove(front)
+		delete(l.machines, m.key)
+		l.bytes -= m.bytes
+		l.evicted.Add(1)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -101,7 +102,9 @@ func TestMACLearnedFromIP(t *testing.T) {
 		key   string
 	}{
 		{"Learn then an event with only the address", func(l *Log) { l.Learn(ipA, macA) }, Event{IP: ipA, Stage: StageTFTPStart}, macA},
-		{"an event with MAC and IP teaches the address", func(l *Log) { l.Record(Event{MAC: macA, IP: ipA, Stage: StageAck}) }, Event{IP: ipA, Stage: StageKernel}, macA},
+		{"an event does not teach its address (only Learn does)", func(l *Log) { l.Record(Event{MAC: macA, IP: ipA, Stage: StageAck}) }, Event{IP: ipA, Stage: StageKernel}, "192.0.2.10"},
+		{"a claimed MAC never picks the timeline", func(*Log) {}, Event{IP: ipA, Claimed: macA, Stage: StageHTTPError}, "192.0.2.10"},
+		{"a claim joins the address's learned machine", func(l *Log) { l.Learn(ipA, macB) }, Event{IP: ipA, Claimed: macA, Stage: StageHTTPError}, macB},
 		{"IPv4-mapped address is the same machine", func(l *Log) { l.Learn(ipA, macA) }, Event{IP: mapped, Stage: StageHTTP}, macA},
 		{"latest MAC for an address wins", func(l *Log) { l.Learn(ipA, macA); l.Learn(ipA, macB) }, Event{IP: ipA, Stage: StageHTTP}, macB},
 		{"unknown address is keyed by the address", func(*Log) {}, Event{IP: ipA, Stage: StageTFTPError}, "192.0.2.10"},
@@ -114,10 +117,11 @@ func TestMACLearnedFromIP(t *testing.T) {
 			tc.setup(l)
 			l.Record(tc.e)
 			tl := l.Timeline(tc.key)
-			if len(tl) == 0 || tl[len(tl)-1].Stage != tc.e.Stage {
+			i := slices.IndexFunc(tl, func(e Event) bool { return e.Stage == tc.e.Stage })
+			if i < 0 {
 				t.Fatalf("no %s event under %q; machines %v", tc.e.Stage, tc.key, l.Machines())
 			}
-			if e := tl[len(tl)-1]; tc.key != "192.0.2.10" && e.MAC != tc.key {
+			if e := tl[i]; tc.key != "192.0.2.10" && e.MAC != tc.key {
 				t.Fatalf("event MAC %q, want %q", e.MAC, tc.key)
 			}
 		})
@@ -266,4 +270,111 @@ func TestEventJSON(t *testing.T) {
 	if !strings.Contains(string(b), `"ip":"192.0.2.10"`) || !strings.Contains(string(b), `"bytes":7`) {
 		t.Fatalf("JSON %s lacks ip or bytes", b)
 	}
+}
+
+// TestClaimMismatch is finding 4 of issue 13: a request from one machine's
+// address that names another machine in its URL lands on the requester's
+// timeline with a claim-mismatch beside it, never on the victim's.
+func TestClaimMismatch(t *testing.T) {
+	var buf bytes.Buffer
+	l := &Log{Now: clock(), Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+	attacker := netip.MustParseAddr("192.0.2.66")
+	l.Learn(ipA, macA)
+	l.Learn(attacker, macB)
+	l.Record(Event{MAC: macA, Stage: StageAck})
+	for i := 0; i < 3; i++ {
+		l.Record(Event{IP: attacker, Claimed: macA, Stage: StageHTTPError, Detail: "GET /boot/x"})
+	}
+	l.Record(Event{IP: ipA, Claimed: macA, Stage: StageScript}) // the victim's own request
+	if got := stageList(l.Timeline(macA)); got != "dhcp-ack,script" {
+		t.Fatalf("victim's timeline %s, want only its own events", got)
+	}
+	if got := stageList(l.Timeline(macB)); got != "http-error,claim-mismatch,http-error,claim-mismatch,http-error,claim-mismatch" {
+		t.Fatalf("attacker's timeline %s", got)
+	}
+	if e := l.Timeline(macA)[1]; e.Claimed != "" {
+		t.Fatalf("a matching claim is kept as %q, want cleared", e.Claimed)
+	}
+	if n := l.Stats().ClaimMismatch; n != 3 {
+		t.Fatalf("ClaimMismatch = %d, want 3", n)
+	}
+	if n := strings.Count(buf.String(), "names another machine"); n != 1 {
+		t.Fatalf("%d mismatch warnings logged, want 1 per interval:\n%s", n, buf.String())
+	}
+}
+
+func stageList(es []Event) string {
+	var s []string
+	for _, e := range es {
+		s = append(s, string(e.Stage))
+	}
+	return strings.Join(s, ",")
+}
+
+// TestBounds is findings 1 and 6 of issue 13: details are cut, the bytes of
+// all timelines and the learned addresses stay within their limits.
+func TestBounds(t *testing.T) {
+	t.Run("detail cut", func(t *testing.T) {
+		var buf bytes.Buffer
+		l := &Log{Logger: slog.New(slog.NewTextHandler(&buf, nil))}
+		l.Record(Event{MAC: macA, Stage: StageHTTPError, Detail: "GET /boot/" + strings.Repeat("B", 1<<20)})
+		d := l.Timeline(macA)[0].Detail
+		if len(d) > MaxDetail || !strings.HasSuffix(d, "(1048586 bytes)") {
+			t.Fatalf("detail of %d bytes, ends %q", len(d), d[max(0, len(d)-40):])
+		}
+		if buf.Len() > 2*MaxDetail {
+			t.Fatalf("logged %d bytes for one event", buf.Len())
+		}
+	})
+	t.Run("bytes", func(t *testing.T) {
+		l := &Log{MaxBytes: 100 << 10, Now: clock()}
+		big := strings.Repeat("x", 400)
+		for i := 0; i < 5000; i++ {
+			l.Record(Event{MAC: fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&255), Stage: StageHTTPError, Detail: big})
+			if st := l.Stats(); st.Bytes > l.MaxBytes {
+				t.Fatalf("after %d events: %d bytes kept, limit %d", i+1, st.Bytes, l.MaxBytes)
+			}
+		}
+		st := l.Stats()
+		if st.Evicted == 0 || st.Machines == 0 {
+			t.Fatalf("stats %+v: want machines evicted and the newest kept", st)
+		}
+		if l.Timeline("02:00:00:00:13:87") == nil {
+			t.Fatal("the newest machine was forgotten")
+		}
+		var sum int64
+		for _, m := range l.Machines() {
+			for _, e := range l.Timeline(m) {
+				sum += eventSize(&e)
+			}
+		}
+		if sum != st.Bytes {
+			t.Fatalf("accounted %d bytes, events add up to %d", st.Bytes, sum)
+		}
+	})
+	t.Run("one machine over the budget keeps its newest", func(t *testing.T) {
+		l := &Log{MaxBytes: 1000, PerMachine: 4}
+		for i := 0; i < 10; i++ {
+			l.Record(Event{MAC: macA, Stage: StageHTTP, Detail: strings.Repeat("y", 400)})
+		}
+		if n := len(l.Timeline(macA)); n != 4 {
+			t.Fatalf("kept %d events, want the ring's 4", n)
+		}
+	})
+	t.Run("addresses", func(t *testing.T) {
+		l := &Log{MaxAddresses: 100}
+		for i := 0; i < 66000; i++ {
+			l.Learn(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), macA)
+		}
+		if n := l.Stats().Addresses; n != 100 {
+			t.Fatalf("%d addresses kept, want 100", n)
+		}
+		if l.MACForIP(netip.AddrFrom4([4]byte{10, 0, 0, 0})) != "" {
+			t.Fatal("the oldest address was kept")
+		}
+		last := 65999
+		if l.MACForIP(netip.AddrFrom4([4]byte{10, byte(last >> 16), byte(last >> 8), byte(last)})) != macA {
+			t.Fatal("the newest address was forgotten")
+		}
+	})
 }

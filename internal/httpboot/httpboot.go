@@ -15,8 +15,10 @@ import (
 	"net/netip"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"pxed/internal/boot"
@@ -33,6 +35,11 @@ type Handler struct {
 	HTTPPort int             // used in script URLs; default 8080
 	Events   events.Recorder // nil records nothing
 	Logger   *slog.Logger    // nil discards
+	// WriteTimeout ends a download whose client takes nothing for this
+	// long: the write deadline moves forward with every chunk sent, so a
+	// large image over a slow link is not cut while it progresses. 0
+	// leaves the server's deadline alone.
+	WriteTimeout time.Duration
 
 	errors atomic.Uint64
 }
@@ -54,11 +61,41 @@ func (h *Handler) record(e events.Event) {
 	}
 }
 
+// fail answers with an error status. mac is the machine the URL names: a
+// claim, recorded as such (events attribute by the request's address).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, mac string, code int, msg string) {
 	h.errors.Add(1)
-	h.record(events.Event{MAC: mac, IP: remoteIP(r), Stage: events.StageHTTPError,
+	h.record(events.Event{Claimed: mac, IP: remoteIP(r), Stage: events.StageHTTPError,
 		Detail: fmt.Sprintf("%s %s: %d %s", r.Method, r.URL.Path, code, msg)})
 	http.Error(w, msg, code)
+}
+
+// openStatus is the status for a file that could not be opened: 404 only
+// when it does not exist, 403 when it may not be read (or lies outside the
+// directory), 503 when the server is out of descriptors or memory, 500 for
+// other faults: never "not found" for a fault of the server.
+func openStatus(err error) (int, string) {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return http.StatusNotFound, "not found"
+	case errors.Is(err, fs.ErrPermission):
+		return http.StatusForbidden, "permission denied"
+	case errors.As(err, &errno) && (errno == syscall.EMFILE || errno == syscall.ENFILE || errno == syscall.ENOMEM):
+		return http.StatusServiceUnavailable, "server busy, try again: " + errno.Error()
+	case errors.As(err, &errno):
+		return http.StatusInternalServerError, "cannot open: " + errno.Error()
+	}
+	return http.StatusForbidden, "refused: " + errors.Unwrap(err).Error()
+}
+
+// quoteName quotes a name from a URL for a message, cut to a sensible length.
+func quoteName(s string) string {
+	const max = 128
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + "…"
+	}
+	return strconv.Quote(s)
 }
 
 func remoteIP(r *http.Request) netip.Addr {
@@ -93,7 +130,7 @@ func parseMAC(s string) (net.HardwareAddr, error) {
 func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 	mac, err := parseMAC(r.PathValue("mac"))
 	if err != nil {
-		h.fail(w, r, "", http.StatusBadRequest, fmt.Sprintf("bad MAC %q in URL (want aa-bb-cc-dd-ee-ff)", r.PathValue("mac")))
+		h.fail(w, r, "", http.StatusBadRequest, fmt.Sprintf("bad MAC %s in URL (want aa-bb-cc-dd-ee-ff)", quoteName(r.PathValue("mac"))))
 		return
 	}
 	m := boot.Normalize(mac)
@@ -116,12 +153,12 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		http.ServeContent(w, r, name, time.Time{}, strings.NewReader(script))
-		h.record(events.Event{MAC: m, IP: remoteIP(r), Stage: events.StageScript, Detail: "profile " + p.Name, Bytes: int64(len(script))})
+		h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageScript, Detail: "profile " + p.Name, Bytes: int64(len(script))})
 		return
 	}
 	file, kernel, ok := boot.ResolveFile(p, name)
 	if !ok {
-		h.fail(w, r, m, http.StatusNotFound, fmt.Sprintf("profile %q has no file %q", p.Name, name))
+		h.fail(w, r, m, http.StatusNotFound, fmt.Sprintf("profile %q has no file %s", p.Name, quoteName(name)))
 		return
 	}
 	stage := events.StageInitrd
@@ -130,7 +167,8 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := os.Open(file)
 	if err != nil {
-		h.fail(w, r, m, http.StatusNotFound, fmt.Sprintf("open %s: %v", name, errors.Unwrap(err)))
+		code, msg := openStatus(err)
+		h.fail(w, r, m, code, fmt.Sprintf("open %s: %s", name, msg))
 		return
 	}
 	defer f.Close()
@@ -147,7 +185,7 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "", http.StatusBadRequest, "bad path")
 		return
 	}
-	code := http.StatusNotFound
+	code, msg := http.StatusNotFound, "not found"
 	for _, dir := range h.Dirs {
 		f, err := openIn(dir, rel)
 		if err == nil {
@@ -155,11 +193,12 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 			h.serveFile(w, r, f, rel, "", events.StageHTTP)
 			return
 		}
-		if errors.Is(err, fs.ErrPermission) {
-			code = http.StatusForbidden
+		if c, m := openStatus(err); c != http.StatusNotFound {
+			code, msg = c, m // the first real fault is the answer, not "not found"
+			break
 		}
 	}
-	h.fail(w, r, "", code, fmt.Sprintf("%s: not found", rel))
+	h.fail(w, r, "", code, fmt.Sprintf("%s: %s", quoteName(rel), msg))
 }
 
 // openIn opens rel inside dir; os.Root refuses "..", absolute names and
@@ -175,12 +214,16 @@ func openIn(dir, rel string) (*os.File, error) {
 
 func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, name, mac string, stage events.Stage) {
 	st, err := f.Stat()
-	if err != nil || st.IsDir() {
-		h.fail(w, r, mac, http.StatusNotFound, fmt.Sprintf("%s: not a file", name))
+	if err != nil {
+		h.fail(w, r, mac, http.StatusInternalServerError, fmt.Sprintf("%s: stat: %v", quoteName(name), errors.Unwrap(err)))
+		return
+	}
+	if st.IsDir() {
+		h.fail(w, r, mac, http.StatusNotFound, fmt.Sprintf("%s: not a file", quoteName(name)))
 		return
 	}
 	start := time.Now()
-	cw := &countingWriter{ResponseWriter: w}
+	cw := &countingWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: h.WriteTimeout}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	http.ServeContent(cw, r, name, st.ModTime(), f)
 	detail := name
@@ -189,16 +232,33 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, 
 	}
 	if cw.status >= 400 {
 		h.errors.Add(1)
-		h.record(events.Event{MAC: mac, IP: remoteIP(r), Stage: events.StageHTTPError, Detail: fmt.Sprintf("%s: %d", detail, cw.status)})
+		h.record(events.Event{Claimed: mac, IP: remoteIP(r), Stage: events.StageHTTPError, Detail: fmt.Sprintf("%s: %d", detail, cw.status)})
 		return
 	}
-	h.record(events.Event{MAC: mac, IP: remoteIP(r), Stage: stage, Detail: detail, Bytes: cw.n, Dur: time.Since(start)})
+	if cw.status == http.StatusOK && r.Method == http.MethodGet && cw.n < st.Size() {
+		h.errors.Add(1)
+		h.record(events.Event{Claimed: mac, IP: remoteIP(r), Stage: events.StageHTTPError, Bytes: cw.n, Dur: time.Since(start),
+			Detail: fmt.Sprintf("%s: sent %d of %d bytes: the client stopped reading or the connection broke", detail, cw.n, st.Size())})
+		return
+	}
+	h.record(events.Event{Claimed: mac, IP: remoteIP(r), Stage: stage, Detail: detail, Bytes: cw.n, Dur: time.Since(start)})
 }
 
 type countingWriter struct {
 	http.ResponseWriter
 	n      int64
 	status int
+	rc     *http.ResponseController
+	idle   time.Duration // per-chunk write deadline; 0: none
+}
+
+// sendChunk is how much of a file goes out under one write deadline.
+const sendChunk = 4 << 20
+
+func (c *countingWriter) extend() {
+	if c.idle > 0 {
+		_ = c.rc.SetWriteDeadline(time.Now().Add(c.idle))
+	}
 }
 
 func (c *countingWriter) WriteHeader(code int) {
@@ -210,24 +270,42 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
+	c.extend()
 	n, err := c.ResponseWriter.Write(b)
 	c.n += int64(n)
 	return n, err
 }
 
 // ReadFrom passes large files to the ResponseWriter's own ReadFrom, which
-// uses sendfile(2).
+// uses sendfile(2), a chunk at a time, each under a fresh write deadline.
 func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
 	}
-	var n int64
-	var err error
-	if rf, ok := c.ResponseWriter.(io.ReaderFrom); ok {
-		n, err = rf.ReadFrom(r)
-	} else {
-		n, err = io.Copy(c.ResponseWriter, r)
+	rf, ok := c.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		c.extend()
+		n, err := io.Copy(c.ResponseWriter, r)
+		c.n += n
+		return n, err
 	}
-	c.n += n
-	return n, err
+	lr, ok := r.(*io.LimitedReader)
+	if !ok {
+		lr = &io.LimitedReader{R: r, N: 1<<63 - 1}
+	}
+	var total int64
+	for lr.N > 0 {
+		// One level of LimitedReader over the *os.File keeps sendfile.
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, sendChunk)}
+		want := chunk.N
+		c.extend()
+		n, err := rf.ReadFrom(chunk)
+		lr.N -= n
+		total += n
+		c.n += n
+		if err != nil || n < want {
+			return total, err
+		}
+	}
+	return total, nil
 }

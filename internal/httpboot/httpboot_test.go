@@ -3,7 +3,9 @@ package httpboot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,8 +88,21 @@ func newFixture(t *testing.T, withDefault bool) *fixture {
 // from 192.0.2.50.
 func (f *fixture) do(t *testing.T, method, target string, hdr map[string]string) *httptest.ResponseRecorder {
 	t.Helper()
+	// The machine the URL names got clientIP by DHCP first, as it would:
+	// events are attributed by the address DHCP taught, not by the URL.
+	if rest, ok := strings.CutPrefix(target, "/boot/"); ok {
+		if mac, err := net.ParseMAC(strings.ReplaceAll(strings.SplitN(rest, "/", 2)[0], "-", ":")); err == nil {
+			f.log.Learn(clientIP, mac.String())
+		}
+	}
+	return f.doAs(t, clientAddr, method, target, hdr)
+}
+
+// doAs sends a request from remote without teaching the event log anything.
+func (f *fixture) doAs(t *testing.T, remote, method, target string, hdr map[string]string) *httptest.ResponseRecorder {
+	t.Helper()
 	r := httptest.NewRequest(method, target, nil)
-	r.RemoteAddr = clientAddr
+	r.RemoteAddr = remote
 	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 8080}))
 	for k, v := range hdr {
 		r.Header.Set(k, v)
@@ -321,6 +337,7 @@ func TestOverHTTP(t *testing.T) {
 	f := newFixture(t, true)
 	srv := httptest.NewServer(f.mux)
 	defer srv.Close()
+	f.log.Learn(netip.MustParseAddr("127.0.0.1"), knownMAC) // as DHCP would
 	res, err := http.Get(srv.URL + knownPath + "/vmlinuz")
 	if err != nil {
 		t.Fatal(err)
@@ -358,5 +375,96 @@ func TestOverHTTP(t *testing.T) {
 			t.Fatalf("no kernel event; timeline %+v", f.log.Timeline(knownMAC))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestClaimedMACDoesNotAttribute is finding 4 of issue 13: a request naming
+// a victim's MAC from another address joins the requester's timeline (or
+// its address's), never the victim's.
+func TestClaimedMACDoesNotAttribute(t *testing.T) {
+	f := newFixture(t, true)
+	f.do(t, "GET", knownPath+"/script.ipxe", nil) // the victim boots from clientIP
+	before := len(f.log.Timeline(knownMAC))
+	const attacker = "192.0.2.66:40000"
+	for _, p := range []string{knownPath + "/vmlinuz", knownPath + "/nothing", knownPath + "/script.ipxe"} {
+		f.doAs(t, attacker, "GET", p, nil)
+	}
+	if n := len(f.log.Timeline(knownMAC)); n != before {
+		t.Fatalf("victim's timeline grew from %d to %d events: %+v", before, n, f.log.Timeline(knownMAC))
+	}
+	tl := f.log.Timeline("192.0.2.66")
+	if len(tl) != 3 || tl[1].Stage != events.StageHTTPError || tl[1].Claimed != knownMAC {
+		t.Fatalf("attacker's address timeline %+v, want 3 events claiming %s", tl, knownMAC)
+	}
+	// Once DHCP taught the attacker's address, its requests name the
+	// mismatch on its own timeline.
+	f.log.Learn(netip.MustParseAddr("192.0.2.66"), "02:00:00:00:00:66")
+	f.doAs(t, attacker, "GET", knownPath+"/vmlinuz", nil)
+	if got := lastEvent(t, f.log, "02:00:00:00:00:66"); got.Stage != events.StageClaimMismatch {
+		t.Fatalf("last event %+v, want claim-mismatch", got)
+	}
+	if f.log.Stats().ClaimMismatch != 1 {
+		t.Fatalf("ClaimMismatch = %d, want 1", f.log.Stats().ClaimMismatch)
+	}
+}
+
+func TestOpenStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		code int
+	}{
+		{"missing file is 404", &fs.PathError{Op: "open", Path: "x", Err: syscall.ENOENT}, 404},
+		{"unreadable file is 403", &fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, 403},
+		{"out of descriptors is 503, never 404", &fs.PathError{Op: "open", Path: "x", Err: syscall.EMFILE}, 503},
+		{"system out of descriptors is 503", &fs.PathError{Op: "open", Path: "x", Err: syscall.ENFILE}, 503},
+		{"I/O error is 500", &fs.PathError{Op: "open", Path: "x", Err: syscall.EIO}, 500},
+		{"escape from the root is 403", &fs.PathError{Op: "openat", Path: "x", Err: errors.New("path escapes from parent")}, 403},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, msg := openStatus(tc.err); code != tc.code || msg == "" {
+				t.Fatalf("openStatus = %d %q, want %d", code, msg, tc.code)
+			}
+		})
+	}
+}
+
+// TestWriteTimeoutEndsStalledDownload: a client that stops reading holds
+// its connection for WriteTimeout, not forever, and the timeline says the
+// download was cut.
+func TestWriteTimeoutEndsStalledDownload(t *testing.T) {
+	f := newFixture(t, true)
+	big := filepath.Join(f.bootDir, "big.img")
+	if err := os.WriteFile(big, bytes.Repeat([]byte{7}, 64<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.h.WriteTimeout = 200 * time.Millisecond
+	srv := httptest.NewServer(f.mux)
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(4096)
+	if _, err := io.WriteString(c, "GET /files/big.img HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Read nothing: the server's writes stall once the socket buffers fill.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tl := f.log.Timeline("127.0.0.1")
+		if len(tl) > 0 {
+			e := tl[len(tl)-1]
+			if e.Stage != events.StageHTTPError || !strings.Contains(e.Detail, "stopped reading") || e.Bytes >= 64<<20 {
+				t.Fatalf("event %+v, want an http-error for a cut download", e)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled download was still running after 20 s (WriteTimeout 200ms)")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
