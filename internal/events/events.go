@@ -110,7 +110,11 @@ type Log struct {
 	MaxBytes     int64        // bytes of events kept in all; 0 means DefaultMaxBytes
 	MaxAddresses int          // address→MAC associations kept; 0 means DefaultMaxAddresses
 	Logger       *slog.Logger // each event is logged here at Info; nil logs nothing
-	Now          func() time.Time
+	// LogRate is the most events logged per second; past it events are
+	// still kept and sent, and one line a second later says how many were
+	// not logged (a flood must not flood the log). 0 means DefaultLogRate.
+	LogRate int
+	Now     func() time.Time
 
 	mu       sync.Mutex
 	machines map[string]*machine
@@ -123,7 +127,15 @@ type Log struct {
 
 	evicted, mismatches atomic.Uint64
 	warn                lograte.Limiter
+
+	logMu         sync.Mutex
+	logSecond     time.Time // start of the current one-second window
+	logCount      int       // events logged in it
+	logSuppressed int       // events not logged in it
 }
+
+// DefaultLogRate is Log.LogRate when 0.
+const DefaultLogRate = 200
 
 type machine struct {
 	key    string
@@ -291,6 +303,9 @@ func (l *Log) log(e Event) {
 	if l.Logger == nil || !l.Logger.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
+	if !l.logAllowed(e.Time) {
+		return
+	}
 	attrs := []any{"mac", e.MAC, "stage", string(e.Stage)}
 	if e.IP.IsValid() {
 		attrs = append(attrs, "ip", e.IP.String())
@@ -308,6 +323,29 @@ func (l *Log) log(e Event) {
 		attrs = append(attrs, "claimed_mac", e.Claimed)
 	}
 	l.Logger.Info("boot event", attrs...)
+}
+
+// logAllowed applies LogRate: true when the event at t may be logged. The
+// first event of a new second reports how many the previous one dropped.
+func (l *Log) logAllowed(t time.Time) bool {
+	rate := l.LogRate
+	if rate <= 0 {
+		rate = DefaultLogRate
+	}
+	l.logMu.Lock()
+	defer l.logMu.Unlock()
+	if t.Sub(l.logSecond) >= time.Second || t.Before(l.logSecond) {
+		if l.logSuppressed > 0 {
+			l.Logger.Warn("boot events not logged: more than the log rate", "events", l.logSuppressed, "per_second", rate)
+		}
+		l.logSecond, l.logCount, l.logSuppressed = t, 0, 0
+	}
+	if l.logCount >= rate {
+		l.logSuppressed++
+		return false
+	}
+	l.logCount++
+	return true
 }
 
 // eventSize is what an event is accounted as: its strings and a fixed

@@ -378,3 +378,25 @@ func TestBounds(t *testing.T) {
 		}
 	})
 }
+
+// TestLogRate: a flood of events is kept but logged at most LogRate a
+// second, and the next second says how many lines were left out.
+func TestLogRate(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	l := &Log{LogRate: 10, Logger: slog.New(slog.NewTextHandler(&buf, nil)), Now: func() time.Time { return now }}
+	for i := 0; i < 1000; i++ {
+		l.Record(Event{MAC: macA, Stage: StageDiscover})
+	}
+	if n := strings.Count(buf.String(), "boot event"); n != 10 {
+		t.Fatalf("%d events logged in one second, want 10", n)
+	}
+	now = now.Add(time.Second)
+	l.Record(Event{MAC: macA, Stage: StageOffer})
+	if !strings.Contains(buf.String(), "boot events not logged") || !strings.Contains(buf.String(), "events=990") {
+		t.Fatalf("no summary of the 990 events left out:\n%s", buf.String())
+	}
+	if n := len(l.Timeline(macA)); n != DefaultPerMachine {
+		t.Fatalf("kept %d events, want every event kept up to the ring's %d", n, DefaultPerMachine)
+	}
+}
