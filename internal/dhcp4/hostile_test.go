@@ -2,14 +2,17 @@ package dhcp4
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"pxed/internal/events"
 	"pxed/internal/lease"
 )
 
@@ -276,5 +279,132 @@ func TestLearn(t *testing.T) {
 				t.Errorf("no ACK: %s", res.Reason)
 			}
 		})
+	}
+}
+
+// fakeSocket is a Socket with no file: answer and sent need only its
+// interface, address and port (a reply that would go to chaddr falls back
+// to broadcast, and nothing is written).
+func fakeSocket(port Port) *Socket {
+	return &Socket{iface: &net.Interface{Name: "test0", Index: 7}, ip: server.IP, port: port}
+}
+
+// TestLoopNotices: the loop counts each anomaly in Stats, warns of it and
+// records its event at most once per interval (with the number
+// suppressed), and remembers an address for a MAC only from Result.Learn,
+// an ACK's once it is sent. No socket: answer and sent are called as the
+// reader calls them.
+func TestLoopNotices(t *testing.T) {
+	fx := newFullFixture(t, true)
+	fx.full.StarvationClients = 2
+	var logs strings.Builder
+	ev := &events.Log{}
+	srv := &Server{Responder: fx.full, Events: ev, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	lim := fx.now
+	srv.warnings.Now = func() time.Time { return lim }
+	sk := fakeSocket(PortDHCP)
+	log := srv.logger()
+	ctx := context.Background()
+	ask := func(p *dhcpv4.DHCPv4, src string) (reply, bool) {
+		t.Helper()
+		return srv.answer(ctx, sk, p, netip.AddrPortFrom(netip.MustParseAddr(src), 68), server.IP, 8080, log, nil)
+	}
+
+	// A known client binds; its ACK teaches its address only once sent.
+	if _, ok := ask(msg(t, dhcpv4.MessageTypeDiscover, macA), "0.0.0.0"); !ok {
+		t.Fatal("no OFFER")
+	}
+	r, ok := ask(msg(t, dhcpv4.MessageTypeRequest, macA, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.100"))),
+		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip4("192.0.2.1")))), "0.0.0.0")
+	if !ok || r.res.Reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("no ACK: %s", r.res.Reason)
+	}
+	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.100")); got != "" {
+		t.Errorf("address learned before its ACK was sent: %q", got)
+	}
+	srv.sent(ctx, sk, &r, log)
+	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.100")); got != macA.String() {
+		t.Errorf("after the ACK: 192.0.2.100 is %q, want %v", got, macA)
+	}
+
+	// A flood with claimed addresses: counted, one warning each, nothing learned.
+	const flood = 20
+	for i := range flood {
+		ask(msg(t, dhcpv4.MessageTypeDiscover, floodMAC(i), dhcpv4.WithClientIP(ip4("192.0.2.200"))), "0.0.0.0")
+	}
+	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.200")); got != "" {
+		t.Errorf("a claimed ciaddr was learned: %q", got)
+	}
+	// Clients 1 (A) and 2 are under the threshold; pool .101 and .102 go to the first two of the flood.
+	st := srv.Stats()
+	if st.Starvation != flood-1 || st.PoolExhausted != flood-2 || st.Foreign != 0 {
+		t.Errorf("stats %+v, want %d starvation, %d pool exhausted, 0 foreign", st, flood-1, flood-2)
+	}
+	if n := strings.Count(logs.String(), "dhcp starvation"); n != 1 {
+		t.Errorf("%d starvation warnings, want 1:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "dhcp pool exhausted"); n != 1 {
+		t.Errorf("%d pool exhausted warnings, want 1:\n%s", n, logs.String())
+	}
+	stages := func() map[events.Stage][]events.Event {
+		out := map[events.Stage][]events.Event{}
+		for _, m := range ev.Machines() {
+			for _, e := range ev.Timeline(m) {
+				out[e.Stage] = append(out[e.Stage], e)
+			}
+		}
+		return out
+	}
+	got := stages()
+	if len(got[events.StageStarvation]) != 1 || len(got[events.StagePoolExhausted]) != 1 {
+		t.Fatalf("events: %d starvation, %d pool exhausted; want one each", len(got[events.StageStarvation]), len(got[events.StagePoolExhausted]))
+	}
+	if e := got[events.StagePoolExhausted][0]; e.MAC != floodMAC(2).String() || !strings.Contains(e.Detail, "exhausted") {
+		t.Errorf("pool exhausted event %+v, want on %v", e, floodMAC(2))
+	}
+
+	// A foreign RELEASE: counted, warned, the lease kept.
+	ask(msg(t, dhcpv4.MessageTypeRelease, macA, dhcpv4.WithClientIP(ip4("192.0.2.100"))), "192.0.2.150")
+	if st := srv.Stats(); st.Foreign != 1 {
+		t.Errorf("foreign %d, want 1", st.Foreign)
+	}
+	if l := fx.lease(t, "192.0.2.100"); l.State != lease.Bound {
+		t.Errorf("192.0.2.100 %v after a foreign RELEASE, want bound", l.State)
+	}
+	if e := stages()[events.StageForeign]; len(e) != 1 || e[0].MAC != macA.String() {
+		t.Errorf("foreign events %+v, want one on %v", e, macA)
+	}
+
+	// An interval later the next one warns again with the number suppressed.
+	lim = lim.Add(time.Minute)
+	ask(msg(t, dhcpv4.MessageTypeDiscover, floodMAC(flood)), "0.0.0.0")
+	if n := strings.Count(logs.String(), "dhcp starvation"); n != 2 || !strings.Contains(logs.String(), "suppressed="+strconv.Itoa(flood-2)) {
+		t.Errorf("%d starvation warnings, want 2, the second with suppressed=%d:\n%s", n, flood-2, logs.String())
+	}
+	if e := stages()[events.StageStarvation]; len(e) != 2 || !strings.Contains(e[1].Detail, strconv.Itoa(flood-2)+" more") {
+		t.Errorf("starvation events %+v", e)
+	}
+}
+
+// TestLoopLearnProxy: ProxyDHCP learns a PXE client's address from its
+// REQUEST to the address server, which it does not answer, and nothing
+// from a non-PXE client's.
+func TestLoopLearnProxy(t *testing.T) {
+	ev := &events.Log{}
+	srv := &Server{Responder: &Proxy{Boot: proxyConfig()}, Events: ev}
+	sk := fakeSocket(PortDHCP)
+	for _, p := range []*dhcpv4.DHCPv4{
+		withType(dhcpv4.MessageTypeRequest, edk2Discover(t, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.60"))))),
+		msg(t, dhcpv4.MessageTypeRequest, macB, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.61")))),
+	} {
+		if _, ok := srv.answer(context.Background(), sk, p, netip.AddrPortFrom(netip.IPv4Unspecified(), 68), Broadcast, 8080, srv.logger(), nil); ok {
+			t.Fatal("ProxyDHCP answered a REQUEST on port 67")
+		}
+	}
+	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.60")); got != macEFI.String() {
+		t.Errorf("PXE REQUEST: 192.0.2.60 is %q, want %v", got, macEFI)
+	}
+	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.61")); got != "" {
+		t.Errorf("non-PXE REQUEST taught 192.0.2.61 = %q", got)
 	}
 }
