@@ -236,6 +236,9 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_dhcp_replies_total", "DHCP replies sent.", func() float64 { return float64(d.Stats().Replied) })
 		counter("pxed_dhcp_overload_dropped_total", "DHCP packets dropped because every worker was busy.", func() float64 { return float64(d.Stats().Overload) })
 		counter("pxed_dhcp_unsaved_total", "DHCP replies withheld because the lease write they announce failed.", func() float64 { return float64(d.Stats().Unsaved) })
+		counter("pxed_dhcp_pool_exhausted_total", "DHCPDISCOVERs not answered because their pool was empty.", func() float64 { return float64(d.Stats().PoolExhausted) })
+		counter("pxed_dhcp_starvation_total", "DHCPDISCOVERs of new clients past the starvation threshold.", func() float64 { return float64(d.Stats().Starvation) })
+		counter("pxed_dhcp_foreign_total", "DHCPDECLINEs and DHCPRELEASEs refused as not from the lease holder.", func() float64 { return float64(d.Stats().Foreign) })
 	}
 	if t != nil {
 		counter("pxed_tftp_malformed_total", "TFTP packets dropped as malformed.", func() float64 { return float64(t.Stats().Malformed) })

@@ -171,10 +171,18 @@ func runLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	return printLeases(stdout, out)
+}
+
+// printLeases writes the leases as a table for people. Every column may
+// come off the network (a client's hostname, or anything a server
+// answers), so each is escaped for the terminal.
+func printLeases(w io.Writer, out []api.Lease) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tSTATE\tMAC\tHOSTNAME\tEXPIRES\tCLIENT")
 	for _, l := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Address, l.State, l.MAC, l.Hostname, l.Expires.Local().Format(time.DateTime), l.Client)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", termSafe(l.Address), termSafe(l.State), termSafe(l.MAC), termSafe(l.Hostname),
+			l.Expires.Local().Format(time.DateTime), termSafe(l.Client))
 	}
 	return tw.Flush()
 }
@@ -226,7 +234,7 @@ func leasesFromServer(ctx context.Context, addr string) ([]api.Lease, error) {
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
-		return nil, fmt.Errorf("leases: %s answered %s: %s", u, resp.Status, e.Error)
+		return nil, fmt.Errorf("leases: %s answered %s: %s", u, termSafe(resp.Status), termSafe(e.Error))
 	}
 	var out []api.Lease
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {

@@ -89,7 +89,7 @@ func printReport(w io.Writer, r *client.Result) {
 	fmt.Fprintf(w, "client %s uuid %s\n", r.MAC, r.UUID)
 	d := r.DHCP
 	if d == nil {
-		fmt.Fprintf(w, "\n%s\n", r.Verdict)
+		fmt.Fprintf(w, "\n%s\n", termSafe(r.Verdict))
 		return
 	}
 	fmt.Fprintf(w, "\n%d answer(s) after %d DISCOVER(s):\n", len(d.Offers), d.Discovers)
@@ -115,14 +115,14 @@ func printReport(w io.Writer, r *client.Result) {
 	}
 	if d.Selection.Address >= 0 {
 		fmt.Fprintf(w, "\nchosen: address from [%d], boot info from [%d] (priority %d): %s\n",
-			d.Selection.Address, d.Selection.Boot, d.Selection.Rank, d.Selection.Reason)
+			d.Selection.Address, d.Selection.Boot, d.Selection.Rank, termSafe(d.Selection.Reason))
 	} else {
-		fmt.Fprintf(w, "\nchosen: nothing: %s\n", d.Selection.Reason)
+		fmt.Fprintf(w, "\nchosen: nothing: %s\n", termSafe(d.Selection.Reason))
 	}
 	if d.Lease != nil {
 		fmt.Fprintf(w, "lease: %s from %s\n", d.Lease.Addr, d.Lease.Server)
 		if r.Configured != "" {
-			fmt.Fprintf(w, "configured %s\n", r.Configured)
+			fmt.Fprintf(w, "configured %s\n", termSafe(r.Configured))
 		}
 	}
 	if d.BootReply != nil {
@@ -134,16 +134,16 @@ func printReport(w io.Writer, r *client.Result) {
 	if r.Script != nil {
 		fmt.Fprintf(w, "iPXE script loads:\n")
 		for _, f := range r.Script.Files {
-			fmt.Fprintf(w, "  %-7s %s\n", f.Command, f.URL)
+			fmt.Fprintf(w, "  %-7s %s\n", termSafe(f.Command), termSafe(f.URL))
 		}
 	}
 	if len(r.Downloads) > 0 {
 		fmt.Fprintln(w, "\nfiles:")
 		for _, dl := range r.Downloads {
-			fmt.Fprintf(w, "  %-7s %s %s: ", dl.Role, dl.Proto, dl.Name)
+			fmt.Fprintf(w, "  %-7s %s %s: ", dl.Role, dl.Proto, termSafe(dl.Name))
 			switch {
 			case !dl.OK():
-				fmt.Fprintf(w, "FAILED: %s\n", dl.Err)
+				fmt.Fprintf(w, "FAILED: %s\n", termSafe(dl.Err))
 			case dl.CheckOnly:
 				fmt.Fprintln(w, "exists")
 			default:
@@ -158,10 +158,10 @@ func printReport(w io.Writer, r *client.Result) {
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(w, "\nwarnings:")
 		for _, wn := range r.Warnings {
-			fmt.Fprintf(w, "  ! %s: %s\n", wn.Code, wn.Message)
+			fmt.Fprintf(w, "  ! %s: %s\n", wn.Code, termSafe(wn.Message))
 		}
 	}
-	fmt.Fprintf(w, "\n%s\n", r.Verdict)
+	fmt.Fprintf(w, "\n%s\n", termSafe(r.Verdict))
 }
 
 func describePXE(o client.Offer) string {
@@ -186,7 +186,7 @@ func describePXE(o client.Offer) string {
 		parts = append(parts, fmt.Sprintf("boot item %d layer %d", v.BootItem.Type, v.BootItem.Layer))
 	}
 	if o.PXEError != "" {
-		parts = append(parts, "error: "+o.PXEError)
+		parts = append(parts, "error: "+termSafe(o.PXEError))
 	}
 	if len(parts) == 0 {
 		return "present, empty"
@@ -227,7 +227,7 @@ func (p *progressBar) update(d *client.Download, done, total int64) {
 
 func (p *progressBar) drawLocked() {
 	const width = 30
-	line := "  " + p.cur.Name + " "
+	line := "  " + termSafe(p.cur.Name) + " "
 	if p.total > 0 {
 		n := int(min(p.done, p.total) * width / p.total)
 		line += fmt.Sprintf("[%s%s] %3d%% ", strings.Repeat("=", n), strings.Repeat(" ", width-n), p.done*100/p.total)

@@ -157,12 +157,12 @@ func printStorm(w io.Writer, r *client.StormReport) {
 	} else {
 		fmt.Fprintln(w, "failures:")
 		for _, k := range sortedKeys(r.Failures) {
-			fmt.Fprintf(w, "  %-24s %6d  e.g. %s\n", k, r.Failures[k], r.Examples[k])
+			fmt.Fprintf(w, "  %-24s %6d  e.g. %s\n", termSafe(k), r.Failures[k], termSafe(r.Examples[k]))
 		}
 	}
 	fmt.Fprintf(w, "bytes: %d (%.1f MB), %.2f MB/s over the whole storm\n", r.Bytes, float64(r.Bytes)/1e6, r.MBps)
 	for _, k := range sortedKeys(r.SHA256) {
-		fmt.Fprintf(w, "sha256 %s: %s (every machine that loaded it)\n", k, r.SHA256[k])
+		fmt.Fprintf(w, "sha256 %s: %s (every machine that loaded it)\n", termSafe(k), termSafe(r.SHA256[k]))
 	}
 	fmt.Fprintf(w, "client CPU: %.2f s (this process, user + system)\n", r.CPUSeconds)
 	if s := r.Socket; s != nil {

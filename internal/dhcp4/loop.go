@@ -20,6 +20,7 @@ import (
 	"pxed/internal/boot"
 	"pxed/internal/events"
 	"pxed/internal/lease"
+	"pxed/internal/lograte"
 )
 
 // Responder is the policy the loop asks for each packet.
@@ -47,6 +48,11 @@ type Stats struct {
 	SendErrs  uint64 // replies that could not be sent
 	Overload  uint64 // valid packets dropped because every worker was busy
 	Unsaved   uint64 // replies withheld because the lease write they announce failed
+
+	// Anomalies on the boot network (see Result).
+	PoolExhausted uint64 // DISCOVERs not answered because their pool was empty
+	Starvation    uint64 // DISCOVERs of new clients past the starvation threshold
+	Foreign       uint64 // DECLINEs and RELEASEs refused as not from the lease holder
 }
 
 // Server is the DHCPv4 loop: one socket per interface and port, bound to the
@@ -76,11 +82,19 @@ type Server struct {
 	BatchWait time.Duration
 
 	received, malformed, ignored, replied, sendErrs, overload, unsaved atomic.Uint64
+	poolExhausted, starvation, foreign                                 atomic.Uint64
+	// warnings keeps each anomaly to one warning (and one event) per
+	// interval.
+	warnings lograte.Limiter
 }
 
 // Stats returns the counters.
 func (s *Server) Stats() Stats {
-	return Stats{s.received.Load(), s.malformed.Load(), s.ignored.Load(), s.replied.Load(), s.sendErrs.Load(), s.overload.Load(), s.unsaved.Load()}
+	return Stats{
+		Received: s.received.Load(), Malformed: s.malformed.Load(), Ignored: s.ignored.Load(),
+		Replied: s.replied.Load(), SendErrs: s.sendErrs.Load(), Overload: s.overload.Load(), Unsaved: s.unsaved.Load(),
+		PoolExhausted: s.poolExhausted.Load(), Starvation: s.starvation.Load(), Foreign: s.foreign.Load(),
+	}
 }
 
 // Socket is one bound socket: an interface and a port.
@@ -232,7 +246,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			out := make([]reply, 0, 1)
 			buf := make([]byte, 0, replyCapacity)
 			for j := range jobs {
-				if r, ok := s.answer(ctx, sk, j.pkt, j.src, httpPort, log, buf[:0]); ok {
+				if r, ok := s.answer(ctx, sk, j.pkt, j.src, j.dst, httpPort, log, buf[:0]); ok {
 					out = append(out[:0], r)
 					s.send(ctx, sk, out, log)
 					buf = r.wire // keep a buffer that grew
@@ -302,8 +316,12 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 		for i := range msgs[:n] {
 			m := &msgs[i]
 			s.received.Add(1)
-			if m.NN > 0 && cm.Parse(m.OOB[:m.NN]) == nil && cm.IfIndex != 0 && cm.IfIndex != sk.iface.Index {
-				continue // not ours (cannot happen with SO_BINDTODEVICE, kept as a guard)
+			var dst netip.Addr
+			if cm = (ipv4.ControlMessage{}); m.NN > 0 && cm.Parse(m.OOB[:m.NN]) == nil {
+				if cm.IfIndex != 0 && cm.IfIndex != sk.iface.Index {
+					continue // not ours (cannot happen with SO_BINDTODEVICE, kept as a guard)
+				}
+				dst = AddrFromIP(cm.Dst)
 			}
 			srcAP := netip.AddrPort{}
 			if ua, ok := m.Addr.(*net.UDPAddr); ok {
@@ -328,10 +346,10 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			}
 			if quick != nil && quick.Quick(pkt) {
 				d := new(lease.Deferred)
-				r, ok := s.answer(lease.WithDeferred(ctx, d), sk, pkt, srcAP, httpPort, log, bufs[len(out)][:0])
+				r, ok := s.answer(lease.WithDeferred(ctx, d), sk, pkt, srcAP, dst, httpPort, log, bufs[len(out)][:0])
 				switch {
 				case r.res.Busy:
-					s.dispatch(jobs, job{pkt, srcAP}, log)
+					s.dispatch(jobs, job{pkt, srcAP, dst}, log)
 				case !ok:
 				case d.Queued():
 					// Its buffer travels with it; the slot gets another.
@@ -348,7 +366,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 				}
 				continue
 			}
-			s.dispatch(jobs, job{pkt, srcAP}, log)
+			s.dispatch(jobs, job{pkt, srcAP, dst}, log)
 		}
 		s.send(ctx, sk, out, log)
 		if len(waiting) > 0 {
@@ -411,6 +429,7 @@ const DefaultWorkers = 256
 type job struct {
 	pkt *dhcpv4.DHCPv4
 	src netip.AddrPort
+	dst netip.Addr
 }
 
 // reply is an answer ready to send.
@@ -428,19 +447,19 @@ type reply struct {
 // answer asks the Responder about pkt and, when it answers, returns the
 // reply with its destination (RFC 2131 §4.1) and its bytes, encoded into
 // buf (which may grow).
-func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, httpPort int, log *slog.Logger, buf []byte) (reply, bool) {
+func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, dst netip.Addr, httpPort int, log *slog.Logger, buf []byte) (reply, bool) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
-	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx})
+	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx,
+		Src: src, Dst: dst})
 	if res.Busy {
 		return reply{pkt: pkt, res: res}, false // for a worker: nothing counted yet
 	}
-	if s.Events != nil {
-		if ip := requestedIP(pkt); ip.IsValid() {
-			s.Events.Learn(ip, mac)
-		}
-	}
+	s.notice(res, mac, log)
 	if res.Reply == nil {
 		s.ignored.Add(1)
+		if s.Events != nil && res.Learn.IsValid() {
+			s.Events.Learn(res.Learn, mac)
+		}
 		if log.Enabled(ctx, slog.LevelDebug) {
 			log.Debug("dhcp ignored", "mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String(),
 				"why", res.Reason, "firmware", res.Machine.Firmware.String())
@@ -450,17 +469,53 @@ func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src
 		}
 		return reply{}, false
 	}
-	dst := Destination(pkt, res.Reply, sk.port, src)
-	if dst.Link {
+	to := Destination(pkt, res.Reply, sk.port, src)
+	if to.Link {
 		// RFC 2131 §4.1: unicast to yiaddr at chaddr. The client cannot
 		// answer ARP yet, so install its neighbour entry first (as dnsmasq
 		// does); when that fails, broadcast, which every client accepts.
-		if err := s.linkUnicast(sk, dst.Addr.Addr(), pkt.ClientHWAddr); err != nil {
+		if err := s.linkUnicast(sk, to.Addr.Addr(), pkt.ClientHWAddr); err != nil {
 			log.Debug("dhcp unicast to chaddr unavailable, broadcasting", "mac", mac, "err", err)
-			dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: dst.Why + " (sent as broadcast)"}
+			to = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: to.Why + " (sent as broadcast)"}
 		}
 	}
-	return reply{pkt: pkt, res: res, mac: mac, dst: dst, wire: appendPacket(buf, res.Reply)}, true
+	return reply{pkt: pkt, res: res, mac: mac, dst: to, wire: appendPacket(buf, res.Reply)}, true
+}
+
+// notice counts the anomalies res reports and warns of each, with an
+// event on the client at hand, at most once per lograte interval: a flood
+// of made-up clients must neither flood the log nor push the timelines of
+// real machines out of the event log. PXE clients that go unanswered
+// still get their dhcp-ignored event with the reason.
+func (s *Server) notice(res Result, mac string, log *slog.Logger) {
+	if res.PoolExhausted {
+		s.poolExhausted.Add(1)
+		s.warn(log, events.StagePoolExhausted, mac, res.Reason, "dhcp pool exhausted: a client got no address")
+	}
+	if res.Starvation {
+		s.starvation.Add(1)
+		s.warn(log, events.StageStarvation, mac, res.Reason, "dhcp starvation: many new clients in a short time, a flood of made-up client IDs?")
+	}
+	if res.Foreign {
+		s.foreign.Add(1)
+		s.warn(log, events.StageForeign, mac, res.Reason, "dhcp foreign DECLINE or RELEASE refused: not from the lease holder")
+	}
+}
+
+// warn logs msg and records an event of stage on mac, unless one was
+// logged less than an interval ago.
+func (s *Server) warn(log *slog.Logger, stage events.Stage, mac, why, msg string) {
+	ok, suppressed := s.warnings.Allow(string(stage))
+	if !ok {
+		return
+	}
+	log.Warn(msg, "mac", mac, "why", why, "suppressed", suppressed)
+	if s.Events != nil {
+		if suppressed > 0 {
+			why += " (" + strconv.Itoa(suppressed) + " more since the last warning)"
+		}
+		s.Events.Record(events.Event{MAC: mac, Stage: stage, Detail: why})
+	}
 }
 
 // send writes the replies, as many as the kernel takes per sendmmsg; a
@@ -515,6 +570,9 @@ func (s *Server) sent(ctx context.Context, sk *Socket, r *reply, log *slog.Logge
 			"reply", res.Reply.MessageType().String(), "dst", r.dst.Addr.String(), "file", res.Plan.BootFile)
 	}
 	if s.Events != nil {
+		if res.Learn.IsValid() {
+			s.Events.Learn(res.Learn, r.mac)
+		}
 		stage := events.StageOffer
 		switch res.Reply.MessageType() {
 		case dhcpv4.MessageTypeAck:
@@ -552,17 +610,4 @@ func archName(m boot.Machine) string {
 		return "arch-" + strconv.Itoa(int(m.Arch))
 	}
 	return "arch-?"
-}
-
-// requestedIP is the address a client has or asks for: ciaddr, else option 50.
-func requestedIP(p *dhcpv4.DHCPv4) netip.Addr {
-	if ci := AddrFromIP(p.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() {
-		return ci
-	}
-	if p.MessageType() == dhcpv4.MessageTypeRequest {
-		if r := AddrFromIP(p.RequestedIPAddress()); r.IsValid() && !r.IsUnspecified() {
-			return r
-		}
-	}
-	return netip.Addr{}
 }

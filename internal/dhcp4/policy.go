@@ -45,6 +45,11 @@ type Request struct {
 	// Ctx bounds the work a stateful policy (Full) does for this request:
 	// lease store writes and address probes. nil means context.Background.
 	Ctx context.Context
+	// Src is the packet's source address and port, Dst its destination
+	// address (IP_PKTINFO); zero when unknown (a test), which skips the
+	// checks and the learning that need them.
+	Src netip.AddrPort
+	Dst netip.Addr
 }
 
 // context returns the request's context, never nil.
@@ -66,6 +71,25 @@ type Result struct {
 	// e.g. its DISCOVER's address probe): the loop hands the packet to a
 	// worker, which may wait.
 	Busy bool
+	// Learn is the address the client is known to use, for the loop to
+	// remember for TFTP and HTTP (events.Log.Learn): the yiaddr of a
+	// DHCPACK the server sends (Full), or what a PXE client's own DHCP
+	// exchange shows (Proxy, see learned). Zero when the packet teaches
+	// nothing, as any packet of a client not recognised as PXE.
+	Learn netip.Addr
+
+	// Anomalies on the boot network (issue 13); the loop counts them,
+	// records them and logs them at warn level at most once per interval.
+
+	// PoolExhausted: a DHCPDISCOVER got no address, its pool is empty.
+	PoolExhausted bool
+	// Starvation: a DHCPDISCOVER of a new client past Full.StarvationClients
+	// in one window (still answered while addresses last).
+	Starvation bool
+	// Foreign: a DHCPDECLINE or DHCPRELEASE naming an address another
+	// client holds, or a DHCPRELEASE not sent from the address it
+	// releases; it changed nothing.
+	Foreign bool
 }
 
 // Machine extracts what a client says about itself from its packet.
@@ -161,7 +185,7 @@ func (px *Proxy) Respond(req Request) Result {
 		return Result{Reason: why}
 	}
 	m := Machine(p)
-	res := Result{Machine: m}
+	res := Result{Machine: m, Learn: learned(req, m)}
 	mt := p.MessageType()
 	switch {
 	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeDiscover:
@@ -205,6 +229,38 @@ func (px *Proxy) Respond(req Request) Result {
 	res.Reply = reply
 	res.Reason = plan.Reason
 	return res
+}
+
+// learned is the address a ProxyDHCP server may take a packet's sender to
+// use: nothing for a client not recognised as PXE, iPXE or HTTP boot;
+// for one that is, the address its DHCPREQUEST to the address server asks
+// for (option 50, else ciaddr when renewing), or the source address of a
+// request it unicast to the boot server port (it has its address by then,
+// PXE 2.1 §2.2.5). A DISCOVER teaches nothing.
+func learned(req Request, m boot.Machine) netip.Addr {
+	if m.Firmware == boot.FirmwareUnknown {
+		return netip.Addr{}
+	}
+	p := req.Packet
+	var a netip.Addr
+	switch {
+	case req.Port == PortDHCP && p.MessageType() == dhcpv4.MessageTypeRequest:
+		if a = reqAddr(p); !a.IsValid() || a.IsUnspecified() {
+			a = AddrFromIP(p.ClientIPAddr)
+		}
+	case req.Port == PortBootServer && req.Dst.IsValid() && req.Dst == req.Server.IP:
+		a = req.Src.Addr()
+	}
+	if !hostAddr(a) {
+		return netip.Addr{}
+	}
+	return a
+}
+
+// hostAddr reports whether a can be one host's IPv4 address: not zero,
+// broadcast, multicast or loopback.
+func hostAddr(a netip.Addr) bool {
+	return a.Is4() && !a.IsUnspecified() && a != Broadcast && !a.IsMulticast() && !a.IsLoopback()
 }
 
 // setBootInfo puts the boot information of plan into reply, as both the

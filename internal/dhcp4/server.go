@@ -46,7 +46,8 @@ func (s *Subnet) prefix() netip.Prefix { return s.Leases.Subnet().Prefix }
 // its subnets and gives PXE clients their boot information in the same
 // replies, exactly as Proxy builds it. Port 4011 requests are answered as
 // Proxy answers them. Respond is safe for concurrent use; it is pure but
-// for the lease Managers it calls.
+// for the lease Managers it calls and the count of new clients it keeps
+// for the starvation check; do not copy a Full once used.
 type Full struct {
 	Subnets []*Subnet
 	Boot    *boot.Config
@@ -62,6 +63,22 @@ type Full struct {
 	// lease write only once that write is durable, and hands a packet of a
 	// client whose DISCOVER is being probed to a worker (Result.Busy).
 	DeferredWrites bool
+	// StarvationClients is how many new clients (client IDs their
+	// subnet's Manager does not know: no reservation, offer or lease row)
+	// may send a DHCPDISCOVER within one StarvationWindow before the next
+	// ones are marked Result.Starvation, a sign of a starvation flood that
+	// would drain the pools; 0 means DefaultStarvationClients, negative
+	// turns the check off. It counts across subnets. Marked clients are
+	// still answered while addresses last, and known clients are never
+	// counted: their leases and renewals go on as usual.
+	StarvationClients int
+	// StarvationWindow is the window StarvationClients counts in; 0 means
+	// DefaultStarvationWindow.
+	StarvationWindow time.Duration
+	// Now is the clock of the starvation window; nil means time.Now.
+	Now func() time.Time
+
+	newClients windowCount
 }
 
 // Quick implements Quicker: with DeferredWrites, every packet but the
@@ -112,7 +129,9 @@ func (f *Full) Respond(req Request) Result {
 		return Result{Reason: why}
 	}
 	if req.Port == PortBootServer {
-		return (&Proxy{Boot: f.Boot}).Respond(req)
+		res := (&Proxy{Boot: f.Boot}).Respond(req)
+		res.Learn = netip.Addr{} // a full server knows its clients by the leases it acknowledged
+		return res
 	}
 	m := Machine(p)
 	res := Result{Machine: m}
@@ -131,13 +150,18 @@ func (f *Full) Respond(req Request) Result {
 	hostname := string(p.Options.Get(dhcpv4.OptionHostName))
 	switch mt {
 	case dhcpv4.MessageTypeDiscover: // RFC 2131 §4.3.1
+		isNew := f.isNew(ctx, sn, key, p.ClientHWAddr)
 		l, err := sn.Leases.Offer(ctx, lease.OfferRequest{Key: key, MAC: p.ClientHWAddr, Hostname: hostname, Requested: reqAddr(p)})
+		if errors.Is(err, lease.ErrBusy) {
+			return busy(res) // counted when a worker asks again
+		}
+		if isNew {
+			res.Starvation = f.countNew()
+		}
 		if err != nil {
-			if errors.Is(err, lease.ErrBusy) {
-				return busy(res)
-			}
 			if errors.Is(err, lease.ErrExhausted) {
-				res.Reason = "no address to offer: pool exhausted"
+				res.PoolExhausted = true
+				res.Reason = fmt.Sprintf("no address to offer: pool %v exhausted", sn.prefix())
 			} else {
 				res.Reason = fmt.Sprintf("offer failed: %v", err)
 			}
@@ -167,22 +191,37 @@ func (f *Full) Respond(req Request) Result {
 			return res
 		}
 	case dhcpv4.MessageTypeDecline: // RFC 2131 §4.3.3
+		// Only the holder of an address may decline it (lease.Manager
+		// refuses others): a foreign DECLINE quarantines nobody's lease.
 		addr := reqAddr(p)
-		if err := sn.Leases.Decline(ctx, key, addr); errors.Is(err, lease.ErrBusy) {
+		switch err := sn.Leases.Decline(ctx, key, addr); {
+		case errors.Is(err, lease.ErrBusy):
 			return busy(res)
-		} else if err != nil {
+		case errors.Is(err, lease.ErrForeign):
+			res.Foreign = true
+			res.Reason = fmt.Sprintf("decline: foreign: %v is held by another client", addr)
+		case err != nil:
 			res.Reason = fmt.Sprintf("decline: %v", err)
-		} else {
+		default:
 			res.Reason = fmt.Sprintf("decline: %v quarantined", addr)
 		}
 		return res
 	case dhcpv4.MessageTypeRelease: // RFC 2131 §4.3.4
 		addr := AddrFromIP(p.ClientIPAddr)
-		if err := sn.Leases.Release(ctx, key, addr); errors.Is(err, lease.ErrBusy) {
+		if from, ok := releasedFrom(req, addr); !ok {
+			res.Foreign = true
+			res.Reason = fmt.Sprintf("release: foreign: %v released from %v, not from that address", addr, from)
+			return res
+		}
+		switch err := sn.Leases.Release(ctx, key, addr); {
+		case errors.Is(err, lease.ErrBusy):
 			return busy(res)
-		} else if err != nil {
+		case errors.Is(err, lease.ErrForeign):
+			res.Foreign = true
+			res.Reason = fmt.Sprintf("release: foreign: %v is held by another client", addr)
+		case err != nil:
 			res.Reason = fmt.Sprintf("release: %v", err)
-		} else {
+		default:
 			res.Reason = fmt.Sprintf("release: %v released", addr)
 		}
 		return res
@@ -192,6 +231,22 @@ func (f *Full) Respond(req Request) Result {
 		res.Reason = fmt.Sprintf("%s is not answered by a DHCP server", mt)
 		return res
 	}
+}
+
+// releasedFrom checks where a DHCPRELEASE of addr (its ciaddr) came from.
+// RFC 2131 §4.4.6: the client unicasts it to the server from the address
+// it releases, so one from another source is not the holder's and must
+// not end the lease; one a relay agent forwards comes from giaddr. With
+// no source known (a test) or no ciaddr (nothing to release) it passes.
+func releasedFrom(req Request, addr netip.Addr) (netip.Addr, bool) {
+	if !req.Src.IsValid() || !addr.IsValid() || addr.IsUnspecified() {
+		return netip.Addr{}, true
+	}
+	src := req.Src.Addr()
+	if gi := AddrFromIP(req.Packet.GatewayIPAddr); gi.IsValid() && !gi.IsUnspecified() {
+		return src, src == gi
+	}
+	return src, src == addr
 }
 
 // busy marks res as one a worker must answer (see Result.Busy).
@@ -265,6 +320,9 @@ func (f *Full) lease(req Request, sn *Subnet, res *Result, mt dhcpv4.MessageType
 	f.subnetOptions(reply, sn, req, l.Addr)
 	f.pxe(reply, req, res)
 	res.Reason = fmt.Sprintf("%s %v: %s", mt, l.Addr, res.Reason)
+	if mt == dhcpv4.MessageTypeAck {
+		res.Learn = l.Addr
+	}
 	fit(reply, p)
 	res.Reply = reply
 	return *res

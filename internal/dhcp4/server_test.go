@@ -65,7 +65,7 @@ func newFullFixture(t testing.TB, auth bool) *fullFixture {
 		}),
 		Router: []netip.Addr{netip.MustParseAddr("198.51.100.1")},
 	}
-	fx.full = &Full{Subnets: []*Subnet{local, relayed}, Boot: proxyConfig(), Authoritative: auth}
+	fx.full = &Full{Subnets: []*Subnet{local, relayed}, Boot: proxyConfig(), Authoritative: auth, Now: clock}
 	return fx
 }
 

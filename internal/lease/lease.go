@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -38,6 +39,10 @@ var (
 	ErrConflict = errors.New("lease: conflicting update")
 	// ErrNotHeld means the client does not hold the address it named.
 	ErrNotHeld = errors.New("lease: address not held by this client")
+	// ErrForeign means the address a client named is held (leased or
+	// offered) by another client: a DHCPDECLINE or DHCPRELEASE for it is
+	// foreign. It wraps ErrNotHeld.
+	ErrForeign = fmt.Errorf("%w: held by another client", ErrNotHeld)
 	// ErrClosed means the store has been closed.
 	ErrClosed = errors.New("lease: store closed")
 	// ErrBusy means a Manager call under WithDeferred, which must not

@@ -470,8 +470,8 @@ func (m *Manager) Decline(ctx context.Context, key ClientKey, addr netip.Addr) e
 	defer unlock()
 	now := m.now()
 	err = m.update(ctx, key, addr, func(l *Lease) error {
-		if l.Key != key || (l.State != Offered && l.State != Bound) {
-			return ErrNotHeld
+		if err := heldBy(*l, key, now); err != nil {
+			return err
 		}
 		l.State, l.Expires = Declined, now.Add(m.declineHold)
 		return nil
@@ -495,8 +495,8 @@ func (m *Manager) Release(ctx context.Context, key ClientKey, addr netip.Addr) e
 	defer unlock()
 	now := m.now()
 	err = m.update(ctx, key, addr, func(l *Lease) error {
-		if l.Key != key || (l.State != Offered && l.State != Bound) {
-			return ErrNotHeld
+		if err := heldBy(*l, key, now); err != nil {
+			return err
 		}
 		l.State, l.Expires = Released, now
 		return nil
@@ -507,8 +507,42 @@ func (m *Manager) Release(ctx context.Context, key ClientKey, addr netip.Addr) e
 	return nil
 }
 
+// heldBy returns nil when l is key's offer or lease, ErrForeign when it is
+// another client's that still holds the address at now, else ErrNotHeld.
+func heldBy(l Lease, key ClientKey, now time.Time) error {
+	switch {
+	case l.Key == key && (l.State == Offered || l.State == Bound):
+		return nil
+	case l.Key != key && l.Active(now):
+		return ErrForeign
+	}
+	return ErrNotHeld
+}
+
+// Known reports whether the Manager knows the client: it has a
+// reservation, an outstanding offer or any lease row (history included).
+// A DHCP server counts the DISCOVERs of clients it does not know to tell
+// a starvation flood (many new client IDs) from known machines booting.
+func (m *Manager) Known(ctx context.Context, key ClientKey, mac net.HardwareAddr) (bool, error) {
+	if _, ok := m.sn.reservationFor(key, mac); ok {
+		return true, nil
+	}
+	m.mu.Lock()
+	_, _, offered := m.offerOf(key)
+	m.mu.Unlock()
+	if offered {
+		return true, nil
+	}
+	ls, err := m.store.ByKey(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("lease: known %v: %w", key, err)
+	}
+	return len(ls) > 0, nil
+}
+
 // update applies change to the lease on addr, or to the client's offer of
-// addr when the stored lease is free, retrying on conflicts.
+// addr when the stored lease is free, retrying on conflicts. An address
+// offered to another client (its stored lease free) is ErrForeign.
 func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, change func(*Lease) error) error {
 	for range 8 {
 		l, err := m.store.Get(ctx, addr)
@@ -525,6 +559,8 @@ func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, ch
 			v := l.Version // of the stored lease; 0 if none
 			l = o.lease(addr)
 			l.Version = v
+		case offered && o.key != key && o.expires.After(now) && (!found || l.Free(now)):
+			return ErrForeign
 		case !found:
 			return ErrNotHeld
 		}

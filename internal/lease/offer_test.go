@@ -386,6 +386,44 @@ func TestManagersSharingAStoreNeverAckOneAddressTwice(t *testing.T) {
 	}
 }
 
+// TestKnown: a client is known by its reservation, its outstanding offer
+// or any lease row, history included; a new client is not.
+func TestKnown(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(c *Config) {
+		c.Subnet.Reservations = []Reservation{{MAC: hw(9), Addr: ip("192.0.2.50")}}
+	})
+	known := func(i byte) bool {
+		t.Helper()
+		ok, err := f.m.Known(ctx, key(i), hw(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if known(1) || known(2) {
+		t.Fatal("new clients known")
+	}
+	if !known(9) {
+		t.Error("a reserved client is not known")
+	}
+	f.mustOffer(1, "", "192.0.2.10")
+	if !known(1) {
+		t.Error("a client with an offer is not known")
+	}
+	f.bind(2, "192.0.2.12")
+	if err := f.m.Release(ctx, key(2), ip("192.0.2.12")); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(24 * time.Hour)
+	if !known(2) {
+		t.Error("a client with a released lease is not known")
+	}
+	if known(3) {
+		t.Error("client 3 known")
+	}
+}
+
 func TestDeclineReleaseExpire(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
@@ -401,13 +439,28 @@ func TestDeclineReleaseExpire(t *testing.T) {
 				t.Fatalf("after decline: %+v", l)
 			}
 		}},
-		{"decline by another client is refused", func(t *testing.T, f *fixture) {
+		{"decline by another client is refused as foreign", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Decline(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrNotHeld) {
-				t.Fatalf("err = %v, want ErrNotHeld", err)
+			if err := f.m.Decline(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) || !errors.Is(err, ErrNotHeld) {
+				t.Fatalf("err = %v, want ErrForeign (an ErrNotHeld)", err)
 			}
 			if l := f.get("192.0.2.10"); l.State != Bound {
 				t.Fatalf("state = %v, want bound", l.State)
+			}
+		}},
+		{"decline of another client's offer is refused as foreign, the offer stays", func(t *testing.T, f *fixture) {
+			f.mustOffer(1, "", "192.0.2.10")
+			if err := f.m.Decline(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) {
+				t.Fatalf("err = %v, want ErrForeign", err)
+			}
+			f.mustOffer(1, "", "192.0.2.10")
+		}},
+		{"release of another client's ended lease is not foreign", func(t *testing.T, f *fixture) {
+			f.bind(1, "192.0.2.10")
+			f.clock.Advance(2 * time.Hour)
+			err := f.m.Release(ctx, key(2), ip("192.0.2.10"))
+			if !errors.Is(err, ErrNotHeld) || errors.Is(err, ErrForeign) {
+				t.Fatalf("err = %v, want ErrNotHeld, not ErrForeign", err)
 			}
 		}},
 		{"decline of an unknown address is refused", func(t *testing.T, f *fixture) {
@@ -426,10 +479,13 @@ func TestDeclineReleaseExpire(t *testing.T) {
 				t.Fatalf("after release: %+v", l)
 			}
 		}},
-		{"release by another client is refused", func(t *testing.T, f *fixture) {
+		{"release by another client is refused as foreign", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Release(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrNotHeld) {
-				t.Fatalf("err = %v, want ErrNotHeld", err)
+			if err := f.m.Release(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) {
+				t.Fatalf("err = %v, want ErrForeign", err)
+			}
+			if l := f.get("192.0.2.10"); l.State != Bound || l.Key != key(1) {
+				t.Fatalf("after a foreign release: %+v, want key(1)'s bound lease", l)
 			}
 		}},
 		{"second release is refused", func(t *testing.T, f *fixture) {
