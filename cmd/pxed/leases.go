@@ -63,7 +63,8 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
-	ls := &leaseServer{store: st, full: &dhcp4.Full{Boot: bc}}
+	ls := &leaseServer{store: st, full: &dhcp4.Full{Boot: bc,
+		StarvationClients: cfg.Limits.DHCPNewClients, StarvationWindow: cfg.Limits.DHCPNewClientsWindow.D()}}
 	// The leases are read from memory (a DISCOVER then costs no query);
 	// every write still commits to SQLite first.
 	cache, err := lease.NewCached(ctx, st)

@@ -68,6 +68,12 @@ type Limits struct {
 	EventsMemoryMB int `yaml:"events_memory_mb"`
 	// Machines is the most machines with a timeline.
 	Machines int `yaml:"machines"`
+	// DHCPNewClients is how many new clients (no reservation, offer or
+	// lease) may DISCOVER within DHCPNewClientsWindow before pxed reports a
+	// starvation pattern (event, metric, warning); they are still answered
+	// while addresses last. -1 turns the report off.
+	DHCPNewClients       int      `yaml:"dhcp_new_clients"`
+	DHCPNewClientsWindow Duration `yaml:"dhcp_new_clients_window"`
 	// Addresses is the most address→machine associations learned from DHCP
 	// (to name the machine behind a TFTP or HTTP request); the oldest is
 	// forgotten first.
@@ -91,6 +97,8 @@ var DefaultLimits = Limits{
 	EventsMemoryMB:           64,
 	Machines:                 20000,
 	Addresses:                65536,
+	DHCPNewClients:           128,
+	DHCPNewClientsWindow:     Duration(10 * time.Second),
 }
 
 // defaults fills every zero field from DefaultLimits.
@@ -128,6 +136,8 @@ func (l *Limits) defaults() {
 	setInt(&l.EventsMemoryMB, d.EventsMemoryMB)
 	setInt(&l.Machines, d.Machines)
 	setInt(&l.Addresses, d.Addresses)
+	setInt(&l.DHCPNewClients, d.DHCPNewClients)
+	setDur(&l.DHCPNewClientsWindow, d.DHCPNewClientsWindow)
 }
 
 // validate checks each limit's range after defaults.
@@ -149,6 +159,7 @@ func (c *Config) validateLimits() Errors {
 		{"events_memory_mb", l.EventsMemoryMB, 1, 1 << 16},
 		{"machines", l.Machines, 1, 10000000},
 		{"addresses", l.Addresses, 1, 10000000},
+		{"dhcp_new_clients", l.DHCPNewClients, -1, 10000000},
 	}
 	for _, f := range ints {
 		if f.v < f.min || f.v > f.max {
@@ -165,6 +176,7 @@ func (c *Config) validateLimits() Errors {
 		{"http_header_timeout", l.HTTPHeaderTimeout, time.Second, time.Hour},
 		{"http_idle_timeout", l.HTTPIdleTimeout, time.Second, time.Hour},
 		{"http_write_timeout", l.HTTPWriteTimeout, time.Second, time.Hour},
+		{"dhcp_new_clients_window", l.DHCPNewClientsWindow, time.Second, time.Hour},
 	}
 	for _, f := range durs {
 		if f.v.D() < f.min || f.v.D() > f.max {
