@@ -144,14 +144,17 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("tftp: peer error %d: %s", e.Code, e.Message)
 }
 
-// Is lets errors.Is(err, ErrNotFound) and errors.Is(err, ErrAccess) match the
-// corresponding remote errors.
+// Is lets errors.Is(err, ErrNotFound), errors.Is(err, ErrAccess) and
+// errors.Is(err, ErrBusy) match the corresponding remote errors (ErrBusy: code
+// 0 with a message starting "server busy", as Server sends).
 func (e *PeerError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Code == ErrCodeNotFound
 	case ErrAccess:
 		return e.Code == ErrCodeAccess
+	case ErrBusy:
+		return e.Code == ErrCodeUndefined && strings.HasPrefix(e.Message, "server busy")
 	}
 	return false
 }
