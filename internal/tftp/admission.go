@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -276,12 +277,11 @@ func (s *Server) unqueueLocked(p *pending) {
 	delete(a.waiting, p.t.peer)
 	addr := p.t.peer.Addr()
 	q := a.clients[addr]
-	for i, r := range q.reqs { // p is the first but at Close
-		if r == p {
-			q.reqs[i] = nil
-			q.reqs = append(q.reqs[:i], q.reqs[i+1:]...)
-			break
-		}
+	if q.reqs[0] == p { // always, but when a listener closes
+		q.reqs[0] = nil
+		q.reqs = q.reqs[1:]
+	} else if i := slices.Index(q.reqs, p); i >= 0 {
+		q.reqs = slices.Delete(q.reqs, i, i+1)
 	}
 	switch {
 	case len(q.reqs) == 0:
