@@ -398,7 +398,7 @@ func TestStormOneAddress(t *testing.T) {
 	testFile(t, dir, "f", size)
 	srv := &Server{Handler: Dir(dir)}
 	addr := startServer(t, srv)
-	if err := storm(addr, n, size); err != nil {
+	if err := storm(addr, n, size, 4); err != nil {
 		t.Fatal(err)
 	}
 	st := srv.Stats()
@@ -408,12 +408,12 @@ func TestStormOneAddress(t *testing.T) {
 	}
 }
 
-// storm runs n Client.Gets of "f" (size bytes) at once from 127.0.0.1,
-// windowsize 4 as EDK II.
-func storm(addr netip.AddrPort, n int, size int64) error {
+// storm runs n Client.Gets of "f" (size bytes) at once from 127.0.0.1 at
+// blksize 1456 and windowsize win (1 as BIOS PXE ROMs, 4 as EDK II).
+func storm(addr netip.AddrPort, n int, size int64, win int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c := &Client{Blksize: 1456, Windowsize: 4, Tsize: true}
+	c := &Client{Blksize: 1456, Windowsize: win, Tsize: true}
 	errs := make(chan error, n)
 	for range n {
 		go func() {
@@ -445,44 +445,61 @@ func cmpOr(a, b error) error {
 	return b
 }
 
-// TestCloseRefusesQueued: Close answers queued requests "server shutting
-// down" and reports them to OnDone with ErrServerClosed.
+// TestCloseRefusesQueued: Close, and Shutdown, answer queued requests
+// "server shutting down" and report them to OnDone with ErrServerClosed.
 func TestCloseRefusesQueued(t *testing.T) {
 	dir := t.TempDir()
 	testFile(t, dir, "f", 1500)
-	var done doneLog
-	srv := &Server{Handler: Dir(dir), MaxTransfers: 1, Timeout: 5 * time.Second, OnDone: done.add}
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(conn) }()
-	holder := rawFrom(t, "127.0.0.1")
-	holder.send(t, addr, rrqF)
-	queued := rawFrom(t, "127.0.0.2")
-	queued.send(t, addr, rrqF)
-	waitFor(t, func() bool { st := srv.Stats(); return st.Active == 1 && st.Queued == 1 })
-	if err := srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("Serve = %v", err)
-	}
-	p, from := queued.recv(t)
-	if p.Op != OpERROR || p.ErrMsg != msgClosing || from != addr {
-		t.Fatalf("queued client got %+v from %v", p, from)
-	}
-	closed := func(tr Transfer) bool { return errors.Is(tr.Err, ErrServerClosed) }
-	if n := done.count(closed); n != 1 {
-		t.Fatalf("OnDone: %d queued requests refused with ErrServerClosed, want 1", n)
-	}
-	if n := done.count(func(Transfer) bool { return true }); n != 2 {
-		t.Fatalf("OnDone called %d times, want 2 (transfer and queued request)", n)
-	}
-	if st := srv.Stats(); st.Queued != 0 || st.Active != 0 {
-		t.Fatalf("stats %+v", st)
+	for _, tc := range []struct {
+		name string
+		stop func(*Server) error
+	}{
+		{"Close", (*Server).Close},
+		{"Shutdown whose context ends", func(s *Server) error {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // the holder never ACKs: do not wait for it
+			if err := s.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("Shutdown = %v, want context.Canceled", err)
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var done doneLog
+			srv := &Server{Handler: Dir(dir), MaxTransfers: 1, Timeout: 5 * time.Second, OnDone: done.add}
+			conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(conn) }()
+			holder := rawFrom(t, "127.0.0.1")
+			holder.send(t, addr, rrqF)
+			queued := rawFrom(t, "127.0.0.2")
+			queued.send(t, addr, rrqF)
+			waitFor(t, func() bool { st := srv.Stats(); return st.Active == 1 && st.Queued == 1 })
+			if err := tc.stop(srv); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-served; !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("Serve = %v", err)
+			}
+			p, from := queued.recv(t)
+			if p.Op != OpERROR || p.ErrMsg != msgClosing || from != addr {
+				t.Fatalf("queued client got %+v from %v", p, from)
+			}
+			closed := func(tr Transfer) bool { return errors.Is(tr.Err, ErrServerClosed) }
+			if n := done.count(closed); n != 1 {
+				t.Fatalf("OnDone: %d queued requests refused with ErrServerClosed, want 1", n)
+			}
+			if n := done.count(func(Transfer) bool { return true }); n != 2 {
+				t.Fatalf("OnDone called %d times, want 2 (transfer and queued request)", n)
+			}
+			if st := srv.Stats(); st.Queued != 0 || st.Active != 0 {
+				t.Fatalf("stats %+v", st)
+			}
+		})
 	}
 }
 
