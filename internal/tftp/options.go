@@ -33,6 +33,9 @@ type Limits struct {
 	// the client's socket receive buffer (kernel accounting, see truesize);
 	// 0 = no cap.
 	WindowBytes int
+	// MaxTimeout is the largest RFC 2349 timeout acknowledged; a larger one
+	// is not (the server's own timeout applies). 0 = RFC 2349's 255 s.
+	MaxTimeout time.Duration
 }
 
 // DefaultWindowBytes is the Server's default Limits.WindowBytes: a little under
@@ -66,6 +69,9 @@ type Negotiated struct {
 	Windowsize int
 	Timeout    time.Duration // 0 if the client did not ask
 	Ack        []Option      // what goes in the OACK, in request order; empty = no OACK
+	// TimeoutOverMax is set when the client asked a timeout above
+	// Limits.MaxTimeout, which was therefore not acknowledged.
+	TimeoutOverMax bool
 }
 
 // NegotiationError is returned when a request must be refused with ERROR 8.
@@ -102,7 +108,8 @@ func OptionMap(opts []Option) map[string]string {
 //   - blksize (RFC 2348): 8..65464; larger requests are clamped to lim.MaxBlksize;
 //     a value below 8 fails negotiation (ERROR 8).
 //   - tsize (RFC 2349): answered with the file size when it is known and not 0.
-//   - timeout (RFC 2349): 1..255 seconds, acknowledged as asked; out of range is ignored.
+//   - timeout (RFC 2349): 1..255 seconds, acknowledged as asked; out of range is
+//     ignored, and so is a value above lim.MaxTimeout (TimeoutOverMax).
 //   - windowsize (RFC 7440): 1..65535, clamped to lim.MaxWindowsize and to what
 //     fits lim.WindowBytes at the granted blksize; 0 fails negotiation.
 //
@@ -160,6 +167,13 @@ func Negotiate(opts []Option, lim Limits) (Negotiated, error) {
 		case OptTimeout:
 			if v < 1 || v > 255 {
 				continue // RFC 2349: out of range, do not acknowledge
+			}
+			if lim.MaxTimeout > 0 && time.Duration(v)*time.Second > lim.MaxTimeout {
+				// RFC 2349: a server that does not accept the value omits
+				// the option from the OACK; the client then uses its
+				// default and we ours.
+				n.TimeoutOverMax = true
+				continue
 			}
 			n.Timeout = time.Duration(v) * time.Second
 			n.Ack = append(n.Ack, Option{o.Name, strconv.FormatInt(v, 10)})

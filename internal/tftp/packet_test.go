@@ -140,6 +140,15 @@ func TestNegotiate(t *testing.T) {
 			Negotiated{Blksize: 512, Windowsize: 1}, false},
 		{"RFC 2349 timeout 256 ignored", []Option{{"timeout", "256"}}, lim,
 			Negotiated{Blksize: 512, Windowsize: 1}, false},
+		{"RFC 2349 timeout above MaxTimeout not acknowledged", []Option{{"timeout", "255"}, {"blksize", "1024"}},
+			Limits{MaxBlksize: 1468, Size: 1, MaxTimeout: 10 * time.Second},
+			Negotiated{Blksize: 1024, Windowsize: 1, TimeoutOverMax: true, Ack: []Option{{"blksize", "1024"}}}, false},
+		{"RFC 2349 timeout equal to MaxTimeout acknowledged", []Option{{"timeout", "10"}},
+			Limits{Size: 1, MaxTimeout: 10 * time.Second},
+			Negotiated{Blksize: 512, Windowsize: 1, Timeout: 10 * time.Second, Ack: []Option{{"timeout", "10"}}}, false},
+		{"RFC 2349 timeout above MaxTimeout, alone: no OACK", []Option{{"timeout", "11"}},
+			Limits{Size: 1, MaxTimeout: 10 * time.Second},
+			Negotiated{Blksize: 512, Windowsize: 1, TimeoutOverMax: true}, false},
 		{"RFC 7440 windowsize granted", []Option{{"windowsize", "16"}}, lim,
 			Negotiated{Blksize: 512, Windowsize: 16, Ack: []Option{{"windowsize", "16"}}}, false},
 		{"RFC 7440 windowsize clamped", []Option{{"windowsize", "65535"}}, lim,
@@ -286,9 +295,13 @@ func FuzzNegotiate(f *testing.F) {
 		if err != nil || p.Op != OpRRQ {
 			return
 		}
-		n, err := Negotiate(p.Options, Limits{MaxBlksize: maxBlk, MaxWindowsize: maxWin, Size: size, WindowBytes: maxWin * 1000})
+		maxTimeout := time.Duration(maxWin%300) * time.Second
+		n, err := Negotiate(p.Options, Limits{MaxBlksize: maxBlk, MaxWindowsize: maxWin, Size: size, WindowBytes: maxWin * 1000, MaxTimeout: maxTimeout})
 		if err != nil {
 			return
+		}
+		if maxTimeout > 0 && n.Timeout > maxTimeout {
+			t.Fatalf("timeout %v above MaxTimeout %v", n.Timeout, maxTimeout)
 		}
 		if n.Blksize < MinBlksize || n.Blksize > MaxBlksize || (maxBlk >= MinBlksize && n.Blksize > maxBlk && n.Blksize != DefaultBlksize) {
 			t.Fatalf("blksize %d out of range (max %d)", n.Blksize, maxBlk)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"pxed/internal/lograte"
 )
 
 // ErrServerClosed is returned by Serve after Close or Shutdown.
@@ -43,13 +45,39 @@ type Server struct {
 	// read from the file.
 	CacheMax int64
 
+	// MaxTransfers is how many transfers run at once in total: 0 =>
+	// DefaultMaxTransfers (1000); < 0 => no limit. Each holds a socket and,
+	// with Dir, an open file: keep the open file limit well above twice this.
+	MaxTransfers int
+	// MaxPerClient is how many transfers run at once per client IP address
+	// (whatever its ports): 0 => DefaultMaxPerClient (64); < 0 => no limit.
+	MaxPerClient int
+	// QueueLen is how many read requests wait for a slot when a limit is
+	// reached: 0 => DefaultQueueLen (4096); < 0 => none. A queued request
+	// holds no socket. Past it a request is refused at once with ERROR 0
+	// "server busy: ...". When a slot frees, the oldest request whose client
+	// is under MaxPerClient starts.
+	QueueLen int
+	// QueueWait is the longest a request waits in the queue before it is
+	// refused with ERROR 0 "server busy: ...": 0 => DefaultQueueWait (30s).
+	QueueWait time.Duration
+	// MaxTimeout is the largest RFC 2349 timeout option acknowledged; a
+	// larger one is left out of the OACK and Timeout applies: 0 =>
+	// DefaultMaxTimeout (10s); < 0 => RFC 2349's 255 s. Whatever the timeout,
+	// a client that acknowledges nothing is given up after 4 timeouts (at
+	// least 5 s), not after the whole Retries schedule.
+	MaxTimeout time.Duration
+
 	mu        sync.Mutex
 	closed    bool
 	listeners map[net.PacketConn]struct{}
 	active    map[netip.AddrPort]*transfer
+	adm       admission
 	wg        sync.WaitGroup
+	logLimit  lograte.Limiter // refusals by a limit, silent clients
 
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
+	queuedN, busy, timeoutClamped, peak                     atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
 	cache                                                   fileCache
 }
@@ -63,6 +91,13 @@ type Stats struct {
 	TransfersAborted int64 // transfers the client ended with an ERROR packet
 	Bytes            int64 // payload bytes acknowledged by clients
 	Active           int64 // transfers in progress
+	PeakActive       int64 // most transfers in progress at once
+	Queued           int64 // read requests waiting for a slot now
+	// Busy counts read requests refused with "server busy" (not counted in
+	// Refused): queue full, QueueWait over, or no socket for the transfer.
+	Busy int64
+	// TimeoutClamped counts timeout options above MaxTimeout, not acknowledged.
+	TimeoutClamped int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -75,6 +110,10 @@ func (s *Server) Stats() Stats {
 		TransfersAborted: s.aborted.Load(),
 		Bytes:            s.bytes.Load(),
 		Active:           s.activeN.Load(),
+		PeakActive:       s.peak.Load(),
+		Queued:           s.queuedN.Load(),
+		Busy:             s.busy.Load(),
+		TimeoutClamped:   s.timeoutClamped.Load(),
 	}
 }
 
@@ -117,7 +156,10 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Serve answers requests arriving on conn until conn is closed or Close or
 // Shutdown is called; it closes conn when it returns. Each transfer runs in its
-// own goroutine from its own ephemeral port (RFC 1350 §4).
+// own goroutine from its own ephemeral port (RFC 1350 §4), within the limits
+// MaxTransfers and MaxPerClient; requests over them wait in a queue (QueueLen,
+// QueueWait) or get ERROR 0 "server busy". Requests still queued from conn
+// when Serve returns are refused with "server shutting down".
 func (s *Server) Serve(conn net.PacketConn) error {
 	s.mu.Lock()
 	if s.closed {
@@ -131,6 +173,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	s.listeners[conn] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
+		s.dropQueued(conn)
 		s.mu.Lock()
 		delete(s.listeners, conn)
 		s.mu.Unlock()
@@ -209,22 +252,23 @@ func (s *Server) handleRequest(conn net.PacketConn, local netip.Addr, from netip
 			s.mu.Unlock()
 			return
 		}
-		if s.active == nil {
-			s.active = make(map[netip.AddrPort]*transfer)
-		}
-		if _, dup := s.active[from]; dup {
+		_, running := s.active[from]
+		_, queued := s.adm.waiting[from]
+		if running || queued {
 			// The client resent its RRQ before our first reply arrived:
-			// the running transfer's own retransmission answers it.
+			// the running transfer's own retransmission answers it, or
+			// the queued request will.
 			s.mu.Unlock()
-			log.Debug("tftp: duplicate read request ignored", "client", from, "file", p.Filename)
+			log.Debug("tftp: duplicate read request ignored", "client", from, "file", p.Filename, "queued", queued)
 			return
 		}
-		t := &transfer{srv: s, local: local, peer: from, req: p}
-		s.active[from] = t
-		s.wg.Add(1)
+		now := time.Now()
+		t := &transfer{srv: s, local: local, peer: from, req: p, lconn: conn}
+		ok := s.admitLocked(t, now)
 		s.mu.Unlock()
-		s.activeN.Add(1)
-		go t.run()
+		if !ok {
+			s.refuseBusy(t, now, "queue full", msgBusyQueue)
+		}
 	case OpWRQ:
 		s.refused.Add(1)
 		log.Info("tftp: write request refused", "client", from, "file", p.Filename)
@@ -238,6 +282,9 @@ func (s *Server) handleRequest(conn net.PacketConn, local netip.Addr, from netip
 }
 
 func (s *Server) reply(conn net.PacketConn, to netip.AddrPort, code ErrorCode, msg string) {
+	if conn == nil {
+		return
+	}
 	pkt := appendError(nil, code, msg)
 	if _, err := conn.WriteTo(pkt, net.UDPAddrFromAddrPort(to)); err != nil {
 		s.logger().Debug("tftp: send error", "client", to, "err", err)
@@ -245,10 +292,15 @@ func (s *Server) reply(conn net.PacketConn, to netip.AddrPort, code ErrorCode, m
 }
 
 // Close stops accepting requests and ends in-flight transfers at once (they
-// report an error to OnDone). Serve returns ErrServerClosed.
+// report an error to OnDone); queued requests are refused with ERROR 0
+// "server shutting down" (OnDone gets an error wrapping ErrServerClosed).
+// Serve returns ErrServerClosed.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
+	s.mu.Unlock()
+	s.dropQueued(nil)
+	s.mu.Lock()
 	var errs []error
 	for l := range s.listeners {
 		errs = append(errs, l.Close())
@@ -261,11 +313,15 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// Shutdown stops accepting requests and waits for in-flight transfers to end
-// on their own; if ctx ends first it closes them as Close does.
+// Shutdown stops accepting requests, refuses queued ones as Close does and
+// waits for in-flight transfers to end on their own; if ctx ends first it
+// closes them as Close does.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
+	s.mu.Unlock()
+	s.dropQueued(nil)
+	s.mu.Lock()
 	var errs []error
 	for l := range s.listeners {
 		errs = append(errs, l.Close())
@@ -285,6 +341,7 @@ func (s *Server) transferDone(t *transfer) {
 	s.mu.Lock()
 	if s.active[t.peer] == t {
 		delete(s.active, t.peer)
+		s.releaseLocked(t.peer.Addr())
 	}
 	s.mu.Unlock()
 	s.activeN.Add(-1)

@@ -10,6 +10,16 @@
 // negotiation policy; a Handler decides which file a request gets (Dir serves a
 // directory confined with os.Root); Server and Client are the loops, one
 // goroutine and one reused buffer per transfer.
+//
+// What one client can make the Server hold is bounded (admission.go):
+// MaxTransfers transfers, and so sockets, at once in total and MaxPerClient
+// per client address; requests over a limit wait in a queue that holds no
+// socket (QueueLen, QueueWait) and start oldest first among the clients under
+// their cap, so one address cannot starve another. A full queue, an expired
+// wait or a socket the system refuses (EMFILE) is answered ERROR 0 "server
+// busy: ..." from the listener (ErrBusy). The RFC 2349 timeout option is
+// honoured up to MaxTimeout, and a client that acknowledges nothing is given
+// up after 4 timeouts (at least 5 s) rather than the whole retry schedule.
 package tftp
 
 import (
@@ -144,14 +154,17 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("tftp: peer error %d: %s", e.Code, e.Message)
 }
 
-// Is lets errors.Is(err, ErrNotFound) and errors.Is(err, ErrAccess) match the
-// corresponding remote errors.
+// Is lets errors.Is(err, ErrNotFound), errors.Is(err, ErrAccess) and
+// errors.Is(err, ErrBusy) match the corresponding remote errors (ErrBusy: code
+// 0 with a message starting "server busy", as Server sends).
 func (e *PeerError) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
 		return e.Code == ErrCodeNotFound
 	case ErrAccess:
 		return e.Code == ErrCodeAccess
+	case ErrBusy:
+		return e.Code == ErrCodeUndefined && strings.HasPrefix(e.Message, "server busy")
 	}
 	return false
 }

@@ -1,6 +1,7 @@
 package tftp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -30,6 +32,10 @@ type transfer struct {
 	req   Packet
 	rc    syscall.RawConn // the transfer socket, for readSpin
 	rsa   unix.RawSockaddrAny
+	lconn net.PacketConn // the listener the request came in on, for "server busy"
+
+	acked  atomic.Bool // an ACK came: the client is alive (watchFirstAck)
+	silent atomic.Bool // no ACK within firstAckWait: the socket was closed
 
 	mu       sync.Mutex
 	conn     *net.UDPConn
@@ -68,6 +74,14 @@ func (t *transfer) run() {
 		log.Info("tftp: transfer done", attrs...)
 	case errors.Is(tr.Err, errRefused):
 		log.Info("tftp: request refused", append(attrs, "err", tr.Err)...)
+	case errors.Is(tr.Err, ErrBusy):
+		// Counted and logged (at most once per interval) by socketBusy.
+	case errors.Is(tr.Err, errNoAck):
+		// A flood of RRQs that never ACK would log a line each.
+		s.failed.Add(1)
+		if ok, n := s.logLimit.Allow("noack"); ok {
+			log.Warn("tftp: transfer failed: client never acknowledged", append(attrs, "err", tr.Err, "suppressed", n)...)
+		}
 	default:
 		s.failed.Add(1)
 		log.Warn("tftp: transfer failed", append(attrs, "err", tr.Err)...)
@@ -92,7 +106,7 @@ func (t *transfer) serve(tr *Transfer) error {
 	}
 	conn, err := net.ListenUDP(network, la)
 	if err != nil {
-		return fmt.Errorf("tftp: transfer socket: %w", err)
+		return t.socketBusy(err)
 	}
 	defer conn.Close()
 	t.mu.Lock()
@@ -131,7 +145,8 @@ func (t *transfer) serve(tr *Transfer) error {
 		f = mf
 	}
 	tr.Size = size
-	lim := Limits{MaxBlksize: s.MaxBlksize, MaxWindowsize: s.MaxWindowsize, Size: size, WindowBytes: s.WindowBytes}
+	lim := Limits{MaxBlksize: s.MaxBlksize, MaxWindowsize: s.MaxWindowsize, Size: size, WindowBytes: s.WindowBytes,
+		MaxTimeout: s.maxTimeout()}
 	if lim.WindowBytes == 0 {
 		lim.WindowBytes = DefaultWindowBytes
 	}
@@ -150,11 +165,20 @@ func (t *transfer) serve(tr *Transfer) error {
 	if err != nil {
 		return refuse(ErrCodeOptionNegotiation, err.Error(), err)
 	}
+	if neg.TimeoutOverMax {
+		s.timeoutClamped.Add(1)
+	}
 	tr.Blksize, tr.Windowsize = neg.Blksize, neg.Windowsize
 	if s.OnStart != nil {
 		s.OnStart(req)
 	}
+	wait := firstAckWait(cmp.Or(neg.Timeout, s.timeout()))
+	watch := t.watchFirstAck(conn, wait)
 	err = t.send(conn, f, size, neg, tr)
+	watch.Stop()
+	if err != nil && !t.acked.Load() && (t.silent.Load() || errors.Is(err, os.ErrDeadlineExceeded)) {
+		err = t.noAckErr(err, wait)
+	}
 	var pe *PeerError
 	if errors.As(err, &pe) {
 		tr.Aborted = true
@@ -354,6 +378,7 @@ func (t *transfer) recvAck(conn *net.UDPConn, rbuf []byte, deadline time.Time) (
 		}
 		switch Opcode(binary.BigEndian.Uint16(rbuf)) {
 		case OpACK:
+			t.acked.Store(true)
 			return binary.BigEndian.Uint16(rbuf[2:]), nil
 		case OpERROR:
 			p, _ := ParsePacket(rbuf[:n])
