@@ -55,6 +55,8 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	var tftpConn net.PacketConn
 	if cfg.TFTPAddr != "off" {
 		tftpSrv = &tftp.Server{Handler: tftpHandler(cfg), Logger: log.With("proto", "tftp"),
+			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
+			QueueWait: lim.TFTPQueueWait.D(), MaxTimeout: lim.TFTPMaxTimeout.D(),
 			OnStart: func(r tftp.Request) {
 				evlog.Record(events.Event{IP: r.Client.Addr(), Stage: events.StageTFTPStart, Detail: r.Filename + tftpOptions(r.Options)})
 			},
@@ -247,6 +249,14 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_tftp_transfers_failed_total", "TFTP transfers failed.", func() float64 { return float64(t.Stats().TransfersFailed) })
 		counter("pxed_tftp_transfers_aborted_total", "TFTP transfers aborted by the client.", func() float64 { return float64(t.Stats().TransfersAborted) })
 		counter("pxed_tftp_bytes_total", "TFTP payload bytes acknowledged.", func() float64 { return float64(t.Stats().Bytes) })
+		counter("pxed_tftp_limit_refused_total", "TFTP read requests refused with \"server busy\": admission queue full, waited too long, or no socket.",
+			func() float64 { return float64(t.Stats().Busy) })
+		counter("pxed_tftp_timeout_clamped_total", "TFTP timeout options above limits.tftp_max_timeout, not acknowledged.",
+			func() float64 { return float64(t.Stats().TimeoutClamped) })
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pxed_tftp_transfers_active", Help: "TFTP transfers in progress."},
+			func() float64 { return float64(t.Stats().Active) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pxed_tftp_queued", Help: "TFTP read requests waiting for a transfer slot."},
+			func() float64 { return float64(t.Stats().Queued) }))
 	}
 	counter("pxed_http_errors_total", "HTTP boot requests answered with an error.", func() float64 { return float64(h.Errors()) })
 }

@@ -24,15 +24,15 @@ func openFileLimit() uint64 {
 
 // fitDescriptors lowers the TFTP transfer and HTTP connection limits so
 // that, with fdReserve, they fit the file limit: descriptor exhaustion is
-// then impossible by construction (each transfer holds one socket, each
-// HTTP connection one, plus one file per download). It says so when it has
-// to lower them.
+// then impossible by construction. A TFTP transfer holds up to three (its
+// socket, the file, for a moment a socket to learn the path MTU), an HTTP
+// download two (the connection and the file). It says so when it has to
+// lower them.
 func fitDescriptors(l *config.Limits, nofile uint64, log *slog.Logger) {
 	if nofile == 0 {
 		return
 	}
-	// An HTTP download holds its connection and the file it sends.
-	need := uint64(l.TFTPTransfers) + 2*uint64(l.HTTPConnections) + fdReserve
+	need := 3*uint64(l.TFTPTransfers) + 2*uint64(l.HTTPConnections) + fdReserve
 	if need <= nofile {
 		return
 	}
@@ -40,7 +40,7 @@ func fitDescriptors(l *config.Limits, nofile uint64, log *slog.Logger) {
 	if budget < 64 {
 		budget = 64
 	}
-	scale := float64(budget) / float64(l.TFTPTransfers+2*l.HTTPConnections)
+	scale := float64(budget) / float64(3*l.TFTPTransfers+2*l.HTTPConnections)
 	tftp, http := max(8, int(float64(l.TFTPTransfers)*scale)), max(8, int(float64(l.HTTPConnections)*scale))
 	log.Warn("the file limit is too low for the configured limits: lowered them (raise `ulimit -n` or lower limits.tftp_transfers and limits.http_connections)",
 		"nofile", nofile, "tftp_transfers", l.TFTPTransfers, "now", tftp, "http_connections", l.HTTPConnections, "now_http", http)
