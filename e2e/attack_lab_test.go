@@ -518,6 +518,7 @@ type attack struct {
 	err      error
 	mu       sync.Mutex
 	notes    []string
+	logged   sync.Once
 }
 
 // startAttack runs f with a context ending after maxDur (every attack is
@@ -588,7 +589,9 @@ func (a *attack) stop(t *testing.T) {
 		t.Errorf("the %s attack did not stop within 30 s of its cancellation", a.name)
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	t.Logf("%s attack: %d done, err %v, notes %v", a.name, a.progress.Load(), a.err, a.notes)
+	a.logged.Do(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		t.Logf("%s attack: %d done, err %v, notes %v", a.name, a.progress.Load(), a.err, a.notes)
+	})
 }

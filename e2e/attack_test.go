@@ -570,11 +570,26 @@ func TestAttackDHCPAddressClaims(t *testing.T) {
 			t.Errorf("the attacker's %s (%s) is on the timeline of %s, which only claimed its address in a DISCOVER", e.Stage, e.Detail, claimed)
 		}
 	}
-	// Let pxed read what is still queued, then count.
+	// pxed's DHCP loop must still answer once the flood is over: a PXE
+	// DISCOVER from the legitimate host gets an OFFER (found in the
+	// pre-fix code: replies to the claimed ciaddrs filled the socket's send
+	// buffer and the loop stopped reading port 67).
+	if err := pxeOffered(legit, fakeMAC(0x1e, 1), 15*time.Second); err != nil {
+		t.Errorf("after the flood, pxed no longer answers a PXE DISCOVER: %v", err)
+	}
+	// Let pxed read what is still queued (the kernel drops what overflows
+	// its socket), then count.
+	last := -1.0
 	lab.WaitFor(t, 20*time.Second, "pxed to have read the flood", func() bool {
-		m := l.metrics(t)
-		return m["pxed_dhcp_received_total"]+m["pxed_dhcp_overload_dropped_total"] >= discovers
+		n := l.metrics(t)["pxed_dhcp_received_total"]
+		done := n == last
+		last = n
+		return done
 	})
+	t.Logf("pxed read %g of the %d DISCOVERs", last, discovers)
+	if last <= machines {
+		t.Errorf("pxed read only %g of %d DISCOVERs, no more than limits.machines %d: the bound was not exercised", last, discovers, machines)
+	}
 	if n := l.machines(t); n > machines {
 		t.Errorf("pxed keeps %d machines' timelines after %d DISCOVERs from new MACs, more than limits.machines %d", n, discovers, machines)
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"pxed/internal/lab"
 )
 
 // Attackers of the attack suite, written for it: each is bounded in count
@@ -339,7 +341,9 @@ func rrqFlood(ctx context.Context, a *attack, seen *tally, ns string, srcs []net
 			kind, _, _ := strings.Cut(r, " ")
 			if kind == "error" {
 				kind = strings.Join(strings.Fields(r)[:2], " ")
-				a.note("%s", r)
+				if kind != "error 1" { // not found: the flood asks for missing files too
+					a.note("%s", r)
+				}
 			}
 			seen.add(kind)
 			for _, f := range strings.Fields(r) {
@@ -521,4 +525,41 @@ func claimFlood(ctx context.Context, a *attack, ns string, count, batch int) err
 		}
 	}
 	return nil
+}
+
+// pxeOffered sends a PXE DISCOVER for mac from host h once a second until
+// an OFFER for it comes back or wait passes.
+func pxeOffered(h *lab.Host, mac net.HardwareAddr, wait time.Duration) error {
+	c, err := dhcpSocket(h.NS)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b, err := pxeDiscover(mac)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 1500)
+	for time.Now().Before(deadline) {
+		if _, err := c.WriteTo(b, dhcpServerPort); err != nil {
+			return err
+		}
+		rd := time.Now().Add(time.Second)
+		if rd.After(deadline) {
+			rd = deadline
+		}
+		_ = c.SetReadDeadline(rd)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				break
+			}
+			p, err := dhcpv4.FromBytes(buf[:k])
+			if err == nil && p.MessageType() == dhcpv4.MessageTypeOffer && p.ClientHWAddr.String() == mac.String() {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no OFFER for %s within %v", mac, wait)
 }
