@@ -39,8 +39,9 @@ import (
 // events_memory_mb.
 //
 // Metrics read (any one of a list above 0 counts the refusal):
-//   - pxed_http_connections_refused_total: HTTP connections refused or
-//     closed (idle ones closed to make room) by http_connections(_per_client)
+//   - pxed_http_connections_refused_total: HTTP connections refused by
+//     http_connections(_per_client) (no idle connection to reclaim), or
+//     pxed_http_connections_reclaimed_total: idle ones closed to make room
 //   - pxed_tftp_limit_refused_total: TFTP requests refused by a tftp_ limit
 //     (queue full or queue wait over)
 //   - pxed_dhcp_pool_exhausted_total: DISCOVERs unanswered for an empty pool
@@ -200,7 +201,7 @@ func TestAttackIdleHTTPConnections(t *testing.T) {
 	if seen.get("closed") == 0 {
 		t.Errorf("pxed closed or refused none of %d idle connections (limits %d, %d per client)", seen.get("opened"), conns, perClient)
 	}
-	l.assertCounted(t, "connections refused or closed by http_connections", "pxed_http_connections_refused_total")
+	l.assertCounted(t, "connections refused or closed by http_connections", "pxed_http_connections_refused_total", "pxed_http_connections_reclaimed_total")
 	a.stop(t)
 	l.assertAlive(t)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -356,11 +357,18 @@ func TestLoopNotices(t *testing.T) {
 		return out
 	}
 	got := stages()
-	if len(got[events.StageStarvation]) != 1 || len(got[events.StagePoolExhausted]) != 1 {
-		t.Fatalf("events: %d starvation, %d pool exhausted; want one each", len(got[events.StageStarvation]), len(got[events.StagePoolExhausted]))
+	// Starvation is a pattern: one event per interval. Pool exhaustion is
+	// each client's answer: an event on every client that got no address.
+	if len(got[events.StageStarvation]) != 1 || len(got[events.StagePoolExhausted]) != flood-2 {
+		t.Fatalf("events: %d starvation, %d pool exhausted; want 1 and %d", len(got[events.StageStarvation]), len(got[events.StagePoolExhausted]), flood-2)
 	}
-	if e := got[events.StagePoolExhausted][0]; e.MAC != floodMAC(2).String() || !strings.Contains(e.Detail, "exhausted") {
-		t.Errorf("pool exhausted event %+v, want on %v", e, floodMAC(2))
+	for i := 2; i < flood; i++ {
+		tl := ev.Timeline(floodMAC(i).String())
+		if !slices.ContainsFunc(tl, func(e events.Event) bool {
+			return e.Stage == events.StagePoolExhausted && strings.Contains(e.Detail, "exhausted")
+		}) {
+			t.Errorf("client %v got no address and its timeline does not say why: %+v", floodMAC(i), tl)
+		}
 	}
 
 	// A foreign RELEASE: counted, warned, the lease kept.

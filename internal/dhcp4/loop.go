@@ -502,20 +502,23 @@ func (s *Server) notice(res Result, mac string, log *slog.Logger) {
 	}
 }
 
-// warn logs msg and records an event of stage on mac, unless one was
-// logged less than an interval ago.
+// warn records an event of stage on mac and logs msg unless it was logged
+// less than an interval ago. A pool exhausted or a foreign DECLINE/RELEASE
+// is recorded on every client it concerns (its timeline then says why it
+// got no address, or what was refused); a starvation pattern is one event
+// per interval, on the client that tripped it.
 func (s *Server) warn(log *slog.Logger, stage events.Stage, mac, why, msg string) {
 	ok, suppressed := s.warnings.Allow(string(stage))
-	if !ok {
+	if ok {
+		log.Warn(msg, "mac", mac, "why", why, "suppressed", suppressed)
+	}
+	if s.Events == nil || (!ok && stage == events.StageStarvation) {
 		return
 	}
-	log.Warn(msg, "mac", mac, "why", why, "suppressed", suppressed)
-	if s.Events != nil {
-		if suppressed > 0 {
-			why += " (" + strconv.Itoa(suppressed) + " more since the last warning)"
-		}
-		s.Events.Record(events.Event{MAC: mac, Stage: stage, Detail: why})
+	if ok && suppressed > 0 && stage == events.StageStarvation {
+		why += " (" + strconv.Itoa(suppressed) + " more since the last warning)"
 	}
+	s.Events.Record(events.Event{MAC: mac, Stage: stage, Detail: why})
 }
 
 // send writes the replies, as many as the kernel takes per sendmmsg; a

@@ -121,7 +121,8 @@ type Log struct {
 	lru      list.List // of *machine, least recently seen first
 	bytes    int64
 	byIP     map[netip.Addr]*learned
-	ipOrder  list.List // of netip.Addr, oldest learned first
+	byMAC    map[string]netip.Addr // the address each learned MAC had last
+	ipOrder  list.List             // of netip.Addr, oldest learned first
 	subs     map[int]chan Event
 	nextSub  int
 
@@ -180,9 +181,14 @@ func (l *Log) Learn(ip netip.Addr, mac string) {
 	defer l.mu.Unlock()
 	if l.byIP == nil {
 		l.byIP = make(map[netip.Addr]*learned)
+		l.byMAC = make(map[string]netip.Addr)
 	}
 	if e := l.byIP[ip]; e != nil {
+		if e.mac != mac && l.byMAC[e.mac] == ip {
+			delete(l.byMAC, e.mac)
+		}
 		e.mac = mac
+		l.byMAC[mac] = ip
 		l.ipOrder.MoveToBack(e.elem)
 		return
 	}
@@ -193,9 +199,14 @@ func (l *Log) Learn(ip netip.Addr, mac string) {
 	for len(l.byIP) >= max {
 		old := l.ipOrder.Front()
 		l.ipOrder.Remove(old)
-		delete(l.byIP, old.Value.(netip.Addr))
+		oldIP := old.Value.(netip.Addr)
+		if m := l.byIP[oldIP].mac; l.byMAC[m] == oldIP {
+			delete(l.byMAC, m)
+		}
+		delete(l.byIP, oldIP)
 	}
 	l.byIP[ip] = &learned{mac: mac, elem: l.ipOrder.PushBack(ip)}
+	l.byMAC[mac] = ip
 }
 
 // MACForIP returns the MAC last learned for ip, or "".
@@ -234,10 +245,17 @@ func (l *Log) Record(e Event) {
 		e.MAC = l.macLocked(e.IP)
 	}
 	if e.Claimed != "" && e.Claimed != e.MAC {
-		if e.MAC != "" {
+		// A mismatch when the address belongs to another machine, or the
+		// claimed machine is known at another address. Neither known: the
+		// claim cannot be checked and the event stays on the address.
+		claimedAt, known := l.byMAC[e.Claimed]
+		if e.MAC != "" || (known && claimedAt != e.IP.Unmap()) {
 			l.mismatches.Add(1)
-			mismatch = &Event{Time: e.Time, MAC: e.MAC, IP: e.IP, Stage: StageClaimMismatch,
-				Detail: "request from " + e.IP.String() + " named machine " + e.Claimed}
+			d := "request from " + e.IP.String() + " named machine " + e.Claimed
+			if known {
+				d += " (at " + claimedAt.String() + ")"
+			}
+			mismatch = &Event{Time: e.Time, MAC: e.MAC, IP: e.IP, Stage: StageClaimMismatch, Detail: d}
 		}
 	} else if e.Claimed == e.MAC {
 		e.Claimed = "" // the claim is the machine's own: nothing to say

@@ -104,6 +104,8 @@ func TestMACLearnedFromIP(t *testing.T) {
 		{"Learn then an event with only the address", func(l *Log) { l.Learn(ipA, macA) }, Event{IP: ipA, Stage: StageTFTPStart}, macA},
 		{"an event does not teach its address (only Learn does)", func(l *Log) { l.Record(Event{MAC: macA, IP: ipA, Stage: StageAck}) }, Event{IP: ipA, Stage: StageKernel}, "192.0.2.10"},
 		{"a claimed MAC never picks the timeline", func(*Log) {}, Event{IP: ipA, Claimed: macA, Stage: StageHTTPError}, "192.0.2.10"},
+		{"a claimed MAC known elsewhere is a mismatch on the address", func(l *Log) { l.Learn(netip.MustParseAddr("192.0.2.99"), macA) },
+			Event{IP: ipA, Claimed: macA, Stage: StageClaimMismatch}, "192.0.2.10"},
 		{"a claim joins the address's learned machine", func(l *Log) { l.Learn(ipA, macB) }, Event{IP: ipA, Claimed: macA, Stage: StageHTTPError}, macB},
 		{"IPv4-mapped address is the same machine", func(l *Log) { l.Learn(ipA, macA) }, Event{IP: mapped, Stage: StageHTTP}, macA},
 		{"latest MAC for an address wins", func(l *Log) { l.Learn(ipA, macA); l.Learn(ipA, macB) }, Event{IP: ipA, Stage: StageHTTP}, macB},
@@ -368,6 +370,9 @@ func TestBounds(t *testing.T) {
 		}
 		if n := l.Stats().Addresses; n != 100 {
 			t.Fatalf("%d addresses kept, want 100", n)
+		}
+		if len(l.byMAC) != 1 {
+			t.Fatalf("%d MACs mapped back, want 1", len(l.byMAC))
 		}
 		if l.MACForIP(netip.AddrFrom4([4]byte{10, 0, 0, 0})) != "" {
 			t.Fatal("the oldest address was kept")

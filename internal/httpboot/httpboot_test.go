@@ -392,19 +392,21 @@ func TestClaimedMACDoesNotAttribute(t *testing.T) {
 	if n := len(f.log.Timeline(knownMAC)); n != before {
 		t.Fatalf("victim's timeline grew from %d to %d events: %+v", before, n, f.log.Timeline(knownMAC))
 	}
+	// The victim is known at clientIP: each request is followed by a
+	// claim-mismatch on the attacker's address.
 	tl := f.log.Timeline("192.0.2.66")
-	if len(tl) != 3 || tl[1].Stage != events.StageHTTPError || tl[1].Claimed != knownMAC {
-		t.Fatalf("attacker's address timeline %+v, want 3 events claiming %s", tl, knownMAC)
+	if len(tl) != 6 || tl[2].Stage != events.StageHTTPError || tl[2].Claimed != knownMAC || tl[3].Stage != events.StageClaimMismatch {
+		t.Fatalf("attacker's address timeline %+v, want 3 events claiming %s, each with a claim-mismatch", tl, knownMAC)
 	}
-	// Once DHCP taught the attacker's address, its requests name the
-	// mismatch on its own timeline.
+	// Once DHCP taught the attacker's address, its requests and the
+	// mismatch go on its own machine's timeline.
 	f.log.Learn(netip.MustParseAddr("192.0.2.66"), "02:00:00:00:00:66")
 	f.doAs(t, attacker, "GET", knownPath+"/vmlinuz", nil)
 	if got := lastEvent(t, f.log, "02:00:00:00:00:66"); got.Stage != events.StageClaimMismatch {
 		t.Fatalf("last event %+v, want claim-mismatch", got)
 	}
-	if f.log.Stats().ClaimMismatch != 1 {
-		t.Fatalf("ClaimMismatch = %d, want 1", f.log.Stats().ClaimMismatch)
+	if f.log.Stats().ClaimMismatch != 4 {
+		t.Fatalf("ClaimMismatch = %d, want 4", f.log.Stats().ClaimMismatch)
 	}
 }
 
