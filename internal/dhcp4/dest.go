@@ -23,7 +23,7 @@ var Broadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 //   - giaddr set: to the relay agent's server port 67 (and a DHCPNAK sets the
 //     broadcast bit so the relay broadcasts it);
 //   - a DHCPNAK with no relay: broadcast;
-//   - ciaddr set: unicast to ciaddr;
+//   - ciaddr set (not in a DHCPDISCOVER, where it must be 0): unicast to ciaddr;
 //   - broadcast bit set, or no yiaddr to send to: broadcast;
 //   - otherwise unicast to yiaddr at chaddr (the client cannot answer ARP yet).
 //
@@ -46,7 +46,10 @@ func Destination(req, reply *dhcpv4.DHCPv4, port Port, src netip.AddrPort) Dest 
 	if nak {
 		return Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: "DHCPNAK: broadcast"}
 	}
-	if ci := AddrFromIP(req.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() {
+	// RFC 2131 §4.4.1 (Table 5): a DHCPDISCOVER's ciaddr is 0 — a client
+	// with an address does not DISCOVER. One that names an address is a
+	// claim nobody may answer ARP for: never unicast to it.
+	if ci := AddrFromIP(req.ClientIPAddr); ci.IsValid() && !ci.IsUnspecified() && req.MessageType() != dhcpv4.MessageTypeDiscover {
 		return Dest{Addr: netip.AddrPortFrom(ci, 68), Why: "client has an address: unicast to ciaddr"}
 	}
 	yi := netip.Addr{}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -184,6 +185,12 @@ func listen(ifname string, addr netip.Addr, port int) (net.PacketConn, error) {
 			// instead of dropping it (FORCE passes rmem_max as root).
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
 				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer)
+			}
+			// Replies waiting for a neighbour (ARP) to resolve are charged
+			// to the send buffer: room for a flood of them, so replies to
+			// everyone else still fit (and see send below).
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, socketBuffer)
 			}
 			serr = unix.BindToDevice(int(fd), ifname)
 		})
@@ -532,6 +539,10 @@ func (s *Server) send(ctx context.Context, sk *Socket, rs []reply, log *slog.Log
 	for i := range rs {
 		msgs[i] = ipv4.Message{Buffers: [][]byte{rs[i].wire}, OOB: sk.oob, Addr: net.UDPAddrFromAddrPort(rs[i].dst.Addr)}
 	}
+	// The reader never waits long for the send buffer: replies to
+	// addresses nobody answers ARP for (a flood of claimed ciaddrs or
+	// giaddrs) stay charged to it until the neighbour fails, seconds later.
+	_ = sk.conn.SetWriteDeadline(time.Now().Add(sendWait))
 	for len(rs) > 0 {
 		n, err := sk.conn.WriteBatch(msgs, 0)
 		n = max(n, 0)
@@ -539,29 +550,61 @@ func (s *Server) send(ctx context.Context, sk *Socket, rs []reply, log *slog.Log
 			s.sent(ctx, sk, &rs[i], log)
 		}
 		rs, msgs = rs[n:], msgs[n:]
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.sendFull(log, rs)
+			return
+		}
 		if len(rs) > 0 && (err != nil || n == 0) {
 			// The first reply left failed: on its own, with its fallback.
-			s.sendOne(ctx, sk, &rs[0], log)
+			if !s.sendOne(ctx, sk, &rs[0], log) {
+				s.sendFull(log, rs[1:])
+				return
+			}
 			rs, msgs = rs[1:], msgs[1:]
 		}
 	}
 }
 
-// sendOne writes one reply, as a broadcast when unicast to chaddr fails.
-func (s *Server) sendOne(ctx context.Context, sk *Socket, r *reply, log *slog.Logger) {
+// sendWait is the longest the loop waits for room in a socket's send
+// buffer before it drops the replies left (counted in SendErrs).
+const sendWait = 20 * time.Millisecond
+
+// sendFull counts and reports replies dropped because the send buffer
+// stayed full for sendWait.
+func (s *Server) sendFull(log *slog.Logger, rs []reply) {
+	if len(rs) == 0 {
+		return
+	}
+	s.sendErrs.Add(uint64(len(rs)))
+	if ok, n := s.warnings.Allow("send-buffer-full"); ok {
+		log.Warn("dhcp replies dropped: the socket's send buffer is full (replies to addresses that do not answer ARP?)",
+			"dropped", len(rs), "first_dst", rs[0].dst.Addr.String(), "suppressed", n)
+	}
+}
+
+// sendOne writes one reply, as a broadcast when unicast to chaddr fails;
+// false when the send buffer stayed full (the caller drops the rest).
+func (s *Server) sendOne(ctx context.Context, sk *Socket, r *reply, log *slog.Logger) bool {
 	cm := &ipv4.ControlMessage{IfIndex: sk.iface.Index}
 	_, err := sk.conn.WriteTo(r.wire, cm, net.UDPAddrFromAddrPort(r.dst.Addr))
-	if err != nil && r.dst.Link {
+	if err != nil && r.dst.Link && !errors.Is(err, os.ErrDeadlineExceeded) {
 		log.Debug("dhcp unicast to chaddr failed, broadcasting", "mac", r.mac, "dst", r.dst.Addr.String(), "err", err)
 		r.dst = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: r.dst.Why + " (sent as broadcast)"}
 		_, err = sk.conn.WriteTo(r.wire, cm, net.UDPAddrFromAddrPort(r.dst.Addr))
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.sendFull(log, []reply{*r})
+		return false
+	}
 	if err != nil {
 		s.sendErrs.Add(1)
-		log.Warn("dhcp send failed", "mac", r.mac, "dst", r.dst.Addr.String(), "err", err)
-		return
+		if ok, n := s.warnings.Allow("send-failed"); ok {
+			log.Warn("dhcp send failed", "mac", r.mac, "dst", r.dst.Addr.String(), "err", err, "suppressed", n)
+		}
+		return true
 	}
 	s.sent(ctx, sk, r, log)
+	return true
 }
 
 // sent counts a reply that left and records it.
