@@ -73,7 +73,14 @@ func (t *transfer) run() {
 		s.ok.Add(1)
 		log.Info("tftp: transfer done", attrs...)
 	case errors.Is(tr.Err, errRefused):
-		log.Info("tftp: request refused", append(attrs, "err", tr.Err)...)
+		// Once per interval per client address: a flood of requests for
+		// missing files must not flood the log (each is counted and, in
+		// pxed, an event on the machine's timeline).
+		if ok, n := s.logLimit.Allow("refused " + tr.Client.Addr().String()); ok {
+			log.Info("tftp: request refused", append(attrs, "err", tr.Err, "suppressed", n)...)
+		} else {
+			log.Debug("tftp: request refused", append(attrs, "err", tr.Err)...)
+		}
 	case errors.Is(tr.Err, ErrBusy):
 		// Counted and logged (at most once per interval) by socketBusy.
 	case errors.Is(tr.Err, errNoAck):
