@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -82,6 +83,7 @@ type Config struct {
 type Server struct {
 	IP       netip.Addr
 	HTTPPort int
+	TFTPPort int // 0 or 69: the standard port, left out of TFTP URLs
 }
 
 // Action is what to answer.
@@ -174,15 +176,31 @@ func classOr(c string) string {
 }
 
 func base(s Server) string {
-	ip := s.IP.Unmap() // an IPv4-mapped address is written as IPv4
+	return "http://" + hostPort(s.IP, s.HTTPPort, 80)
+}
+
+// hostPort is a URL's authority: IPv6 in brackets (RFC 3986 §3.2.2),
+// without a zone (a boot URL names a routable address), IPv4-mapped
+// addresses as IPv4, and the port unless it is the scheme's own.
+func hostPort(ip netip.Addr, port, std int) string {
+	ip = ip.Unmap().WithZone("")
 	host := ip.String()
 	if ip.Is6() {
 		host = "[" + host + "]"
 	}
-	if s.HTTPPort != 0 && s.HTTPPort != 80 {
-		host = fmt.Sprintf("%s:%d", host, s.HTTPPort)
+	if port != 0 && port != std {
+		host = fmt.Sprintf("%s:%d", host, port)
 	}
-	return "http://" + host
+	return host
+}
+
+// TFTPURL is the URL of a file served over TFTP (RFC 3617):
+// tftp://[2001:db8::1]/snponly.efi, as DHCPv6's boot file URL option
+// carries it (RFC 5970 §3.1; EDK II reads the address between the
+// brackets and the name after the slash).
+func TFTPURL(s Server, name string) string {
+	u := url.URL{Path: "/" + strings.TrimPrefix(name, "/")}
+	return "tftp://" + hostPort(s.IP, s.TFTPPort, 69) + u.EscapedPath()
 }
 
 // MachineBase is the URL prefix of one machine's files: its script, kernel

@@ -142,3 +142,28 @@ func TestURLs(t *testing.T) {
 		})
 	}
 }
+
+func TestTFTPURL(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Server
+		file string
+		want string
+	}{
+		{"RFC 5970 §3.1 IPv6 in brackets", Server{IP: netip.MustParseAddr("2001:db8::1")}, "snponly.efi", "tftp://[2001:db8::1]/snponly.efi"},
+		{"leading slash not doubled", Server{IP: netip.MustParseAddr("2001:db8::1")}, "/boot/shimx64.efi", "tftp://[2001:db8::1]/boot/shimx64.efi"},
+		{"IPv4", Server{IP: netip.MustParseAddr("192.0.2.1")}, "undionly.kpxe", "tftp://192.0.2.1/undionly.kpxe"},
+		{"port 69 omitted", Server{IP: netip.MustParseAddr("2001:db8::1"), TFTPPort: 69}, "a.efi", "tftp://[2001:db8::1]/a.efi"},
+		{"another port kept", Server{IP: netip.MustParseAddr("2001:db8::1"), TFTPPort: 1069}, "a.efi", "tftp://[2001:db8::1]:1069/a.efi"},
+		{"zone dropped", Server{IP: netip.MustParseAddr("fe80::1%eth0")}, "a.efi", "tftp://[fe80::1]/a.efi"},
+		{"IPv4-mapped written as IPv4", Server{IP: netip.MustParseAddr("::ffff:192.0.2.1")}, "a.efi", "tftp://192.0.2.1/a.efi"},
+		{"RFC 3986 escapes a space and a percent", Server{IP: netip.MustParseAddr("2001:db8::1")}, "my boot%.efi", "tftp://[2001:db8::1]/my%20boot%25.efi"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := TFTPURL(tc.s, tc.file); got != tc.want {
+				t.Fatalf("TFTPURL = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
