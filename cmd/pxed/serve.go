@@ -65,8 +65,12 @@ func (f *serverFlags) apply(c *config.Config) {
 			c.DHCP.Mode = config.ModeServer
 		}
 	}
-	set(&c.DHCP.ProbeTimeout, f.probe)
-	set(&c.DHCP.CommitInterval, f.commit)
+	if f.probe != "" {
+		c.DHCP.ProbeTimeout = config.ParseOptionalDuration(f.probe)
+	}
+	if f.commit != "" {
+		c.DHCP.CommitInterval = config.ParseOptionalDuration(f.commit)
+	}
 	set(&c.BootDir, f.bootDir)
 	set(&c.DataDir, f.dataDir)
 	set(&c.TFTPAddr, f.tftpAddr)

@@ -20,6 +20,10 @@ const (
 	ModeOff    = "off"    // no DHCP at all (TFTP/HTTP only)
 )
 
+// DefaultProbeTimeout is dhcp.probe_timeout when the file and flags leave
+// it unset.
+const DefaultProbeTimeout = 300 * time.Millisecond
+
 // DHCP configures the DHCP side.
 type DHCP struct {
 	Mode  string `yaml:"mode"`  // proxy (default), server, off
@@ -28,30 +32,30 @@ type DHCP struct {
 	Subnets []Subnet `yaml:"subnets"`
 	// ProbeTimeout is how long to wait for an ICMP echo reply before
 	// offering an address ("300ms" default; "off" disables probing).
-	ProbeTimeout string `yaml:"probe_timeout"`
+	ProbeTimeout OptionalDuration `yaml:"probe_timeout"`
 	// CommitInterval is the least time between two lease commits (fsyncs)
 	// under load, unless 64 leases wait: the writes of every client in
 	// between share one commit ("10ms" default; "0s" commits as soon as
 	// the previous one is done).
-	CommitInterval string `yaml:"commit_interval"`
+	CommitInterval OptionalDuration `yaml:"commit_interval"`
 }
 
 // Subnet is one network pxed leases addresses on in mode server.
 type Subnet struct {
 	// Interface is where the subnet is attached; empty for a network
 	// behind a relay agent (selected by giaddr).
-	Interface     string        `yaml:"interface"`
-	Prefix        string        `yaml:"prefix"` // e.g. 192.0.2.0/24
-	Ranges        []string      `yaml:"ranges"` // FIRST-LAST
-	Router        string        `yaml:"router"`
-	DNS           []string      `yaml:"dns"`
-	Domain        string        `yaml:"domain"`
-	MTU           int           `yaml:"mtu"`
-	NTP           []string      `yaml:"ntp"`
-	LeaseTime     string        `yaml:"lease_time"` // e.g. 1h (default)
-	Options       []Option      `yaml:"options"`
-	Reservations  []Reservation `yaml:"reservations"`
-	Authoritative bool          `yaml:"authoritative"`
+	Interface     string           `yaml:"interface"`
+	Prefix        string           `yaml:"prefix"` // e.g. 192.0.2.0/24
+	Ranges        []string         `yaml:"ranges"` // FIRST-LAST
+	Router        string           `yaml:"router"`
+	DNS           []string         `yaml:"dns"`
+	Domain        string           `yaml:"domain"`
+	MTU           int              `yaml:"mtu"`
+	NTP           []string         `yaml:"ntp"`
+	LeaseTime     OptionalDuration `yaml:"lease_time"` // e.g. 1h (default)
+	Options       []Option         `yaml:"options"`
+	Reservations  []Reservation    `yaml:"reservations"`
+	Authoritative bool             `yaml:"authoritative"`
 }
 
 // Option is a DHCP option by number with a typed value.
@@ -111,24 +115,18 @@ type RawOption struct {
 // ProbeTimeout returns the ICMP probe timeout: 300ms by default, 0 when
 // probe_timeout is "off".
 func (c *Config) ProbeTimeout() time.Duration {
-	switch c.DHCP.ProbeTimeout {
-	case "":
-		return 300 * time.Millisecond
-	case "off":
-		return 0
+	if !c.DHCP.ProbeTimeout.IsSet() {
+		return DefaultProbeTimeout
 	}
-	d, _ := time.ParseDuration(c.DHCP.ProbeTimeout)
+	d, _ := c.DHCP.ProbeTimeout.Value() // 0 when off
 	return d
 }
 
 // CommitInterval returns dhcp.commit_interval and whether it is set (when
 // not, the lease store's default applies). 0 means no wait between commits.
 func (c *Config) CommitInterval() (time.Duration, bool) {
-	if c.DHCP.CommitInterval == "" {
-		return 0, false
-	}
-	d, _ := time.ParseDuration(c.DHCP.CommitInterval)
-	return d, true
+	d, _ := c.DHCP.CommitInterval.Value()
+	return d, c.DHCP.CommitInterval.IsSet()
 }
 
 // ServerSubnets returns the subnets of mode server: dhcp.subnets, or for
@@ -160,14 +158,14 @@ func (c *Config) validateDHCP() Errors {
 
 func (c *Config) validateServer() Errors {
 	var es Errors
-	if c.DHCP.ProbeTimeout != "" && c.DHCP.ProbeTimeout != "off" {
-		if d, err := time.ParseDuration(c.DHCP.ProbeTimeout); err != nil || d < 0 {
-			es = append(es, c.errorf("dhcp.probe_timeout", "%q is not a duration: write e.g. 300ms, or off", c.DHCP.ProbeTimeout))
+	if pt := c.DHCP.ProbeTimeout; pt.IsSet() && !pt.Off() {
+		if d, ok := pt.Value(); !ok || d < 0 {
+			es = append(es, c.errorf("dhcp.probe_timeout", "%q is not a duration: write e.g. 300ms, or off", pt))
 		}
 	}
-	if c.DHCP.CommitInterval != "" {
-		if d, err := time.ParseDuration(c.DHCP.CommitInterval); err != nil || d < 0 || d > time.Second {
-			es = append(es, c.errorf("dhcp.commit_interval", "%q is not a duration between 0s and 1s: write e.g. 10ms", c.DHCP.CommitInterval))
+	if ci := c.DHCP.CommitInterval; ci.IsSet() {
+		if d, ok := ci.Value(); !ok || d < 0 || d > time.Second {
+			es = append(es, c.errorf("dhcp.commit_interval", "%q is not a duration between 0s and 1s: write e.g. 10ms", ci))
 		}
 	}
 	_, more := c.serverSubnets()
@@ -253,9 +251,9 @@ func (c *Config) serverSubnets() ([]ServerSubnet, Errors) {
 				add(c.errorf(field(i, "prefix"), "interface %s has address %v, outside %v: write the interface's prefix (%v), or leave interface empty for a relayed subnet", ifname, ia.Addr(), pfx, ia.Masked()))
 			}
 		}
-		if sc.LeaseTime != "" {
-			d, err := time.ParseDuration(sc.LeaseTime)
-			if err != nil || d < time.Minute {
+		if sc.LeaseTime.IsSet() {
+			d, ok := sc.LeaseTime.Value()
+			if !ok || d < time.Minute {
 				add(c.errorf(field(i, "lease_time"), "%q: write a duration of at least 1m, e.g. 1h or 12h", sc.LeaseTime))
 			}
 			ss.Lease.LeaseTime = d
