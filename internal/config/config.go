@@ -40,8 +40,9 @@ type Config struct {
 	Machines   map[string]string  `yaml:"machines"` // MAC → profile
 	Limits     Limits             `yaml:"limits"`   // resource bounds (limits.go)
 
-	lines map[string]int // field path → line, for errors
-	file  string
+	lines  map[string]int // field path → line, for errors
+	file   string
+	server *serverSubnets // mode server's subnets, built once by Validate
 }
 
 // Error is a configuration mistake: where it is and what to do.
