@@ -102,6 +102,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg = c
 	}
 	sf.apply(cfg)
+	cfg.Host = config.SystemHost{} // validate against this machine's interfaces
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("configuration:\n%w", err)}

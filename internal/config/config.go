@@ -40,6 +40,10 @@ type Config struct {
 	Machines   map[string]string  `yaml:"machines"` // MAC → profile
 	Limits     Limits             `yaml:"limits"`   // resource bounds (limits.go)
 
+	// Host answers what Validate asks of the machine (its interfaces and
+	// their addresses); nil is SystemHost. Not in the file.
+	Host Host `yaml:"-"`
+
 	lines  map[string]int // field path → line, for errors
 	file   string
 	server *serverSubnets // mode server's subnets, built once by Validate
@@ -253,7 +257,7 @@ func (c *Config) validateInterfaces() Errors {
 		add(c.errorf("interfaces", "no interface given: write `interfaces: [eth1]` or pass --interface eth1 (the network the machines boot on)"))
 	}
 	for i, name := range c.Interfaces {
-		if _, err := net.InterfaceByName(name); err != nil {
+		if !c.host().HasInterface(name) {
 			add(c.errorf(fmt.Sprintf("interfaces[%d]", i), "interface %q does not exist on this host (see `ip link`)", name))
 		}
 	}

@@ -13,27 +13,6 @@ import (
 	"pxed/internal/lease"
 )
 
-// ifaceAddr returns the IPv4 address and prefix of an interface.
-func ifaceAddr(name string) (netip.Prefix, bool) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	for _, a := range addrs {
-		if pn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(pn.IP); ok && ip.Unmap().Is4() {
-				ones, _ := pn.Mask.Size()
-				return netip.PrefixFrom(ip.Unmap(), ones), true
-			}
-		}
-	}
-	return netip.Prefix{}, false
-}
-
 // used is where an address range or a reserved address was configured.
 type used struct {
 	field       string
@@ -72,7 +51,7 @@ func (c *Config) subnetsToServe() ([]Subnet, Errors) {
 		if len(c.Interfaces) == 0 {
 			return nil, nil // reported as the missing interface
 		}
-		pfx, ok := ifaceAddr(c.Interfaces[0])
+		pfx, ok := c.ifaceAddr(c.Interfaces[0])
 		if !ok {
 			return nil, Errors{c.errorf("dhcp.range", "interface %q has no IPv4 address to take the subnet from: give it one (ip addr add 192.0.2.1/24 dev %s) or write dhcp.subnets", c.Interfaces[0], c.Interfaces[0])}
 		}
@@ -123,7 +102,7 @@ func (k *subnetCheck) subnet(i int, sc Subnet) (ServerSubnet, bool) {
 	} else if ifname != "" && !slices.Contains(c.Interfaces, ifname) {
 		add(c.errorf(field(i, "interface"), "%q is not one of the served interfaces %v: add it to interfaces or fix the name", ifname, c.Interfaces))
 	}
-	if ia, ok := ifaceAddr(ifname); ok {
+	if ia, ok := c.ifaceAddr(ifname); ok {
 		ss.Lease.ServerID = ia.Addr()
 		if sc.Interface != "" && !pfx.Contains(ia.Addr()) {
 			add(c.errorf(field(i, "prefix"), "interface %s has address %v, outside %v: write the interface's prefix (%v), or leave interface empty for a relayed subnet", ifname, ia.Addr(), pfx, ia.Masked()))
