@@ -5,8 +5,11 @@
 // Each section of the file has its own Go file: config.go holds the whole
 // (Config, Load and Parse, errors with their lines, Defaults, and Validate,
 // which runs each section's checks in turn), boot.go the boot files,
-// profiles and machines, dhcp.go the dhcp section, limits.go the limits. A
-// new section (dhcp6) gets its own file and one line in Validate.
+// profiles and machines, dhcp.go the dhcp section (DHCPv4) and
+// dhcp_subnets.go the subnets it builds for mode server, limits.go the
+// limits. duration.go holds the duration types, parsed once when the file
+// is read; host.go the Host that Validate asks about interfaces. A new
+// section (dhcp6) gets its own file and one line in Validate.
 package config
 
 import (

@@ -20,7 +20,9 @@ const (
 // it unset.
 const DefaultProbeTimeout = 300 * time.Millisecond
 
-// DHCP configures the DHCP side.
+// DHCP is the dhcp section: DHCPv4, as ProxyDHCP or a full server. Its
+// options are encoded by dhcp4.EncodeOption; DHCPv6 will be a section of
+// its own beside it.
 type DHCP struct {
 	Mode  string `yaml:"mode"`  // proxy (default), server, off
 	Range string `yaml:"range"` // FIRST-LAST, for mode server: one subnet on the interface's prefix
