@@ -44,6 +44,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg := &config.Config{Profiles: map[string]config.Profile{"default": p}, Default: "default"}
 	sf.apply(cfg)
+	cfg.Host = config.SystemHost{} // validate against this machine's interfaces
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("boot:\n%w", flagNames(err))}

@@ -65,8 +65,12 @@ func (f *serverFlags) apply(c *config.Config) {
 			c.DHCP.Mode = config.ModeServer
 		}
 	}
-	set(&c.DHCP.ProbeTimeout, f.probe)
-	set(&c.DHCP.CommitInterval, f.commit)
+	if f.probe != "" {
+		c.DHCP.ProbeTimeout = config.ParseOptionalDuration(f.probe)
+	}
+	if f.commit != "" {
+		c.DHCP.CommitInterval = config.ParseOptionalDuration(f.commit)
+	}
 	set(&c.BootDir, f.bootDir)
 	set(&c.DataDir, f.dataDir)
 	set(&c.TFTPAddr, f.tftpAddr)
@@ -98,6 +102,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cfg = c
 	}
 	sf.apply(cfg)
+	cfg.Host = config.SystemHost{} // validate against this machine's interfaces
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("configuration:\n%w", err)}

@@ -1,35 +1,28 @@
 // Package config is pxed's configuration: the YAML file's typed structure,
 // its defaults, and validation that names the file, line and field of every
 // mistake and says what to write instead.
+//
+// Each section of the file has its own Go file: config.go holds the whole
+// (Config, Load and Parse, errors with their lines, Defaults, and Validate,
+// which runs each section's checks in turn), boot.go the boot files,
+// profiles and machines, dhcp.go the dhcp section (DHCPv4) and
+// dhcp_subnets.go the subnets it builds for mode server, limits.go the
+// limits. duration.go holds the duration types, parsed once when the file
+// is read; host.go the Host that Validate asks about interfaces. A new
+// section (dhcp6) gets its own file and one line in Validate.
 package config
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
-	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.yaml.in/yaml/v3"
-
-	"pxed/internal/boot"
-	"pxed/internal/lease"
-	"pxed/internal/pxe"
-)
-
-// DHCP modes.
-const (
-	ModeProxy  = "proxy"  // ProxyDHCP beside an existing DHCP server (default)
-	ModeServer = "server" // full DHCP server: addresses and boot info
-	ModeOff    = "off"    // no DHCP at all (TFTP/HTTP only)
 )
 
 // Config is the whole configuration. The zero value plus Defaults is a
@@ -50,73 +43,13 @@ type Config struct {
 	Machines   map[string]string  `yaml:"machines"` // MAC → profile
 	Limits     Limits             `yaml:"limits"`   // resource bounds (limits.go)
 
-	lines map[string]int // field path → line, for errors
-	file  string
-}
+	// Host answers what Validate asks of the machine (its interfaces and
+	// their addresses); nil is SystemHost. Not in the file.
+	Host Host `yaml:"-"`
 
-// DHCP configures the DHCP side.
-type DHCP struct {
-	Mode  string `yaml:"mode"`  // proxy (default), server, off
-	Range string `yaml:"range"` // FIRST-LAST, for mode server: one subnet on the interface's prefix
-	// Subnets are the networks of mode server (instead of Range).
-	Subnets []Subnet `yaml:"subnets"`
-	// ProbeTimeout is how long to wait for an ICMP echo reply before
-	// offering an address ("300ms" default; "off" disables probing).
-	ProbeTimeout string `yaml:"probe_timeout"`
-	// CommitInterval is the least time between two lease commits (fsyncs)
-	// under load, unless 64 leases wait: the writes of every client in
-	// between share one commit ("10ms" default; "0s" commits as soon as
-	// the previous one is done).
-	CommitInterval string `yaml:"commit_interval"`
-}
-
-// Subnet is one network pxed leases addresses on in mode server.
-type Subnet struct {
-	// Interface is where the subnet is attached; empty for a network
-	// behind a relay agent (selected by giaddr).
-	Interface     string        `yaml:"interface"`
-	Prefix        string        `yaml:"prefix"` // e.g. 192.0.2.0/24
-	Ranges        []string      `yaml:"ranges"` // FIRST-LAST
-	Router        string        `yaml:"router"`
-	DNS           []string      `yaml:"dns"`
-	Domain        string        `yaml:"domain"`
-	MTU           int           `yaml:"mtu"`
-	NTP           []string      `yaml:"ntp"`
-	LeaseTime     string        `yaml:"lease_time"` // e.g. 1h (default)
-	Options       []Option      `yaml:"options"`
-	Reservations  []Reservation `yaml:"reservations"`
-	Authoritative bool          `yaml:"authoritative"`
-}
-
-// Option is a DHCP option by number with a typed value.
-type Option struct {
-	Code  int    `yaml:"code"`
-	Type  string `yaml:"type"` // ip, ips, string, uint8, uint16, uint32, bool, hex
-	Value any    `yaml:"value"`
-}
-
-// Reservation gives one client a fixed address.
-type Reservation struct {
-	MAC      string   `yaml:"mac"`
-	ClientID string   `yaml:"client_id"` // option 61 as hex, e.g. 01:52:54:00:12:34:56
-	Address  string   `yaml:"address"`
-	Hostname string   `yaml:"hostname"`
-	Options  []Option `yaml:"options"`
-}
-
-// Profile is one boot profile (see boot.Profile).
-type Profile struct {
-	Kernel    string            `yaml:"kernel"`
-	Initrds   []string          `yaml:"initrds"`
-	Cmdline   string            `yaml:"cmdline"`
-	Script    string            `yaml:"script"`
-	BootFiles map[string]string `yaml:"boot_files"`
-}
-
-// DefaultBootFiles are the NBPs of Debian's ipxe package per class.
-var DefaultBootFiles = map[string]string{
-	string(pxe.ClassBIOS):   "undionly.kpxe",
-	string(pxe.ClassEFIX64): "snponly.efi",
+	lines  map[string]int // field path → line, for errors
+	file   string
+	server *serverSubnets // mode server's subnets, built once by Validate
 }
 
 // Error is a configuration mistake: where it is and what to do.
@@ -300,24 +233,44 @@ func (c *Config) Defaults() {
 
 // Validate checks everything that can be checked before serving, including
 // that every kernel, initrd and boot file exists, and returns all mistakes.
+// Each section checks its own fields, in the order of this list.
 func (c *Config) Validate() error {
+	var es Errors
+	for _, section := range []func() Errors{
+		c.validateInterfaces,
+		c.validateDHCP,      // dhcp.go
+		c.validateServices,  // tftp_addr, http_addr, log_*
+		c.validateBootFiles, // boot.go
+		c.validateLimits,    // limits.go
+		c.validateProfiles,  // boot.go
+	} {
+		es = append(es, section()...)
+	}
+	if len(es) > 0 {
+		return es
+	}
+	return nil
+}
+
+// validateInterfaces checks that the served interfaces exist.
+func (c *Config) validateInterfaces() Errors {
 	var es Errors
 	add := func(e *Error) { es = append(es, e) }
 	if c.DHCP.Mode != ModeOff && len(c.Interfaces) == 0 {
 		add(c.errorf("interfaces", "no interface given: write `interfaces: [eth1]` or pass --interface eth1 (the network the machines boot on)"))
 	}
 	for i, name := range c.Interfaces {
-		if _, err := net.InterfaceByName(name); err != nil {
+		if !c.host().HasInterface(name) {
 			add(c.errorf(fmt.Sprintf("interfaces[%d]", i), "interface %q does not exist on this host (see `ip link`)", name))
 		}
 	}
-	switch c.DHCP.Mode {
-	case ModeProxy, ModeOff:
-	case ModeServer:
-		es = append(es, c.validateServer()...)
-	default:
-		add(c.errorf("dhcp.mode", "%q is not a DHCP mode: write proxy, server or off", c.DHCP.Mode))
-	}
+	return es
+}
+
+// validateServices checks the listen addresses and the log settings.
+func (c *Config) validateServices() Errors {
+	var es Errors
+	add := func(e *Error) { es = append(es, e) }
 	for _, f := range []struct{ field, val string }{{"tftp_addr", c.TFTPAddr}, {"http_addr", c.HTTPAddr}} {
 		if f.val == "off" {
 			continue
@@ -334,114 +287,7 @@ func (c *Config) Validate() error {
 	default:
 		add(c.errorf("log_level", "%q: write debug, info, warn or error", c.LogLevel))
 	}
-	if c.BootDir != "" {
-		if st, err := os.Stat(c.BootDir); err != nil || !st.IsDir() {
-			add(c.errorf("boot_dir", "%q is not a directory: create it or point boot_dir at the folder of boot files", c.BootDir))
-		}
-	}
-	for _, class := range sortedKeys(c.BootFiles) {
-		name := c.BootFiles[class]
-		if !validClass(class) {
-			add(c.errorf("boot_files."+class, "unknown architecture class %q: write one of %s", class, strings.Join(classNames(), ", ")))
-			continue
-		}
-		if name == "" {
-			continue
-		}
-		if _, err := c.FindBootFile(name); err != nil {
-			add(c.errorf("boot_files."+class, "%v", err))
-		}
-	}
-	es = append(es, c.validateLimits()...)
-	if len(c.Profiles) == 0 {
-		add(c.errorf("profiles", "no boot profile: give --kernel and --initrd, or write a profiles: section with a kernel"))
-	}
-	for _, name := range sortedKeys(c.Profiles) {
-		p := c.Profiles[name]
-		f := "profiles." + name
-		if p.Kernel == "" && p.Script == "" {
-			add(c.errorf(f, "profile has neither kernel nor script: write `kernel: /path/to/vmlinuz`"))
-		}
-		for i, file := range append([]string{p.Kernel}, p.Initrds...) {
-			if file == "" {
-				continue
-			}
-			field := f + ".kernel"
-			if i > 0 {
-				field = fmt.Sprintf("%s.initrds[%d]", f, i-1)
-			}
-			if st, err := os.Stat(file); err != nil || st.IsDir() {
-				add(c.errorf(field, "file %q does not exist or is not a file: write the path of an existing file", file))
-			}
-		}
-		if _, err := boot.FileNames(c.bootProfile(name)); err != nil {
-			add(c.errorf(f, "%v", err))
-		}
-		for class, nbp := range p.BootFiles {
-			if !validClass(class) {
-				add(c.errorf(f+".boot_files."+class, "unknown architecture class %q: write one of %s", class, strings.Join(classNames(), ", ")))
-			} else if _, err := c.FindBootFile(nbp); err != nil {
-				add(c.errorf(f+".boot_files."+class, "%v", err))
-			}
-		}
-	}
-	if c.Default != "" {
-		if _, ok := c.Profiles[c.Default]; !ok {
-			add(c.errorf("default_profile", "profile %q is not defined under profiles:", c.Default))
-		}
-	}
-	for _, mac := range sortedKeys(c.Machines) {
-		if _, err := net.ParseMAC(mac); err != nil {
-			add(c.errorf("machines."+mac, "%q is not a MAC address: write aa:bb:cc:dd:ee:ff", mac))
-		}
-		if _, ok := c.Profiles[c.Machines[mac]]; !ok {
-			add(c.errorf("machines."+mac, "profile %q is not defined under profiles:", c.Machines[mac]))
-		}
-	}
-	if len(es) > 0 {
-		return es
-	}
-	return nil
-}
-
-// FindBootFile returns where an NBP name is served from: the boot directory
-// first, then the iPXE directory.
-func (c *Config) FindBootFile(name string) (string, error) {
-	var tried []string
-	for _, dir := range c.FileDirs() {
-		p := filepath.Join(dir, filepath.FromSlash(strings.TrimPrefix(name, "/")))
-		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p, nil
-		}
-		tried = append(tried, p)
-	}
-	return "", fmt.Errorf("boot file %q not found (looked at %s): install Debian package ipxe, set ipxe_dir/--ipxe-dir, or put the file in boot_dir", name, strings.Join(tried, ", "))
-}
-
-// FileDirs are the directories served over TFTP and under HTTP /files/, in
-// the order a name is looked up: the boot directory, then the iPXE directory
-// (so the default NBPs need no copying).
-func (c *Config) FileDirs() []string {
-	var dirs []string
-	for _, d := range []string{c.BootDir, c.IPXEDir} {
-		if d != "" {
-			dirs = append(dirs, d)
-		}
-	}
-	return dirs
-}
-
-func validClass(c string) bool {
-	for _, n := range classNames() {
-		if n == c {
-			return true
-		}
-	}
-	return false
-}
-
-func classNames() []string {
-	return []string{string(pxe.ClassBIOS), string(pxe.ClassEFIIA32), string(pxe.ClassEFIX64), string(pxe.ClassEFIARM32), string(pxe.ClassEFIARM64), string(pxe.ClassEFIRISCV)}
+	return es
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -453,388 +299,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-func (c *Config) bootProfile(name string) boot.Profile {
-	p := c.Profiles[name]
-	return boot.Profile{Name: name, Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Script: p.Script, BootFiles: p.BootFiles}
-}
-
-// Boot returns the boot decision's configuration.
-func (c *Config) Boot() *boot.Config {
-	bc := &boot.Config{BootFiles: map[string]string{}, Profiles: map[string]boot.Profile{}, Default: c.Default, Machines: map[string]string{}}
-	for k, v := range c.BootFiles {
-		bc.BootFiles[k] = v
-	}
-	for name := range c.Profiles {
-		bc.Profiles[name] = c.bootProfile(name)
-	}
-	for mac, p := range c.Machines {
-		if hw, err := net.ParseMAC(mac); err == nil {
-			bc.Machines[boot.Normalize(hw)] = p
-		}
-	}
-	return bc
-}
-
-// ParseRange parses "FIRST-LAST" IPv4 addresses, FIRST <= LAST.
-func ParseRange(s string) (netip.Addr, netip.Addr, error) {
-	a, b, ok := strings.Cut(s, "-")
-	if !ok {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("range %q is not FIRST-LAST", s)
-	}
-	first, err1 := netip.ParseAddr(strings.TrimSpace(a))
-	last, err2 := netip.ParseAddr(strings.TrimSpace(b))
-	if err1 != nil || err2 != nil || !first.Is4() || !last.Is4() {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("range %q: both ends must be IPv4 addresses", s)
-	}
-	if last.Less(first) {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("range %q: first address is after the last", s)
-	}
-	return first, last, nil
-}
-
-// ServerSubnet is a validated subnet of mode server, ready for the lease
-// Manager and the DHCP policy.
-type ServerSubnet struct {
-	Interface     string       // "" for a relayed subnet
-	Lease         lease.Subnet // prefix, ranges, reservations, server ID, lease time
-	Authoritative bool
-	Router        []netip.Addr
-	DNS           []netip.Addr
-	NTP           []netip.Addr
-	Domain        string
-	MTU           uint16
-	Options       []RawOption
-	HostOptions   map[netip.Addr][]RawOption // by reserved address
-}
-
-// RawOption is an encoded DHCP option.
-type RawOption struct {
-	Code  uint8
-	Value []byte
-}
-
-// ProbeTimeout returns the ICMP probe timeout: 300ms by default, 0 when
-// probe_timeout is "off".
-func (c *Config) ProbeTimeout() time.Duration {
-	switch c.DHCP.ProbeTimeout {
-	case "":
-		return 300 * time.Millisecond
-	case "off":
-		return 0
-	}
-	d, _ := time.ParseDuration(c.DHCP.ProbeTimeout)
-	return d
-}
-
-// CommitInterval returns dhcp.commit_interval and whether it is set (when
-// not, the lease store's default applies). 0 means no wait between commits.
-func (c *Config) CommitInterval() (time.Duration, bool) {
-	if c.DHCP.CommitInterval == "" {
-		return 0, false
-	}
-	d, _ := time.ParseDuration(c.DHCP.CommitInterval)
-	return d, true
-}
-
-// ServerSubnets returns the subnets of mode server: dhcp.subnets, or for
-// dhcp.range one subnet on the prefix of the first interface. Each
-// subnet's server ID is its interface's address (for relayed subnets the
-// first interface's). Call it after Validate.
-func (c *Config) ServerSubnets() ([]ServerSubnet, error) {
-	out, es := c.serverSubnets()
-	if len(es) > 0 {
-		return nil, es
-	}
-	return out, nil
-}
-
-func (c *Config) validateServer() Errors {
-	var es Errors
-	if c.DHCP.ProbeTimeout != "" && c.DHCP.ProbeTimeout != "off" {
-		if d, err := time.ParseDuration(c.DHCP.ProbeTimeout); err != nil || d < 0 {
-			es = append(es, c.errorf("dhcp.probe_timeout", "%q is not a duration: write e.g. 300ms, or off", c.DHCP.ProbeTimeout))
-		}
-	}
-	if c.DHCP.CommitInterval != "" {
-		if d, err := time.ParseDuration(c.DHCP.CommitInterval); err != nil || d < 0 || d > time.Second {
-			es = append(es, c.errorf("dhcp.commit_interval", "%q is not a duration between 0s and 1s: write e.g. 10ms", c.DHCP.CommitInterval))
-		}
-	}
-	_, more := c.serverSubnets()
-	return append(es, more...)
-}
-
-// ifaceAddr returns the IPv4 address and prefix of an interface.
-func ifaceAddr(name string) (netip.Prefix, bool) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	for _, a := range addrs {
-		if pn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(pn.IP); ok && ip.Unmap().Is4() {
-				ones, _ := pn.Mask.Size()
-				return netip.PrefixFrom(ip.Unmap(), ones), true
-			}
-		}
-	}
-	return netip.Prefix{}, false
-}
-
-// used is where an address range or a reserved address was configured.
-type used struct {
-	field       string
-	first, last netip.Addr
-}
-
+// where names a field and, when it came from the file, its file:line, for
+// a message that points at another field.
 func (c *Config) where(field string) string {
 	if l := c.Line(field); l > 0 {
 		return fmt.Sprintf("%s (%s:%d)", field, c.file, l)
 	}
 	return field
-}
-
-func (c *Config) serverSubnets() ([]ServerSubnet, Errors) {
-	var es Errors
-	add := func(e *Error) { es = append(es, e) }
-	subnets := c.DHCP.Subnets
-	if c.DHCP.Range != "" {
-		if len(subnets) > 0 {
-			return nil, Errors{c.errorf("dhcp.range", "write either dhcp.range or dhcp.subnets, not both (put the range under subnets[].ranges)")}
-		}
-		if _, _, err := ParseRange(c.DHCP.Range); err != nil {
-			return nil, Errors{c.errorf("dhcp.range", "%v: write `range: 192.0.2.100-192.0.2.200`", err)}
-		}
-		if len(c.Interfaces) == 0 {
-			return nil, nil // reported as the missing interface
-		}
-		pfx, ok := ifaceAddr(c.Interfaces[0])
-		if !ok {
-			return nil, Errors{c.errorf("dhcp.range", "interface %q has no IPv4 address to take the subnet from: give it one (ip addr add 192.0.2.1/24 dev %s) or write dhcp.subnets", c.Interfaces[0], c.Interfaces[0])}
-		}
-		subnets = []Subnet{{Interface: c.Interfaces[0], Prefix: pfx.Masked().String(), Ranges: []string{c.DHCP.Range}, Authoritative: true}}
-	}
-	if len(subnets) == 0 {
-		return nil, Errors{c.errorf("dhcp.range", "mode server needs addresses to lease: write `range: 192.0.2.100-192.0.2.200` (or pass --dhcp-range), or write dhcp.subnets")}
-	}
-	field := func(i int, f string) string {
-		if c.DHCP.Range != "" && f == "ranges[0]" {
-			return "dhcp.range"
-		}
-		return fmt.Sprintf("dhcp.subnets[%d].%s", i, f)
-	}
-	var ranges, reserved []used
-	var out []ServerSubnet
-	for i, sc := range subnets {
-		ss := ServerSubnet{Interface: sc.Interface, Authoritative: sc.Authoritative, Domain: sc.Domain, HostOptions: map[netip.Addr][]RawOption{}}
-		pfx, err := netip.ParsePrefix(sc.Prefix)
-		if err != nil || !pfx.Addr().Is4() {
-			add(c.errorf(field(i, "prefix"), "%q is not an IPv4 prefix: write e.g. `prefix: 192.0.2.0/24`", sc.Prefix))
-			continue
-		}
-		pfx = pfx.Masked()
-		ss.Lease.Prefix = pfx
-		ifname := sc.Interface
-		if ifname == "" && len(c.Interfaces) > 0 {
-			ifname = c.Interfaces[0]
-		} else if ifname != "" && !slices.Contains(c.Interfaces, ifname) {
-			add(c.errorf(field(i, "interface"), "%q is not one of the served interfaces %v: add it to interfaces or fix the name", ifname, c.Interfaces))
-		}
-		if ia, ok := ifaceAddr(ifname); ok {
-			ss.Lease.ServerID = ia.Addr()
-			if sc.Interface != "" && !pfx.Contains(ia.Addr()) {
-				add(c.errorf(field(i, "prefix"), "interface %s has address %v, outside %v: write the interface's prefix (%v), or leave interface empty for a relayed subnet", ifname, ia.Addr(), pfx, ia.Masked()))
-			}
-		}
-		if sc.LeaseTime != "" {
-			d, err := time.ParseDuration(sc.LeaseTime)
-			if err != nil || d < time.Minute {
-				add(c.errorf(field(i, "lease_time"), "%q: write a duration of at least 1m, e.g. 1h or 12h", sc.LeaseTime))
-			}
-			ss.Lease.LeaseTime = d
-		}
-		for j, r := range sc.Ranges {
-			f := field(i, fmt.Sprintf("ranges[%d]", j))
-			first, last, err := ParseRange(r)
-			if err != nil {
-				add(c.errorf(f, "%v: write e.g. 192.0.2.100-192.0.2.200", err))
-				continue
-			}
-			if !pfx.Contains(first) || !pfx.Contains(last) {
-				add(c.errorf(f, "range %s is outside the subnet %v: write a range inside it", r, pfx))
-				continue
-			}
-			for _, u := range ranges {
-				if !last.Less(u.first) && !u.last.Less(first) {
-					add(c.errorf(f, "range %s overlaps %s: make the ranges disjoint", r, c.where(u.field)))
-				}
-			}
-			ranges = append(ranges, used{f, first, last})
-			ss.Lease.Ranges = append(ss.Lease.Ranges, lease.Range{First: first, Last: last})
-		}
-		if sc.Router != "" {
-			ss.Router = c.addrs(field(i, "router"), []string{sc.Router}, add)
-		}
-		ss.DNS = c.addrs(field(i, "dns"), sc.DNS, add)
-		ss.NTP = c.addrs(field(i, "ntp"), sc.NTP, add)
-		if sc.MTU != 0 && (sc.MTU < 68 || sc.MTU > 65535) {
-			add(c.errorf(field(i, "mtu"), "%d: write an MTU between 68 and 65535, e.g. 1500", sc.MTU))
-		}
-		ss.MTU = uint16(sc.MTU)
-		ss.Options = c.options(field(i, "options"), sc.Options, add)
-		clients := map[string]string{}
-		for j, r := range sc.Reservations {
-			f := field(i, fmt.Sprintf("reservations[%d]", j))
-			res := lease.Reservation{Hostname: r.Hostname}
-			a, err := netip.ParseAddr(r.Address)
-			if err != nil || !a.Is4() || !pfx.Contains(a) {
-				add(c.errorf(f+".address", "%q: write an IPv4 address inside %v", r.Address, pfx))
-				continue
-			}
-			res.Addr = a
-			for _, u := range reserved {
-				if u.first == a {
-					add(c.errorf(f+".address", "%v is already reserved by %s: give each client its own address", a, c.where(u.field)))
-				}
-			}
-			if a == ss.Lease.ServerID {
-				add(c.errorf(f+".address", "%v is pxed's own address on %s: reserve another address", a, ifname))
-			} else if slices.Contains(ss.Router, a) {
-				add(c.errorf(f+".address", "%v is the subnet's router: reserve another address", a))
-			}
-			reserved = append(reserved, used{field: f, first: a})
-			var id string
-			switch {
-			case r.ClientID != "":
-				b, err := hexBytes(r.ClientID)
-				if err != nil || len(b) < 2 {
-					add(c.errorf(f+".client_id", "%q: write option 61 as hex bytes, e.g. 01:52:54:00:12:34:56", r.ClientID))
-				}
-				res.ClientID, id = b, "id "+string(b)
-			case r.MAC != "":
-				mac, err := net.ParseMAC(r.MAC)
-				if err != nil || len(mac) != 6 {
-					add(c.errorf(f+".mac", "%q is not a MAC address: write aa:bb:cc:dd:ee:ff", r.MAC))
-				}
-				res.MAC, id = mac, "mac "+string(mac)
-			default:
-				add(c.errorf(f, "reservation of %v names no client: write mac: aa:bb:cc:dd:ee:ff or client_id: 01:aa:bb:cc:dd:ee:ff", a))
-			}
-			if prev, dup := clients[id]; dup && id != "" {
-				add(c.errorf(f, "this client already has the reservation %s: keep one", c.where(prev)))
-			}
-			clients[id] = f
-			ss.Lease.Reservations = append(ss.Lease.Reservations, res)
-			if opts := c.options(f+".options", r.Options, add); len(opts) > 0 {
-				ss.HostOptions[a] = opts
-			}
-		}
-		out = append(out, ss)
-	}
-	return out, es
-}
-
-func (c *Config) addrs(field string, in []string, add func(*Error)) []netip.Addr {
-	var out []netip.Addr
-	for _, s := range in {
-		a, err := netip.ParseAddr(strings.TrimSpace(s))
-		if err != nil || !a.Is4() {
-			add(c.errorf(field, "%q is not an IPv4 address: write e.g. 192.0.2.1", s))
-			continue
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
-func hexBytes(s string) ([]byte, error) {
-	return hex.DecodeString(strings.NewReplacer(":", "", "-", "", " ", "").Replace(s))
-}
-
-func (c *Config) options(field string, in []Option, add func(*Error)) []RawOption {
-	var out []RawOption
-	for k, o := range in {
-		f := fmt.Sprintf("%s[%d]", field, k)
-		if o.Code < 1 || o.Code > 254 || o.Code == 53 || o.Code == 54 {
-			add(c.errorf(f+".code", "%d: write an option number from 1 to 254 (53 and 54 are pxed's own)", o.Code))
-			continue
-		}
-		b, err := encodeOption(o.Type, o.Value)
-		if err != nil {
-			add(c.errorf(f+".value", "%v", err))
-			continue
-		}
-		out = append(out, RawOption{Code: uint8(o.Code), Value: b})
-	}
-	return out
-}
-
-// encodeOption encodes a typed option value (RFC 2132 §2 encodings).
-func encodeOption(typ string, v any) ([]byte, error) {
-	str := fmt.Sprint(v)
-	num := func(bits int) ([]byte, error) {
-		n, err := strconv.ParseUint(str, 0, bits)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a %s: write a number from 0 to %d", str, typ, uint64(1)<<bits-1)
-		}
-		b := make([]byte, bits/8)
-		for i := range b {
-			b[len(b)-1-i] = byte(n >> (8 * i))
-		}
-		return b, nil
-	}
-	switch typ {
-	case "ip", "ips":
-		var list []string
-		switch x := v.(type) {
-		case []any:
-			for _, e := range x {
-				list = append(list, fmt.Sprint(e))
-			}
-		default:
-			list = strings.Split(str, ",")
-		}
-		if typ == "ip" && len(list) != 1 {
-			return nil, fmt.Errorf("type ip takes one address: write type: ips for a list")
-		}
-		var b []byte
-		for _, s := range list {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil || !a.Is4() {
-				return nil, fmt.Errorf("%q is not an IPv4 address: write e.g. 192.0.2.1", s)
-			}
-			b = append(b, a.AsSlice()...)
-		}
-		return b, nil
-	case "string":
-		if str == "" || len(str) > 255 {
-			return nil, fmt.Errorf("string of %d bytes: write 1 to 255 bytes", len(str))
-		}
-		return []byte(str), nil
-	case "uint8":
-		return num(8)
-	case "uint16":
-		return num(16)
-	case "uint32":
-		return num(32)
-	case "bool":
-		switch str {
-		case "true":
-			return []byte{1}, nil
-		case "false":
-			return []byte{0}, nil
-		}
-		return nil, fmt.Errorf("%q: write true or false", str)
-	case "hex":
-		b, err := hexBytes(str)
-		if err != nil || len(b) == 0 || len(b) > 255 {
-			return nil, fmt.Errorf("%q: write 1 to 255 hex bytes, e.g. 01:02:0a", str)
-		}
-		return b, nil
-	}
-	return nil, fmt.Errorf("type %q: write ip, ips, string, uint8, uint16, uint32, bool or hex", typ)
 }

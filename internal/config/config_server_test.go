@@ -113,14 +113,14 @@ func TestServerRangeShorthand(t *testing.T) {
 	if c.ProbeTimeout() != 300*time.Millisecond {
 		t.Errorf("default probe timeout %v, want 300ms", c.ProbeTimeout())
 	}
-	c.DHCP.ProbeTimeout = "off"
+	c.DHCP.ProbeTimeout = ParseOptionalDuration("off")
 	if c.ProbeTimeout() != 0 {
 		t.Errorf("probe_timeout off gives %v", c.ProbeTimeout())
 	}
 	if d, set := c.CommitInterval(); set {
 		t.Errorf("commit_interval unset gives %v, set", d)
 	}
-	c.DHCP.CommitInterval = "0s"
+	c.DHCP.CommitInterval = ParseOptionalDuration("0s")
 	if d, set := c.CommitInterval(); !set || d != 0 {
 		t.Errorf("commit_interval 0s gives %v, %v; want 0, set", d, set)
 	}

@@ -1,28 +1,8 @@
 package config
 
 import (
-	"fmt"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 )
-
-// Duration is a time.Duration written as Go writes it ("30s", "5m",
-// "250ms") in the file.
-type Duration time.Duration
-
-// UnmarshalYAML parses a duration string, naming the line when it is not one.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration: write e.g. 30s, 5m or 250ms", n.Line, n.Value)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// D is d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
 
 // Limits bound every resource an unauthenticated peer on the boot network
 // can make pxed hold. Zero fields take the defaults in DefaultLimits; README's
