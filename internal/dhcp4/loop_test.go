@@ -17,7 +17,7 @@ import (
 // inPrivateNetns runs f on an OS thread moved to a new network namespace
 // with only its loopback interface (up), so sockets f opens never touch the
 // host's. The thread is never returned to the scheduler: it exits with f.
-func inPrivateNetns(t *testing.T, f func() error) error {
+func inPrivateNetns(t testing.TB, f func() error) error {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace (unshare CLONE_NEWNET)")
