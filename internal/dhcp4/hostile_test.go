@@ -308,7 +308,7 @@ func TestLoopNotices(t *testing.T) {
 	ctx := context.Background()
 	ask := func(p *dhcpv4.DHCPv4, src string) (reply, bool) {
 		t.Helper()
-		return srv.answer(ctx, sk, p, netip.AddrPortFrom(netip.MustParseAddr(src), 68), server.IP, 8080, log, nil)
+		return srv.answer(ctx, nil, sk, p, netip.AddrPortFrom(netip.MustParseAddr(src), 68), server.IP, 8080, log, nil)
 	}
 
 	// A known client binds; its ACK teaches its address only once sent.
@@ -405,7 +405,7 @@ func TestLoopLearnProxy(t *testing.T) {
 		withType(dhcpv4.MessageTypeRequest, edk2Discover(t, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.60"))))),
 		msg(t, dhcpv4.MessageTypeRequest, macB, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.61")))),
 	} {
-		if _, ok := srv.answer(context.Background(), sk, p, netip.AddrPortFrom(netip.IPv4Unspecified(), 68), Broadcast, 8080, srv.logger(), nil); ok {
+		if _, ok := srv.answer(context.Background(), nil, sk, p, netip.AddrPortFrom(netip.IPv4Unspecified(), 68), Broadcast, 8080, srv.logger(), nil); ok {
 			t.Fatal("ProxyDHCP answered a REQUEST on port 67")
 		}
 	}

@@ -33,7 +33,7 @@ type Responder interface {
 // answers without waiting (no address probe, no waiting for the disk): the
 // socket's reader answers those itself, which saves a hand-off to a worker
 // and the thread wake-ups that come with it. Every other packet goes to a
-// worker. The reader responds under a lease.Deferred (lease.WithDeferred):
+// worker. The reader responds with a lease.Deferred (Request.Deferred):
 // lease writes are queued rather than waited for, and a reply that
 // announces them leaves only once they are durable (see Server.Run).
 type Quicker interface {
@@ -253,7 +253,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			out := make([]reply, 0, 1)
 			buf := make([]byte, 0, replyCapacity)
 			for j := range jobs {
-				if r, ok := s.answer(ctx, sk, j.pkt, j.src, j.dst, httpPort, log, buf[:0]); ok {
+				if r, ok := s.answer(ctx, nil, sk, j.pkt, j.src, j.dst, httpPort, log, buf[:0]); ok {
 					out = append(out[:0], r)
 					s.send(ctx, sk, out, log)
 					buf = r.wire // keep a buffer that grew
@@ -353,7 +353,7 @@ func (s *Server) serve(ctx context.Context, sk *Socket) {
 			}
 			if quick != nil && quick.Quick(pkt) {
 				d := new(lease.Deferred)
-				r, ok := s.answer(lease.WithDeferred(ctx, d), sk, pkt, srcAP, dst, httpPort, log, bufs[len(out)][:0])
+				r, ok := s.answer(ctx, d, sk, pkt, srcAP, dst, httpPort, log, bufs[len(out)][:0])
 				switch {
 				case r.res.Busy:
 					s.dispatch(jobs, job{pkt, srcAP, dst}, log)
@@ -454,10 +454,10 @@ type reply struct {
 // answer asks the Responder about pkt and, when it answers, returns the
 // reply with its destination (RFC 2131 §4.1) and its bytes, encoded into
 // buf (which may grow).
-func (s *Server) answer(ctx context.Context, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, dst netip.Addr, httpPort int, log *slog.Logger, buf []byte) (reply, bool) {
+func (s *Server) answer(ctx context.Context, d *lease.Deferred, sk *Socket, pkt *dhcpv4.DHCPv4, src netip.AddrPort, dst netip.Addr, httpPort int, log *slog.Logger, buf []byte) (reply, bool) {
 	mac := boot.Normalize(pkt.ClientHWAddr)
 	res := s.Responder.Respond(Request{Packet: pkt, Port: sk.port, Server: boot.Server{IP: sk.ip, HTTPPort: httpPort}, Ctx: ctx,
-		Src: src, Dst: dst})
+		Deferred: d, Src: src, Dst: dst})
 	if res.Busy {
 		return reply{pkt: pkt, res: res}, false // for a worker: nothing counted yet
 	}
