@@ -1,7 +1,9 @@
 // Package dhcp4 answers network boot clients over DHCPv4: the ProxyDHCP
 // policy (port 67) and the PXE boot server (port 4011) as pure functions from
-// request to reply, the RFC 2131 §4.1 reply destination, and the loop that
-// owns the sockets, one per interface.
+// request to reply, the RFC 2131 §4.1 reply destination, and the Server that
+// owns the sockets, one per interface and port, each served by a
+// protocol-neutral udploop.Loop with the DHCPv4 decoding, destinations,
+// counts and events plugged in.
 package dhcp4
 
 import (
