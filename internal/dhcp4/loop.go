@@ -263,7 +263,7 @@ type reply = udploop.Reply[answered]
 
 // Decode implements udploop.Handler: a packet that is too long, does not
 // decode or fails Validate is counted as malformed and dropped.
-func (h *handler) Decode(pk *udploop.Packet) (request, bool) {
+func (h *handler) Decode(pk udploop.Packet) (request, bool) {
 	q := request{src: pk.Src}
 	if h.cm = (ipv4.ControlMessage{}); len(pk.OOB) > 0 && h.cm.Parse(pk.OOB) == nil {
 		if h.cm.IfIndex != 0 && h.cm.IfIndex != h.sk.iface.Index {

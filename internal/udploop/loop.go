@@ -75,7 +75,7 @@ type Reply[M any] struct {
 type Handler[P, M any] interface {
 	// Decode decodes one packet read; false drops it (Decode counts and
 	// logs why).
-	Decode(*Packet) (P, bool)
+	Decode(Packet) (P, bool)
 	// Quick reports whether the reader may answer p itself: its answer
 	// needs no address probe, and its lease writes can be deferred.
 	// Every other request goes to a worker.
@@ -297,7 +297,7 @@ func (l *Loop[P, M]) handle(ctx context.Context, rd *reader[M], m *ipv4.Message,
 		ap := ua.AddrPort()
 		pk.Src = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	p, ok := l.Handler.Decode(&pk)
+	p, ok := l.Handler.Decode(pk)
 	if !ok {
 		return
 	}

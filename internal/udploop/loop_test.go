@@ -79,8 +79,8 @@ type echo struct {
 	sent []string
 }
 
-func (e *echo) Decode(pk *Packet) (string, bool) { return string(pk.Data), len(pk.Data) > 0 }
-func (e *echo) Quick(p string) bool              { return strings.HasPrefix(p, "q") }
+func (e *echo) Decode(pk Packet) (string, bool) { return string(pk.Data), len(pk.Data) > 0 }
+func (e *echo) Quick(p string) bool             { return strings.HasPrefix(p, "q") }
 func (e *echo) Answer(ctx context.Context, p string, d *lease.Deferred, buf []byte) (Reply[string], Outcome) {
 	if d == nil && e.worker != nil {
 		e.worker <- p
