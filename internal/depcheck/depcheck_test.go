@@ -46,11 +46,13 @@ func listPackages(t *testing.T) []pkg {
 }
 
 // TestImportGraph enforces DESIGN.md: the boot decision depends on the
-// standard library only, and protocol packages never import the API, the web
-// page, the store, the configuration or the command.
+// standard library only, protocol packages never import the API, the web
+// page, the store, the configuration or the command, and the socket loop
+// they share (udploop) knows no protocol: of pxed it imports only lease
+// (the writes a reply waits for) and lograte.
 func TestImportGraph(t *testing.T) {
 	protocol := []string{"pxed/internal/boot", "pxed/internal/pxe", "pxed/internal/dhcp4", "pxed/internal/dhcp6",
-		"pxed/internal/tftp", "pxed/internal/httpboot", "pxed/internal/lease", "pxed/internal/events"}
+		"pxed/internal/tftp", "pxed/internal/httpboot", "pxed/internal/lease", "pxed/internal/events", "pxed/internal/udploop"}
 	forbidden := []string{"pxed/internal/api", "pxed/internal/web", "pxed/internal/store", "pxed/internal/config", "pxed/cmd/"}
 	for _, p := range listPackages(t) {
 		for _, imp := range p.Imports {
@@ -59,6 +61,10 @@ func TestImportGraph(t *testing.T) {
 			}
 			if p.ImportPath == "pxed/internal/boot" && strings.HasPrefix(imp, "pxed/") {
 				t.Errorf("internal/boot imports %s: the boot decision may use the standard library only", imp)
+			}
+			if p.ImportPath == "pxed/internal/udploop" && strings.HasPrefix(imp, "pxed/") &&
+				imp != "pxed/internal/lease" && imp != "pxed/internal/lograte" {
+				t.Errorf("internal/udploop imports %s: the shared loop is protocol-neutral, the protocol plugs in a Handler", imp)
 			}
 			for _, pr := range protocol {
 				if !strings.HasPrefix(p.ImportPath, pr) {

@@ -15,6 +15,7 @@ import (
 
 	"pxed/internal/events"
 	"pxed/internal/lease"
+	"pxed/internal/udploop"
 )
 
 // Policy tests for a hostile boot network (issue 13), no sockets.
@@ -283,7 +284,7 @@ func TestLearn(t *testing.T) {
 	}
 }
 
-// fakeSocket is a Socket with no file: answer and sent need only its
+// fakeSocket is a Socket with no file: Answer and Sent need only its
 // interface, address and port (a reply that would go to chaddr falls back
 // to broadcast, and nothing is written).
 func fakeSocket(port Port) *Socket {
@@ -293,8 +294,8 @@ func fakeSocket(port Port) *Socket {
 // TestLoopNotices: the loop counts each anomaly in Stats, warns of it and
 // records its event at most once per interval (with the number
 // suppressed), and remembers an address for a MAC only from Result.Learn,
-// an ACK's once it is sent. No socket: answer and sent are called as the
-// reader calls them.
+// an ACK's once it is sent. No socket: the handler's Answer and Sent are
+// called as the loop calls them.
 func TestLoopNotices(t *testing.T) {
 	fx := newFullFixture(t, true)
 	fx.full.StarvationClients = 2
@@ -303,12 +304,12 @@ func TestLoopNotices(t *testing.T) {
 	srv := &Server{Responder: fx.full, Events: ev, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	lim := fx.now
 	srv.warnings.Now = func() time.Time { return lim }
-	sk := fakeSocket(PortDHCP)
-	log := srv.logger()
+	h := srv.handler(fakeSocket(PortDHCP))
 	ctx := context.Background()
 	ask := func(p *dhcpv4.DHCPv4, src string) (reply, bool) {
 		t.Helper()
-		return srv.answer(ctx, sk, p, netip.AddrPortFrom(netip.MustParseAddr(src), 68), server.IP, 8080, log, nil)
+		r, how := h.Answer(ctx, request{pkt: p, src: netip.AddrPortFrom(netip.MustParseAddr(src), 68), dst: server.IP}, nil, nil)
+		return r, how == udploop.Send
 	}
 
 	// A known client binds; its ACK teaches its address only once sent.
@@ -317,13 +318,13 @@ func TestLoopNotices(t *testing.T) {
 	}
 	r, ok := ask(msg(t, dhcpv4.MessageTypeRequest, macA, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.100"))),
 		dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip4("192.0.2.1")))), "0.0.0.0")
-	if !ok || r.res.Reply.MessageType() != dhcpv4.MessageTypeAck {
-		t.Fatalf("no ACK: %s", r.res.Reason)
+	if !ok || r.Meta.res.Reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatalf("no ACK: %s", r.Meta.res.Reason)
 	}
 	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.100")); got != "" {
 		t.Errorf("address learned before its ACK was sent: %q", got)
 	}
-	srv.sent(ctx, sk, &r, log)
+	h.Sent(ctx, &r)
 	if got := ev.MACForIP(netip.MustParseAddr("192.0.2.100")); got != macA.String() {
 		t.Errorf("after the ACK: 192.0.2.100 is %q, want %v", got, macA)
 	}
@@ -400,12 +401,12 @@ func TestLoopNotices(t *testing.T) {
 func TestLoopLearnProxy(t *testing.T) {
 	ev := &events.Log{}
 	srv := &Server{Responder: &Proxy{Boot: proxyConfig()}, Events: ev}
-	sk := fakeSocket(PortDHCP)
+	h := srv.handler(fakeSocket(PortDHCP))
 	for _, p := range []*dhcpv4.DHCPv4{
 		withType(dhcpv4.MessageTypeRequest, edk2Discover(t, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.60"))))),
 		msg(t, dhcpv4.MessageTypeRequest, macB, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.61")))),
 	} {
-		if _, ok := srv.answer(context.Background(), sk, p, netip.AddrPortFrom(netip.IPv4Unspecified(), 68), Broadcast, 8080, srv.logger(), nil); ok {
+		if _, how := h.Answer(context.Background(), request{pkt: p, src: netip.AddrPortFrom(netip.IPv4Unspecified(), 68), dst: Broadcast}, nil, nil); how == udploop.Send {
 			t.Fatal("ProxyDHCP answered a REQUEST on port 67")
 		}
 	}

@@ -12,12 +12,14 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/sys/unix"
+
+	"pxed/internal/udploop"
 )
 
 // inPrivateNetns runs f on an OS thread moved to a new network namespace
 // with only its loopback interface (up), so sockets f opens never touch the
 // host's. The thread is never returned to the scheduler: it exits with f.
-func inPrivateNetns(t *testing.T, f func() error) error {
+func inPrivateNetns(t testing.TB, f func() error) error {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace (unshare CLONE_NEWNET)")
@@ -91,7 +93,7 @@ func TestLoopBatch(t *testing.T) {
 		}
 	}
 	send([]byte("not dhcp"))
-	send(make([]byte, packetBuffer+100)) // longer than a read buffer
+	send(make([]byte, udploop.MaxPacket+100)) // longer than a read buffer
 	for i := range n {
 		req := withType(dhcpv4.MessageTypeRequest, edk2Discover(t))
 		req.ClientHWAddr = net.HardwareAddr{0x52, 0x54, 0, 0, 1, byte(i)}

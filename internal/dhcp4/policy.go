@@ -1,7 +1,9 @@
 // Package dhcp4 answers network boot clients over DHCPv4: the ProxyDHCP
 // policy (port 67) and the PXE boot server (port 4011) as pure functions from
-// request to reply, the RFC 2131 §4.1 reply destination, and the loop that
-// owns the sockets, one per interface.
+// request to reply, the RFC 2131 §4.1 reply destination, and the Server that
+// owns the sockets, one per interface and port, each served by a
+// protocol-neutral udploop.Loop with the DHCPv4 decoding, destinations,
+// counts and events plugged in.
 package dhcp4
 
 import (
@@ -15,6 +17,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
 	"pxed/internal/boot"
+	"pxed/internal/lease"
 	"pxed/internal/pxe"
 )
 
@@ -45,6 +48,13 @@ type Request struct {
 	// Ctx bounds the work a stateful policy (Full) does for this request:
 	// lease store writes and address probes. nil means context.Background.
 	Ctx context.Context
+	// Deferred, when set, says the policy must not wait (the socket's
+	// reader asks): a stateful policy makes its lease writes under it
+	// without waiting for them to be durable, and answers Result.Busy
+	// rather than wait for another packet of the same client. The loop
+	// then sends the reply only once Deferred is durable. nil: the policy
+	// may wait (a worker, a test).
+	Deferred *lease.Deferred
 	// Src is the packet's source address and port, Dst its destination
 	// address (IP_PKTINFO); zero when unknown (a test), which skips the
 	// checks and the learning that need them.
@@ -66,8 +76,8 @@ type Result struct {
 	Reason  string         // why ignored, or what was answered
 	Machine boot.Machine
 	Plan    boot.Plan
-	// Busy says the policy could not answer without waiting (under a
-	// lease.Deferred, another packet of the same client is being handled,
+	// Busy says the policy could not answer without waiting (given
+	// Request.Deferred, another packet of the same client is being handled,
 	// e.g. its DISCOVER's address probe): the loop hands the packet to a
 	// worker, which may wait.
 	Busy bool

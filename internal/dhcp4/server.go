@@ -57,7 +57,7 @@ type Full struct {
 	Authoritative bool
 	// DeferredWrites says the Managers' store defers durable writes under
 	// a lease.Deferred (lease.Cached over a lease.AsyncStore), so that no
-	// lease operation waits for the disk. The socket loop then answers
+	// lease operation given Request.Deferred waits for the disk. The socket loop then answers
 	// REQUEST, DECLINE, RELEASE and INFORM on its reader, and DISCOVERs too
 	// unless a Manager probes addresses; it sends a reply that announces a
 	// lease write only once that write is durable, and hands a packet of a
@@ -151,7 +151,7 @@ func (f *Full) Respond(req Request) Result {
 	switch mt {
 	case dhcpv4.MessageTypeDiscover: // RFC 2131 §4.3.1
 		isNew := f.isNew(ctx, sn, key, p.ClientHWAddr)
-		l, err := sn.Leases.Offer(ctx, lease.OfferRequest{Key: key, MAC: p.ClientHWAddr, Hostname: hostname, Requested: reqAddr(p)})
+		l, err := sn.Leases.Offer(ctx, req.Deferred, lease.OfferRequest{Key: key, MAC: p.ClientHWAddr, Hostname: hostname, Requested: reqAddr(p)})
 		if errors.Is(err, lease.ErrBusy) {
 			return busy(res) // counted when a worker asks again
 		}
@@ -169,7 +169,7 @@ func (f *Full) Respond(req Request) Result {
 		}
 		return f.lease(req, sn, &res, dhcpv4.MessageTypeOffer, l)
 	case dhcpv4.MessageTypeRequest: // RFC 2131 §4.3.2
-		d, l, err := sn.Leases.Request(ctx, lease.RequestRequest{
+		d, l, err := sn.Leases.Request(ctx, req.Deferred, lease.RequestRequest{
 			Key: key, MAC: p.ClientHWAddr, Hostname: hostname,
 			ServerID: AddrFromIP(p.ServerIdentifier()), Requested: reqAddr(p),
 			CIAddr: AddrFromIP(p.ClientIPAddr), Broadcast: p.IsBroadcast(),
@@ -194,7 +194,7 @@ func (f *Full) Respond(req Request) Result {
 		// Only the holder of an address may decline it (lease.Manager
 		// refuses others): a foreign DECLINE quarantines nobody's lease.
 		addr := reqAddr(p)
-		switch err := sn.Leases.Decline(ctx, key, addr); {
+		switch err := sn.Leases.Decline(ctx, req.Deferred, key, addr); {
 		case errors.Is(err, lease.ErrBusy):
 			return busy(res)
 		case errors.Is(err, lease.ErrForeign):
@@ -213,7 +213,7 @@ func (f *Full) Respond(req Request) Result {
 			res.Reason = fmt.Sprintf("release: foreign: %v released from %v, not from that address", addr, from)
 			return res
 		}
-		switch err := sn.Leases.Release(ctx, key, addr); {
+		switch err := sn.Leases.Release(ctx, req.Deferred, key, addr); {
 		case errors.Is(err, lease.ErrBusy):
 			return busy(res)
 		case errors.Is(err, lease.ErrForeign):

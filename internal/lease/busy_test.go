@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestBusyUnderDeferred: a Manager call under WithDeferred (the DHCP
+// TestBusyUnderDeferred: a Manager call given a Deferred (the DHCP
 // socket's reader) never waits for another call of the same client: while
 // an Offer of that client is probing an address, Request, Release, Decline
 // and Offer return ErrBusy at once; another client is served; without a
@@ -38,7 +38,7 @@ func TestBusyUnderDeferred(t *testing.T) {
 		}
 	}()
 	<-probing
-	ctx := WithDeferred(context.Background(), new(Deferred))
+	ctx, d := context.Background(), new(Deferred)
 	// within runs call and fails the test when it waits (5 s).
 	within := func(name string, call func() error) error {
 		t.Helper()
@@ -54,13 +54,13 @@ func TestBusyUnderDeferred(t *testing.T) {
 	}
 	busy := map[string]func() error{
 		"Request": func() error {
-			_, _, err := f.m.Request(ctx, RequestRequest{Key: key(1), MAC: hw(1), Requested: ip("192.0.2.10")})
+			_, _, err := f.m.Request(ctx, d, RequestRequest{Key: key(1), MAC: hw(1), Requested: ip("192.0.2.10")})
 			return err
 		},
-		"Release": func() error { return f.m.Release(ctx, key(1), ip("192.0.2.10")) },
-		"Decline": func() error { return f.m.Decline(ctx, key(1), ip("192.0.2.10")) },
+		"Release": func() error { return f.m.Release(ctx, d, key(1), ip("192.0.2.10")) },
+		"Decline": func() error { return f.m.Decline(ctx, d, key(1), ip("192.0.2.10")) },
 		"Offer": func() error {
-			_, err := f.m.Offer(ctx, OfferRequest{Key: key(1), MAC: hw(1)})
+			_, err := f.m.Offer(ctx, d, OfferRequest{Key: key(1), MAC: hw(1)})
 			return err
 		},
 	}
@@ -70,13 +70,13 @@ func TestBusyUnderDeferred(t *testing.T) {
 		}
 	}
 	// Another client is not held up.
-	if d, _, err := f.m.Request(ctx, RequestRequest{Key: key(2), MAC: hw(2), Requested: ip("192.0.2.12")}); err != nil || d.Action != Nak {
+	if d, _, err := f.m.Request(ctx, d, RequestRequest{Key: key(2), MAC: hw(2), Requested: ip("192.0.2.12")}); err != nil || d.Action != Nak {
 		t.Errorf("Request of another client: %v, %v; want a NAK (no lease), no error", d, err)
 	}
 	// Without a Deferred the call waits for the probe, then decides.
 	decided := make(chan error, 1)
 	go func() {
-		_, _, err := f.m.Request(context.Background(), RequestRequest{Key: key(1), MAC: hw(1), Requested: ip("192.0.2.10")})
+		_, _, err := f.m.Request(context.Background(), nil, RequestRequest{Key: key(1), MAC: hw(1), Requested: ip("192.0.2.10")})
 		decided <- err
 	}()
 	released = true

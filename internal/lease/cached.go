@@ -114,21 +114,23 @@ func (c *Cached) Find(ctx context.Context, f Filter) ([]Lease, error) {
 	return c.durable.Find(ctx, f)
 }
 
-// Put implements Store: the durable Store first, then the cache.
-//
-// Under a context from WithDeferred, when the durable Store is an
-// AsyncStore, Put does not wait: it compare-and-swaps l against the cached
-// lease, applies it to the cache, queues the durable write (in the order
-// of the cache's changes) and returns; the Deferred learns when the write
-// is durable. A durable write that fails reloads the address from the
-// durable Store, which stays the authority: a write made over a cached
-// lease that never became durable is refused there in turn.
-func (c *Cached) Put(ctx context.Context, l Lease) (Lease, error) {
-	if d := deferredFrom(ctx); d != nil {
-		if async, ok := c.durable.(AsyncStore); ok {
-			return c.putDeferred(ctx, async, d, l)
-		}
+// PutDeferred implements DeferringStore. When the durable Store is an
+// AsyncStore and d is not nil, it does not wait: it compare-and-swaps l
+// against the cached lease, applies it to the cache, queues the durable
+// write (in the order of the cache's changes) and returns; d learns when
+// the write is durable. A durable write that fails reloads the address
+// from the durable Store, which stays the authority: a write made over a
+// cached lease that never became durable is refused there in turn.
+// Otherwise it is Put.
+func (c *Cached) PutDeferred(ctx context.Context, d *Deferred, l Lease) (Lease, error) {
+	if async, ok := c.durable.(AsyncStore); ok && d != nil {
+		return c.putDeferred(ctx, async, d, l)
 	}
+	return c.Put(ctx, l)
+}
+
+// Put implements Store: the durable Store first, then the cache.
+func (c *Cached) Put(ctx context.Context, l Lease) (Lease, error) {
 	out, err := c.durable.Put(ctx, l)
 	switch {
 	case err == nil:

@@ -88,7 +88,7 @@ func TestCachedByKeyOrder(t *testing.T) {
 	}
 }
 
-// TestCachedDeferred: under WithDeferred, Put applies the write to memory
+// TestCachedDeferred: PutDeferred applies the write to memory
 // at once (the next reader sees it) and the Deferred reports when it is
 // durable. A deferred write the durable store refuses (a second server's
 // stale cache) is reported by Wait, and by then the cache holds the durable
@@ -108,7 +108,7 @@ func TestCachedDeferred(t *testing.T) {
 	}
 
 	var d Deferred
-	won, err := a.Put(WithDeferred(ctx, &d), Lease{Addr: addr, Key: "alice", State: Bound, Expires: t0.Add(time.Hour), Updated: t0})
+	won, err := a.PutDeferred(ctx, &d, Lease{Addr: addr, Key: "alice", State: Bound, Expires: t0.Add(time.Hour), Updated: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,14 +130,14 @@ func TestCachedDeferred(t *testing.T) {
 
 	// A second write over the cached version is refused in memory at once.
 	var d2 Deferred
-	if _, err := a.Put(WithDeferred(ctx, &d2), Lease{Addr: addr, Key: "carol", State: Bound, Expires: t0, Updated: t0}); !errors.Is(err, ErrConflict) {
+	if _, err := a.PutDeferred(ctx, &d2, Lease{Addr: addr, Key: "carol", State: Bound, Expires: t0, Updated: t0}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("insert over a cached lease: err = %v, want ErrConflict", err)
 	}
 
 	// b never saw alice: its insert passes its own cache, the durable
 	// store refuses it, Wait says so, and b then holds alice's lease.
 	var d3 Deferred
-	if _, err := b.Put(WithDeferred(ctx, &d3), Lease{Addr: addr, Key: "bob", State: Bound, Expires: t0.Add(time.Hour), Updated: t0}); err != nil {
+	if _, err := b.PutDeferred(ctx, &d3, Lease{Addr: addr, Key: "bob", State: Bound, Expires: t0.Add(time.Hour), Updated: t0}); err != nil {
 		t.Fatalf("stale cache refused the write itself: %v", err)
 	}
 	if err := d3.Wait(ctx); !errors.Is(err, ErrConflict) {

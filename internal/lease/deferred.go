@@ -20,11 +20,13 @@ type AsyncStore interface {
 
 // Deferred lets one DHCP exchange make its lease writes without waiting
 // for each to reach the disk, and wait once for all of them before the
-// reply leaves. Give it to Cached.Put through WithDeferred: the write is
-// compare-and-swapped against the lease held in memory, applied there at
-// once (so the next packet already sees it), and queued for the durable
-// store; Wait returns when every such write is durable, or the first error.
-// A reply whose writes failed must not be sent. The zero value is ready.
+// reply leaves. Pass it to the Manager call (or to Cached.PutDeferred):
+// the write is compare-and-swapped against the lease held in memory,
+// applied there at once (so the next packet already sees it), and queued
+// for the durable store; Wait returns when every such write is durable,
+// or the first error. A reply whose writes failed must not be sent. A
+// Manager call given a Deferred never waits for another call of the same
+// client either: it returns ErrBusy. The zero value is ready.
 type Deferred struct {
 	mu     sync.Mutex
 	queued int           // writes ever queued
@@ -86,15 +88,11 @@ func (d *Deferred) finish(err error) {
 	}
 }
 
-type deferredKey struct{}
-
-// WithDeferred returns a context under which Cached.Put queues its durable
-// write under d instead of waiting for it.
-func WithDeferred(ctx context.Context, d *Deferred) context.Context {
-	return context.WithValue(ctx, deferredKey{}, d)
-}
-
-func deferredFrom(ctx context.Context) *Deferred {
-	d, _ := ctx.Value(deferredKey{}).(*Deferred)
-	return d
+// DeferringStore is a Store that can make a write without waiting for it
+// to be durable: Cached over an AsyncStore.
+type DeferringStore interface {
+	Store
+	// PutDeferred is Put that queues the durable write under d instead
+	// of waiting for it; d nil is Put.
+	PutDeferred(ctx context.Context, d *Deferred, l Lease) (Lease, error)
 }

@@ -85,7 +85,7 @@ func (f *fixture) offer(i byte, requested string) (Lease, error) {
 	if requested != "" {
 		req.Requested = ip(requested)
 	}
-	return f.m.Offer(context.Background(), req)
+	return f.m.Offer(context.Background(), nil, req)
 }
 
 // mustOffer offers to client i and checks the address.
@@ -107,7 +107,7 @@ func (f *fixture) mustOffer(i byte, requested, want string) Lease {
 // selecting sends the DHCPREQUEST of client i accepting our offer of addr.
 func (f *fixture) selecting(i byte, addr string) (Decision, Lease) {
 	f.t.Helper()
-	d, l, err := f.m.Request(context.Background(), RequestRequest{Key: key(i), MAC: hw(i), ServerID: f.m.sn.ServerID, Requested: ip(addr)})
+	d, l, err := f.m.Request(context.Background(), nil, RequestRequest{Key: key(i), MAC: hw(i), ServerID: f.m.sn.ServerID, Requested: ip(addr)})
 	if err != nil {
 		f.t.Fatalf("Request: %v", err)
 	}

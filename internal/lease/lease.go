@@ -45,7 +45,7 @@ var (
 	ErrForeign = fmt.Errorf("%w: held by another client", ErrNotHeld)
 	// ErrClosed means the store has been closed.
 	ErrClosed = errors.New("lease: store closed")
-	// ErrBusy means a Manager call under WithDeferred, which must not
+	// ErrBusy means a Manager call given a Deferred, which must not
 	// wait, found another call of the same client in progress (an Offer
 	// probing an address): ask again where waiting is allowed.
 	ErrBusy = errors.New("lease: client busy")

@@ -132,8 +132,9 @@ var errSkip = errors.New("lease: candidate unavailable")
 
 // claim options.
 type claimOpts struct {
-	probe bool // probe unless the client holds the address now
-	fresh bool // only an address with no row (never used)
+	probe bool      // probe unless the client holds the address now
+	fresh bool      // only an address with no row (never used)
+	d     *Deferred // the call's, if any (see put)
 }
 
 // Offer picks an address for a DHCPDISCOVER and holds it for the subnet's
@@ -148,8 +149,10 @@ type claimOpts struct {
 // (see offers.go): the Offered lease's Version is that of the stored lease
 // it was made over, 0 when the address has no row. Request makes it
 // durable.
-func (m *Manager) Offer(ctx context.Context, req OfferRequest) (Lease, error) {
-	unlock, err := m.lockKey(ctx, req.Key)
+//
+// With d, Offer does not wait: see Deferred.
+func (m *Manager) Offer(ctx context.Context, d *Deferred, req OfferRequest) (Lease, error) {
+	unlock, err := m.lockKey(req.Key, d)
 	if err != nil {
 		return Lease{}, err
 	}
@@ -159,6 +162,7 @@ func (m *Manager) Offer(ctx context.Context, req OfferRequest) (Lease, error) {
 	m.sweep(now)
 	m.mu.Unlock()
 	try := func(addr netip.Addr, o claimOpts) (Lease, bool, error) {
+		o.d = d
 		l, err := m.claim(ctx, addr, req.Key, req.MAC, m.hostname(req.Hostname, addr), now, o)
 		if errors.Is(err, errSkip) {
 			return Lease{}, false, nil
@@ -289,7 +293,7 @@ func (m *Manager) claim(ctx context.Context, addr netip.Addr, key ClientKey, mac
 	mine := (exists && cur.Key == key && cur.Active(now)) || offeredToMe
 	if o.probe && !mine && m.probe != nil && m.probe(ctx, addr) {
 		q := Lease{Addr: addr, MAC: nil, State: Declined, Expires: now.Add(m.declineHold), Updated: now, Version: cur.Version}
-		if _, err := m.store.Put(ctx, q); err != nil && !errors.Is(err, ErrConflict) {
+		if _, err := m.put(ctx, o.d, q); err != nil && !errors.Is(err, ErrConflict) {
 			return Lease{}, fmt.Errorf("quarantine %v: %w", addr, err)
 		}
 		m.mu.Lock()
@@ -426,10 +430,10 @@ func (m *Manager) unreserve(addr netip.Addr) {
 func (m *Manager) Probes() bool { return m.probe != nil }
 
 // lockKey serialises the calls of one client and returns the unlock.
-// Under a context from WithDeferred the caller must not wait (it is the
-// DHCP socket's reader): when another call holds the client, e.g. an
-// Offer probing an address, lockKey returns ErrBusy instead.
-func (m *Manager) lockKey(ctx context.Context, key ClientKey) (func(), error) {
+// A caller with a Deferred must not wait (it is the DHCP socket's
+// reader): when another call holds the client, e.g. an Offer probing an
+// address, lockKey returns ErrBusy instead.
+func (m *Manager) lockKey(key ClientKey, d *Deferred) (func(), error) {
 	m.mu.Lock()
 	kl := m.keys[key]
 	if kl == nil {
@@ -445,7 +449,7 @@ func (m *Manager) lockKey(ctx context.Context, key ClientKey) (func(), error) {
 		}
 		m.mu.Unlock()
 	}
-	if deferredFrom(ctx) != nil {
+	if d != nil {
 		if !kl.mu.TryLock() {
 			release()
 			return nil, fmt.Errorf("lease: client %v: %w", key, ErrBusy)
@@ -461,15 +465,16 @@ func (m *Manager) lockKey(ctx context.Context, key ClientKey) (func(), error) {
 
 // Decline quarantines addr for DeclineHold after the client holding it
 // reported it in use (DHCPDECLINE, RFC 2131 §4.3.3). It returns an error
-// wrapping ErrNotHeld if the client does not hold addr.
-func (m *Manager) Decline(ctx context.Context, key ClientKey, addr netip.Addr) error {
-	unlock, err := m.lockKey(ctx, key)
+// wrapping ErrNotHeld if the client does not hold addr. With d, Decline
+// does not wait: see Deferred.
+func (m *Manager) Decline(ctx context.Context, d *Deferred, key ClientKey, addr netip.Addr) error {
+	unlock, err := m.lockKey(key, d)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	now := m.now()
-	err = m.update(ctx, key, addr, func(l *Lease) error {
+	err = m.update(ctx, d, key, addr, func(l *Lease) error {
 		if err := heldBy(*l, key, now); err != nil {
 			return err
 		}
@@ -486,15 +491,15 @@ func (m *Manager) Decline(ctx context.Context, key ClientKey, addr netip.Addr) e
 // Release ends the client's lease on addr (DHCPRELEASE, RFC 2131 §4.3.4).
 // The row keeps the client's key so a later Offer returns the same address
 // if it is still free. It returns an error wrapping ErrNotHeld if the
-// client does not hold addr.
-func (m *Manager) Release(ctx context.Context, key ClientKey, addr netip.Addr) error {
-	unlock, err := m.lockKey(ctx, key)
+// client does not hold addr. With d, Release does not wait: see Deferred.
+func (m *Manager) Release(ctx context.Context, d *Deferred, key ClientKey, addr netip.Addr) error {
+	unlock, err := m.lockKey(key, d)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	now := m.now()
-	err = m.update(ctx, key, addr, func(l *Lease) error {
+	err = m.update(ctx, d, key, addr, func(l *Lease) error {
 		if err := heldBy(*l, key, now); err != nil {
 			return err
 		}
@@ -543,7 +548,7 @@ func (m *Manager) Known(ctx context.Context, key ClientKey, mac net.HardwareAddr
 // update applies change to the lease on addr, or to the client's offer of
 // addr when the stored lease is free, retrying on conflicts. An address
 // offered to another client (its stored lease free) is ErrForeign.
-func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, change func(*Lease) error) error {
+func (m *Manager) update(ctx context.Context, d *Deferred, key ClientKey, addr netip.Addr, change func(*Lease) error) error {
 	for range 8 {
 		l, err := m.store.Get(ctx, addr)
 		found := err == nil
@@ -568,7 +573,7 @@ func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, ch
 			return err
 		}
 		l.Updated = now
-		_, err = m.store.Put(ctx, l)
+		_, err = m.put(ctx, d, l)
 		if err == nil {
 			m.mu.Lock()
 			m.bound(addr, key)
@@ -579,6 +584,15 @@ func (m *Manager) update(ctx context.Context, key ClientKey, addr netip.Addr, ch
 		}
 	}
 	return ErrConflict
+}
+
+// put writes l to the store: under d, when the store can defer the
+// durable write (DeferringStore), without waiting for it.
+func (m *Manager) put(ctx context.Context, d *Deferred, l Lease) (Lease, error) {
+	if ds, ok := m.store.(DeferringStore); ok && d != nil {
+		return ds.PutDeferred(ctx, d, l)
+	}
+	return m.store.Put(ctx, l)
 }
 
 // Expire marks stored Offered and Bound leases whose time ran out by now

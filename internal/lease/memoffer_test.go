@@ -53,18 +53,18 @@ func TestOffersInMemory(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.mustOffer(1, "", "192.0.2.10")
-			o2, err := other.Offer(ctx, OfferRequest{Key: key(2), MAC: hw(2)})
+			o2, err := other.Offer(ctx, nil, OfferRequest{Key: key(2), MAC: hw(2)})
 			if err != nil || o2.Addr != ip("192.0.2.10") {
 				t.Fatalf("other server's offer = %v, %v; want 192.0.2.10 (it cannot see ours)", o2.Addr, err)
 			}
 			if d, _ := f.selecting(1, "192.0.2.10"); d.Action != Ack {
 				t.Fatalf("first REQUEST = %v", d)
 			}
-			d, _, err := other.Request(ctx, RequestRequest{Key: key(2), MAC: hw(2), ServerID: other.sn.ServerID, Requested: ip("192.0.2.10")})
+			d, _, err := other.Request(ctx, nil, RequestRequest{Key: key(2), MAC: hw(2), ServerID: other.sn.ServerID, Requested: ip("192.0.2.10")})
 			if err != nil || d.Action != Nak || !strings.Contains(d.Reason, "another client") {
 				t.Fatalf("second REQUEST = %v, %v; want nak", d, err)
 			}
-			if o2, err = other.Offer(ctx, OfferRequest{Key: key(2), MAC: hw(2)}); err != nil || o2.Addr != ip("192.0.2.12") {
+			if o2, err = other.Offer(ctx, nil, OfferRequest{Key: key(2), MAC: hw(2)}); err != nil || o2.Addr != ip("192.0.2.12") {
 				t.Fatalf("re-offer = %v, %v; want 192.0.2.12", o2.Addr, err)
 			}
 			if l := f.get("192.0.2.10"); l.Key != key(1) || l.State != Bound {
@@ -77,14 +77,14 @@ func TestOffersInMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, _, err := restarted.Request(ctx, RequestRequest{Key: key(1), MAC: hw(1), ServerID: restarted.sn.ServerID, Requested: ip("192.0.2.10")})
+			d, _, err := restarted.Request(ctx, nil, RequestRequest{Key: key(1), MAC: hw(1), ServerID: restarted.sn.ServerID, Requested: ip("192.0.2.10")})
 			if err != nil || d.Action != Nak {
 				t.Fatalf("REQUEST after restart = %v, %v; want nak", d, err)
 			}
 		}},
 		{"release of an offer stores it released; the client gets it back", func(t *testing.T, f *fixture) {
 			f.mustOffer(1, "", "192.0.2.10")
-			f.must(f.m.Release(ctx, key(1), ip("192.0.2.10")))
+			f.must(f.m.Release(ctx, nil, key(1), ip("192.0.2.10")))
 			if l := f.get("192.0.2.10"); l.State != Released || l.Key != key(1) {
 				t.Fatalf("stored %+v", l)
 			}

@@ -55,7 +55,7 @@ func TestOffer(t *testing.T) {
 		}},
 		{"previous address returned after release", nil, func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Release(context.Background(), key(1), ip("192.0.2.10")); err != nil {
+			if err := f.m.Release(context.Background(), nil, key(1), ip("192.0.2.10")); err != nil {
 				t.Fatal(err)
 			}
 			f.mustOffer(2, "", "192.0.2.12")
@@ -117,7 +117,7 @@ func TestOffer(t *testing.T) {
 				a string
 			}{{3, "192.0.2.13"}, {1, "192.0.2.10"}, {2, "192.0.2.12"}} {
 				f.clock.Advance(time.Second)
-				if err := f.m.Release(context.Background(), key(c.i), ip(c.a)); err != nil {
+				if err := f.m.Release(context.Background(), nil, key(c.i), ip(c.a)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -139,7 +139,7 @@ func TestOffer(t *testing.T) {
 		{"reservation by client id", func(c *Config) {
 			c.Subnet.Reservations = []Reservation{{ClientID: []byte("\x00uuid-1"), Addr: ip("192.0.2.14")}}
 		}, func(t *testing.T, f *fixture) {
-			l, err := f.m.Offer(context.Background(), OfferRequest{Key: NewClientKey([]byte("\x00uuid-1"), 1, hw(7)), MAC: hw(7)})
+			l, err := f.m.Offer(context.Background(), nil, OfferRequest{Key: NewClientKey([]byte("\x00uuid-1"), 1, hw(7)), MAC: hw(7)})
 			if err != nil || l.Addr != ip("192.0.2.14") {
 				t.Fatalf("Offer = %v, %v; want 192.0.2.14", l.Addr, err)
 			}
@@ -202,7 +202,7 @@ func TestOffer(t *testing.T) {
 		}},
 		{"declined address skipped during quarantine", nil, func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Decline(context.Background(), key(1), ip("192.0.2.10")); err != nil {
+			if err := f.m.Decline(context.Background(), nil, key(1), ip("192.0.2.10")); err != nil {
 				t.Fatal(err)
 			}
 			f.mustOffer(1, "192.0.2.10", "192.0.2.12") // not even to the decliner
@@ -237,7 +237,7 @@ func TestOfferReusesOldestExpired(t *testing.T) {
 	base := f.clock.Now()
 	for i, a := range pool {
 		f.clock.Set(base.Add(time.Duration(perm[i]) * time.Second))
-		d, _, err := f.m.Request(context.Background(), RequestRequest{Key: key(byte(i + 1)), MAC: hw(byte(i + 1)), CIAddr: ip(a)})
+		d, _, err := f.m.Request(context.Background(), nil, RequestRequest{Key: key(byte(i + 1)), MAC: hw(byte(i + 1)), CIAddr: ip(a)})
 		if err != nil || d.Action != Ack {
 			t.Fatalf("renew %s: %v %v", a, d, err)
 		}
@@ -277,7 +277,7 @@ func TestConcurrentOffersNeverShareAnAddress(t *testing.T) {
 	for i := range 60 {
 		wg.Go(func() {
 			k := ClientKey(fmt.Sprintf("c%d", i))
-			l, err := m.Offer(context.Background(), OfferRequest{Key: k})
+			l, err := m.Offer(context.Background(), nil, OfferRequest{Key: k})
 			mu.Lock()
 			defer mu.Unlock()
 			if errors.Is(err, ErrExhausted) {
@@ -308,11 +308,11 @@ func TestConcurrentOffersNeverShareAnAddress(t *testing.T) {
 func dora(m *Manager, k ClientKey, tries int) (Lease, error) {
 	ctx := context.Background()
 	for range tries {
-		o, err := m.Offer(ctx, OfferRequest{Key: k})
+		o, err := m.Offer(ctx, nil, OfferRequest{Key: k})
 		if err != nil {
 			return Lease{}, err
 		}
-		d, l, err := m.Request(ctx, RequestRequest{Key: k, ServerID: m.sn.ServerID, Requested: o.Addr})
+		d, l, err := m.Request(ctx, nil, RequestRequest{Key: k, ServerID: m.sn.ServerID, Requested: o.Addr})
 		if err != nil {
 			return Lease{}, err
 		}
@@ -412,7 +412,7 @@ func TestKnown(t *testing.T) {
 		t.Error("a client with an offer is not known")
 	}
 	f.bind(2, "192.0.2.12")
-	if err := f.m.Release(ctx, key(2), ip("192.0.2.12")); err != nil {
+	if err := f.m.Release(ctx, nil, key(2), ip("192.0.2.12")); err != nil {
 		t.Fatal(err)
 	}
 	f.clock.Advance(24 * time.Hour)
@@ -432,7 +432,7 @@ func TestDeclineReleaseExpire(t *testing.T) {
 	}{
 		{"decline by holder quarantines", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Decline(ctx, key(1), ip("192.0.2.10")); err != nil {
+			if err := f.m.Decline(ctx, nil, key(1), ip("192.0.2.10")); err != nil {
 				t.Fatal(err)
 			}
 			if l := f.get("192.0.2.10"); l.State != Declined || !l.Expires.Equal(start.Add(10*time.Minute)) {
@@ -441,7 +441,7 @@ func TestDeclineReleaseExpire(t *testing.T) {
 		}},
 		{"decline by another client is refused as foreign", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Decline(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) || !errors.Is(err, ErrNotHeld) {
+			if err := f.m.Decline(ctx, nil, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) || !errors.Is(err, ErrNotHeld) {
 				t.Fatalf("err = %v, want ErrForeign (an ErrNotHeld)", err)
 			}
 			if l := f.get("192.0.2.10"); l.State != Bound {
@@ -450,7 +450,7 @@ func TestDeclineReleaseExpire(t *testing.T) {
 		}},
 		{"decline of another client's offer is refused as foreign, the offer stays", func(t *testing.T, f *fixture) {
 			f.mustOffer(1, "", "192.0.2.10")
-			if err := f.m.Decline(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) {
+			if err := f.m.Decline(ctx, nil, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) {
 				t.Fatalf("err = %v, want ErrForeign", err)
 			}
 			f.mustOffer(1, "", "192.0.2.10")
@@ -458,20 +458,20 @@ func TestDeclineReleaseExpire(t *testing.T) {
 		{"release of another client's ended lease is not foreign", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
 			f.clock.Advance(2 * time.Hour)
-			err := f.m.Release(ctx, key(2), ip("192.0.2.10"))
+			err := f.m.Release(ctx, nil, key(2), ip("192.0.2.10"))
 			if !errors.Is(err, ErrNotHeld) || errors.Is(err, ErrForeign) {
 				t.Fatalf("err = %v, want ErrNotHeld, not ErrForeign", err)
 			}
 		}},
 		{"decline of an unknown address is refused", func(t *testing.T, f *fixture) {
-			if err := f.m.Decline(ctx, key(1), ip("192.0.2.10")); !errors.Is(err, ErrNotHeld) {
+			if err := f.m.Decline(ctx, nil, key(1), ip("192.0.2.10")); !errors.Is(err, ErrNotHeld) {
 				t.Fatalf("err = %v, want ErrNotHeld", err)
 			}
 		}},
 		{"release by holder frees the address now", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
 			f.clock.Advance(time.Minute)
-			if err := f.m.Release(ctx, key(1), ip("192.0.2.10")); err != nil {
+			if err := f.m.Release(ctx, nil, key(1), ip("192.0.2.10")); err != nil {
 				t.Fatal(err)
 			}
 			l := f.get("192.0.2.10")
@@ -481,7 +481,7 @@ func TestDeclineReleaseExpire(t *testing.T) {
 		}},
 		{"release by another client is refused as foreign", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Release(ctx, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) {
+			if err := f.m.Release(ctx, nil, key(2), ip("192.0.2.10")); !errors.Is(err, ErrForeign) {
 				t.Fatalf("err = %v, want ErrForeign", err)
 			}
 			if l := f.get("192.0.2.10"); l.State != Bound || l.Key != key(1) {
@@ -490,20 +490,20 @@ func TestDeclineReleaseExpire(t *testing.T) {
 		}},
 		{"second release is refused", func(t *testing.T, f *fixture) {
 			f.bind(1, "192.0.2.10")
-			if err := f.m.Release(ctx, key(1), ip("192.0.2.10")); err != nil {
+			if err := f.m.Release(ctx, nil, key(1), ip("192.0.2.10")); err != nil {
 				t.Fatal(err)
 			}
-			if err := f.m.Release(ctx, key(1), ip("192.0.2.10")); !errors.Is(err, ErrNotHeld) {
+			if err := f.m.Release(ctx, nil, key(1), ip("192.0.2.10")); !errors.Is(err, ErrNotHeld) {
 				t.Fatalf("err = %v, want ErrNotHeld", err)
 			}
 		}},
 		{"expire marks only ended leases; a lapsed offer leaves no row", func(t *testing.T, f *fixture) {
-			f.bind(1, "192.0.2.10")                                            // bound until +1h
-			f.mustOffer(2, "", "192.0.2.12")                                   // offered (in memory) until +1m
-			f.mustOffer(4, "", "192.0.2.13")                                   // offered until +1m
-			f.clock.Advance(30 * time.Minute)                                  //
-			f.mustOffer(3, "", "192.0.2.12")                                   // the lapsed offer's address, never used, comes back first
-			if err := f.m.Decline(ctx, key(3), ip("192.0.2.12")); err != nil { // declined until +40m
+			f.bind(1, "192.0.2.10")                                                 // bound until +1h
+			f.mustOffer(2, "", "192.0.2.12")                                        // offered (in memory) until +1m
+			f.mustOffer(4, "", "192.0.2.13")                                        // offered until +1m
+			f.clock.Advance(30 * time.Minute)                                       //
+			f.mustOffer(3, "", "192.0.2.12")                                        // the lapsed offer's address, never used, comes back first
+			if err := f.m.Decline(ctx, nil, key(3), ip("192.0.2.12")); err != nil { // declined until +40m
 				t.Fatal(err)
 			}
 			n, err := f.m.Expire(ctx, f.clock.Now())

@@ -62,9 +62,10 @@ type RequestRequest struct {
 //
 // A client with a reservation on this subnet that asks for another address
 // is told Nak when Authoritative so that it comes back for its reservation.
-// err is set only for store failures; the Decision is then Ignore.
-func (m *Manager) Request(ctx context.Context, req RequestRequest) (Decision, Lease, error) {
-	unlock, err := m.lockKey(ctx, req.Key)
+// err is set only for store failures; the Decision is then Ignore. With
+// d, Request does not wait: see Deferred.
+func (m *Manager) Request(ctx context.Context, d *Deferred, req RequestRequest) (Decision, Lease, error) {
+	unlock, err := m.lockKey(req.Key, d)
 	if err != nil {
 		return Decision{Ignore, "client busy"}, Lease{}, err
 	}
@@ -87,15 +88,15 @@ func (m *Manager) Request(ctx context.Context, req RequestRequest) (Decision, Le
 			}
 			return Decision{Ignore, fmt.Sprintf("selecting: client chose server %v", req.ServerID)}, Lease{}, nil
 		}
-		return m.confirm(ctx, req, addr, true, "selecting", now)
+		return m.confirm(ctx, d, req, addr, true, "selecting", now)
 	case valid(req.Requested) && !valid(req.CIAddr):
-		return m.confirm(ctx, req, req.Requested, m.auth, "init-reboot", now)
+		return m.confirm(ctx, d, req, req.Requested, m.auth, "init-reboot", now)
 	case valid(req.CIAddr):
 		state := "renewing"
 		if req.Broadcast {
 			state = "rebinding"
 		}
-		return m.confirm(ctx, req, req.CIAddr, m.auth, state, now)
+		return m.confirm(ctx, d, req, req.CIAddr, m.auth, state, now)
 	default:
 		return Decision{Ignore, "request without server id, requested address or ciaddr"}, Lease{}, nil
 	}
@@ -105,7 +106,7 @@ func valid(a netip.Addr) bool { return a.IsValid() && !a.IsUnspecified() }
 
 // confirm binds addr to the client if it is the client's, else answers Nak
 // (nak true) or Ignore.
-func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Addr, nak bool, state string, now time.Time) (Decision, Lease, error) {
+func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, addr netip.Addr, nak bool, state string, now time.Time) (Decision, Lease, error) {
 	refuse := func(why string) (Decision, Lease, error) {
 		if nak {
 			return Decision{Nak, state + ": " + why}, Lease{}, nil
@@ -133,7 +134,7 @@ func (m *Manager) confirm(ctx context.Context, req RequestRequest, addr netip.Ad
 		} else if l.Hostname == "" {
 			l.Hostname = m.hostname("", addr)
 		}
-		out, err := m.store.Put(ctx, l)
+		out, err := m.put(ctx, d, l)
 		if err == nil {
 			m.mu.Lock()
 			m.bound(addr, req.Key)

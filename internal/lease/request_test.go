@@ -129,7 +129,7 @@ func TestRequest(t *testing.T) {
 		{name: "init-reboot: quarantined address",
 			setup: func(f *fixture) {
 				f.bind(1, "192.0.2.10")
-				f.must(f.m.Decline(context.Background(), key(1), ip("192.0.2.10")))
+				f.must(f.m.Decline(context.Background(), nil, key(1), ip("192.0.2.10")))
 			},
 			req: req{Requested: ip("192.0.2.10")}, want: Nak, reason: "quarantined"},
 
@@ -161,7 +161,7 @@ func TestRequest(t *testing.T) {
 		{name: "renewing: lease released by the client",
 			setup: func(f *fixture) {
 				f.bind(1, "192.0.2.10")
-				f.must(f.m.Release(context.Background(), key(1), ip("192.0.2.10")))
+				f.must(f.m.Release(context.Background(), nil, key(1), ip("192.0.2.10")))
 			},
 			req: req{CIAddr: ip("192.0.2.10")}, want: Ack},
 		{name: "renewing: address reused by another client after expiry",
@@ -189,7 +189,7 @@ func TestRequest(t *testing.T) {
 			if r.Key == "" {
 				r.Key, r.MAC = key(1), hw(1)
 			}
-			d, l, err := f.m.Request(context.Background(), r)
+			d, l, err := f.m.Request(context.Background(), nil, r)
 			if err != nil {
 				t.Fatalf("Request: %v", err)
 			}

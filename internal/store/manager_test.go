@@ -31,11 +31,11 @@ func benchSubnet() lease.Subnet {
 func dora(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease.Lease, error) {
 	const tries = 50
 	for range tries {
-		o, err := m.Offer(ctx, lease.OfferRequest{Key: key})
+		o, err := m.Offer(ctx, nil, lease.OfferRequest{Key: key})
 		if err != nil {
 			return lease.Lease{}, err
 		}
-		d, l, err := m.Request(ctx, lease.RequestRequest{Key: key, ServerID: m.Subnet().ServerID, Requested: o.Addr})
+		d, l, err := m.Request(ctx, nil, lease.RequestRequest{Key: key, ServerID: m.Subnet().ServerID, Requested: o.Addr})
 		if err != nil {
 			return lease.Lease{}, err
 		}

@@ -26,17 +26,17 @@ func (a asyncPuts) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) 
 	return r.l, r.err
 }
 
-// DeferredPuts returns s as a Store whose Put runs under lease.WithDeferred
-// and then waits for the Deferred, as the DHCP loop does before it sends a
+// DeferredPuts returns s as a Store whose Put is PutDeferred under a
+// lease.Deferred and then waits for it, as the DHCP loop does before it sends a
 // reply, so that Run checks lease.Cached's deferred writes against Put's
 // contract.
-func DeferredPuts(s lease.Store) lease.Store { return deferredPuts{s} }
+func DeferredPuts(s lease.DeferringStore) lease.Store { return deferredPuts{s} }
 
-type deferredPuts struct{ lease.Store }
+type deferredPuts struct{ lease.DeferringStore }
 
 func (d deferredPuts) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 	var def lease.Deferred
-	out, err := d.Store.Put(lease.WithDeferred(ctx, &def), l)
+	out, err := d.PutDeferred(ctx, &def, l)
 	if err != nil {
 		return out, err
 	}

@@ -1,0 +1,241 @@
+package udploop
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
+	"pxed/internal/lease"
+)
+
+// Both x/net packet connections fit: DHCPv6 serves its sockets with the
+// same loop.
+var (
+	_ Conn = (*ipv4.PacketConn)(nil)
+	_ Conn = (*ipv6.PacketConn)(nil)
+)
+
+// fakeConn reads the packets of in, one per read, until in is closed, and
+// records what is written to it; fail, when set, refuses a message.
+type fakeConn struct {
+	in   chan string
+	fail func(to netip.AddrPort) error
+
+	mu      sync.Mutex
+	written []string // "payload>address"
+}
+
+func (c *fakeConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	p, ok := <-c.in
+	if !ok {
+		return 0, net.ErrClosed
+	}
+	ms[0].N, ms[0].NN, ms[0].Flags = copy(ms[0].Buffers[0], p), 0, 0
+	ms[0].Addr = &net.UDPAddr{IP: net.IPv4(192, 0, 2, 9), Port: 68}
+	return 1, nil
+}
+
+func (c *fakeConn) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, m := range ms {
+		to := m.Addr.(*net.UDPAddr).AddrPort()
+		if c.fail != nil {
+			if err := c.fail(to); err != nil {
+				return i, err
+			}
+		}
+		c.written = append(c.written, string(m.Buffers[0])+">"+to.String())
+	}
+	return len(ms), nil
+}
+
+func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (c *fakeConn) writes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.written...)
+}
+
+// echo answers a packet "x" with "re x" to 192.0.2.50:68; a packet that
+// starts with "q" is answered on the reader. answer, when set, replaces
+// the answer.
+type echo struct {
+	answer func(ctx context.Context, p string, d *lease.Deferred) Outcome
+	wait   chan struct{} // when set, a worker's Answer waits for it to close
+	worker chan string   // when set, told of each request a worker answers
+
+	mu   sync.Mutex
+	sent []string
+}
+
+func (e *echo) Decode(pk Packet) (string, bool) { return string(pk.Data), len(pk.Data) > 0 }
+func (e *echo) Quick(p string) bool             { return strings.HasPrefix(p, "q") }
+func (e *echo) Answer(ctx context.Context, p string, d *lease.Deferred, buf []byte) (Reply[string], Outcome) {
+	if d == nil && e.worker != nil {
+		e.worker <- p
+	}
+	if d == nil && e.wait != nil {
+		<-e.wait
+	}
+	how := Send
+	if e.answer != nil {
+		how = e.answer(ctx, p, d)
+	}
+	return Reply[string]{Wire: append(buf, "re "+p...), To: netip.MustParseAddrPort("192.0.2.50:68"), Meta: p}, how
+}
+func (e *echo) Retry(r *Reply[string], _ error) bool {
+	r.To = netip.MustParseAddrPort("255.255.255.255:68")
+	return true
+}
+func (e *echo) Sent(_ context.Context, r *Reply[string]) {
+	e.mu.Lock()
+	e.sent = append(e.sent, r.Meta)
+	e.mu.Unlock()
+}
+func (e *echo) RequestAttrs(p string) []any       { return []any{"p", p} }
+func (e *echo) ReplyAttrs(r *Reply[string]) []any { return []any{"p", r.Meta} }
+
+// serve runs a Loop over conn and h until the test ends.
+func serve(t *testing.T, conn *fakeConn, h *echo, workers int) *Counters {
+	t.Helper()
+	l := &Loop[string, string]{Conn: conn, Handler: h, Name: "test", Workers: workers, BatchWait: -1}
+	l.Counters = new(Counters)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Serve(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		close(conn.in)
+		<-done
+	})
+	return l.Counters
+}
+
+// eventually waits up to 5 s for ok.
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 s: %s", what)
+		}
+	}
+}
+
+// TestReaderAndWorkers: a Quick request is answered on the reader, the
+// others by a worker; each reply leaves once and is counted.
+func TestReaderAndWorkers(t *testing.T) {
+	conn, h := &fakeConn{in: make(chan string, 8)}, &echo{}
+	c := serve(t, conn, h, 2)
+	conn.in <- "q1"
+	conn.in <- "w1"
+	eventually(t, "two replies", func() bool { return c.Stats().Replied == 2 })
+	if st := c.Stats(); st.Received != 2 || st.SendErrs != 0 || st.Overload != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if w := conn.writes(); len(w) != 2 {
+		t.Errorf("written %q, want two replies", w)
+	}
+}
+
+// TestOverload: with every worker busy and the queue full, a request is
+// dropped and counted, not waited for.
+func TestOverload(t *testing.T) {
+	conn, h := &fakeConn{in: make(chan string, 16)}, &echo{wait: make(chan struct{}), worker: make(chan string, 16)}
+	c := serve(t, conn, h, 1)
+	conn.in <- "w0"
+	<-h.worker // the only worker is busy
+	for _, p := range []string{"w1", "w2", "w3", "w4", "w5", "w6", "w7"} {
+		conn.in <- p // 4 queued, 3 dropped
+	}
+	eventually(t, "7 more read", func() bool { return c.Stats().Received == 8 })
+	if st := c.Stats(); st.Overload != 3 {
+		t.Errorf("overload %d, want 3 (one worker, a queue of 4)", st.Overload)
+	}
+	close(h.wait)
+	eventually(t, "the 5 accepted answered", func() bool { return c.Stats().Replied == 5 })
+}
+
+// TestRetry: a reply the socket refuses is retried alone with what
+// Handler.Retry changed; the next reply of the batch still leaves.
+func TestRetry(t *testing.T) {
+	conn := &fakeConn{in: make(chan string, 4), fail: func(to netip.AddrPort) error {
+		if to.Addr() == netip.MustParseAddr("192.0.2.50") {
+			return syscall.EHOSTUNREACH
+		}
+		return nil
+	}}
+	c := serve(t, conn, &echo{}, 1)
+	conn.in <- "q1"
+	eventually(t, "the retry sent", func() bool { return c.Stats().Replied == 1 })
+	if w := conn.writes(); len(w) != 1 || w[0] != "re q1>255.255.255.255:68" {
+		t.Errorf("written %q, want the reply broadcast", w)
+	}
+}
+
+// TestSendBufferFull: replies the send buffer has no room for within
+// SendWait are dropped and counted, not sent, not retried.
+func TestSendBufferFull(t *testing.T) {
+	conn := &fakeConn{in: make(chan string, 4), fail: func(netip.AddrPort) error { return os.ErrDeadlineExceeded }}
+	h := &echo{}
+	c := serve(t, conn, h, 1)
+	conn.in <- "q1"
+	eventually(t, "the reply dropped", func() bool { return c.Stats().SendErrs == 1 })
+	if st := c.Stats(); st.Replied != 0 {
+		t.Errorf("stats %+v: a reply counted as sent", st)
+	}
+}
+
+// TestRepliesWaitForTheirWrites: a reply the reader made under a
+// lease.Deferred leaves once its write is durable, and is withheld and
+// counted when the durable store refused the write.
+func TestRepliesWaitForTheirWrites(t *testing.T) {
+	ctx := context.Background()
+	durable := lease.NewMemStore()
+	a, err := lease.NewCached(ctx, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := lease.NewCached(ctx, durable) // never sees a's writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddr("192.0.2.10")
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	h := &echo{answer: func(ctx context.Context, p string, d *lease.Deferred) Outcome {
+		c := a
+		if p == "q-stale" {
+			c = stale
+		}
+		if _, err := c.PutDeferred(ctx, d, lease.Lease{Addr: addr, Key: lease.ClientKey(p), State: lease.Bound,
+			Expires: t0.Add(time.Hour), Updated: t0}); err != nil {
+			return Silent
+		}
+		return Send
+	}}
+	conn := &fakeConn{in: make(chan string, 4)}
+	c := serve(t, conn, h, 1)
+	conn.in <- "q-fresh"
+	eventually(t, "the reply over a durable write sent", func() bool { return c.Stats().Replied == 1 })
+	if l, err := durable.Get(ctx, addr); err != nil || l.Key != "q-fresh" {
+		t.Fatalf("durable store %+v (%v) when the reply left", l, err)
+	}
+	conn.in <- "q-stale" // passes its own cache, refused by the durable store
+	eventually(t, "the reply over a refused write withheld", func() bool { return c.Stats().Unsaved == 1 })
+	if st := c.Stats(); st.Replied != 1 || len(conn.writes()) != 1 {
+		t.Errorf("stats %+v, written %q: the withheld reply was sent", st, conn.writes())
+	}
+}
