@@ -199,6 +199,29 @@ func TestSendBufferFull(t *testing.T) {
 	}
 }
 
+// TestDeadlinePassedWhileDescheduled: a write deadline that passes before
+// the first write (the goroutine was not running) does not drop the
+// replies: they get a fresh SendWait.
+func TestDeadlinePassedWhileDescheduled(t *testing.T) {
+	var mu sync.Mutex
+	first := true
+	conn := &fakeConn{in: make(chan string, 4), fail: func(netip.AddrPort) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if first {
+			first = false
+			return os.ErrDeadlineExceeded
+		}
+		return nil
+	}}
+	c := serve(t, conn, &echo{}, 1)
+	conn.in <- "q1"
+	eventually(t, "the reply sent", func() bool { return c.Stats().Replied == 1 })
+	if st := c.Stats(); st.SendErrs != 0 {
+		t.Errorf("stats %+v: a reply dropped for a deadline that passed once", st)
+	}
+}
+
 // TestRepliesWaitForTheirWrites: a reply the reader made under a
 // lease.Deferred leaves once its write is durable, and is withheld and
 // counted when the durable store refused the write.

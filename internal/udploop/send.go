@@ -27,8 +27,11 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 	}
 	// The loop never waits long for the send buffer: replies to addresses
 	// nobody answers ARP (or neighbour discovery) for stay charged to it
-	// until the neighbour fails, seconds later.
+	// until the neighbour fails, seconds later. A deadline that passes
+	// while the goroutine was not running (2 busy cores) is no proof of a
+	// full buffer: the first one is given a fresh SendWait.
 	_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
+	again := true
 	for len(rs) > 0 {
 		n, err := l.Conn.WriteBatch(msgs, 0)
 		n = max(n, 0)
@@ -37,6 +40,11 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 		}
 		rs, msgs = rs[n:], msgs[n:]
 		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if again {
+				again = false
+				_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
+				continue
+			}
 			l.sendFull(rs)
 			return
 		}
@@ -73,6 +81,7 @@ func (l *Loop[P, M]) sendFull(rs []Reply[M]) {
 // says so; false when the send buffer stayed full (the caller drops the
 // rest).
 func (l *Loop[P, M]) sendOne(ctx context.Context, r *Reply[M]) bool {
+	_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
 	err := l.writeOne(r)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && l.Handler.Retry(r, err) {
 		err = l.writeOne(r)
