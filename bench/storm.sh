@@ -2,7 +2,7 @@
 # bench/storm.sh — time to all booted for a storm of PXE machines: pxed against dnsmasq.
 #
 # Usage (root): bench/storm.sh [--clients N] [--nbp-mib N] [--http-mib N] [--arch A] [--scale F]
-#                              [--servers pxed,dnsmasq] [--nbp-only] [--out DIR] [--perf]
+#                              [--servers pxed,dnsmasq] [--nbp-only] [--one-client-addr] [--out DIR] [--perf]
 #
 # Each server runs alone in a server namespace (198.18.0.1/15) joined by a veth pair to a
 # client namespace (198.18.0.2/15); nothing touches the host's interfaces. `pxed storm` boots
@@ -19,7 +19,10 @@
 # The machines wait for DHCP answers as firmware does (4, 8, 16, 32 s windows; EDK II collects
 # offers for a whole window); --scale 0.25 shortens every window to a quarter for both servers.
 # --nbp-only stops each machine after its NBP (DHCP and TFTP only); --arch ipxe-efi skips the
-# NBP (DHCP and HTTP only).
+# NBP (DHCP and HTTP only). Each machine downloads from the address it leased (`pxed storm
+# --machine-addrs`), as real machines do; --one-client-addr downloads every file from the client
+# namespace's own address instead (servers then see one client for 500 machines, and pxed's
+# per-client limits queue them).
 # CPU: for each storm the script prints the CPU-seconds of the whole machine (user, system,
 # softirq: veth and TCP work lands there), of the server processes (with the children they
 # reaped; busybox httpd's per-connection children are not reaped that way, so the dnsmasq
@@ -39,6 +42,7 @@ SERVERS=pxed,dnsmasq
 OUT=
 PERF=0
 CHAIN=--chain
+MACHINE_ADDRS=--machine-addrs
 
 usage() {
 	sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT="$2"; shift 2 ;;
 	--perf) PERF=1; shift ;;
 	--nbp-only) CHAIN=; shift ;;
+	--one-client-addr) MACHINE_ADDRS=; shift ;;
 	-h | --help) usage ;;
 	*) echo "storm.sh: unknown argument $1" >&2; usage ;;
 	esac
@@ -198,7 +203,7 @@ storm() {
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
 	timeout 240 ip netns exec "$NS_C" "$WORK/pxed" storm --interface "$IF_C" --clients "$CLIENTS" \
-		--arch "$ARCH" --fetch $CHAIN --timeout-scale "$SCALE" --timeout 3m --mac-prefix 02:62:$(printf %02x $((RANDOM % 256))) \
+		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix 02:62:$(printf %02x $((RANDOM % 256))) \
 		--json >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
 	after=$(sys_cpu)
 	srv1=$(server_cpu)

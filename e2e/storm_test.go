@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -105,6 +106,36 @@ func TestStormPxedIPXE(t *testing.T) {
 		if !maps.Equal(r.SHA256, want) {
 			t.Errorf("sha256 = %v, want %v", r.SHA256, want)
 		}
+	}
+}
+
+// TestStormMachineAddrs: with --machine-addrs each machine downloads from
+// the address it leased, so pxed sees one client per machine and puts each
+// machine's script and kernel on that machine's own timeline (attributed by
+// the address its DHCP exchange used, never by the MAC in the URL).
+func TestStormMachineAddrs(t *testing.T) {
+	n, h := stormLab(t)
+	const machines = 10
+	r, code, _ := runStorm(t, h, "--clients", "10", "--arch", "ipxe-efi", "--fetch", "--machine-addrs", "--timeout-scale", "0.25",
+		"--mac-prefix", "02:70:7a")
+	if code != 0 || r.Booted != machines {
+		t.Fatalf("exit %d: booted %d failed %d (%v, e.g. %v)", code, r.Booted, r.Failed, r.Failures, r.Examples)
+	}
+	for i := 1; i <= machines; i++ {
+		mac := fmt.Sprintf("02:70:7a:00:00:%02x", i)
+		evs := timeline(t, n, mac)
+		if err := stagesInOrder(evs, "dhcp-offer", "script", "kernel"); err != nil {
+			t.Errorf("machine %s: %v: %+v", mac, err, evs)
+		}
+		for _, e := range evs {
+			if e.Stage == "claim-mismatch" {
+				t.Errorf("machine %s: claim-mismatch %q: its downloads came from another machine's address", mac, e.Detail)
+			}
+		}
+	}
+	// The addresses were put on the interface for the boot only.
+	if out, err := lab.Run(t, h.NS, "ip", "-4", "-o", "addr", "show"); err != nil || strings.Count(out, "/32") != 0 {
+		t.Errorf("addresses left on the storm host (%v):\n%s", err, out)
 	}
 }
 

@@ -43,6 +43,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up on one machine after this long")
 	macPrefix := fs.String("mac-prefix", "02:70:78", "first three bytes of the machines' MAC addresses")
 	verbose := fs.Bool("v", false, "log each failed machine to stderr")
+	machineAddrs := fs.Bool("machine-addrs", false, "with --fetch, each machine downloads from the address it leased (put on the interface as a /32 for its boot, removed after), so servers see one client address per machine as in a real storm")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -105,6 +106,11 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return t, t.Close
 		},
 	}
+	if *machineAddrs {
+		if cfg.AddAddress, err = client.AddLeaseAddr(*iface); err != nil {
+			return fmt.Errorf("storm: --machine-addrs: %w", err)
+		}
+	}
 	pl := &progressLine{w: stderr, total: *clients}
 	cfg.Progress = pl.update
 	if !*asJSON {
@@ -121,8 +127,11 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pl.finish()
 	st := sock.Stats()
 	rep.Socket = &st
-	if *fetch {
-		rep.Note = fmt.Sprintf("DHCP runs with one MAC per machine on a raw socket; TFTP and HTTP downloads use kernel sockets from %s's own address (a load test: servers see one client address for them)", *iface)
+	switch {
+	case *fetch && *machineAddrs:
+		rep.Note = fmt.Sprintf("DHCP runs with one MAC per machine on a raw socket; TFTP and HTTP downloads use kernel sockets from each machine's leased address (put on %s for its boot)", *iface)
+	case *fetch:
+		rep.Note = fmt.Sprintf("DHCP runs with one MAC per machine on a raw socket; TFTP and HTTP downloads use kernel sockets from %s's own address (a load test: servers see one client address for them; --machine-addrs gives each machine its own)", *iface)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -58,6 +58,9 @@ type Fetcher struct {
 	// TFTPPort is the TFTP server's port; 0 means 69.
 	TFTPPort uint16
 	Progress Progress // nil reports nothing
+	// LocalAddr, when valid, is the source address of the download
+	// sockets (a storm machine downloads from the address it leased).
+	LocalAddr netip.Addr
 	// SkipHash counts the bytes without hashing them (Download.SHA256 stays
 	// empty): a load test moving gigabytes spends its CPU on the transfer,
 	// as firmware does, not on SHA-256. HTTP bodies (but scripts, which
@@ -129,10 +132,14 @@ func finish(d *Download, start time.Time) {
 func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file string, check bool) (Download, []Warning) {
 	d := Download{Role: role, Proto: "tftp", Name: file, Server: server.String(), CheckOnly: check, Size: -1}
 	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout}
-	if f.Interface != "" {
+	if f.Interface != "" || f.LocalAddr.IsValid() {
+		local := "0.0.0.0:0"
+		if f.LocalAddr.IsValid() {
+			local = netip.AddrPortFrom(f.LocalAddr, 0).String()
+		}
 		c.Dial = func() (net.PacketConn, error) {
 			lc := net.ListenConfig{Control: bindControl(f.Interface, false)}
-			return lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:0")
+			return lc.ListenPacket(context.Background(), "udp4", local)
 		}
 	}
 	d.AskedBlk = max(c.Blksize, tftp.DefaultBlksize)
@@ -241,6 +248,9 @@ func (f *Fetcher) dialer() *net.Dialer {
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	if f.Interface != "" {
 		dialer.Control = bindControl(f.Interface, false)
+	}
+	if f.LocalAddr.IsValid() {
+		dialer.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(f.LocalAddr, 0))
 	}
 	return dialer
 }

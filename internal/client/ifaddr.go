@@ -1,11 +1,13 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // configureLease puts the leased address on interface name, as firmware
@@ -45,4 +47,21 @@ func configureLease(name string, l *Lease) (done string, undo func() error, err 
 		return nil
 	}
 	return fmt.Sprintf("%s on %s for the downloads (removed afterwards)", pfx, name), undo, nil
+}
+
+// AddLeaseAddr returns a StormConfig.AddAddress for interface name: each
+// address goes on the interface as a /32 without a prefix route (the
+// interface's own prefix keeps routing), and is removed afterwards.
+func AddLeaseAddr(name string) (func(netip.Addr) (func(), error), error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("client: interface %s: %w", name, err)
+	}
+	return func(a netip.Addr) (func(), error) {
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(32, 32)}, Flags: unix.IFA_F_NOPREFIXROUTE}
+		if err := netlink.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("client: add %s to %s: %w", a, name, err)
+		}
+		return func() { _ = netlink.AddrDel(link, addr) }, nil
+	}, nil
 }

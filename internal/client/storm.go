@@ -76,6 +76,12 @@ type StormConfig struct {
 	NewTransport func(mac net.HardwareAddr) (Transport, func())
 	// Interface binds the download sockets (TFTP, HTTP) to an interface.
 	Interface string
+	// AddAddress, when set, puts a machine's leased address on the
+	// download interface for the machine's downloads and returns the
+	// function that removes it (AddLeaseAddr on a real interface): each
+	// machine then downloads from its own address, as real machines do,
+	// instead of all from the interface's.
+	AddAddress func(netip.Addr) (remove func(), err error)
 	// TFTPTimeout is the TFTP retransmit timeout; 0 means 1 s.
 	TFTPTimeout time.Duration
 	// Progress, when set, is called about every ProgressEvery (0: 500 ms)
@@ -354,6 +360,12 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		return m
 	}
 	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
+	local, remove, err := r.machineAddr(d)
+	if err != nil {
+		return fail("dhcp", err)
+	}
+	defer remove()
+	f.LocalAddr = local
 	if !prof.IPXE {
 		ph = r.enter(ph, PhaseNBP)
 		if _, err := r.get(ctx, f, &m, StageNBP, d.BootFile, d.BootServer); err != nil {
@@ -365,10 +377,18 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		}
 		// The NBP is iPXE: it DHCPs again, with its own identity.
 		prof = ipxeOf(prof)
-		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, LocalAddr: local}
 		ph = r.enter(ph, PhaseDHCP)
 		if d, err = r.dhcp(ctx, prof, mac, inner, &m); err != nil {
 			return fail("dhcp", err)
+		}
+		if d.Lease != nil && local.IsValid() && d.Lease.Addr != local {
+			// iPXE was given another address: it downloads from that.
+			remove()
+			if local, remove, err = r.machineAddr(d); err != nil {
+				return fail("dhcp", err)
+			}
+			f.LocalAddr = local
 		}
 		if w, loop := ChainloadWarning(prof, d.BootFile); loop {
 			return fail("dhcp", errors.New(w.Message))
@@ -380,6 +400,21 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 	}
 	m.add(StageTotal, time.Since(start))
 	return m
+}
+
+// machineAddr puts the address d leased on the download interface when
+// the storm gives each machine its own (StormConfig.AddAddress); otherwise
+// (or without a lease: ProxyDHCP alone) the downloads use the interface's
+// own address.
+func (r *stormRun) machineAddr(d *DHCPResult) (netip.Addr, func(), error) {
+	if r.cfg.AddAddress == nil || d.Lease == nil || !d.Lease.Addr.Is4() {
+		return netip.Addr{}, func() {}, nil
+	}
+	remove, err := r.cfg.AddAddress(d.Lease.Addr)
+	if err != nil {
+		return netip.Addr{}, nil, fmt.Errorf("put the lease %s on the download interface: %w", d.Lease.Addr, err)
+	}
+	return d.Lease.Addr, remove, nil
 }
 
 // ipxeOf is the iPXE build a PXE firmware chainloads (undionly.kpxe for
