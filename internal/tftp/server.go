@@ -50,6 +50,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
+	resent                                                  atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
 	cache                                                   fileCache
 }
@@ -63,6 +64,7 @@ type Stats struct {
 	TransfersAborted int64 // transfers the client ended with an ERROR packet
 	Bytes            int64 // payload bytes acknowledged by clients
 	Active           int64 // transfers in progress
+	Resent           int64 // DATA packets sent again after a timeout
 }
 
 // Stats returns a snapshot of the counters.
@@ -75,6 +77,7 @@ func (s *Server) Stats() Stats {
 		TransfersAborted: s.aborted.Load(),
 		Bytes:            s.bytes.Load(),
 		Active:           s.activeN.Load(),
+		Resent:           s.resent.Load(),
 	}
 }
 

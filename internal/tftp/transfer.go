@@ -56,9 +56,10 @@ func (t *transfer) run() {
 	tr.Err = t.serve(&tr)
 	tr.Dur = time.Since(tr.Start)
 	s.bytes.Add(tr.Bytes)
+	s.resent.Add(tr.Resent)
 	log := s.logger()
 	attrs := []any{"file", tr.Filename, "client", tr.Client, "bytes", tr.Bytes,
-		"blksize", tr.Blksize, "windowsize", tr.Windowsize, "dur", tr.Dur}
+		"blksize", tr.Blksize, "windowsize", tr.Windowsize, "resent", tr.Resent, "dur", tr.Dur}
 	switch {
 	case tr.Aborted:
 		s.aborted.Add(1)
@@ -241,6 +242,9 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 			}
 			putDataHeader(slot, uint16(k)) // RFC 1350 block numbers roll over to 0
 			nb, used = nb+1, used+4+n
+			if resent {
+				tr.Resent++
+			}
 			if nb == gso.segs || k == end {
 				if err := t.writeBatch(conn, &gso, buf[:used], nb, seg); err != nil {
 					return err
