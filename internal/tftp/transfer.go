@@ -28,6 +28,8 @@ type transfer struct {
 	peer  netip.AddrPort
 	req   Packet
 	rc    syscall.RawConn // the transfer socket, for readWait
+	frc   syscall.RawConn // the file, when an *os.File, for preadv
+	iov   []unix.Iovec    // preadv's buffers, reused
 	rsa   unix.RawSockaddrAny
 
 	mu       sync.Mutex
@@ -223,33 +225,27 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 		if last != 0 && end > last {
 			end = last
 		}
-		nb, used := 0, 0 // packets and bytes in buf
-		for k := base; k <= end; k++ {
-			off := int64(k-1) * int64(bs)
-			want := bs
-			if size >= 0 {
-				want = int(min(int64(bs), size-off))
-			}
-			slot := buf[used : used+seg]
-			n, err := f.ReadAt(slot[4:4+want], off) // straight into the packet
-			if err != nil && !errors.Is(err, io.EOF) {
+		for k := base; k <= end; {
+			nb := int(min(uint64(gso.segs), end-k+1))
+			got, err := t.readBatch(f, buf, k, nb, bs, size) // straight into the packets
+			if err != nil {
 				conn.WriteToUDPAddrPort(appendError(nil, ErrCodeUndefined, "read error"), t.peer)
-				return fmt.Errorf("tftp: read %q at %d: %w", t.req.Filename, off, err)
+				return err
 			}
-			if n < bs { // a short block ends the file (RFC 1350 §6)
-				last, end, lastLen = k, k, n
+			if full := got / bs; full < nb { // a short block ends the file (RFC 1350 §6)
+				nb = full + 1
+				last, end, lastLen = k+uint64(full), k+uint64(full), got%bs
 			}
-			putDataHeader(slot, uint16(k)) // RFC 1350 block numbers roll over to 0
-			nb, used = nb+1, used+4+n
+			for i := range nb {
+				putDataHeader(buf[i*seg:], uint16(k+uint64(i))) // RFC 1350 block numbers roll over to 0
+			}
 			if resent {
-				tr.Resent++
+				tr.Resent += int64(nb)
 			}
-			if nb == gso.segs || k == end {
-				if err := t.writeBatch(conn, &gso, buf[:used], nb, seg); err != nil {
-					return err
-				}
-				nb, used = 0, 0
+			if err := t.writeBatch(conn, &gso, buf[:4*nb+got], nb, seg); err != nil {
+				return err
 			}
+			k += uint64(nb)
 		}
 		deadline := time.Now().Add(rto)
 		for {
@@ -290,6 +286,87 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 			break // next window; after a gap ACK (k < end) it starts at the gap
 		}
 	}
+}
+
+// readBatch reads nb blocks of bs bytes from block first on into the payload
+// slots of buf (4+bs bytes apart) and returns how many bytes it read: fewer
+// than nb*bs only at the end of the file. From an *os.File it reads the
+// batch with one preadv(2) instead of a pread per block.
+func (t *transfer) readBatch(f File, buf []byte, first uint64, nb, bs int, size int64) (int, error) {
+	off := int64(first-1) * int64(bs)
+	want := int64(nb) * int64(bs)
+	if size >= 0 {
+		want = max(0, min(want, size-off))
+	}
+	seg := 4 + bs
+	if of, ok := f.(*os.File); ok {
+		if t.frc == nil {
+			if rc, err := of.SyscallConn(); err == nil {
+				t.frc = rc
+			}
+		}
+		if t.frc != nil {
+			got, err := t.preadv(buf, bs, off, int(want))
+			if err != nil {
+				return 0, fmt.Errorf("tftp: read %q at %d: %w", t.req.Filename, off, err)
+			}
+			return got, nil
+		}
+	}
+	got := 0
+	for i := range nb {
+		n := int(min(int64(bs), want-int64(got)))
+		if n <= 0 {
+			break
+		}
+		m, err := f.ReadAt(buf[i*seg+4:i*seg+4+n], off+int64(got))
+		got += m
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("tftp: read %q at %d: %w", t.req.Filename, off+int64(got), err)
+		}
+		if m < bs {
+			break
+		}
+	}
+	return got, nil
+}
+
+// preadv reads want bytes of the file from off into the payload slots of buf
+// (4+bs bytes apart), as io.ReadFull would: short only at the end of the file.
+func (t *transfer) preadv(buf []byte, bs int, off int64, want int) (int, error) {
+	got := 0
+	for got < want {
+		t.iov = t.iov[:0]
+		for g := got; g < want; g += bs - g%bs { // the rest of block g/bs, then whole blocks
+			i := g / bs
+			n := min(bs-g%bs, want-g)
+			v := unix.Iovec{Base: &buf[i*(4+bs)+4+g%bs]}
+			v.SetLen(n)
+			t.iov = append(t.iov, v)
+		}
+		var (
+			n     uintptr
+			errno unix.Errno
+		)
+		pos := off + int64(got)
+		err := t.frc.Read(func(fd uintptr) bool {
+			n, _, errno = unix.Syscall6(unix.SYS_PREADV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)),
+				uintptr(pos), uintptr(uint64(pos)>>(8*unix.SizeofLong-1)>>1), 0)
+			return true
+		})
+		switch {
+		case err != nil:
+			return got, err
+		case errno == unix.EINTR:
+			continue
+		case errno != 0:
+			return got, errno
+		case n == 0:
+			return got, nil // end of file
+		}
+		got += int(n)
+	}
+	return got, nil
 }
 
 // writeBatch sends nb DATA packets laid out back to back in b, each seg bytes
