@@ -7,7 +7,9 @@
 # For each server and option set (blksize 512, 1468, 65464 lockstep; windowsize
 # 4, 16, 64 at blksize 1468 where the server supports it) it prints MB/s (best
 # of REPS), server CPU seconds per GiB (utime+stime+cutime+cstime from
-# /proc/PID/stat) and pxed's ratio to each. Then CLIENTS concurrent atftp
+# /proc/PID/stat) and pxed's ratio to each, then the UDP receive-buffer drops
+# (/proc/net/snmp RcvbufErrors) during each server's runs and the DATA packets
+# pxed sent again after a timeout. Then CLIENTS concurrent atftp
 # downloads of a 1 MiB file per server: aggregate MB/s, failures, peak RSS.
 #
 # tftpd-hpa and atftpd conflict as Debian packages, so both are fetched with
@@ -111,6 +113,12 @@ stop() {
 	wait "$SPID" 2>/dev/null || true
 }
 
+# rcvbuf_errors: UDP datagrams dropped for a full receive buffer, system-wide.
+rcvbuf_errors() { awk '/^Udp:/ { if (h) print $6; else h = 1 }' /proc/net/snmp; }
+
+# resent: DATA packets pxed sent again after a timeout (tftpd prints it at exit).
+resent() { grep -o 'resent=[0-9]*' "$WORK/pxed.log" 2>/dev/null | tail -1 | cut -d= -f2; }
+
 # cpu_ticks PID: utime+stime+cutime+cstime (children reaped: tftpd-hpa forks).
 cpu_ticks() {
 	local s
@@ -150,11 +158,12 @@ supports_window() { [[ $1 == pxed || $1 == atftpd ]]; }
 # --- single-transfer throughput -------------------------------------------------
 SETS=("blksize 512" "blksize 1468" "blksize 65464" "blksize 1468|windowsize 4" "blksize 1468|windowsize 16" "blksize 1468|windowsize 64")
 SERVERS=(pxed tftpd-hpa dnsmasq atftpd)
-declare -A MBS CPU
+declare -A MBS CPU DROPS
 BYTES=$((SIZE_MB << 20))
 
 for srv in "${SERVERS[@]}"; do
 	start "$srv"
+	drops0=$(rcvbuf_errors)
 	for set in "${SETS[@]}"; do
 		if [[ $set == *windowsize* ]] && ! supports_window "$srv"; then
 			MBS[$srv,$set]=n/a CPU[$srv,$set]=n/a
@@ -195,7 +204,9 @@ for srv in "${SERVERS[@]}"; do
 		fi
 		printf '  %-10s %-26s %8s MB/s %8s CPU-s/GiB\n' "$srv" "${set//|/ }" "${MBS[$srv,$set]}" "${CPU[$srv,$set]}" >&2
 	done
+	DROPS[$srv]=$(($(rcvbuf_errors) - drops0))
 	stop
+	if [[ $srv == pxed ]]; then PXED_RESENT=$(resent); fi
 done
 
 ratio() { # pxed/other for MB/s
@@ -219,18 +230,22 @@ for srv in tftpd-hpa dnsmasq atftpd; do
 	v=${MBS[$srv,blksize 1468]}
 	[[ $v =~ ^[0-9.]+$ ]] && fastest_lock=$(awk -v a="$v" -v b="$fastest_lock" 'BEGIN{print (a>b)?a:b}')
 done
+printf 'UDP RcvbufErrors during the runs:'
+for srv in "${SERVERS[@]}"; do printf ' %s %s' "$srv" "${DROPS[$srv]}"; done
+printf '; DATA packets pxed resent after a timeout: %s\n' "${PXED_RESENT:-?}"
 echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]}" "$fastest_lock") (target >= 1.8x)"
 
 # --- concurrency ------------------------------------------------------------------
 echo
 echo "== $CLIENTS concurrent atftp clients, 1 MiB each, blksize 1468 =="
-printf '%-10s %-14s %10s %9s %12s\n' server options "agg MB/s" failures "peak RSS"
+printf '%-10s %-14s %10s %9s %12s %8s %7s\n' server options "agg MB/s" failures "peak RSS" drops resent
 conc() { # server, extra option
 	local srv=$1 extra=$2 label=lockstep
 	start "$srv"
 	opts=(--option "blksize 1468" --option "tsize 0")
 	if [[ -n $extra ]]; then opts+=(--option "$extra"); label=${extra// /=}; fi
 	rm -rf "$WORK/conc" && mkdir -p "$WORK/conc"
+	drops0=$(rcvbuf_errors)
 	t0=$(date +%s%N)
 	cpids=()
 	for i in $(seq "$CLIENTS"); do
@@ -249,8 +264,11 @@ conc() { # server, extra option
 	rss=$(awk '/VmHWM/{printf "%.1f MB", $2/1024}' "/proc/$SPID/status")
 	[[ $srv == tftpd-hpa ]] && rss="$rss (parent; forks)"
 	agg=$(awk -v n=$((CLIENTS << 20)) -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", n/1e6/(ns/1e9)}')
-	printf '%-10s %-14s %10s %9s %12s\n' "$srv" "$label" "$agg" "$fails" "$rss"
+	drops=$(($(rcvbuf_errors) - drops0))
 	stop
+	local re=-
+	if [[ $srv == pxed ]]; then re=$(resent); fi
+	printf '%-10s %-14s %10s %9s %12s %8s %7s\n' "$srv" "$label" "$agg" "$fails" "$rss" "$drops" "$re"
 	rm -rf "$WORK/conc"
 }
 conc pxed ""

@@ -78,6 +78,7 @@ type Server struct {
 
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
 	queuedN, busy, timeoutClamped, peak                     atomic.Int64
+	resent                                                  atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
 	cache                                                   fileCache
 }
@@ -98,6 +99,7 @@ type Stats struct {
 	Busy int64
 	// TimeoutClamped counts timeout options above MaxTimeout, not acknowledged.
 	TimeoutClamped int64
+	Resent         int64 // DATA packets sent again after a timeout
 }
 
 // Stats returns a snapshot of the counters.
@@ -114,6 +116,7 @@ func (s *Server) Stats() Stats {
 		Queued:           s.queuedN.Load(),
 		Busy:             s.busy.Load(),
 		TimeoutClamped:   s.timeoutClamped.Load(),
+		Resent:           s.resent.Load(),
 	}
 }
 

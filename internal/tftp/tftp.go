@@ -142,6 +142,7 @@ type Transfer struct {
 	Dur        time.Duration
 	Err        error // nil when complete
 	Aborted    bool  // the peer sent ERROR, e.g. UEFI tsize probe error 8
+	Resent     int64 // server: DATA packets sent again after a timeout
 }
 
 // PeerError is the error of a transfer the peer ended with an ERROR packet.

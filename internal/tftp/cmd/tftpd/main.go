@@ -57,8 +57,8 @@ func main() {
 	}()
 	err := srv.ListenAndServe(*addr)
 	st := srv.Stats()
-	fmt.Fprintf(os.Stderr, "tftpd: ok=%d failed=%d aborted=%d refused=%d malformed=%d bytes=%d\n",
-		st.TransfersOK, st.TransfersFailed, st.TransfersAborted, st.Refused, st.Malformed, st.Bytes)
+	fmt.Fprintf(os.Stderr, "tftpd: ok=%d failed=%d aborted=%d refused=%d malformed=%d bytes=%d resent=%d\n",
+		st.TransfersOK, st.TransfersFailed, st.TransfersAborted, st.Refused, st.Malformed, st.Bytes, st.Resent)
 	if err != nil && err != tftp.ErrServerClosed {
 		fmt.Fprintf(os.Stderr, "tftpd: %v\n", err)
 		os.Exit(1)
