@@ -1,0 +1,189 @@
+// Package dhcp6 answers network boot clients over DHCPv6 (RFC 8415, RFC
+// 5970) as a ProxyDHCPv6: beside the network's own DHCPv6 server, never
+// handing out an address. The policy (Proxy.Respond) is a pure function
+// from request to reply or a typed reason for silence; the Server owns the
+// sockets (UDP 547 with ff02::1:2 joined, and 4011 for the boot service),
+// each served by a protocol-neutral udploop.Loop.
+//
+// What EDK II's PXE-over-IPv6 client (NetworkPkg/UefiPxeBcDxe) needs, and
+// so what the policy sends:
+//   - It classifies each Advertise: one with an IA_NA holding a
+//     successful status is an address offer; one without is a proxy
+//     offer; vendor class "PXEClient" under enterprise 343 makes it a PXE
+//     (BINL) offer. Dhcp6Dxe drops an Advertise whose status (top level or
+//     in the IA) is not Success, so a proxy Advertise carries no IA_NA and
+//     no status code at all.
+//   - It selects the address server's Advertise and then asks a ProxyBinl
+//     offer's server for the boot file: a Request carrying the proxy's
+//     server ID and its own Solicit's options (no IA), sent from and to UDP
+//     port 4011 at the host of the offer's boot file URL. The Reply must
+//     carry option 59, tftp://[addr]/file, which it then loads over TFTP.
+//   - Preference: Dhcp6Dxe stops collecting Advertises at once when one
+//     carries preference 255, and PxeBcDxe then chooses among those it
+//     has; a proxy offer alone is not selectable (no address), so a 255
+//     from pxed that arrives before the address server's Advertise ends
+//     the exchange with nothing to choose and the boot fails. pxed
+//     therefore sends no preference option: the firmware collects for its
+//     first retransmission timeout (4 s in PxeBcDxe), as it does over
+//     IPv4, where it waits for offers just as long.
+//
+// iPXE's DHCPv6 (user class "iPXE") takes the first Advertise with an
+// address in stateful mode (RA M flag) and then talks only to that server:
+// a proxy cannot reach it there. In stateless mode (RA O flag without M)
+// it sends an Information-request, answered here with its script URL.
+package dhcp6
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+
+	"pxed/internal/boot"
+)
+
+// Port is the UDP port a request arrived on.
+type Port int
+
+// The ports a ProxyDHCPv6 listens on.
+const (
+	PortDHCP       Port = 547  // RFC 8415 §7.2
+	PortBootServer Port = 4011 // EDK II's boot service request (PXE 2.1 §2.2.5, over IPv6)
+)
+
+// Request is one incoming message with what the loop knows about it.
+type Request struct {
+	Msg  *dhcpv6.Message
+	Port Port
+	// Server is the address URLs name (a global or ULA address of the
+	// receiving interface) and the HTTP port.
+	Server boot.Server
+	// ServerID is pxed's DUID on the receiving interface.
+	ServerID dhcpv6.DUID
+	// Src is the message's source; its address may show the MAC (an
+	// EUI-64 link-local address) and is learned for TFTP and HTTP.
+	Src netip.AddrPort
+	// MAC is the client's MAC as the loop learned it from an earlier
+	// message of the same DUID, for when this one shows none; nil if
+	// unknown.
+	MAC net.HardwareAddr
+}
+
+// Ignore says why a request was not answered.
+type Ignore int
+
+// Reasons for silence.
+const (
+	Answered      Ignore = iota // not ignored: Result.Reply is set
+	NotBootClient               // no PXEClient vendor class (enterprise 343), no iPXE user class
+	Unsupported                 // a message type a proxy does not answer
+	OtherServer                 // names another server's DUID (or, for a Solicit, any server)
+	NoClientID                  // a Solicit or Request without a client identifier
+	NoMAC                       // neither the DUID nor the source address shows the client's MAC
+	StatefulIPXE                // iPXE solicits an address: only the network's DHCPv6 server can answer it
+	HTTPBoot                    // UEFI HTTP Boot over IPv6: not yet supported
+	NoPlan                      // the boot decision has nothing for this machine (Plan.Reason)
+)
+
+func (i Ignore) String() string {
+	return [...]string{"answered", "not-boot-client", "unsupported", "other-server", "no-client-id", "no-mac",
+		"stateful-ipxe", "http-boot", "no-plan"}[i]
+}
+
+// Result is the policy's answer: a reply to send, or why not.
+type Result struct {
+	Reply   *dhcpv6.Message // nil when ignored
+	Ignored Ignore
+	Reason  string // why ignored, or what was answered (always set)
+	Machine boot.Machine
+	Plan    boot.Plan
+	URL     string // the boot file URL sent (option 59)
+	// Learn is the address the client is known to use, for TFTP and HTTP
+	// events (events.Log.Learn): the global source of its request to the
+	// boot service. Zero when the message teaches nothing.
+	Learn netip.Addr
+}
+
+// Proxy is the ProxyDHCPv6 policy. It is pure and safe for concurrent use.
+type Proxy struct {
+	Boot *boot.Config
+}
+
+// Respond answers one request; see the package documentation.
+func (p *Proxy) Respond(req Request) Result {
+	m := req.Msg
+	mt := m.MessageType
+	var replyType dhcpv6.MessageType
+	switch {
+	case req.Port == PortDHCP && mt == dhcpv6.MessageTypeSolicit: // RFC 8415 §18.3.1
+		replyType = dhcpv6.MessageTypeAdvertise
+	case req.Port == PortDHCP && mt == dhcpv6.MessageTypeInformationRequest: // RFC 8415 §18.3.6
+		replyType = dhcpv6.MessageTypeReply
+	case req.Port == PortBootServer && mt == dhcpv6.MessageTypeRequest:
+		replyType = dhcpv6.MessageTypeReply
+	default:
+		return ignore(Unsupported, fmt.Sprintf("%s on port %d: a proxy leaves address exchanges to the network's DHCPv6 server", mt, req.Port))
+	}
+	cid := m.Options.ClientID()
+	sid := m.Options.ServerID()
+	switch {
+	case cid == nil && mt != dhcpv6.MessageTypeInformationRequest:
+		return ignore(NoClientID, mt.String()+" without a client identifier") // RFC 8415 §16.2, §16.4
+	case mt == dhcpv6.MessageTypeSolicit && sid != nil:
+		return ignore(OtherServer, "SOLICIT with a server identifier") // RFC 8415 §16.2
+	case mt == dhcpv6.MessageTypeRequest && (sid == nil || !sid.Equal(req.ServerID)):
+		return ignore(OtherServer, "REQUEST for another server") // RFC 8415 §16.4
+	case sid != nil && !sid.Equal(req.ServerID):
+		return ignore(OtherServer, mt.String()+" for another server") // RFC 8415 §16.12
+	}
+	mc := Machine(m, req.Src.Addr())
+	if len(mc.MAC) == 0 {
+		mc.MAC = req.MAC
+	}
+	res := Result{Machine: mc}
+	switch {
+	case mc.Firmware == boot.FirmwareUnknown:
+		return res.ignore(NotBootClient, "not a network boot client (no PXEClient vendor class under enterprise 343, no iPXE user class)")
+	case mc.Firmware == boot.FirmwareHTTP:
+		return res.ignore(HTTPBoot, "UEFI HTTP Boot over IPv6 is not supported yet")
+	case mc.Firmware == boot.FirmwareIPXE && mt == dhcpv6.MessageTypeSolicit:
+		// iPXE takes the first Advertise with an address and then hears
+		// only that server; an Advertise without one is discarded.
+		return res.ignore(StatefulIPXE, "iPXE solicits an address (router advertisement with the M flag): only the network's DHCPv6 server can answer it; pxed answers its Information-request when the router sends the O flag without M")
+	case len(mc.MAC) == 0:
+		return res.ignore(NoMAC, "no MAC in the client's DUID or source address")
+	}
+	res.Plan = p.Boot.Decide(mc, req.Server)
+	switch res.Plan.Action {
+	case boot.ServeNBP:
+		res.URL = boot.TFTPURL(req.Server, res.Plan.BootFile)
+	case boot.ServeScript:
+		res.URL = res.Plan.BootFile
+	default:
+		return res.ignore(NoPlan, res.Plan.Reason)
+	}
+	reply := &dhcpv6.Message{MessageType: replyType, TransactionID: m.TransactionID}
+	reply.AddOption(dhcpv6.OptServerID(req.ServerID))
+	if cid != nil {
+		reply.AddOption(dhcpv6.OptClientID(cid))
+	}
+	if mc.Firmware == boot.FirmwarePXE {
+		// UEFI 2.10 §24.3.1; EDK II compares the first nine bytes.
+		reply.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte("PXEClient")}})
+	}
+	reply.AddOption(dhcpv6.OptBootFileURL(res.URL)) // RFC 5970 §3.1
+	res.Reply = reply
+	res.Reason = res.Plan.Reason
+	if a := req.Src.Addr(); req.Port == PortBootServer && a.IsGlobalUnicast() {
+		res.Learn = a.WithZone("")
+	}
+	return res
+}
+
+func ignore(why Ignore, reason string) Result { return Result{Ignored: why, Reason: reason} }
+
+func (r Result) ignore(why Ignore, reason string) Result {
+	r.Ignored, r.Reason = why, reason
+	return r
+}

@@ -1,0 +1,218 @@
+package dhcp6
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
+
+	"pxed/internal/boot"
+)
+
+var (
+	clientMAC  = net.HardwareAddr{0x52, 0x54, 0x00, 0xde, 0x00, 0x01}
+	serverDUID = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x01}}
+	otherDUID  = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: net.HardwareAddr{0x02, 0, 0, 0, 0, 0x02}}
+	linkLocal  = netip.MustParseAddrPort("[fe80::5054:ff:fede:1%eth0]:546") // EUI-64 of clientMAC
+	leased     = netip.MustParseAddrPort("[2001:db8::150]:4011")
+	srv        = boot.Server{IP: netip.MustParseAddr("2001:db8::1"), HTTPPort: 8080}
+)
+
+func testConfig() *boot.Config {
+	return &boot.Config{
+		BootFiles: map[string]string{"efi-x64": "snponly.efi", "bios": "undionly.kpxe"},
+		Profiles:  map[string]boot.Profile{"default": {Kernel: "/k/vmlinuz", Initrds: []string{"/k/initrd.img"}}},
+		Default:   "default",
+	}
+}
+
+// edk2Solicit is a Solicit as EDK II's PxeBcDxe sends it
+// (PxeBcBuildDhcp6Options): ORO 59/60/23/16, NII, arch, vendor class
+// under enterprise 343, and an IA_NA from Dhcp6Dxe.
+func edk2Solicit(t testing.TB, mt dhcpv6.MessageType, duid dhcpv6.DUID, arch iana.Arch) *dhcpv6.Message {
+	t.Helper()
+	m := &dhcpv6.Message{MessageType: mt, TransactionID: dhcpv6.TransactionID{1, 2, 3}}
+	if duid != nil {
+		m.AddOption(dhcpv6.OptClientID(duid))
+	}
+	m.AddOption(dhcpv6.OptRequestedOption(dhcpv6.OptionBootfileURL, dhcpv6.OptionBootfileParam, dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionVendorClass))
+	m.AddOption(&dhcpv6.OptNetworkInterfaceID{Typ: dhcpv6.NII_PXE_GEN_I, Major: 3, Minor: 16})
+	m.AddOption(dhcpv6.OptClientArchType(arch))
+	m.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte("PXEClient:Arch:00007:UNDI:003016")}})
+	m.AddOption(dhcpv6.OptElapsedTime(0))
+	if mt == dhcpv6.MessageTypeSolicit {
+		m.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
+	}
+	return m
+}
+
+func ipxeMessage(t testing.TB, mt dhcpv6.MessageType) *dhcpv6.Message {
+	t.Helper()
+	m := &dhcpv6.Message{MessageType: mt, TransactionID: dhcpv6.TransactionID{4, 5, 6}}
+	m.AddOption(dhcpv6.OptClientID(&dhcpv6.DUIDUUID{UUID: [16]byte{1, 2, 3}}))
+	m.AddOption(dhcpv6.OptRequestedOption(dhcpv6.OptionDNSRecursiveNameServer, dhcpv6.OptionDomainSearchList, dhcpv6.OptionBootfileURL, dhcpv6.OptionBootfileParam))
+	m.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte("PXEClient:Arch:00007:UNDI:003010")}})
+	m.AddOption(dhcpv6.OptClientArchType(iana.EFI_X86_64))
+	m.AddOption(&dhcpv6.OptUserClass{UserClasses: [][]byte{[]byte("iPXE")}})
+	if mt == dhcpv6.MessageTypeSolicit {
+		m.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
+	}
+	return m
+}
+
+func llt(mac net.HardwareAddr) dhcpv6.DUID {
+	return &dhcpv6.DUIDLLT{HWType: iana.HWTypeEthernet, Time: 12345, LinkLayerAddr: mac}
+}
+
+func TestProxyRespond(t *testing.T) {
+	p := &Proxy{Boot: testConfig()}
+	request4011 := func(sid dhcpv6.DUID) *dhcpv6.Message {
+		m := edk2Solicit(t, dhcpv6.MessageTypeRequest, llt(clientMAC), iana.EFI_X86_64)
+		if sid != nil {
+			m.AddOption(dhcpv6.OptServerID(sid))
+		}
+		return m
+	}
+	plain := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit}
+	plain.AddOption(dhcpv6.OptClientID(llt(clientMAC)))
+	plain.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
+	httpClient := edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64_HTTP)
+	httpClient.UpdateOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte("HTTPClient:Arch:00016:UNDI:003016")}})
+	wrongEnterprise := edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64)
+	wrongEnterprise.UpdateOption(&dhcpv6.OptVendorClass{EnterpriseNumber: 311, Data: [][]byte{[]byte("PXEClient")}})
+	solicitWithSID := edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64)
+	solicitWithSID.AddOption(dhcpv6.OptServerID(serverDUID))
+
+	for _, tc := range []struct {
+		name    string
+		msg     *dhcpv6.Message
+		port    Port
+		src     netip.AddrPort
+		mac     net.HardwareAddr
+		want    Ignore
+		reply   dhcpv6.MessageType
+		url     string
+		pxe     bool // vendor class PXEClient in the reply
+		learned netip.Addr
+	}{
+		{name: "EDK II PXEv6 Solicit (DUID-LLT) → Advertise, NBP URL (UEFI 2.10 §24.3.1)", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64),
+			port: PortDHCP, src: linkLocal, reply: dhcpv6.MessageTypeAdvertise, url: "tftp://[2001:db8::1]/snponly.efi", pxe: true},
+		{name: "EDK II arch 9 (EFI BC) is x64 too", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_BC),
+			port: PortDHCP, src: linkLocal, reply: dhcpv6.MessageTypeAdvertise, url: "tftp://[2001:db8::1]/snponly.efi", pxe: true},
+		{name: "EDK II DUID-UUID: MAC from the EUI-64 link-local source", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, &dhcpv6.DUIDUUID{UUID: [16]byte{9}}, iana.EFI_X86_64),
+			port: PortDHCP, src: linkLocal, reply: dhcpv6.MessageTypeAdvertise, url: "tftp://[2001:db8::1]/snponly.efi", pxe: true},
+		{name: "DUID-UUID, opaque source: MAC unknown", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, &dhcpv6.DUIDUUID{UUID: [16]byte{9}}, iana.EFI_X86_64),
+			port: PortDHCP, src: netip.MustParseAddrPort("[fe80::1234:5678:9abc:def0%eth0]:546"), want: NoMAC},
+		{name: "DUID-UUID, MAC learned by the loop", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, &dhcpv6.DUIDUUID{UUID: [16]byte{9}}, iana.EFI_X86_64),
+			port: PortDHCP, src: netip.MustParseAddrPort("[fe80::1234:5678:9abc:def0%eth0]:546"), mac: clientMAC,
+			reply: dhcpv6.MessageTypeAdvertise, url: "tftp://[2001:db8::1]/snponly.efi", pxe: true},
+		{name: "boot service Request on 4011 → Reply with the NBP URL, source learned", msg: request4011(serverDUID), port: PortBootServer, src: leased,
+			reply: dhcpv6.MessageTypeReply, url: "tftp://[2001:db8::1]/snponly.efi", pxe: true, learned: leased.Addr()},
+		{name: "4011 Request for another server (RFC 8415 §16.4)", msg: request4011(otherDUID), port: PortBootServer, src: leased, want: OtherServer},
+		{name: "4011 Request without server ID (RFC 8415 §16.4)", msg: request4011(nil), port: PortBootServer, src: leased, want: OtherServer},
+		{name: "Request on 547 is the address server's business", msg: request4011(otherDUID), port: PortDHCP, src: linkLocal, want: Unsupported},
+		{name: "Solicit with a server ID (RFC 8415 §16.2)", msg: solicitWithSID, port: PortDHCP, src: linkLocal, want: OtherServer},
+		{name: "Solicit without client ID (RFC 8415 §16.2)", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, nil, iana.EFI_X86_64), port: PortDHCP, src: linkLocal, want: NoClientID},
+		{name: "Solicit on 4011", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64), port: PortBootServer, src: leased, want: Unsupported},
+		{name: "iPXE Information-request → Reply with its script URL", msg: ipxeMessage(t, dhcpv6.MessageTypeInformationRequest), port: PortDHCP, src: linkLocal,
+			reply: dhcpv6.MessageTypeReply, url: "http://[2001:db8::1]:8080/boot/52-54-00-de-00-01/script.ipxe"},
+		{name: "iPXE Solicit (stateful): only the address server can answer", msg: ipxeMessage(t, dhcpv6.MessageTypeSolicit), port: PortDHCP, src: linkLocal, want: StatefulIPXE},
+		{name: "plain DHCPv6 client", msg: plain, port: PortDHCP, src: linkLocal, want: NotBootClient},
+		{name: "PXEClient under another enterprise number", msg: wrongEnterprise, port: PortDHCP, src: linkLocal, want: NotBootClient},
+		{name: "HTTPClient: not yet", msg: httpClient, port: PortDHCP, src: linkLocal, want: HTTPBoot},
+		{name: "arm64 without a boot file", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_ARM64), port: PortDHCP, src: linkLocal, want: NoPlan},
+		{name: "Renew", msg: edk2Solicit(t, dhcpv6.MessageTypeRenew, llt(clientMAC), iana.EFI_X86_64), port: PortDHCP, src: linkLocal, want: Unsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := p.Respond(Request{Msg: tc.msg, Port: tc.port, Server: srv, ServerID: serverDUID, Src: tc.src, MAC: tc.mac})
+			if res.Ignored != tc.want {
+				t.Fatalf("Ignored = %v (%s), want %v", res.Ignored, res.Reason, tc.want)
+			}
+			if res.Reason == "" {
+				t.Errorf("no reason")
+			}
+			if tc.want != Answered {
+				if res.Reply != nil {
+					t.Errorf("ignored with a reply")
+				}
+				return
+			}
+			checkReply(t, tc.msg, res.Reply, tc.reply, tc.url, tc.pxe)
+			if res.Learn != tc.learned {
+				t.Errorf("Learn = %v, want %v", res.Learn, tc.learned)
+			}
+			if got := boot.Normalize(res.Machine.MAC); got != boot.Normalize(clientMAC) {
+				t.Errorf("machine MAC %s, want %s", got, clientMAC)
+			}
+		})
+	}
+}
+
+// checkReply checks what EDK II and iPXE need of a reply (and that a
+// proxy offers no address).
+func checkReply(t *testing.T, req, r *dhcpv6.Message, mt dhcpv6.MessageType, url string, pxe bool) {
+	t.Helper()
+	// The reply goes through the wire and back, as the client sees it.
+	got, err := dhcpv6.MessageFromBytes(r.ToBytes())
+	if err != nil {
+		t.Fatalf("reply does not decode: %v", err)
+	}
+	if got.MessageType != mt || got.TransactionID != req.TransactionID {
+		t.Errorf("reply %s xid %v, want %s xid %v", got.MessageType, got.TransactionID, mt, req.TransactionID)
+	}
+	if sid := got.Options.ServerID(); sid == nil || !sid.Equal(serverDUID) {
+		t.Errorf("server ID %v, want %v", sid, serverDUID)
+	}
+	if cid := req.Options.ClientID(); cid != nil && (got.Options.ClientID() == nil || !got.Options.ClientID().Equal(cid)) {
+		t.Errorf("client ID %v not echoed (%v)", got.Options.ClientID(), cid)
+	}
+	for _, code := range []dhcpv6.OptionCode{dhcpv6.OptionIANA, dhcpv6.OptionIATA, dhcpv6.OptionStatusCode, dhcpv6.OptionPreference} {
+		if got.GetOneOption(code) != nil {
+			t.Errorf("a proxy reply carries option %v", code)
+		}
+	}
+	if got.Options.BootFileURL() != url {
+		t.Errorf("boot file URL %q, want %q", got.Options.BootFileURL(), url)
+	}
+	vc := got.Options.VendorClass(EnterprisePXE)
+	hasPXE := len(vc) == 1 && string(vc[0]) == "PXEClient"
+	if hasPXE != pxe {
+		t.Errorf("vendor class %q, want PXEClient: %v", vc, pxe)
+	}
+	if pxe {
+		// EDK II (PxeBcParseDhcp6Packet): enterprise 343 in the first four
+		// bytes of the option data, "PXEClient" from the seventh.
+		raw := (&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: vc}).ToBytes()
+		if len(raw) < 13 || raw[3] != 0x57 || !strings.HasPrefix(string(raw[6:]), "PXEClient") {
+			t.Errorf("vendor class bytes % x", raw)
+		}
+	}
+}
+
+func TestMAC(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		duid dhcpv6.DUID
+		src  string
+		want string
+	}{
+		{"DUID-LLT", llt(clientMAC), "fe80::1", "52:54:00:de:00:01"},
+		{"DUID-LL", &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: clientMAC}, "fe80::1", "52:54:00:de:00:01"},
+		{"DUID-LLT of another hardware type, EUI-64 source", &dhcpv6.DUIDLLT{HWType: iana.HWTypeInfiniband, LinkLayerAddr: clientMAC}, "fe80::5054:ff:fede:1", "52:54:00:de:00:01"},
+		{"DUID-UUID, EUI-64 link-local", &dhcpv6.DUIDUUID{}, "fe80::5054:ff:fede:1", "52:54:00:de:00:01"},
+		{"universal bit flipped back", nil, "fe80::ff:fe00:1", "02:00:00:00:00:01"},
+		{"DUID-UUID, global EUI-64 source (could be anyone's prefix)", &dhcpv6.DUIDUUID{}, "2001:db8::5054:ff:fede:1", ""},
+		{"DUID-UUID, privacy address", &dhcpv6.DUIDUUID{}, "fe80::1234:5678:9abc:def0", ""},
+		{"IPv4-mapped", nil, "::ffff:192.0.2.1", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := MAC(tc.duid, netip.MustParseAddr(tc.src))
+			if got.String() != tc.want {
+				t.Errorf("MAC = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
