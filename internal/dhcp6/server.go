@@ -1,0 +1,396 @@
+package dhcp6
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
+	"golang.org/x/net/ipv6"
+
+	"pxed/internal/boot"
+	"pxed/internal/events"
+	"pxed/internal/lease"
+	"pxed/internal/udploop"
+)
+
+// AllServers is All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1), the
+// group clients send to on their link.
+var AllServers = netip.MustParseAddr("ff02::1:2")
+
+// Stats counts what the server did; read with Server.Stats.
+type Stats struct {
+	Received  uint64 // packets read
+	Malformed uint64 // packets that did not decode
+	Ignored   uint64 // valid messages not answered (relayed ones included)
+	Replied   uint64 // replies sent
+	SendErrs  uint64 // replies that could not be sent
+	Overload  uint64 // messages dropped because every worker was busy
+}
+
+// Server is the ProxyDHCPv6 loop: per interface, a socket on UDP 547
+// that joined ff02::1:2 and one on 4011 for the boot service, bound to
+// the interface (SO_BINDTODEVICE), each served by a udploop.Loop.
+type Server struct {
+	Interfaces []string // required
+	Ports      []Port   // default 547 and 4011
+	Proxy      *Proxy   // required
+	HTTPPort   int      // put in script URLs; default 8080
+	Events     *events.Log
+	Logger     *slog.Logger // nil discards
+
+	loops              udploop.Counters
+	malformed, ignored atomic.Uint64
+	macs               macCache
+}
+
+// Stats returns the counters.
+func (s *Server) Stats() Stats {
+	l := s.loops.Stats()
+	return Stats{Received: l.Received, Malformed: s.malformed.Load(), Ignored: s.ignored.Load(),
+		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload}
+}
+
+// Socket is one bound socket: an interface and a port.
+type Socket struct {
+	iface *net.Interface
+	ip    netip.Addr  // the global or ULA address URLs name
+	duid  dhcpv6.DUID // pxed's server identifier there
+	port  Port
+	conn  *ipv6.PacketConn
+	raw   net.PacketConn
+	oob   []byte // IPV6_PKTINFO naming the interface, for every reply
+}
+
+// Skipped is an interface Open did not serve, and why.
+type Skipped struct {
+	Interface string
+	Reason    string
+}
+
+// Open creates the sockets of every interface that has a global or ULA
+// IPv6 address (the address boot URLs name; a link-local one cannot be
+// written in a URL the firmware takes) and reports the others as
+// skipped. It fails when an interface does not exist or a port cannot
+// be bound. Run serves the sockets.
+func (s *Server) Open() ([]*Socket, []Skipped, error) {
+	ports := s.Ports
+	if len(ports) == 0 {
+		ports = []Port{PortDHCP, PortBootServer}
+	}
+	if len(s.Interfaces) == 0 {
+		return nil, nil, errors.New("dhcp6: no interface given")
+	}
+	var out []*Socket
+	var skipped []Skipped
+	for _, name := range s.Interfaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			closeAll(out)
+			return nil, nil, fmt.Errorf("dhcp6: interface %q: %w", name, err)
+		}
+		ip, ok := interfaceIPv6(ifi)
+		if !ok {
+			skipped = append(skipped, Skipped{name, "no global or ULA IPv6 address to name in boot URLs"})
+			continue
+		}
+		if len(ifi.HardwareAddr) != 6 {
+			skipped = append(skipped, Skipped{name, "no Ethernet address to make a DUID-LL from"})
+			continue
+		}
+		duid := &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: ifi.HardwareAddr}
+		for _, port := range ports {
+			sk, err := openSocket(ifi, port)
+			if err != nil {
+				closeAll(out)
+				return nil, nil, err
+			}
+			sk.ip, sk.duid = ip, duid
+			out = append(out, sk)
+		}
+	}
+	return out, skipped, nil
+}
+
+func openSocket(ifi *net.Interface, port Port) (*Socket, error) {
+	c, err := udploop.Listen("udp6", ifi.Name, netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(port)), false)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp6: listen on %s port %d: %w", ifi.Name, port, err)
+	}
+	pc := ipv6.NewPacketConn(c)
+	if err := pc.SetControlMessage(ipv6.FlagInterface|ipv6.FlagDst, true); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("dhcp6: %s: IPV6_RECVPKTINFO: %w", ifi.Name, err)
+	}
+	if port == PortDHCP {
+		if err := pc.JoinGroup(ifi, &net.UDPAddr{IP: AllServers.AsSlice()}); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("dhcp6: %s: join %v: %w", ifi.Name, AllServers, err)
+		}
+	}
+	oob := (&ipv6.ControlMessage{IfIndex: ifi.Index}).Marshal()
+	return &Socket{iface: ifi, port: port, conn: pc, raw: c, oob: oob}, nil
+}
+
+func closeAll(socks []*Socket) {
+	for _, s := range socks {
+		s.raw.Close()
+	}
+}
+
+// interfaceIPv6 is the interface's first global unicast IPv6 address (a
+// ULA counts), skipping link-local ones.
+func interfaceIPv6(ifi *net.Interface) (netip.Addr, bool) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if pn, ok := a.(*net.IPNet); ok {
+			ip, ok := netip.AddrFromSlice(pn.IP)
+			if ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
+				return ip, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// Run serves the sockets opened by Open until ctx ends, then closes them.
+func (s *Server) Run(ctx context.Context, socks []*Socket) error {
+	var wg sync.WaitGroup
+	for _, sk := range socks {
+		h := s.handler(sk)
+		l := &udploop.Loop[request, answered]{Conn: sk.conn, Handler: h, Counters: &s.loops, Name: "dhcp6", Logger: h.log,
+			OOB: sk.oob, OOBSpace: oobSpace, Workers: 4}
+		wg.Go(func() { l.Serve(ctx) })
+	}
+	<-ctx.Done()
+	closeAll(socks)
+	wg.Wait()
+	return nil
+}
+
+// oobSpace is the room for the control messages a read receives.
+var oobSpace = len(ipv6.NewControlMessage(ipv6.FlagInterface | ipv6.FlagDst))
+
+// handler is the DHCPv6 part of one socket's loop (udploop.Handler).
+// Every message is answered on the reader (Quick): the proxy neither
+// waits nor writes.
+type handler struct {
+	s        *Server
+	sk       *Socket
+	httpPort int
+	log      *slog.Logger
+	cm       ipv6.ControlMessage // Decode's, reused: only the reader decodes
+}
+
+func (s *Server) handler(sk *Socket) *handler {
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := &handler{s: s, sk: sk, httpPort: s.HTTPPort, log: log.With("iface", sk.iface.Name, "port", int(sk.port))}
+	if h.httpPort == 0 {
+		h.httpPort = 8080
+	}
+	return h
+}
+
+// request is a message decoded, with where it came from.
+type request struct {
+	msg *dhcpv6.Message
+	src netip.AddrPort
+}
+
+// answered is what a reply carries until it is sent.
+type answered struct {
+	req *dhcpv6.Message
+	res Result
+	mac string
+}
+
+type reply = udploop.Reply[answered]
+
+// Decode implements udploop.Handler: a packet that is too long or does
+// not decode is counted as malformed; a relayed one (Relay-Forw) as
+// ignored, for now.
+func (h *handler) Decode(pk udploop.Packet) (request, bool) {
+	q := request{src: pk.Src}
+	if h.cm = (ipv6.ControlMessage{}); len(pk.OOB) > 0 && h.cm.Parse(pk.OOB) == nil {
+		if h.cm.IfIndex != 0 && h.cm.IfIndex != h.sk.iface.Index {
+			return request{}, false // not ours (cannot happen with SO_BINDTODEVICE, kept as a guard)
+		}
+	}
+	if a := q.src.Addr(); a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" {
+		// Replies go back to the source (RFC 8415 §18.3): a link-local
+		// one needs its link.
+		q.src = netip.AddrPortFrom(a.WithZone(h.sk.iface.Name), q.src.Port())
+	}
+	if pk.Truncated {
+		h.s.malformed.Add(1)
+		h.log.Debug("dhcp6 packet too long, dropped", "src", q.src.String(), "len", len(pk.Data))
+		return request{}, false
+	}
+	msg, relayed, err := Decode(pk.Data)
+	if err != nil {
+		h.s.malformed.Add(1)
+		h.log.Debug("dhcp6 malformed packet dropped", "src", q.src.String(), "len", len(pk.Data), "err", err)
+		return request{}, false
+	}
+	if relayed {
+		h.s.ignored.Add(1)
+		h.log.Debug("dhcp6 relayed message ignored (relays are not supported yet)", "src", q.src.String())
+		return request{}, false
+	}
+	q.msg = msg
+	return q, true
+}
+
+// Decode decodes one DHCPv6 packet. A relayed message (Relay-Forw, nested
+// up to the hop limit of RFC 8415 §7.6) returns the innermost client
+// message with relayed true.
+func Decode(b []byte) (m *dhcpv6.Message, relayed bool, err error) {
+	d, err := dhcpv6.FromBytes(b)
+	if err != nil {
+		return nil, false, err
+	}
+	for hops := 0; d.IsRelay(); hops++ {
+		if hops > hopLimit {
+			return nil, true, errors.New("dhcp6: relay nesting beyond the hop limit")
+		}
+		r, ok := d.(*dhcpv6.RelayMessage)
+		if !ok || r.MessageType != dhcpv6.MessageTypeRelayForward {
+			return nil, true, errors.New("dhcp6: not a Relay-Forw")
+		}
+		inner := r.Options.RelayMessage()
+		if inner == nil {
+			return nil, true, errors.New("dhcp6: Relay-Forw without a relay message option")
+		}
+		d, relayed = inner, true
+	}
+	m, ok := d.(*dhcpv6.Message)
+	if !ok {
+		return nil, relayed, errors.New("dhcp6: not a client message")
+	}
+	return m, relayed, nil
+}
+
+// hopLimit is HOP_COUNT_LIMIT (RFC 8415 §7.6).
+const hopLimit = 8
+
+// Quick implements udploop.Handler: the proxy never waits.
+func (h *handler) Quick(request) bool { return true }
+
+// Answer implements udploop.Handler.
+func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf []byte) (reply, udploop.Outcome) {
+	var learned net.HardwareAddr
+	cid := q.msg.Options.ClientID()
+	if cid != nil {
+		learned = h.s.macs.get(cid.ToBytes())
+	}
+	res := h.s.Proxy.Respond(Request{Msg: q.msg, Port: h.sk.port, Server: boot.Server{IP: h.sk.ip, HTTPPort: h.httpPort},
+		ServerID: h.sk.duid, Src: q.src, MAC: learned})
+	mac := ""
+	if len(res.Machine.MAC) > 0 {
+		mac = boot.Normalize(res.Machine.MAC)
+		if cid != nil && learned == nil {
+			h.s.macs.put(cid.ToBytes(), res.Machine.MAC)
+		}
+	}
+	if res.Reply == nil {
+		h.ignoredMsg(ctx, q, res, mac)
+		return reply{}, udploop.Silent
+	}
+	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
+}
+
+// ignoredMsg counts, logs and records a message the policy did not answer.
+func (h *handler) ignoredMsg(ctx context.Context, q request, res Result, mac string) {
+	h.s.ignored.Add(1)
+	if h.log.Enabled(ctx, slog.LevelDebug) {
+		h.log.Debug("dhcp6 ignored", "mac", mac, "src", q.src.String(), "xid", q.msg.TransactionID.String(),
+			"type", q.msg.MessageType.String(), "why", res.Ignored.String(), "reason", res.Reason)
+	}
+	if h.s.Events != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown && q.msg.MessageType == dhcpv6.MessageTypeSolicit {
+		h.s.Events.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: "dhcpv6: " + res.Reason})
+	}
+}
+
+// Retry implements udploop.Handler: nothing to retry.
+func (h *handler) Retry(*reply, error) bool { return false }
+
+// RequestAttrs implements udploop.Handler.
+func (h *handler) RequestAttrs(q request) []any {
+	return []any{"src", q.src.String(), "xid", q.msg.TransactionID.String()}
+}
+
+// ReplyAttrs implements udploop.Handler.
+func (h *handler) ReplyAttrs(r *reply) []any {
+	return []any{"mac", r.Meta.mac, "xid", r.Meta.req.TransactionID.String(), "reply", r.Meta.res.Reply.MessageType.String()}
+}
+
+// Sent implements udploop.Handler: it logs the reply and records its
+// event, and the address the client is now known to use.
+func (h *handler) Sent(ctx context.Context, r *reply) {
+	a := &r.Meta
+	res := a.res
+	if h.log.Enabled(ctx, slog.LevelDebug) {
+		h.log.Debug("dhcp6 replied", "mac", a.mac, "xid", a.req.TransactionID.String(), "type", a.req.MessageType.String(),
+			"reply", res.Reply.MessageType.String(), "dst", r.To.String(), "url", res.URL)
+	}
+	ev := h.s.Events
+	if ev == nil {
+		return
+	}
+	if res.Learn.IsValid() {
+		ev.Learn(res.Learn, a.mac)
+	}
+	stage := events.StageAck
+	if res.Reply.MessageType == dhcpv6.MessageTypeAdvertise {
+		stage = events.StageOffer
+	}
+	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: replyDetail(res, h.sk.port)})
+}
+
+// replyDetail is the event detail of a reply: "dhcpv6 firmware arch → URL (port N)".
+func replyDetail(res Result, port Port) string {
+	arch := res.Machine.Class
+	if arch == "" {
+		arch = "arch-" + strconv.Itoa(int(res.Machine.Arch))
+	}
+	return "dhcpv6 " + res.Machine.Firmware.String() + " " + arch + " → " + res.URL + " (port " + strconv.Itoa(int(port)) + ")"
+}
+
+// macCache remembers the MAC of each DUID the policy saw one for, so that
+// a later message showing none (a DUID-UUID from a global address, as
+// the boot service Request) still names its machine. Bounded: when full
+// it starts over.
+type macCache struct {
+	mu sync.Mutex
+	m  map[string]net.HardwareAddr
+}
+
+const macCacheMax = 4096
+
+func (c *macCache) get(duid []byte) net.HardwareAddr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m[string(duid)]
+}
+
+func (c *macCache) put(duid []byte, mac net.HardwareAddr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= macCacheMax {
+		c.m = make(map[string]net.HardwareAddr)
+	}
+	c.m[string(duid)] = mac
+}
