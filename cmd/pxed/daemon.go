@@ -18,6 +18,7 @@ import (
 	"pxed/internal/config"
 	"pxed/internal/connlimit"
 	"pxed/internal/dhcp4"
+	"pxed/internal/dhcp6"
 	"pxed/internal/events"
 	"pxed/internal/httpboot"
 	"pxed/internal/tftp"
@@ -93,6 +94,11 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
+	var d6 *dhcp6.Server
+	if cfg.DHCP6.Mode == config.ModeProxy {
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, HTTPPort: httpPort,
+			Events: evlog, Logger: log.With("proto", "dhcp6")}
+	}
 	if leases != nil {
 		apiHandler.Leases = leases.apiLeases
 	}
@@ -109,6 +115,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, dsrv, tftpSrv, hb)
 	registerLimitMetrics(reg, evlog, conns)
+	if d6 != nil {
+		registerDHCP6Metrics(reg, d6)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	// Every phase of a connection is bounded: headers (slowloris), the
@@ -135,7 +144,29 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 	}
 
-	errc := make(chan error, 3)
+	var socks6 []*dhcp6.Socket
+	if d6 != nil {
+		var skipped []dhcp6.Skipped
+		socks6, skipped, err = d6.Open()
+		if err != nil {
+			hl.Close()
+			if tftpConn != nil {
+				tftpConn.Close()
+			}
+			for _, sk := range socks {
+				sk.Close()
+			}
+			return err
+		}
+		for _, sk := range skipped {
+			log.Info("ProxyDHCPv6 off on this interface", "iface", sk.Interface, "why", sk.Reason)
+		}
+		if len(socks6) > 0 {
+			log.Info("ProxyDHCPv6 on (UEFI PXE over IPv6, iPXE Information-requests)", "sockets", len(socks6))
+		}
+	}
+
+	errc := make(chan error, 4)
 	if tftpSrv != nil {
 		go func() { errc <- tftpSrv.Serve(tftpConn) }()
 	}
@@ -148,10 +179,16 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	} else {
 		close(dhcpDone)
 	}
+	dhcp6Done := make(chan struct{})
+	if d6 != nil {
+		go func() { defer close(dhcp6Done); errc <- d6.Run(dctx, socks6) }()
+	} else {
+		close(dhcp6Done)
+	}
 	if leases != nil {
 		leases.runExpiry(dctx)
 	}
-	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "tftp", cfg.TFTPAddr,
+	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "dhcp6", cfg.DHCP6.Mode, "tftp", cfg.TFTPAddr,
 		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)
 
 	var runErr error
@@ -165,6 +202,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	log.Info("pxed stopping")
 	dcancel()
 	<-dhcpDone // no request is in flight when the lease store closes
+	<-dhcp6Done
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(sctx)
@@ -259,6 +297,17 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 			func() float64 { return float64(t.Stats().Queued) }))
 	}
 	counter("pxed_http_errors_total", "HTTP boot requests answered with an error.", func() float64 { return float64(h.Errors()) })
+}
+
+func registerDHCP6Metrics(reg *prometheus.Registry, d *dhcp6.Server) {
+	counter := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	counter("pxed_dhcp6_received_total", "DHCPv6 packets read.", func() float64 { return float64(d.Stats().Received) })
+	counter("pxed_dhcp6_malformed_total", "DHCPv6 packets dropped as malformed.", func() float64 { return float64(d.Stats().Malformed) })
+	counter("pxed_dhcp6_ignored_total", "Valid DHCPv6 messages not answered.", func() float64 { return float64(d.Stats().Ignored) })
+	counter("pxed_dhcp6_replies_total", "DHCPv6 replies sent.", func() float64 { return float64(d.Stats().Replied) })
+	counter("pxed_dhcp6_send_errors_total", "DHCPv6 replies that could not be sent.", func() float64 { return float64(d.Stats().SendErrs) })
 }
 
 // registerLimitMetrics exposes what the limits hold and refuse.

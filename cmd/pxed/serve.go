@@ -17,6 +17,7 @@ type serverFlags struct {
 	interfaces stringList
 	dhcp       string
 	dhcpRange  string
+	dhcp6      string
 	probe      string
 	commit     string
 	bootDir    string
@@ -36,6 +37,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.interfaces, "interface", "network interface to serve (repeatable)")
 	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, off")
+	fs.StringVar(&f.dhcp6, "dhcp6", "", "DHCPv6 mode: proxy (default with --dhcp proxy: UEFI PXE over IPv6 and iPXE beside the network's DHCPv6 server), off")
 	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")
 	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: ICMP echo wait before offering an address (default 300ms; off disables)")
 	fs.StringVar(&f.commit, "dhcp-commit-interval", "", "server mode: least time between two lease commits under load (default 10ms; 0s commits at once)")
@@ -59,6 +61,7 @@ func (f *serverFlags) apply(c *config.Config) {
 		}
 	}
 	set(&c.DHCP.Mode, f.dhcp)
+	set(&c.DHCP6.Mode, f.dhcp6)
 	if f.dhcpRange != "" {
 		c.DHCP.Range = f.dhcpRange
 		if f.dhcp == "" {

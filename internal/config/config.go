@@ -30,6 +30,7 @@ import (
 type Config struct {
 	Interfaces []string           `yaml:"interfaces"`
 	DHCP       DHCP               `yaml:"dhcp"`
+	DHCP6      DHCP6              `yaml:"dhcp6"`
 	BootDir    string             `yaml:"boot_dir"`  // files served over TFTP and HTTP
 	DataDir    string             `yaml:"data_dir"`  // leases, machines
 	TFTPAddr   string             `yaml:"tftp_addr"` // default ":69"
@@ -197,6 +198,14 @@ func (c *Config) File() string { return c.file }
 
 // Defaults fills in every unset field with its default.
 func (c *Config) Defaults() {
+	if c.DHCP6.Mode == "" {
+		// ProxyDHCPv6 comes with ProxyDHCP (on the interfaces that have a
+		// global or ULA IPv6 address).
+		c.DHCP6.Mode = ModeOff
+		if c.DHCP.Mode == "" || c.DHCP.Mode == ModeProxy {
+			c.DHCP6.Mode = ModeProxy
+		}
+	}
 	if c.DHCP.Mode == "" {
 		c.DHCP.Mode = ModeProxy
 	}

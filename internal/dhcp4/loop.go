@@ -153,6 +153,9 @@ func (s *Server) Open() ([]*Socket, error) {
 	return out, nil
 }
 
+// Close closes the socket (for a caller that opened it and will not Run it).
+func (s *Socket) Close() error { return s.raw.Close() }
+
 func closeAll(socks []*Socket) {
 	for _, s := range socks {
 		s.raw.Close()
