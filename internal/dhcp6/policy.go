@@ -123,7 +123,11 @@ func (p *Proxy) Respond(req Request) Result {
 	case req.Port == PortBootServer && mt == dhcpv6.MessageTypeRequest:
 		replyType = dhcpv6.MessageTypeReply
 	default:
-		return ignore(Unsupported, fmt.Sprintf("%s on port %d: a proxy leaves address exchanges to the network's DHCPv6 server", mt, req.Port))
+		res := ignore(Unsupported, fmt.Sprintf("%s on port %d: a proxy leaves address exchanges to the network's DHCPv6 server", mt, req.Port))
+		if req.Port == PortDHCP {
+			res.Machine, res.Learn = learned(req)
+		}
+		return res
 	}
 	cid := m.Options.ClientID()
 	sid := m.Options.ServerID()
@@ -179,6 +183,36 @@ func (p *Proxy) Respond(req Request) Result {
 		res.Learn = a.WithZone("")
 	}
 	return res
+}
+
+// learned is the address a boot client's own exchange with the network's
+// DHCPv6 server shows it will use: the IA_NA address of its Request,
+// Renew, Rebind or Confirm (multicast to every server, RFC 8415 §18.2).
+// EDK II sends its Request to the boot service before that address is
+// configured (from its link-local address), then loads the NBP from it:
+// TFTP events find their machine by this address.
+func learned(req Request) (boot.Machine, netip.Addr) {
+	m := req.Msg
+	switch m.MessageType {
+	case dhcpv6.MessageTypeRequest, dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind, dhcpv6.MessageTypeConfirm:
+	default:
+		return boot.Machine{}, netip.Addr{}
+	}
+	mc := Machine(m, req.Src.Addr())
+	if len(mc.MAC) == 0 {
+		mc.MAC = req.MAC
+	}
+	if mc.Firmware == boot.FirmwareUnknown || len(mc.MAC) == 0 {
+		return boot.Machine{}, netip.Addr{}
+	}
+	for _, ia := range m.Options.IANA() {
+		for _, a := range ia.Options.Addresses() {
+			if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
+				return mc, ip
+			}
+		}
+	}
+	return mc, netip.Addr{}
 }
 
 func ignore(why Ignore, reason string) Result { return Result{Ignored: why, Reason: reason} }

@@ -76,6 +76,16 @@ func TestProxyRespond(t *testing.T) {
 		}
 		return m
 	}
+	requestTo := func(sid dhcpv6.DUID) *dhcpv6.Message {
+		m := request4011(sid)
+		ia := &dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}}
+		ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::150")})
+		m.AddOption(ia)
+		return m
+	}
+	plainRequest := requestTo(otherDUID)
+	plainRequest.Options.Del(dhcpv6.OptionVendorClass)
+	plainRequest.Options.Del(dhcpv6.OptionClientArchType)
 	plain := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit}
 	plain.AddOption(dhcpv6.OptClientID(llt(clientMAC)))
 	plain.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
@@ -113,7 +123,9 @@ func TestProxyRespond(t *testing.T) {
 			reply: dhcpv6.MessageTypeReply, url: "tftp://[2001:db8::1]/snponly.efi", pxe: true, learned: leased.Addr()},
 		{name: "4011 Request for another server (RFC 8415 §16.4)", msg: request4011(otherDUID), port: PortBootServer, src: leased, want: OtherServer},
 		{name: "4011 Request without server ID (RFC 8415 §16.4)", msg: request4011(nil), port: PortBootServer, src: leased, want: OtherServer},
-		{name: "Request on 547 is the address server's business", msg: request4011(otherDUID), port: PortDHCP, src: linkLocal, want: Unsupported},
+		{name: "Request on 547 is the address server's business (its address is learned)", msg: requestTo(otherDUID), port: PortDHCP, src: linkLocal, want: Unsupported,
+			learned: netip.MustParseAddr("2001:db8::150")},
+		{name: "a plain client's Request teaches nothing", msg: plainRequest, port: PortDHCP, src: linkLocal, want: Unsupported},
 		{name: "Solicit with a server ID (RFC 8415 §16.2)", msg: solicitWithSID, port: PortDHCP, src: linkLocal, want: OtherServer},
 		{name: "Solicit without client ID (RFC 8415 §16.2)", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, nil, iana.EFI_X86_64), port: PortDHCP, src: linkLocal, want: NoClientID},
 		{name: "Solicit on 4011", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64), port: PortBootServer, src: leased, want: Unsupported},
@@ -137,6 +149,9 @@ func TestProxyRespond(t *testing.T) {
 			if tc.want != Answered {
 				if res.Reply != nil {
 					t.Errorf("ignored with a reply")
+				}
+				if res.Learn != tc.learned {
+					t.Errorf("Learn = %v, want %v", res.Learn, tc.learned)
 				}
 				return
 			}

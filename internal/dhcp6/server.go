@@ -315,6 +315,9 @@ func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf 
 // ignoredMsg counts, logs and records a message the policy did not answer.
 func (h *handler) ignoredMsg(ctx context.Context, q request, res Result, mac string) {
 	h.s.ignored.Add(1)
+	if h.s.Events != nil && res.Learn.IsValid() && mac != "" {
+		h.s.Events.Learn(res.Learn, mac)
+	}
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.Debug("dhcp6 ignored", "mac", mac, "src", q.src.String(), "xid", q.msg.TransactionID.String(),
 			"type", q.msg.MessageType.String(), "why", res.Ignored.String(), "reason", res.Reason)

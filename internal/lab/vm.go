@@ -59,6 +59,9 @@ type VMOptions struct {
 	MAC string
 	// Timeout is how long the VM may run before it is killed. If 0, DefaultVMTimeout.
 	Timeout time.Duration
+	// FwCfg are QEMU -fw_cfg items, like "name=opt/org.tianocore/IPv4PXESupport,string=no"
+	// (OVMF then offers no IPv4 PXE boot option: its PXE runs over IPv6 only).
+	FwCfg []string
 }
 
 // VM is a QEMU machine network-booting on a lab bridge.
@@ -132,6 +135,9 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 	default:
 		t.Fatalf("lab: unknown firmware %v", opt.Firmware)
+	}
+	for _, c := range opt.FwCfg {
+		args = append(args, "-fw_cfg", c)
 	}
 	vm.Started = time.Now()
 	vm.Proc = Start(t, n.NS(), qemuBinary, args...)

@@ -1,0 +1,152 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pxed/internal/lab"
+)
+
+// raSender is a router for the IPv6 lab: router advertisements every 2 s
+// with the O flag and without M (RFC 4861 §4.2), and the prefix
+// 2001:db8::/64 for SLAAC. iPXE then asks for its configuration with a
+// stateless Information-request, which pxed's ProxyDHCPv6 answers; with
+// M it would solicit an address and hear only the server that offered
+// one. (dnsmasq's RA sets M whenever it leases addresses.)
+const raSender = `
+import socket, struct, sys, time
+ifname = sys.argv[1]
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+idx = socket.if_nametoindex(ifname)
+mac = bytes.fromhex(open('/sys/class/net/%s/address' % ifname).read().strip().replace(':', ''))
+ra = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0x40, 1800, 0, 0)
+ra += struct.pack('!BBBBIII', 3, 4, 64, 0xc0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, '2001:db8::')
+ra += struct.pack('!BB', 1, 1) + mac
+print('ra: sending on', ifname, flush=True)
+while True:
+    try:
+        s.sendto(ra, ('ff02::1', 0, 0, idx))
+    except OSError as e:
+        print('ra:', e, flush=True)
+    time.sleep(2)
+`
+
+// startAddressServer6 runs dnsmasq as the network's DHCPv6 server on its
+// own host: stateful addresses from 2001:db8::100-1ff, no PXE options,
+// no router advertisements (raSender sends those). It leaves iPXE alone
+// (user class iPXE): iPXE takes the first Reply to its Information-
+// request, and answering it is pxed's job here.
+func startAddressServer6(t *testing.T, n *lab.Net) *lab.Proc {
+	t.Helper()
+	if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
+		t.Skip("needs /usr/sbin/dnsmasq (apt-get install dnsmasq-base) as the DHCPv6 address server")
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3 to send router advertisements")
+	}
+	h := n.AddHost(t, "dhcp6", mustPrefix("192.0.2.2/24"))
+	if out, err := lab.Run(t, h.NS, "ip", "addr", "add", "2001:db8::2/64", "dev", h.Iface, "nodad"); err != nil {
+		t.Fatalf("ip addr add: %v\n%s", err, out)
+	}
+	// The bridge (pxed's side) keeps its static address only.
+	if out, err := lab.Run(t, n.NS(), "sysctl", "-qw", "net.ipv6.conf."+n.Bridge()+".accept_ra=0"); err != nil {
+		t.Fatalf("sysctl: %v\n%s", err, out)
+	}
+	state := t.TempDir()
+	p := lab.Start(t, h.NS, "/usr/sbin/dnsmasq", "-k", "--conf-file=/dev/null", "--port=0",
+		"--user=root", "--group=root", "--interface="+h.Iface, "--bind-interfaces",
+		"--pid-file="+filepath.Join(state, "dnsmasq.pid"), "--dhcp-leasefile="+filepath.Join(state, "leases"),
+		"--log-facility=-", "--log-dhcp", "--dhcp-range=2001:db8::100,2001:db8::1ff,64,5m",
+		"--dhcp-userclass=set:ipxe,iPXE", "--dhcp-ignore=tag:ipxe")
+	lab.WaitFor(t, 10*time.Second, "dnsmasq to start", func() bool {
+		return strings.Contains(p.Output(), "DHCPv6, IP range") || p.Exited()
+	})
+	if p.Exited() {
+		t.Fatalf("dnsmasq exited: %v\n%s", p.Err(), p.Output())
+	}
+	ra := lab.Start(t, h.NS, "/usr/bin/python3", "-c", raSender, h.Iface)
+	lab.WaitFor(t, 10*time.Second, "router advertisements", func() bool {
+		return strings.Contains(ra.Output(), "ra: sending") || ra.Exited()
+	})
+	if ra.Exited() {
+		t.Fatalf("RA sender exited: %v\n%s", ra.Err(), ra.Output())
+	}
+	return p
+}
+
+// TestProxyDHCPv6BootsOVMF boots an OVMF machine whose PXE runs over IPv6
+// only (IPv4PXESupport=no) on a segment without any DHCPv4 server: EDK II
+// Solicits, gets its address from dnsmasq and a ProxyBinl Advertise from
+// pxed, asks pxed's boot service on [2001:db8::1]:4011 for the boot file,
+// loads snponly.efi over TFTP on IPv6; iPXE gets its script URL from
+// pxed in reply to its Information-request and loads the kernel and
+// initrd over HTTP on IPv6.
+func TestProxyDHCPv6BootsOVMF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (about a minute under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	dnsmasq := startAddressServer6(t, n)
+	pxed := startPxed(t, n, "--tftp-addr", ":69", "--http-addr", ":8080")
+	if !strings.Contains(pxed.Output(), "ProxyDHCPv6 on") {
+		t.Fatalf("pxed did not start ProxyDHCPv6:\n%s", pxed.Output())
+	}
+	const mac = "52:54:00:00:06:01"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 5 * time.Minute,
+		FwCfg: []string{"name=opt/org.tianocore/IPv4PXESupport,string=no"}})
+	vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)
+	took := time.Since(vm.Started).Round(100 * time.Millisecond)
+	t.Logf("uefi PXEv6: %s after %v", lab.BootMarker, took)
+	if !strings.Contains(vm.Serial(), `starting Boot0`) || !strings.Contains(vm.Serial(), `"UEFI PXEv6`) {
+		t.Errorf("the serial log shows no UEFI PXEv6 boot option started:\n%s", tail(vm.Serial(), 3<<10))
+	}
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "dhcp-offer", "dhcp-ack", "tftp-done", "dhcp-ack", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
+	// Where the NBP, script, kernel and initrd went: IPv6 addresses only.
+	// (pxed's ProxyDHCP also answers iPXE's DHCPv4 DISCOVERs; with no
+	// DHCPv4 server on the segment iPXE gets no address that way.)
+	var ips []struct {
+		Stage string `json:"stage"`
+		IP    string `json:"ip"`
+	}
+	out, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/api/machines/"+mac+"/timeline")
+	if err != nil || json.Unmarshal([]byte(out), &ips) != nil {
+		t.Fatalf("timeline: %v\n%s", err, out)
+	}
+	for _, e := range ips {
+		switch e.Stage {
+		case "tftp-done", "script", "kernel", "initrd":
+			if a, err := netip.ParseAddr(e.IP); err != nil || !a.Is6() || a.Is4In6() {
+				t.Errorf("%s from %q, not over IPv6", e.Stage, e.IP)
+			}
+		}
+	}
+	for _, e := range evs {
+		t.Logf("  %-12s %s", e.Stage, e.Detail)
+		if strings.Contains(e.Detail, "ipxe") && strings.Contains(e.Detail, ".efi") {
+			t.Errorf("iPXE was offered an NBP again (chainload loop): %s", e.Detail)
+		}
+	}
+	if !strings.Contains(dnsmasq.Output(), "DHCPREPLY(") {
+		t.Errorf("the DHCPv6 address server gave no address:\n%s", dnsmasq.Output())
+	}
+	if strings.Contains(pxed.Output(), "level=ERROR") {
+		t.Errorf("pxed logged errors:\n%s", pxed.Output())
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
