@@ -115,14 +115,17 @@ func TestProxyDHCPv6BootsOVMF(t *testing.T) {
 	// (pxed's ProxyDHCP also answers iPXE's DHCPv4 DISCOVERs; with no
 	// DHCPv4 server on the segment iPXE gets no address that way.)
 	var ips []struct {
-		Stage string `json:"stage"`
-		IP    string `json:"ip"`
+		Time   time.Time `json:"time"`
+		Stage  string    `json:"stage"`
+		IP     string    `json:"ip"`
+		Detail string    `json:"detail"`
 	}
 	out, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/api/machines/"+mac+"/timeline")
 	if err != nil || json.Unmarshal([]byte(out), &ips) != nil {
 		t.Fatalf("timeline: %v\n%s", err, out)
 	}
 	for _, e := range ips {
+		t.Logf("  +%5.2fs %-12s %-20s %s", e.Time.Sub(ips[0].Time).Seconds(), e.Stage, e.IP, e.Detail)
 		switch e.Stage {
 		case "tftp-done", "script", "kernel", "initrd":
 			if a, err := netip.ParseAddr(e.IP); err != nil || !a.Is6() || a.Is4In6() {
@@ -131,7 +134,6 @@ func TestProxyDHCPv6BootsOVMF(t *testing.T) {
 		}
 	}
 	for _, e := range evs {
-		t.Logf("  %-12s %s", e.Stage, e.Detail)
 		if strings.Contains(e.Detail, "ipxe") && strings.Contains(e.Detail, ".efi") {
 			t.Errorf("iPXE was offered an NBP again (chainload loop): %s", e.Detail)
 		}
