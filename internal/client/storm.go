@@ -364,7 +364,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 	if err != nil {
 		return fail("dhcp", err)
 	}
-	defer remove()
+	defer func() { remove() }() // the address iPXE downloads from may replace it
 	f.LocalAddr = local
 	if !prof.IPXE {
 		ph = r.enter(ph, PhaseNBP)
