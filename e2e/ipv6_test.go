@@ -12,44 +12,18 @@ import (
 	"pxed/internal/lab"
 )
 
-// raSender is a router for the IPv6 lab: router advertisements every 2 s
-// with the O flag and without M (RFC 4861 §4.2), and the prefix
-// 2001:db8::/64 for SLAAC. iPXE then asks for its configuration with a
-// stateless Information-request, which pxed's ProxyDHCPv6 answers; with
-// M it would solicit an address and hear only the server that offered
-// one. (dnsmasq's RA sets M whenever it leases addresses.)
-const raSender = `
-import socket, struct, sys, time
-ifname = sys.argv[1]
-s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-idx = socket.if_nametoindex(ifname)
-mac = bytes.fromhex(open('/sys/class/net/%s/address' % ifname).read().strip().replace(':', ''))
-ra = struct.pack('!BBHBBHII', 134, 0, 0, 64, 0x40, 1800, 0, 0)
-ra += struct.pack('!BBBBIII', 3, 4, 64, 0xc0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, '2001:db8::')
-ra += struct.pack('!BB', 1, 1) + mac
-print('ra: sending on', ifname, flush=True)
-while True:
-    try:
-        s.sendto(ra, ('ff02::1', 0, 0, idx))
-    except OSError as e:
-        print('ra:', e, flush=True)
-    time.sleep(2)
-`
-
 // startAddressServer6 runs dnsmasq as the network's DHCPv6 server on its
 // own host: stateful addresses from 2001:db8::100-1ff, no PXE options,
-// no router advertisements (raSender sends those). It leaves iPXE alone
+// no router advertisements (pxed sends those: --router-advertisements, O
+// flag without M: iPXE then asks for its configuration with a stateless
+// Information-request, which pxed's ProxyDHCPv6 answers; with M it would
+// solicit an address and hear only the server that offered one). It leaves iPXE alone
 // (user class iPXE): iPXE takes the first Reply to its Information-
 // request, and answering it is pxed's job here.
 func startAddressServer6(t *testing.T, n *lab.Net) *lab.Proc {
 	t.Helper()
 	if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
 		t.Skip("needs /usr/sbin/dnsmasq (apt-get install dnsmasq-base) as the DHCPv6 address server")
-	}
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("needs /usr/bin/python3 to send router advertisements")
 	}
 	h := n.AddHost(t, "dhcp6", mustPrefix("192.0.2.2/24"))
 	if out, err := lab.Run(t, h.NS, "ip", "addr", "add", "2001:db8::2/64", "dev", h.Iface, "nodad"); err != nil {
@@ -71,13 +45,6 @@ func startAddressServer6(t *testing.T, n *lab.Net) *lab.Proc {
 	if p.Exited() {
 		t.Fatalf("dnsmasq exited: %v\n%s", p.Err(), p.Output())
 	}
-	ra := lab.Start(t, h.NS, "/usr/bin/python3", "-c", raSender, h.Iface)
-	lab.WaitFor(t, 10*time.Second, "router advertisements", func() bool {
-		return strings.Contains(ra.Output(), "ra: sending") || ra.Exited()
-	})
-	if ra.Exited() {
-		t.Fatalf("RA sender exited: %v\n%s", ra.Err(), ra.Output())
-	}
 	return p
 }
 
@@ -94,7 +61,7 @@ func TestProxyDHCPv6BootsOVMF(t *testing.T) {
 	}
 	n := lab.NewNet(t)
 	dnsmasq := startAddressServer6(t, n)
-	pxed := startPxed(t, n, "--tftp-addr", ":69", "--http-addr", ":8080")
+	pxed := startPxed(t, n, "--tftp-addr", ":69", "--http-addr", ":8080", "--router-advertisements")
 	if !strings.Contains(pxed.Output(), "ProxyDHCPv6 on") {
 		t.Fatalf("pxed did not start ProxyDHCPv6:\n%s", pxed.Output())
 	}

@@ -166,6 +166,21 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 	}
 
+	ras, err := openRouterAdvertisements(cfg, log)
+	if err != nil {
+		hl.Close()
+		if tftpConn != nil {
+			tftpConn.Close()
+		}
+		for _, sk := range socks {
+			sk.Close()
+		}
+		for _, sk := range socks6 {
+			sk.Close()
+		}
+		return err
+	}
+
 	errc := make(chan error, 4)
 	if tftpSrv != nil {
 		go func() { errc <- tftpSrv.Serve(tftpConn) }()
@@ -187,6 +202,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	if leases != nil {
 		leases.runExpiry(dctx)
+	}
+	for _, r := range ras {
+		go r.Run(dctx)
 	}
 	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "dhcp6", cfg.DHCP6.Mode, "tftp", cfg.TFTPAddr,
 		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)

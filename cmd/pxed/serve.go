@@ -27,6 +27,7 @@ type serverFlags struct {
 	ipxeDir    string
 	logFormat  string
 	logLevel   string
+	ra         bool
 }
 
 type stringList []string
@@ -48,6 +49,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ipxeDir, "ipxe-dir", "", "directory of iPXE binaries (default /usr/lib/ipxe)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	fs.BoolVar(&f.ra, "router-advertisements", false, "send IPv6 router advertisements (O flag, the interfaces' prefixes) on a segment with no router")
 }
 
 // apply puts the flags that were given over c.
@@ -81,6 +83,9 @@ func (f *serverFlags) apply(c *config.Config) {
 	set(&c.IPXEDir, f.ipxeDir)
 	set(&c.LogFormat, f.logFormat)
 	set(&c.LogLevel, f.logLevel)
+	if f.ra {
+		c.RouterAdvertisements.Enabled = true
+	}
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {

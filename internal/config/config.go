@@ -28,21 +28,23 @@ import (
 // Config is the whole configuration. The zero value plus Defaults is a
 // working ProxyDHCP server once Interfaces and a profile are set.
 type Config struct {
-	Interfaces []string           `yaml:"interfaces"`
-	DHCP       DHCP               `yaml:"dhcp"`
-	DHCP6      DHCP6              `yaml:"dhcp6"`
-	BootDir    string             `yaml:"boot_dir"`  // files served over TFTP and HTTP
-	DataDir    string             `yaml:"data_dir"`  // leases, machines
-	TFTPAddr   string             `yaml:"tftp_addr"` // default ":69"
-	HTTPAddr   string             `yaml:"http_addr"` // default ":8080"
-	IPXEDir    string             `yaml:"ipxe_dir"`  // default /usr/lib/ipxe
-	LogFormat  string             `yaml:"log_format"`
-	LogLevel   string             `yaml:"log_level"`
-	BootFiles  map[string]string  `yaml:"boot_files"` // class → NBP name
-	Default    string             `yaml:"default_profile"`
-	Profiles   map[string]Profile `yaml:"profiles"`
-	Machines   map[string]string  `yaml:"machines"` // MAC → profile
-	Limits     Limits             `yaml:"limits"`   // resource bounds (limits.go)
+	Interfaces []string `yaml:"interfaces"`
+	DHCP       DHCP     `yaml:"dhcp"`
+	DHCP6      DHCP6    `yaml:"dhcp6"`
+
+	RouterAdvertisements RouterAdvertisements `yaml:"router_advertisements"` // ra.go
+	BootDir              string               `yaml:"boot_dir"`              // files served over TFTP and HTTP
+	DataDir              string               `yaml:"data_dir"`              // leases, machines
+	TFTPAddr             string               `yaml:"tftp_addr"`             // default ":69"
+	HTTPAddr             string               `yaml:"http_addr"`             // default ":8080"
+	IPXEDir              string               `yaml:"ipxe_dir"`              // default /usr/lib/ipxe
+	LogFormat            string               `yaml:"log_format"`
+	LogLevel             string               `yaml:"log_level"`
+	BootFiles            map[string]string    `yaml:"boot_files"` // class → NBP name
+	Default              string               `yaml:"default_profile"`
+	Profiles             map[string]Profile   `yaml:"profiles"`
+	Machines             map[string]string    `yaml:"machines"` // MAC → profile
+	Limits               Limits               `yaml:"limits"`   // resource bounds (limits.go)
 
 	// Host answers what Validate asks of the machine (its interfaces and
 	// their addresses); nil is SystemHost. Not in the file.
@@ -251,6 +253,7 @@ func (c *Config) Validate() error {
 		c.validateServices,  // tftp_addr, http_addr, log_*
 		c.validateBootFiles, // boot.go
 		c.validateLimits,    // limits.go
+		c.validateRA,        // ra.go
 		c.validateProfiles,  // boot.go
 	} {
 		es = append(es, section()...)

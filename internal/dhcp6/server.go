@@ -397,3 +397,6 @@ func (c *macCache) put(duid []byte, mac net.HardwareAddr) {
 	}
 	c.m[string(duid)] = mac
 }
+
+// Close closes a socket that Open returned and Run will not serve.
+func (s *Socket) Close() error { return s.raw.Close() }
