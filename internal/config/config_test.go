@@ -196,6 +196,8 @@ func TestValidateErrors(t *testing.T) {
 		{"bad log_level", "interfaces: [lo]\nlog_level: loud\n" + base(""), "log_level", 2, "write debug, info, warn or error"},
 		{"limit out of range", "interfaces: [lo]\nlimits:\n  http_connections: 2\n" + base(""), "limits.http_connections", 3, "write a number from 8 to 100000"},
 		{"limit duration out of range", "interfaces: [lo]\nlimits:\n  tftp_max_timeout: 300s\n" + base(""), "limits.tftp_max_timeout", 3, "write a duration from 1s to 4m15s"},
+		{"RA prefix not IPv6", "interfaces: [lo]\nrouter_advertisements:\n  enabled: true\n  prefixes: [192.0.2.0/24]\n" + base(""), "router_advertisements.prefixes[0]", 4, "write e.g. 2001:db8:0:1::/64"},
+		{"RA interval too short", "interfaces: [lo]\nrouter_advertisements:\n  interval: 1s\n" + base(""), "router_advertisements.interval", 3, "from 3s to 30m"},
 		{"per-client limit above the total", "interfaces: [lo]\nlimits:\n  tftp_transfers: 10\n  tftp_transfers_per_client: 20\n" + base(""), "limits.tftp_transfers_per_client", 4, "write at most 10"},
 	}
 	for _, tc := range tests {
