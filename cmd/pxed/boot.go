@@ -13,7 +13,8 @@ import (
 )
 
 // runBoot is the one-command path: a kernel, initrds and a command line
-// become the default profile of every PXE machine on the interface.
+// (and an image for UEFI HTTP Boot) become the default profile of every
+// PXE machine on the interface.
 func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -23,11 +24,12 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var initrds stringList
 	fs.Var(&initrds, "initrd", "initrd to load (repeatable, in order)")
 	cmdline := fs.String("cmdline", "", "kernel command line")
+	image := fs.String("image", "", "bootable ISO (.iso) or disk image (.img) for UEFI HTTP Boot clients (a RAM disk)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *kernel == "" {
-		return usagef("boot: --kernel is required: write --kernel /path/to/vmlinuz")
+	if *kernel == "" && *image == "" {
+		return usagef("boot: --kernel is required: write --kernel /path/to/vmlinuz (or --image /path/to/live.iso)")
 	}
 	if len(sf.interfaces) == 0 && sf.dhcp != config.ModeOff {
 		return usagef("boot: --interface is required: the network the machines boot on, e.g. --interface eth1")
@@ -38,7 +40,13 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return p
 	}
-	p := config.Profile{Kernel: abs(*kernel), Cmdline: *cmdline}
+	p := config.Profile{Cmdline: *cmdline}
+	if *kernel != "" {
+		p.Kernel = abs(*kernel)
+	}
+	if *image != "" {
+		p.Image = abs(*image)
+	}
 	for _, i := range initrds {
 		p.Initrds = append(p.Initrds, abs(i))
 	}
@@ -66,6 +74,8 @@ func flagNames(err error) error {
 		switch {
 		case e.Field == "profiles.default.kernel":
 			e.Field = "--kernel"
+		case e.Field == "profiles.default.image":
+			e.Field = "--image"
 		case strings.HasPrefix(e.Field, "profiles.default.initrds["):
 			e.Field = "--initrd"
 		case strings.HasPrefix(e.Field, "interfaces["):

@@ -162,7 +162,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 			log.Info("ProxyDHCPv6 off on this interface", "iface", sk.Interface, "why", sk.Reason)
 		}
 		if len(socks6) > 0 {
-			log.Info("ProxyDHCPv6 on (UEFI PXE over IPv6, iPXE Information-requests)", "sockets", len(socks6))
+			log.Info("ProxyDHCPv6 on (UEFI PXE and HTTP Boot over IPv6, iPXE Information-requests)", "sockets", len(socks6))
 		}
 	}
 

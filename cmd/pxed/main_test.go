@@ -32,6 +32,7 @@ func TestExitCodes(t *testing.T) {
 		{"boot without kernel", []string{"boot", "--interface", "lo"}, exitUsage, "--kernel is required"},
 		{"boot on a missing interface", []string{"boot", "--interface", "pxed-nope0", "--kernel", bad}, exitUsage, `--interface: interface "pxed-nope0" does not exist`},
 		{"boot errors name the flag", []string{"boot", "--interface", "lo", "--kernel", "/nonexistent/vmlinuz"}, exitUsage, `--kernel: file "/nonexistent/vmlinuz" does not exist`},
+		{"boot image errors name the flag", []string{"boot", "--interface", "lo", "--image", "/nonexistent/live.iso"}, exitUsage, `--image: file "/nonexistent/live.iso" does not exist`},
 		{"config mistakes name file:line", []string{"serve", "--config", bad}, exitUsage, bad + ":3: dhcp.mode"},
 		{"missing config file", []string{"serve", "--config", filepath.Join(dir, "nope.yaml")}, exitUsage, "no such file"},
 	} {

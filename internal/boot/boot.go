@@ -65,6 +65,11 @@ type Profile struct {
 	// BootFiles overrides Config.BootFiles per class for this profile
 	// (for instance shim/GRUB instead of iPXE).
 	BootFiles map[string]string
+	// Image, when set, is the path of a bootable ISO or disk image: UEFI
+	// HTTP Boot clients get its URL instead of an NBP and boot it as a RAM
+	// disk, and iPXE, when the profile has neither kernel nor script,
+	// sanboots it.
+	Image string
 }
 
 // Config is the whole decision's input besides the machine.
@@ -143,11 +148,18 @@ func (c *Config) Decide(m Machine, s Server) Plan {
 	}
 	if m.Firmware == FirmwareIPXE {
 		// Never hand iPXE the iPXE binary again: that is the chainload loop.
-		if p.Kernel == "" && p.Script == "" {
-			return Plan{Profile: p.Name, Reason: fmt.Sprintf("profile %q has neither a kernel nor a script for iPXE", p.Name)}
+		if p.Kernel == "" && p.Script == "" && p.Image == "" {
+			return Plan{Profile: p.Name, Reason: fmt.Sprintf("profile %q has neither a kernel, a script nor an image for iPXE", p.Name)}
 		}
 		return Plan{Action: ServeScript, BootFile: ScriptURL(s, m.MAC), VendorClass: "PXEClient", Profile: p.Name,
 			Reason: "iPXE: per-machine script"}
+	}
+	if m.Firmware == FirmwareHTTP && p.Image != "" {
+		// UEFI 2.10 §24.7.2: the firmware loads an ISO or disk image
+		// into a RAM disk and boots it (the HTTP server names the kind
+		// with the Content-Type).
+		return Plan{Action: ServeURL, BootFile: MachineBase(s, m.MAC) + "/" + ImageName(p), VendorClass: "HTTPClient", Profile: p.Name,
+			Reason: "UEFI HTTP boot: image " + ImageName(p) + " as a RAM disk"}
 	}
 	file := p.BootFiles[m.Class]
 	if file == "" {
@@ -231,6 +243,9 @@ func Script(p Profile, s Server, mac net.HardwareAddr) (string, error) {
 		}
 		return out, nil
 	}
+	if p.Kernel == "" && p.Image != "" {
+		return sanbootScript(p, b, mac), nil
+	}
 	if p.Kernel == "" {
 		return "", fmt.Errorf("boot: profile %q has neither kernel nor script", p.Name)
 	}
@@ -257,39 +272,88 @@ func Script(p Profile, s Server, mac net.HardwareAddr) (string, error) {
 	return sb.String(), nil
 }
 
+// sanbootScript boots p's image from iPXE: attached as a SAN disk over
+// HTTP (iPXE reads it with Range requests) and booted.
+func sanbootScript(p Profile, base string, mac net.HardwareAddr) string {
+	var sb strings.Builder
+	sb.WriteString("#!ipxe\n")
+	fmt.Fprintf(&sb, "echo pxed: %s boots profile %s (image)\n", Normalize(mac), p.Name)
+	sb.WriteString("sanboot --no-describe " + base + "/" + ImageName(p) + " || goto failed\n")
+	sb.WriteString(":failed\necho pxed: boot failed, retrying in 10 seconds\nsleep 10\nreboot\n")
+	return sb.String()
+}
+
+// ImageName is the URL name of p's image under MachineBase: its base
+// name; "" when p has none.
+func ImageName(p Profile) string {
+	if p.Image == "" {
+		return ""
+	}
+	return baseName(p.Image)
+}
+
+func baseName(f string) string { return path.Base(strings.ReplaceAll(f, "\\", "/")) }
+
 // FileNames returns the URL names of p's kernel (first) and initrds: their
-// base names, which must be distinct and must not be "script.ipxe".
+// base names, which must be distinct, distinct from the image's and must
+// not be "script.ipxe".
 func FileNames(p Profile) ([]string, error) {
-	if p.Kernel == "" {
-		return nil, nil
+	var files []string
+	if p.Image != "" {
+		files = append(files, p.Image)
+	}
+	if p.Kernel != "" {
+		files = append(append(files, p.Kernel), p.Initrds...)
 	}
 	seen := map[string]bool{"script.ipxe": true}
 	var out []string
-	for _, f := range append([]string{p.Kernel}, p.Initrds...) {
-		n := path.Base(strings.ReplaceAll(f, "\\", "/"))
+	for _, f := range files {
+		n := baseName(f)
 		if seen[n] {
-			return nil, fmt.Errorf("boot: profile %q: two files named %q (kernel and initrds need distinct base names)", p.Name, n)
+			return nil, fmt.Errorf("boot: profile %q: two files named %q (kernel, initrds and image need distinct base names, other than script.ipxe)", p.Name, n)
 		}
 		seen[n] = true
 		out = append(out, n)
 	}
+	if p.Image != "" {
+		out = out[1:]
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
 	return out, nil
 }
 
+// FileKind is what a file under MachineBase is to its profile.
+type FileKind int
+
+// File kinds.
+const (
+	FileKernel FileKind = iota
+	FileInitrd
+	FileImage
+)
+
 // ResolveFile maps a file name under MachineBase back to the path on the
-// server for profile p, reporting whether it is the kernel.
-func ResolveFile(p Profile, name string) (file string, kernel bool, ok bool) {
+// server for profile p and what it is.
+func ResolveFile(p Profile, name string) (file string, kind FileKind, ok bool) {
 	names, err := FileNames(p)
 	if err != nil {
-		return "", false, false
+		return "", 0, false
+	}
+	if p.Image != "" && name == ImageName(p) {
+		return p.Image, FileImage, true
 	}
 	files := append([]string{p.Kernel}, p.Initrds...)
 	for i, n := range names {
 		if n == name {
-			return files[i], i == 0, true
+			if i == 0 {
+				return files[i], FileKernel, true
+			}
+			return files[i], FileInitrd, true
 		}
 	}
-	return "", false, false
+	return "", 0, false
 }
 
 // Classes returns the classes that have a boot file, sorted.

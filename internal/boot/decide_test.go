@@ -12,6 +12,8 @@ var (
 	macB = net.HardwareAddr{0x52, 0x54, 0x00, 0xab, 0xcd, 0xef} // unknown: default profile
 	macS = net.HardwareAddr{0x52, 0x54, 0x00, 0x00, 0x00, 0x05} // in Machines → "secure"
 	macX = net.HardwareAddr{0x52, 0x54, 0x00, 0x00, 0x00, 0x09} // in Machines → undefined profile
+	macI = net.HardwareAddr{0x52, 0x54, 0x00, 0x00, 0x00, 0x0a} // in Machines → "iso" (kernel and image)
+	macJ = net.HardwareAddr{0x52, 0x54, 0x00, 0x00, 0x00, 0x0b} // in Machines → "isoonly" (image only)
 	srv  = Server{IP: netip.MustParseAddr("192.0.2.1"), HTTPPort: 8080}
 )
 
@@ -24,16 +26,20 @@ func testConfig() *Config {
 			"efi-ia32":  "",
 		},
 		Profiles: map[string]Profile{
-			"linux":  {Kernel: "/srv/linux/vmlinuz", Initrds: []string{"/srv/linux/initrd.img"}, Cmdline: "console=ttyS0"},
-			"rescue": {Name: "rescue", Kernel: "/srv/rescue/vmlinuz"},
-			"secure": {Kernel: "/srv/linux/vmlinuz", BootFiles: map[string]string{"efi-x64": "shimx64.efi"}},
-			"empty":  {},
+			"linux":   {Kernel: "/srv/linux/vmlinuz", Initrds: []string{"/srv/linux/initrd.img"}, Cmdline: "console=ttyS0"},
+			"rescue":  {Name: "rescue", Kernel: "/srv/rescue/vmlinuz"},
+			"secure":  {Kernel: "/srv/linux/vmlinuz", BootFiles: map[string]string{"efi-x64": "shimx64.efi"}},
+			"empty":   {},
+			"iso":     {Kernel: "/srv/linux/vmlinuz", Image: "/srv/images/live.iso"},
+			"isoonly": {Image: "/srv/images/disk.img"},
 		},
 		Default: "linux",
 		Machines: map[string]string{
 			"52:54:00:12:34:56": "rescue",
 			"52:54:00:00:00:05": "secure",
 			"52:54:00:00:00:09": "missing",
+			"52:54:00:00:00:0a": "iso",
+			"52:54:00:00:00:0b": "isoonly",
 		},
 	}
 }
@@ -75,6 +81,15 @@ func TestDecide(t *testing.T) {
 			ServeURL, "http://192.0.2.1:8080/files/snponly.efi", "HTTPClient", "linux", "UEFI HTTP boot"},
 		{"HTTP boot arm64 arch 19 gets the arm64 URL", nil, Machine{MAC: macB, Firmware: FirmwareHTTP, Arch: 19, HasArch: true, Class: "efi-arm64"},
 			ServeURL, "http://192.0.2.1:8080/files/arm64/snp.efi", "HTTPClient", "linux", "UEFI HTTP boot"},
+		// UEFI 2.10 §24.7.2: a profile's image goes to HTTP boot clients,
+		// whatever their architecture (the image is the operator's choice).
+		{"HTTP boot of a profile with an image gets the image URL", nil, Machine{MAC: macI, Firmware: FirmwareHTTP, Arch: 16, HasArch: true, Class: "efi-x64"},
+			ServeURL, "http://192.0.2.1:8080/boot/52-54-00-00-00-0a/live.iso", "HTTPClient", "iso", "image live.iso as a RAM disk"},
+		{"HTTP boot of an image needs no NBP for the class", nil, Machine{MAC: macJ, Firmware: FirmwareHTTP, Arch: 42, HasArch: true},
+			ServeURL, "http://192.0.2.1:8080/boot/52-54-00-00-00-0b/disk.img", "HTTPClient", "isoonly", "image disk.img"},
+		{"PXE of a profile with an image still gets the NBP", nil, pxeMachine(macI, 7, "efi-x64"), ServeNBP, "snponly.efi", "PXEClient", "iso", "efi-x64 PXE"},
+		{"iPXE of a profile with only an image gets its script (sanboot)", nil, Machine{MAC: macJ, Firmware: FirmwareIPXE},
+			ServeScript, "http://192.0.2.1:8080/boot/52-54-00-00-00-0b/script.ipxe", "PXEClient", "isoonly", "iPXE"},
 		{"HTTP boot with unknown class ignored", nil, Machine{MAC: macB, Firmware: FirmwareHTTP, Arch: 42, HasArch: true}, Ignore, "", "", "linux", "no boot file"},
 		// iPXE gets its script URL, never the NBP again (chainload loop).
 		{"iPXE on BIOS gets the script URL", nil, Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 0, HasArch: true, Class: "bios"},
@@ -84,7 +99,7 @@ func TestDecide(t *testing.T) {
 		{"iPXE with unknown arch still gets its script", nil, Machine{MAC: macB, Firmware: FirmwareIPXE},
 			ServeScript, scriptB, "PXEClient", "linux", "iPXE"},
 		{"iPXE with a profile without kernel or script ignored", emptyDefault, Machine{MAC: macB, Firmware: FirmwareIPXE, Class: "bios"},
-			Ignore, "", "", "empty", "neither a kernel nor a script"},
+			Ignore, "", "", "empty", "neither a kernel, a script nor an image"},
 		// Who is answered at all.
 		{"non-PXE client ignored", nil, Machine{MAC: macB, Arch: 7, HasArch: true, Class: "efi-x64"}, Ignore, "", "", "", "not a network boot client"},
 		{"no chaddr ignored", nil, Machine{Firmware: FirmwarePXE, Arch: 0, HasArch: true, Class: "bios"}, Ignore, "", "", "", "no client hardware address"},

@@ -43,6 +43,12 @@ func TestScript(t *testing.T) {
 			nil, nil, `two files named "x"`},
 		{"file named script.ipxe refused", Profile{Name: "s", Kernel: "/a/script.ipxe"}, nil, nil, `two files named "script.ipxe"`},
 		{"neither kernel nor script", Profile{Name: "none"}, nil, nil, "neither kernel nor script"},
+		{"image only: iPXE sanboots it", Profile{Name: "iso", Image: "/srv/images/live.iso"},
+			[]string{"#!ipxe", "sanboot --no-describe http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/live.iso || goto failed", ":failed"},
+			[]string{"kernel", "/srv/"}, ""},
+		{"kernel wins over image for iPXE", Profile{Name: "both", Kernel: "/srv/vmlinuz", Image: "/srv/live.iso"},
+			[]string{"kernel http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/vmlinuz || goto failed"}, []string{"sanboot", "live.iso"}, ""},
+		{"image named like the kernel refused", Profile{Name: "dup", Kernel: "/a/boot", Image: "/b/boot"}, nil, nil, `two files named "boot"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,28 +90,32 @@ func TestScript(t *testing.T) {
 func TestResolveFile(t *testing.T) {
 	p := Profile{Name: "linux", Kernel: "/srv/k/vmlinuz", Initrds: []string{"/srv/i/initrd.img", "/srv/i/extra.cpio"}}
 	tests := []struct {
-		name   string
-		p      Profile
-		in     string
-		file   string
-		kernel bool
-		ok     bool
+		name string
+		p    Profile
+		in   string
+		file string
+		kind FileKind
+		ok   bool
 	}{
-		{"kernel", p, "vmlinuz", "/srv/k/vmlinuz", true, true},
-		{"first initrd", p, "initrd.img", "/srv/i/initrd.img", false, true},
-		{"second initrd", p, "extra.cpio", "/srv/i/extra.cpio", false, true},
-		{"unknown name", p, "passwd", "", false, false},
-		{"script is not a file", p, "script.ipxe", "", false, false},
-		{"full path is not a name", p, "/srv/k/vmlinuz", "", false, false},
-		{"traversal is not a name", p, "../vmlinuz", "", false, false},
-		{"profile without kernel", Profile{Script: "exit"}, "vmlinuz", "", false, false},
-		{"profile with duplicate names resolves nothing", Profile{Kernel: "/a/x", Initrds: []string{"/b/x"}}, "x", "", false, false},
+		{"kernel", p, "vmlinuz", "/srv/k/vmlinuz", FileKernel, true},
+		{"first initrd", p, "initrd.img", "/srv/i/initrd.img", FileInitrd, true},
+		{"second initrd", p, "extra.cpio", "/srv/i/extra.cpio", FileInitrd, true},
+		{"unknown name", p, "passwd", "", 0, false},
+		{"script is not a file", p, "script.ipxe", "", 0, false},
+		{"full path is not a name", p, "/srv/k/vmlinuz", "", 0, false},
+		{"traversal is not a name", p, "../vmlinuz", "", 0, false},
+		{"profile without kernel", Profile{Script: "exit"}, "vmlinuz", "", 0, false},
+		{"profile with duplicate names resolves nothing", Profile{Kernel: "/a/x", Initrds: []string{"/b/x"}}, "x", "", 0, false},
+		{"image beside a kernel", Profile{Kernel: "/a/vmlinuz", Image: "/i/live.iso"}, "live.iso", "/i/live.iso", FileImage, true},
+		{"image alone", Profile{Image: "/i/disk.img"}, "disk.img", "/i/disk.img", FileImage, true},
+		{"image alone has no kernel", Profile{Image: "/i/disk.img"}, "vmlinuz", "", 0, false},
+		{"image named like an initrd resolves nothing", Profile{Kernel: "/a/k", Initrds: []string{"/b/x"}, Image: "/c/x"}, "x", "", 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			file, kernel, ok := ResolveFile(tc.p, tc.in)
-			if file != tc.file || kernel != tc.kernel || ok != tc.ok {
-				t.Fatalf("ResolveFile(%q) = %q, %v, %v; want %q, %v, %v", tc.in, file, kernel, ok, tc.file, tc.kernel, tc.ok)
+			file, kind, ok := ResolveFile(tc.p, tc.in)
+			if file != tc.file || kind != tc.kind || ok != tc.ok {
+				t.Fatalf("ResolveFile(%q) = %q, %v, %v; want %q, %v, %v", tc.in, file, kind, ok, tc.file, tc.kind, tc.ok)
 			}
 		})
 	}

@@ -18,6 +18,10 @@ type Profile struct {
 	Cmdline   string            `yaml:"cmdline"`
 	Script    string            `yaml:"script"`
 	BootFiles map[string]string `yaml:"boot_files"`
+	// Image is a bootable ISO (.iso) or disk image (.img) that UEFI HTTP
+	// Boot clients boot as a RAM disk (and iPXE sanboots when the profile
+	// has no kernel and no script).
+	Image string `yaml:"image"`
 }
 
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.
@@ -68,7 +72,7 @@ func classNames() []string {
 
 func (c *Config) bootProfile(name string) boot.Profile {
 	p := c.Profiles[name]
-	return boot.Profile{Name: name, Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Script: p.Script, BootFiles: p.BootFiles}
+	return boot.Profile{Name: name, Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Script: p.Script, BootFiles: p.BootFiles, Image: p.Image}
 }
 
 // Boot returns the boot decision's configuration.
@@ -123,8 +127,17 @@ func (c *Config) validateProfiles() Errors {
 	for _, name := range sortedKeys(c.Profiles) {
 		p := c.Profiles[name]
 		f := "profiles." + name
-		if p.Kernel == "" && p.Script == "" {
-			add(c.errorf(f, "profile has neither kernel nor script: write `kernel: /path/to/vmlinuz`"))
+		if p.Kernel == "" && p.Script == "" && p.Image == "" {
+			add(c.errorf(f, "profile has neither kernel, script nor image: write `kernel: /path/to/vmlinuz`"))
+		}
+		if p.Image != "" {
+			if st, err := os.Stat(p.Image); err != nil || !st.Mode().IsRegular() {
+				add(c.errorf(f+".image", "file %q does not exist or is not a regular file: write the path of an existing ISO or disk image", p.Image))
+			} else if e := strings.ToLower(filepath.Ext(p.Image)); e != ".iso" && e != ".img" {
+				// UEFI 2.10 §24.7.2: the type tells the firmware whether
+				// it boots a CD or a disk image.
+				add(c.errorf(f+".image", "%q: name the image NAME.iso (a CD/DVD image) or NAME.img (a disk image): UEFI HTTP Boot needs to know which it boots", p.Image))
+			}
 		}
 		for i, file := range append([]string{p.Kernel}, p.Initrds...) {
 			if file == "" {

@@ -27,7 +27,7 @@ func newLab(t *testing.T) lab {
 		}
 	}
 	for _, f := range []string{l.kernel, l.initrd, filepath.Join(l.ipxe, "undionly.kpxe"), filepath.Join(l.ipxe, "snponly.efi"),
-		filepath.Join(l.boot, "shimx64.efi")} {
+		filepath.Join(l.boot, "shimx64.efi"), filepath.Join(l.boot, "live.iso")} {
 		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -180,6 +180,9 @@ func TestValidateErrors(t *testing.T) {
 		{"kernel is a directory", "interfaces: [lo]\nipxe_dir: {ipxe}\nprofiles:\n  linux:\n    kernel: {dir}\n", "profiles.linux.kernel", 5, "is not a file"},
 		{"missing initrd file", "interfaces: [lo]\n" + base("    initrds:\n      - {initrd}\n      - {dir}/nope.img\n"), "profiles.linux.initrds[1]", 8, "does not exist"},
 		{"profile without kernel or script", "interfaces: [lo]\nipxe_dir: {ipxe}\nprofiles:\n  empty:\n    cmdline: quiet\n", "profiles.empty", 4, "write `kernel: /path/to/vmlinuz`"},
+		{"missing image file", "interfaces: [lo]\n" + base("    image: {dir}/nope.iso\n"), "profiles.linux.image", 6, "write the path of an existing ISO or disk image"},
+		{"image is a directory", "interfaces: [lo]\n" + base("    image: {boot}\n"), "profiles.linux.image", 6, "not a regular file"},
+		{"image neither .iso nor .img", "interfaces: [lo]\n" + base("    image: {boot}/shimx64.efi\n"), "profiles.linux.image", 6, "name the image NAME.iso (a CD/DVD image) or NAME.img"},
 		{"no profile at all", "interfaces: [lo]\nipxe_dir: {ipxe}\n", "profiles", 0, "--kernel"},
 		{"kernel and initrd with one base name", "interfaces: [lo]\n" + base("    initrds: [{dir}/ipxe/../vmlinuz]\n"), "profiles.linux", 4, "distinct base names"},
 		{"unknown class in boot_files", "interfaces: [lo]\nboot_files:\n  efi-sparc: x.efi\n" + base(""), "boot_files.efi-sparc", 3, "write one of bios, efi-ia32, efi-x64"},
@@ -238,6 +241,21 @@ func TestValidateErrors(t *testing.T) {
 				t.Errorf("want exactly one mistake, got:\n%v", err)
 			}
 		})
+	}
+}
+
+func TestImageOnlyProfile(t *testing.T) {
+	l := newLab(t)
+	c, err := Load(l.write(t, "interfaces: [lo]\nipxe_dir: {ipxe}\ndefault_profile: live\nprofiles:\n  live:\n    image: {boot}/live.iso\n"))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := c.Boot().Profiles["live"].Image; got != filepath.Join(l.boot, "live.iso") {
+		t.Errorf("boot profile image %q", got)
 	}
 }
 

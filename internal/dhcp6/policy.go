@@ -27,6 +27,20 @@
 //     first retransmission timeout (4 s in PxeBcDxe), as it does over
 //     IPv4, where it waits for offers just as long.
 //
+// UEFI HTTP Boot over IPv6 (EDK II's HttpBootDxe: vendor class
+// "HTTPClient" under enterprise 343, option 61 = 16 and the other HTTP
+// architectures) classifies Advertises the same way: an IA_NA with a
+// successful status (or none) makes an address offer; vendor class data
+// starting "HTTPClient" (the enterprise number is not compared) and a boot
+// file URL make an HTTP offer, and an HTTP offer without an address is a
+// proxy offer, "ProxyIpUri" when the URL's host is an address literal. It
+// takes a ProxyIpUri offer together with an address offer that carries no
+// URL (with or without DNS servers), the proxy's URL then names what it
+// downloads: no boot service exchange, no DNS needed. The Advertise to its
+// Solicit is thus all it gets from pxed: vendor class HTTPClient and
+// http://[addr]:port/… in option 59. Its other messages go to the
+// network's server.
+//
 // iPXE's DHCPv6 (user class "iPXE") takes the first Advertise with an
 // address in stateful mode (RA M flag) and then talks only to that server:
 // a proxy cannot reach it there. In stateless mode (RA O flag without M)
@@ -82,7 +96,7 @@ const (
 	NoClientID                  // a Solicit or Request without a client identifier
 	NoMAC                       // neither the DUID nor the source address shows the client's MAC
 	StatefulIPXE                // iPXE solicits an address: only the network's DHCPv6 server can answer it
-	HTTPBoot                    // UEFI HTTP Boot over IPv6: not yet supported
+	HTTPBoot                    // a UEFI HTTP Boot message other than a Solicit: its URL comes in the Advertise
 	NoPlan                      // the boot decision has nothing for this machine (Plan.Reason)
 )
 
@@ -149,8 +163,8 @@ func (p *Proxy) Respond(req Request) Result {
 	switch {
 	case mc.Firmware == boot.FirmwareUnknown:
 		return res.ignore(NotBootClient, "not a network boot client (no PXEClient vendor class under enterprise 343, no iPXE user class)")
-	case mc.Firmware == boot.FirmwareHTTP:
-		return res.ignore(HTTPBoot, "UEFI HTTP Boot over IPv6 is not supported yet")
+	case mc.Firmware == boot.FirmwareHTTP && mt != dhcpv6.MessageTypeSolicit:
+		return res.ignore(HTTPBoot, "UEFI HTTP Boot takes its URL from the Advertise to its Solicit: it asks no boot service")
 	case mc.Firmware == boot.FirmwareIPXE && mt == dhcpv6.MessageTypeSolicit:
 		// iPXE takes the first Advertise with an address and then hears
 		// only that server; an Advertise without one is discarded.
@@ -162,7 +176,7 @@ func (p *Proxy) Respond(req Request) Result {
 	switch res.Plan.Action {
 	case boot.ServeNBP:
 		res.URL = boot.TFTPURL(req.Server, res.Plan.BootFile)
-	case boot.ServeScript:
+	case boot.ServeScript, boot.ServeURL:
 		res.URL = res.Plan.BootFile
 	default:
 		return res.ignore(NoPlan, res.Plan.Reason)
@@ -172,9 +186,10 @@ func (p *Proxy) Respond(req Request) Result {
 	if cid != nil {
 		reply.AddOption(dhcpv6.OptClientID(cid))
 	}
-	if mc.Firmware == boot.FirmwarePXE {
-		// UEFI 2.10 §24.3.1; EDK II compares the first nine bytes.
-		reply.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte("PXEClient")}})
+	if mc.Firmware == boot.FirmwarePXE || mc.Firmware == boot.FirmwareHTTP {
+		// UEFI 2.10 §24.3.1 (PXEClient; EDK II compares the first nine
+		// bytes) and §24.7.3 (HTTPClient; the first ten).
+		reply.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte(res.Plan.VendorClass)}})
 	}
 	reply.AddOption(dhcpv6.OptBootFileURL(res.URL)) // RFC 5970 §3.1
 	res.Reply = reply

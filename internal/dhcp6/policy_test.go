@@ -1,6 +1,7 @@
 package dhcp6
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -89,8 +90,6 @@ func TestProxyRespond(t *testing.T) {
 	plain := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeSolicit}
 	plain.AddOption(dhcpv6.OptClientID(llt(clientMAC)))
 	plain.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}})
-	httpClient := edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64_HTTP)
-	httpClient.UpdateOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte("HTTPClient:Arch:00016:UNDI:003016")}})
 	wrongEnterprise := edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64)
 	wrongEnterprise.UpdateOption(&dhcpv6.OptVendorClass{EnterpriseNumber: 311, Data: [][]byte{[]byte("PXEClient")}})
 	solicitWithSID := edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64)
@@ -105,7 +104,7 @@ func TestProxyRespond(t *testing.T) {
 		want    Ignore
 		reply   dhcpv6.MessageType
 		url     string
-		pxe     bool // vendor class PXEClient in the reply
+		pxe     bool // vendor class PXEClient in the reply (else none)
 		learned netip.Addr
 	}{
 		{name: "EDK II PXEv6 Solicit (DUID-LLT) → Advertise, NBP URL (UEFI 2.10 §24.3.1)", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_X86_64),
@@ -134,7 +133,6 @@ func TestProxyRespond(t *testing.T) {
 		{name: "iPXE Solicit (stateful): only the address server can answer", msg: ipxeMessage(t, dhcpv6.MessageTypeSolicit), port: PortDHCP, src: linkLocal, want: StatefulIPXE},
 		{name: "plain DHCPv6 client", msg: plain, port: PortDHCP, src: linkLocal, want: NotBootClient},
 		{name: "PXEClient under another enterprise number", msg: wrongEnterprise, port: PortDHCP, src: linkLocal, want: NotBootClient},
-		{name: "HTTPClient: not yet", msg: httpClient, port: PortDHCP, src: linkLocal, want: HTTPBoot},
 		{name: "arm64 without a boot file", msg: edk2Solicit(t, dhcpv6.MessageTypeSolicit, llt(clientMAC), iana.EFI_ARM64), port: PortDHCP, src: linkLocal, want: NoPlan},
 		{name: "Renew", msg: edk2Solicit(t, dhcpv6.MessageTypeRenew, llt(clientMAC), iana.EFI_X86_64), port: PortDHCP, src: linkLocal, want: Unsupported},
 	} {
@@ -155,7 +153,11 @@ func TestProxyRespond(t *testing.T) {
 				}
 				return
 			}
-			checkReply(t, tc.msg, res.Reply, tc.reply, tc.url, tc.pxe)
+			vclass := ""
+			if tc.pxe {
+				vclass = "PXEClient"
+			}
+			checkReply(t, tc.msg, res.Reply, tc.reply, tc.url, vclass)
 			if res.Learn != tc.learned {
 				t.Errorf("Learn = %v, want %v", res.Learn, tc.learned)
 			}
@@ -168,7 +170,7 @@ func TestProxyRespond(t *testing.T) {
 
 // checkReply checks what EDK II and iPXE need of a reply (and that a
 // proxy offers no address).
-func checkReply(t *testing.T, req, r *dhcpv6.Message, mt dhcpv6.MessageType, url string, pxe bool) {
+func checkReply(t *testing.T, req, r *dhcpv6.Message, mt dhcpv6.MessageType, url, vclass string) {
 	t.Helper()
 	// The reply goes through the wire and back, as the client sees it.
 	got, err := dhcpv6.MessageFromBytes(r.ToBytes())
@@ -193,17 +195,95 @@ func checkReply(t *testing.T, req, r *dhcpv6.Message, mt dhcpv6.MessageType, url
 		t.Errorf("boot file URL %q, want %q", got.Options.BootFileURL(), url)
 	}
 	vc := got.Options.VendorClass(EnterprisePXE)
-	hasPXE := len(vc) == 1 && string(vc[0]) == "PXEClient"
-	if hasPXE != pxe {
-		t.Errorf("vendor class %q, want PXEClient: %v", vc, pxe)
-	}
-	if pxe {
-		// EDK II (PxeBcParseDhcp6Packet): enterprise 343 in the first four
-		// bytes of the option data, "PXEClient" from the seventh.
-		raw := (&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: vc}).ToBytes()
-		if len(raw) < 13 || raw[3] != 0x57 || !strings.HasPrefix(string(raw[6:]), "PXEClient") {
-			t.Errorf("vendor class bytes % x", raw)
+	if vclass == "" {
+		if got.GetOneOption(dhcpv6.OptionVendorClass) != nil {
+			t.Errorf("vendor class %q, want none", vc)
 		}
+		return
+	}
+	if len(vc) != 1 || string(vc[0]) != vclass {
+		t.Errorf("vendor class %q, want %q", vc, vclass)
+	}
+	// EDK II (PxeBcParseDhcp6Packet, HttpBootParseDhcp6Packet):
+	// enterprise 343 in the first four bytes of the option data, the
+	// class from the seventh.
+	raw := (&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: vc}).ToBytes()
+	if len(raw) < 6+len(vclass) || raw[3] != 0x57 || !strings.HasPrefix(string(raw[6:]), vclass) {
+		t.Errorf("vendor class bytes % x", raw)
+	}
+}
+
+// httpSolicit is a message as EDK II's HttpBootDxe sends it
+// (HttpBootBuildDhcp6Options): ORO 59/60/23/16, NII, arch, vendor class
+// "HTTPClient:Arch:…" under enterprise 343, and an IA_NA from Dhcp6Dxe in
+// a Solicit.
+func httpSolicit(t testing.TB, mt dhcpv6.MessageType, arch iana.Arch) *dhcpv6.Message {
+	t.Helper()
+	m := edk2Solicit(t, mt, llt(clientMAC), arch)
+	m.UpdateOption(&dhcpv6.OptNetworkInterfaceID{Typ: dhcpv6.NII_PXE_GEN_I, Major: 3, Minor: 0})
+	m.UpdateOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte(fmt.Sprintf("HTTPClient:Arch:%05d:UNDI:003000", arch))}})
+	return m
+}
+
+func TestProxyRespondHTTPBoot(t *testing.T) {
+	plain := &Proxy{Boot: testConfig()}
+	arm := testConfig()
+	arm.BootFiles["efi-arm64"] = "arm64/snp.efi"
+	withImage := testConfig()
+	withImage.Profiles["default"] = boot.Profile{Kernel: "/k/vmlinuz", Image: "/images/live.iso"}
+	requestTo := func(sid dhcpv6.DUID) *dhcpv6.Message {
+		m := httpSolicit(t, dhcpv6.MessageTypeRequest, iana.EFI_X86_64_HTTP)
+		m.AddOption(dhcpv6.OptServerID(sid))
+		ia := &dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 1}}
+		ia.Options.Add(&dhcpv6.OptIAAddress{IPv6Addr: net.ParseIP("2001:db8::150")})
+		m.AddOption(ia)
+		return m
+	}
+	for _, tc := range []struct {
+		name    string
+		p       *Proxy
+		msg     *dhcpv6.Message
+		port    Port
+		want    Ignore
+		url     string
+		learned netip.Addr
+	}{
+		// UEFI 2.10 §24.7.3; EDK II HttpBootDxe takes this ProxyIpUri
+		// offer with the address server's.
+		{name: "HTTP Boot x64 (arch 16) Solicit → Advertise with HTTPClient and the NBP's URL", p: plain,
+			msg: httpSolicit(t, dhcpv6.MessageTypeSolicit, iana.EFI_X86_64_HTTP), port: PortDHCP, url: "http://[2001:db8::1]:8080/files/snponly.efi"},
+		{name: "HTTP Boot of a profile with an image: the image's URL", p: &Proxy{Boot: withImage},
+			msg: httpSolicit(t, dhcpv6.MessageTypeSolicit, iana.EFI_X86_64_HTTP), port: PortDHCP, url: "http://[2001:db8::1]:8080/boot/52-54-00-de-00-01/live.iso"},
+		{name: "HTTP Boot arm64 (arch 19) gets the arm64 NBP", p: &Proxy{Boot: arm},
+			msg: httpSolicit(t, dhcpv6.MessageTypeSolicit, iana.EFI_ARM64_HTTP), port: PortDHCP, url: "http://[2001:db8::1]:8080/files/arm64/snp.efi"},
+		{name: "HTTP Boot arm64 without an arm64 NBP", p: plain,
+			msg: httpSolicit(t, dhcpv6.MessageTypeSolicit, iana.EFI_ARM64_HTTP), port: PortDHCP, want: NoPlan},
+		{name: "HTTP Boot Request to the address server: its address is learned", p: plain,
+			msg: requestTo(otherDUID), port: PortDHCP, want: Unsupported, learned: netip.MustParseAddr("2001:db8::150")},
+		{name: "HTTP Boot Request on 4011: HTTP Boot asks no boot service", p: plain,
+			msg: requestTo(serverDUID), port: PortBootServer, want: HTTPBoot},
+		{name: "HTTP Boot Information-request", p: plain,
+			msg: httpSolicit(t, dhcpv6.MessageTypeInformationRequest, iana.EFI_X86_64_HTTP), port: PortDHCP, want: HTTPBoot},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := tc.p.Respond(Request{Msg: tc.msg, Port: tc.port, Server: srv, ServerID: serverDUID, Src: linkLocal})
+			if res.Ignored != tc.want {
+				t.Fatalf("Ignored = %v (%s), want %v", res.Ignored, res.Reason, tc.want)
+			}
+			if res.Learn != tc.learned {
+				t.Errorf("Learn = %v, want %v", res.Learn, tc.learned)
+			}
+			if tc.want != Answered {
+				if res.Reply != nil {
+					t.Errorf("ignored with a reply")
+				}
+				return
+			}
+			checkReply(t, tc.msg, res.Reply, dhcpv6.MessageTypeAdvertise, tc.url, "HTTPClient")
+			if res.URL != tc.url || res.Machine.Firmware != boot.FirmwareHTTP {
+				t.Errorf("Result URL %q firmware %v", res.URL, res.Machine.Firmware)
+			}
+		})
 	}
 }
 

@@ -36,6 +36,7 @@ const (
 	StageScript      Stage = "script"        // the per-machine iPXE script was served
 	StageKernel      Stage = "kernel"        // the kernel was served over HTTP
 	StageInitrd      Stage = "initrd"        // an initrd was served over HTTP
+	StageImage       Stage = "image"         // a profile's ISO or disk image was served over HTTP
 	StageHTTP        Stage = "http"          // another file was served over HTTP
 	StageHTTPError   Stage = "http-error"    // an HTTP request failed
 	StageUnknownArch Stage = "unknown-arch"  // a PXE client with an architecture pxed has no NBP for

@@ -156,14 +156,19 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageScript, Detail: "profile " + p.Name, Bytes: int64(len(script))})
 		return
 	}
-	file, kernel, ok := boot.ResolveFile(p, name)
+	file, kind, ok := boot.ResolveFile(p, name)
 	if !ok {
 		h.fail(w, r, m, http.StatusNotFound, fmt.Sprintf("profile %q has no file %s", p.Name, quoteName(name)))
 		return
 	}
-	stage := events.StageInitrd
-	if kernel {
+	// A kernel or initrd is bytes to iPXE whatever its name
+	// (initrd.img is no disk image); an image is typed by its extension.
+	stage, ctype := events.StageInitrd, "application/octet-stream"
+	switch kind {
+	case boot.FileKernel:
 		stage = events.StageKernel
+	case boot.FileImage:
+		stage, ctype = events.StageImage, ContentType(name)
 	}
 	f, err := os.Open(file)
 	if err != nil {
@@ -172,7 +177,7 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	h.serveFile(w, r, f, name, m, stage)
+	h.serveFile(w, r, f, name, ctype, m, stage)
 }
 
 func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
@@ -190,7 +195,7 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 		f, err := openIn(dir, rel)
 		if err == nil {
 			defer f.Close()
-			h.serveFile(w, r, f, rel, "", events.StageHTTP)
+			h.serveFile(w, r, f, rel, ContentType(rel), "", events.StageHTTP)
 			return
 		}
 		if c, m := openStatus(err); c != http.StatusNotFound {
@@ -212,7 +217,7 @@ func openIn(dir, rel string) (*os.File, error) {
 	return root.Open(rel)
 }
 
-func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, name, mac string, stage events.Stage) {
+func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, name, ctype, mac string, stage events.Stage) {
 	st, err := f.Stat()
 	if err != nil {
 		h.fail(w, r, mac, http.StatusInternalServerError, fmt.Sprintf("%s: stat: %v", quoteName(name), errors.Unwrap(err)))
@@ -224,7 +229,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, 
 	}
 	start := time.Now()
 	cw := &countingWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: h.WriteTimeout}
-	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Type", ctype)
 	http.ServeContent(cw, r, name, st.ModTime(), f)
 	detail := name
 	if rg := r.Header.Get("Range"); rg != "" {
@@ -242,6 +247,25 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, 
 		return
 	}
 	h.record(events.Event{Claimed: mac, IP: remoteIP(r), Stage: stage, Detail: detail, Bytes: cw.n, Dur: time.Since(start)})
+}
+
+// ContentType is the media type a file is served with, by its extension.
+// UEFI HTTP Boot decides from it what it downloaded (UEFI 2.10 §24.7.2;
+// EDK II compares the whole header value, so no parameters):
+// application/efi runs as an EFI application, application/vnd.efi-iso
+// and application/vnd.efi-img are booted as a RAM disk (a CD image, a
+// disk image). Anything else is application/octet-stream (the firmware
+// then goes by the URL's extension).
+func ContentType(name string) string {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".efi":
+		return "application/efi"
+	case ".iso":
+		return "application/vnd.efi-iso"
+	case ".img":
+		return "application/vnd.efi-img"
+	}
+	return "application/octet-stream"
 }
 
 type countingWriter struct {
