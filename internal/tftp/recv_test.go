@@ -66,3 +66,26 @@ func TestServerIPv6(t *testing.T) {
 		sameBytes(t, got, want)
 	}
 }
+
+// TestRawToAddrPortZone: a link-local IPv6 peer keeps its zone, named as
+// the net package names it, so it equals the transfer's peer.
+func TestRawToAddrPortZone(t *testing.T) {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Skip("no loopback interface")
+	}
+	var rsa unix.RawSockaddrAny
+	a := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+	a.Family = unix.AF_INET6
+	a.Addr = netip.MustParseAddr("fe80::1").As16()
+	a.Port = 0x4500 // port 69 in network byte order, read as stored
+	a.Scope_id = uint32(lo.Index)
+	got := rawToAddrPort(&rsa)
+	ua, err := net.ResolveUDPAddr("udp6", "[fe80::1%lo]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Addr() != ua.AddrPort().Addr() {
+		t.Fatalf("rawToAddrPort = %v, want address %v", got, ua.AddrPort().Addr())
+	}
+}

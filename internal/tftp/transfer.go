@@ -544,9 +544,25 @@ func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
 	case unix.AF_INET6:
 		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
+		ip := netip.AddrFrom16(a.Addr).Unmap()
+		if a.Scope_id != 0 && ip.Is6() {
+			// A link-local peer (UEFI PXE over IPv6 before its address is
+			// configured): its zone, named as net names it, so that it
+			// equals the transfer's peer.
+			ip = ip.WithZone(zoneName(a.Scope_id))
+		}
+		return netip.AddrPortFrom(ip, binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
 	}
 	return netip.AddrPort{}
+}
+
+// zoneName is the interface name of an IPv6 scope ID, as the net package
+// writes zones (its index as a number when the interface is gone).
+func zoneName(id uint32) string {
+	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
+		return ifi.Name
+	}
+	return strconv.FormatUint(uint64(id), 10)
 }
 
 // minRTO is the least retransmission timeout an adaptive transfer uses (as
