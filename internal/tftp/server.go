@@ -81,7 +81,6 @@ type Server struct {
 	resent                                                  atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
 	cache                                                   fileCache
-	eng                                                     engine // lockstep transfers (engine.go)
 }
 
 // Stats are the server's counters since it was created.
@@ -314,7 +313,6 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
-	s.eng.stop()
 	return errors.Join(errs...)
 }
 
@@ -336,7 +334,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		s.eng.stop()
 	case <-ctx.Done():
 		errs = append(errs, s.Close(), ctx.Err())
 	}

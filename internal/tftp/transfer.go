@@ -41,8 +41,6 @@ type transfer struct {
 	mu       sync.Mutex
 	conn     *net.UDPConn
 	canceled bool
-	ls       *lockstep // on the engine: ls, run by w
-	w        *worker
 }
 
 // cancel ends the transfer from another goroutine (Server.Close).
@@ -52,9 +50,6 @@ func (t *transfer) cancel() {
 	t.canceled = true
 	if t.conn != nil {
 		t.conn.Close()
-	}
-	if t.ls != nil {
-		t.w.post(cmd{op: cmdCancel, ls: t.ls})
 	}
 }
 
@@ -187,15 +182,9 @@ func (t *transfer) serve(tr *Transfer) error {
 		s.OnStart(req)
 	}
 	wait := firstAckWait(cmp.Or(neg.Timeout, s.timeout()))
-	handled := false
-	if neg.Windowsize == 1 {
-		handled, err = t.sendEvented(conn, f, size, neg, tr, wait)
-	}
-	if !handled {
-		watch := t.watchFirstAck(conn, wait)
-		err = t.send(conn, f, size, neg, tr)
-		watch.Stop()
-	}
+	watch := t.watchFirstAck(conn, wait)
+	err = t.send(conn, f, size, neg, tr)
+	watch.Stop()
 	if err != nil && !t.acked.Load() && (t.silent.Load() || errors.Is(err, os.ErrDeadlineExceeded)) {
 		err = t.noAckErr(err, wait)
 	}
