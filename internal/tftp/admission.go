@@ -62,6 +62,15 @@ func firstAckWait(timeout time.Duration) time.Duration {
 	return max(4*timeout, 5*time.Second)
 }
 
+// idleWait bounds how long a transfer that was acknowledged before waits
+// for the next ACK: 8 timeouts, at least 5 s (a client that went silent
+// mid-transfer, or one that ACKs once to hold a slot). The Retries schedule
+// alone (backoff to 60 s) held such a slot for over 4 minutes at a 10 s
+// timeout; 8 timeouts still survive several lost packets in a row.
+func idleWait(timeout time.Duration) time.Duration {
+	return max(8*timeout, 5*time.Second)
+}
+
 func (s *Server) maxTransfers() int {
 	switch {
 	case s.MaxTransfers == 0:

@@ -351,6 +351,37 @@ func TestSilentClientReleasesSlot(t *testing.T) {
 	}
 }
 
+// TestSilentAfterFirstACKReleasesSlot: a client that acknowledges block 1
+// and then goes silent (holding a slot cheaply) is given up after idleWait
+// (8 timeouts: 8 s here), not after the Retries schedule with its backoff
+// to 60 s (over 6 minutes with 10 retries), and its slot goes to the queue.
+func TestSilentAfterFirstACKReleasesSlot(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	want := testFile(t, dir, "f", 5000)
+	var done doneLog
+	srv := &Server{Handler: Dir(dir), MaxTransfers: 1, Timeout: time.Second, Retries: 10, OnDone: done.add}
+	addr := startServer(t, srv)
+	silent := rawFrom(t, "127.0.0.1")
+	silent.send(t, addr, rrqF)
+	p, from := silent.recv(t)
+	if p.Op != OpDATA || p.Block != 1 {
+		t.Fatalf("got %+v, want DATA 1", p)
+	}
+	silent.send(t, from, Packet{Op: OpACK, Block: 1}) // then nothing more
+	waiting := rawFrom(t, "127.0.0.2")
+	waiting.send(t, addr, rrqF)
+	waitFor(t, func() bool { return srv.Stats().Queued == 1 })
+	start := time.Now()
+	downloadAll(t, want, waiting)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("the queued client waited %v", took)
+	}
+	waitFor(t, func() bool {
+		return done.count(func(tr Transfer) bool { return tr.Err != nil && strings.Contains(tr.Err.Error(), "no ACK for block 2 for") }) == 1
+	})
+}
+
 // TestFloodOneAddress is the attack of issue 13: RRQs from many ports of one
 // address asking timeout 255, none acknowledged. The flood holds at most
 // MaxPerClient sockets, the rest waits without one, and a client at another

@@ -250,6 +250,7 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 	// whole one.
 	est := rttEstimator{max: rto0, adaptive: neg.Timeout == 0}
 	rto, tries, resent := est.rto(), 0, false
+	progress, idle := time.Now(), idleWait(rto0)
 	for {
 		sent := time.Now()
 		end := base + ws - 1
@@ -278,7 +279,8 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 			}
 			k += uint64(nb)
 		}
-		deadline := time.Now().Add(rto)
+		// Wait for the ACK, but never past the idle bound.
+		deadline := time.Now().Add(min(rto, max(time.Until(progress.Add(idle)), time.Millisecond)))
 		for {
 			a, err := t.recvAck(conn, rbuf, deadline)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -289,6 +291,9 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 					if tries++; tries > retries {
 						return fmt.Errorf("tftp: %q: no ACK for block %d after %d tries: %w", t.req.Filename, base, tries, err)
 					}
+				}
+				if since := time.Since(progress); since >= idle {
+					return fmt.Errorf("tftp: %q: no ACK for block %d for %v: %w", t.req.Filename, base, since.Round(time.Millisecond), err)
 				}
 				rto, resent = min(rto*2, maxRTO), true
 				break // resend the window from base
@@ -308,7 +313,7 @@ func (t *transfer) send(conn *net.UDPConn, f File, size int64, neg Negotiated, t
 			if !resent { // Karn: no round-trip sample from a resent window
 				est.sample(time.Since(sent))
 			}
-			base, tries, resent, rto = k+1, 0, false, est.rto()
+			base, tries, resent, rto, progress = k+1, 0, false, est.rto(), time.Now()
 			if k == last {
 				tr.Bytes = int64(last-1)*int64(bs) + int64(lastLen)
 				return nil
