@@ -378,7 +378,9 @@ func TestSilentAfterFirstACKReleasesSlot(t *testing.T) {
 		t.Fatalf("the queued client waited %v", took)
 	}
 	waitFor(t, func() bool {
-		return done.count(func(tr Transfer) bool { return tr.Err != nil && strings.Contains(tr.Err.Error(), "no ACK for block 2 for") }) == 1
+		return done.count(func(tr Transfer) bool {
+			return tr.Err != nil && strings.Contains(tr.Err.Error(), "no ACK for block 2 for")
+		}) == 1
 	})
 }
 
