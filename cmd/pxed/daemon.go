@@ -132,31 +132,35 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		ConnState:         conns.ConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 
+	// What is open so far, closed again when a later socket fails.
+	opened := []io.Closer{hl}
+	if tftpConn != nil {
+		opened = append(opened, tftpConn)
+	}
+	fail := func(err error) error {
+		for _, c := range opened {
+			c.Close()
+		}
+		return err
+	}
 	var socks []*dhcp4.Socket
 	if dsrv != nil {
-		socks, err = dsrv.Open()
-		if err != nil {
-			hl.Close()
-			if tftpConn != nil {
-				tftpConn.Close()
-			}
-			return err
+		if socks, err = dsrv.Open(); err != nil {
+			return fail(err)
+		}
+		for _, sk := range socks {
+			opened = append(opened, sk)
 		}
 	}
 
 	var socks6 []*dhcp6.Socket
 	if d6 != nil {
 		var skipped []dhcp6.Skipped
-		socks6, skipped, err = d6.Open()
-		if err != nil {
-			hl.Close()
-			if tftpConn != nil {
-				tftpConn.Close()
-			}
-			for _, sk := range socks {
-				sk.Close()
-			}
-			return err
+		if socks6, skipped, err = d6.Open(); err != nil {
+			return fail(err)
+		}
+		for _, sk := range socks6 {
+			opened = append(opened, sk)
 		}
 		for _, sk := range skipped {
 			log.Info("ProxyDHCPv6 off on this interface", "iface", sk.Interface, "why", sk.Reason)
@@ -168,17 +172,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 	ras, err := openRouterAdvertisements(cfg, log)
 	if err != nil {
-		hl.Close()
-		if tftpConn != nil {
-			tftpConn.Close()
-		}
-		for _, sk := range socks {
-			sk.Close()
-		}
-		for _, sk := range socks6 {
-			sk.Close()
-		}
-		return err
+		return fail(err)
 	}
 
 	errc := make(chan error, 4)

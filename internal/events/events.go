@@ -9,6 +9,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -208,6 +209,7 @@ func (l *Log) Learn(ip netip.Addr, mac string) {
 	}
 	l.byIP[ip] = &learned{mac: mac, elem: l.ipOrder.PushBack(ip)}
 	l.byMAC[mac] = ip
+	l.adoptLocked(ip, mac)
 }
 
 // MACForIP returns the MAC last learned for ip, or "".
@@ -278,6 +280,17 @@ func (l *Log) Record(e Event) {
 // storeLocked appends e to its machine's timeline and sends it to the
 // subscribers.
 func (l *Log) storeLocked(e Event) {
+	l.appendLocked(e)
+	for _, ch := range l.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// appendLocked adds e to its machine's timeline, within the bounds.
+func (l *Log) appendLocked(e Event) {
 	key := e.MAC
 	if key == "" && e.IP.IsValid() {
 		key = e.IP.Unmap().String()
@@ -310,11 +323,41 @@ func (l *Log) storeLocked(e Event) {
 	l.bytes += n
 	m.last = e.Time
 	l.evictLocked(m)
-	for _, ch := range l.subs {
-		select {
-		case ch <- e:
-		default:
+}
+
+// adoptLocked moves the events kept under address ip (recorded before DHCP
+// taught who has it: a machine can fetch its script a moment before pxed
+// reads the DHCP packet that names its address) to mac's timeline: those
+// that claimed mac or nothing. Events that claimed another machine stay.
+func (l *Log) adoptLocked(ip netip.Addr, mac string) {
+	key := ip.String()
+	m := l.machines[key]
+	if m == nil || key == mac {
+		return
+	}
+	var keep, move []Event
+	for _, e := range m.events {
+		if e.Claimed == "" || e.Claimed == mac {
+			e.MAC, e.Claimed = mac, ""
+			move = append(move, e)
+		} else {
+			keep = append(keep, e)
 		}
+	}
+	if len(move) == 0 {
+		return
+	}
+	l.lru.Remove(m.elem)
+	delete(l.machines, key)
+	l.bytes -= m.bytes
+	for _, e := range keep {
+		l.appendLocked(e)
+	}
+	for _, e := range move {
+		l.appendLocked(e)
+	}
+	if t := l.machines[mac]; t != nil {
+		slices.SortStableFunc(t.events, func(a, b Event) int { return a.Time.Compare(b.Time) })
 	}
 }
 

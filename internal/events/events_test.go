@@ -405,3 +405,32 @@ func TestLogRate(t *testing.T) {
 		t.Fatalf("kept %d events, want every event kept up to the ring's %d", n, DefaultPerMachine)
 	}
 }
+
+// TestLearnAdoptsEarlierEvents: a machine fetched its script a moment before
+// pxed read the DHCP packet naming its address; once learned, those events
+// join its timeline, in time order, except those that claimed another
+// machine.
+func TestLearnAdoptsEarlierEvents(t *testing.T) {
+	l := &Log{Now: clock()}
+	l.Record(Event{MAC: macA, Stage: StageOffer})
+	l.Record(Event{IP: ipA, Claimed: macA, Stage: StageScript})
+	l.Record(Event{IP: ipA, Claimed: macB, Stage: StageHTTPError})
+	l.Record(Event{IP: ipA, Stage: StageTFTPDone})
+	l.Learn(ipA, macA)
+	l.Record(Event{IP: ipA, Claimed: macA, Stage: StageKernel})
+	if got := stageList(l.Timeline(macA)); got != "dhcp-offer,script,tftp-done,kernel" {
+		t.Fatalf("timeline %s", got)
+	}
+	if got := stageList(l.Timeline("192.0.2.10")); got != "http-error" {
+		t.Fatalf("the address keeps %s, want only the event claiming another machine", got)
+	}
+	var sum int64
+	for _, m := range l.Machines() {
+		for _, e := range l.Timeline(m) {
+			sum += eventSize(&e)
+		}
+	}
+	if st := l.Stats(); st.Bytes != sum || st.Machines != 2 {
+		t.Fatalf("stats %+v, events add up to %d bytes", st, sum)
+	}
+}
