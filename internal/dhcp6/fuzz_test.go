@@ -25,7 +25,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(r2.ToBytes())
 	p := &Proxy{Boot: testConfig()}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, _, err := Decode(b)
+		m, _, _, err := Decode(b)
 		if err != nil {
 			return
 		}
@@ -40,7 +40,7 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		enc := m.ToBytes()
-		m2, _, err := Decode(enc)
+		m2, _, _, err := Decode(enc)
 		if err != nil {
 			t.Fatalf("re-encoded message does not decode: %v\n% x", err, enc)
 		}

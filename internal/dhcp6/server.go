@@ -208,6 +208,13 @@ func (s *Server) handler(sk *Socket) *handler {
 type request struct {
 	msg *dhcpv6.Message
 	src netip.AddrPort
+	// relay is the outermost Relay-Forw of a relayed message: the reply
+	// goes back wrapped, to the relay's port 547 (RFC 8415 §19.3).
+	relay    *dhcpv6.RelayMessage
+	relayMAC net.HardwareAddr // the client's MAC as its relay names it (RFC 6939)
+	// client is the client's own address: src, or the peer address its
+	// relay saw (the policy reads a MAC from an EUI-64 link-local one).
+	client netip.AddrPort
 }
 
 // answered is what a reply carries until it is sent.
@@ -239,48 +246,76 @@ func (h *handler) Decode(pk udploop.Packet) (request, bool) {
 		h.log.Debug("dhcp6 packet too long, dropped", "src", q.src.String(), "len", len(pk.Data))
 		return request{}, false
 	}
-	msg, relayed, err := Decode(pk.Data)
+	msg, outer, inner, err := Decode(pk.Data)
 	if err != nil {
 		h.s.malformed.Add(1)
 		h.log.Debug("dhcp6 malformed packet dropped", "src", q.src.String(), "len", len(pk.Data), "err", err)
 		return request{}, false
 	}
-	if relayed {
-		h.s.ignored.Add(1)
-		h.log.Debug("dhcp6 relayed message ignored (relays are not supported yet)", "src", q.src.String())
-		return request{}, false
+	q.msg, q.relay, q.client = msg, outer, q.src
+	if inner != nil {
+		if a, ok := netip.AddrFromSlice(inner.PeerAddr); ok {
+			q.client = netip.AddrPortFrom(a.Unmap(), 546)
+		}
+		// RFC 6939: the relay on the client's link may name its MAC.
+		if _, mac := inner.Options.ClientLinkLayerAddress(); len(mac) == 6 {
+			q.relayMAC = mac
+		}
 	}
-	q.msg = msg
 	return q, true
 }
 
 // Decode decodes one DHCPv6 packet. A relayed message (Relay-Forw, nested
 // up to the hop limit of RFC 8415 §7.6) returns the innermost client
-// message with relayed true.
-func Decode(b []byte) (m *dhcpv6.Message, relayed bool, err error) {
+// message, the outermost Relay-Forw (nil when not relayed) and the
+// innermost one (the relay on the client's link).
+func Decode(b []byte) (m *dhcpv6.Message, outer, inner *dhcpv6.RelayMessage, err error) {
 	d, err := dhcpv6.FromBytes(b)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, nil, err
 	}
 	for hops := 0; d.IsRelay(); hops++ {
 		if hops > hopLimit {
-			return nil, true, errors.New("dhcp6: relay nesting beyond the hop limit")
+			return nil, nil, nil, errors.New("dhcp6: relay nesting beyond the hop limit")
 		}
 		r, ok := d.(*dhcpv6.RelayMessage)
 		if !ok || r.MessageType != dhcpv6.MessageTypeRelayForward {
-			return nil, true, errors.New("dhcp6: not a Relay-Forw")
+			return nil, nil, nil, errors.New("dhcp6: not a Relay-Forw")
 		}
-		inner := r.Options.RelayMessage()
-		if inner == nil {
-			return nil, true, errors.New("dhcp6: Relay-Forw without a relay message option")
+		msg := r.Options.RelayMessage()
+		if msg == nil {
+			return nil, nil, nil, errors.New("dhcp6: Relay-Forw without a relay message option")
 		}
-		d, relayed = inner, true
+		if outer == nil {
+			outer = r
+		}
+		d, inner = msg, r
 	}
 	m, ok := d.(*dhcpv6.Message)
 	if !ok {
-		return nil, relayed, errors.New("dhcp6: not a client message")
+		return nil, nil, nil, errors.New("dhcp6: not a client message")
 	}
-	return m, relayed, nil
+	return m, outer, inner, nil
+}
+
+// relayReply wraps reply in one Relay-Repl per Relay-Forw of the request
+// (RFC 8415 §19.3): link and peer addresses, hop count and Interface-ID
+// copied, so each relay knows where to pass it on.
+func relayReply(outer *dhcpv6.RelayMessage, reply *dhcpv6.Message) ([]byte, error) {
+	d, err := dhcpv6.NewRelayReplFromRelayForw(outer, reply)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp6: relay reply: %w", err)
+	}
+	// The library leaves the hop counts 0: copy them, layer by layer.
+	for fw, rp := dhcpv6.DHCPv6(outer), d; fw != nil && fw.IsRelay() && rp.IsRelay(); {
+		f, r := fw.(*dhcpv6.RelayMessage), rp.(*dhcpv6.RelayMessage)
+		r.HopCount = f.HopCount
+		fw, rp = f.Options.RelayMessage(), r.Options.RelayMessage()
+		if rp == nil {
+			break
+		}
+	}
+	return d.ToBytes(), nil
 }
 
 // hopLimit is HOP_COUNT_LIMIT (RFC 8415 §7.6).
@@ -296,8 +331,11 @@ func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf 
 	if cid != nil {
 		learned = h.s.macs.get(cid.ToBytes())
 	}
+	if learned == nil {
+		learned = q.relayMAC
+	}
 	res := h.s.Proxy.Respond(Request{Msg: q.msg, Port: h.sk.port, Server: boot.Server{IP: h.sk.ip, HTTPPort: h.httpPort},
-		ServerID: h.sk.duid, Src: q.src, MAC: learned})
+		ServerID: h.sk.duid, Src: q.client, MAC: learned})
 	mac := ""
 	if len(res.Machine.MAC) > 0 {
 		mac = boot.Normalize(res.Machine.MAC)
@@ -308,6 +346,16 @@ func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf 
 	if res.Reply == nil {
 		h.ignoredMsg(ctx, q, res, mac)
 		return reply{}, udploop.Silent
+	}
+	if q.relay != nil {
+		wire, err := relayReply(q.relay, res.Reply)
+		if err != nil {
+			h.s.malformed.Add(1)
+			h.log.Debug("dhcp6 relayed message not answered", "src", q.src.String(), "err", err)
+			return reply{}, udploop.Silent
+		}
+		to := netip.AddrPortFrom(q.src.Addr(), 547)
+		return reply{Wire: append(buf, wire...), To: to, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
 	}
 	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
 }
