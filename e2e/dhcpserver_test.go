@@ -284,13 +284,7 @@ profiles:
 	}
 	start := func() *lab.Proc {
 		p := lab.Start(t, n.NS(), pxedBin, "serve", "--config", conf)
-		lab.WaitFor(t, 15*time.Second, "pxed to serve HTTP", func() bool {
-			_, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/healthz")
-			return err == nil || p.Exited()
-		})
-		if p.Exited() {
-			t.Fatalf("pxed exited: %v\n%s", p.Err(), p.Output())
-		}
+		waitServing(t, n, p)
 		return p
 	}
 	pxed := start()

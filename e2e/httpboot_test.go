@@ -117,16 +117,7 @@ func startServeConfig(t *testing.T, n *lab.Net, cfg string) *lab.Proc {
 		t.Fatal(err)
 	}
 	p := lab.Start(t, n.NS(), pxedBin, "serve", "--config", file)
-	lab.WaitFor(t, 15*time.Second, "pxed to serve HTTP", func() bool {
-		if p.Exited() {
-			return true
-		}
-		_, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/healthz")
-		return err == nil
-	})
-	if p.Exited() {
-		t.Fatalf("pxed exited: %v\n%s", p.Err(), p.Output())
-	}
+	waitServing(t, n, p)
 	return p
 }
 

@@ -78,6 +78,14 @@ func startPxed(t *testing.T, n *lab.Net, extra ...string) *lab.Proc {
 		"--cmdline", "console=ttyS0 panic=-1", "--http-addr", "192.0.2.1:8080", "--tftp-addr", "192.0.2.1:69",
 		"--data-dir", t.TempDir(), "--log-level", "debug"}, extra...)
 	p := lab.Start(t, n.NS(), pxedBin, args...)
+	waitServing(t, n, p)
+	return p
+}
+
+// waitServing waits until pxed p answers /healthz on the lab bridge, and
+// fails the test when it exited instead.
+func waitServing(t *testing.T, n *lab.Net, p *lab.Proc) {
+	t.Helper()
 	lab.WaitFor(t, 15*time.Second, "pxed to serve HTTP", func() bool {
 		if p.Exited() {
 			return true
@@ -88,7 +96,6 @@ func startPxed(t *testing.T, n *lab.Net, extra ...string) *lab.Proc {
 	if p.Exited() {
 		t.Fatalf("pxed exited: %v\n%s", p.Err(), p.Output())
 	}
-	return p
 }
 
 type event struct {
