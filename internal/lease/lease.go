@@ -1,6 +1,8 @@
-// Package lease allocates DHCPv4 addresses and runs the lease state machine
-// (offer hold, bind, renew, release, decline, expiry) of RFC 2131 over a
-// small Store interface.
+// Package lease allocates DHCPv4 and DHCPv6 (IA_NA) addresses and runs the
+// lease state machine (offer hold, bind, renew, release, decline, expiry)
+// of RFC 2131 and RFC 8415 over a small Store interface. Leases of both
+// families live in one Store; a DHCPv6 lease is keyed by DUID and IAID
+// (DUIDKey).
 //
 // The package knows nothing of the DHCP wire format: requests come in as
 // plain Go values (netip.Addr, net.HardwareAddr, time.Time) and decisions go
@@ -73,6 +75,25 @@ func NewClientKey(clientID []byte, htype byte, chaddr net.HardwareAddr) ClientKe
 
 // MACKey returns the key of an Ethernet client that sends no option 61.
 func MACKey(mac net.HardwareAddr) ClientKey { return NewClientKey(nil, 1, mac) }
+
+// DUIDKey returns the key of one IA_NA of a DHCPv6 client: type 255, the
+// IAID (4 bytes, network order) and the DUID. That is the form of RFC
+// 4361's node-specific client identifier, so an IPv4 client sending one
+// (iPXE, systemd-networkd) shares its key space with DHCPv6.
+func DUIDKey(iaid uint32, duid []byte) ClientKey {
+	b := make([]byte, 0, 5+len(duid))
+	b = append(b, 0xff, byte(iaid>>24), byte(iaid>>16), byte(iaid>>8), byte(iaid))
+	return ClientKey(append(b, duid...))
+}
+
+// DUID returns the DUID of a key of DUIDKey's form (RFC 4361), and false
+// for any other key.
+func (k ClientKey) DUID() ([]byte, bool) {
+	if len(k) < 6 || k[0] != 0xff {
+		return nil, false
+	}
+	return []byte(k[5:]), true
+}
 
 // String returns the key as colon-separated hex bytes, e.g. "01:52:54:00:12:34:56".
 func (k ClientKey) String() string {

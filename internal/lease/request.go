@@ -46,6 +46,10 @@ type RequestRequest struct {
 	Requested netip.Addr       // option 50, if any
 	CIAddr    netip.Addr       // ciaddr, if not 0.0.0.0
 	Broadcast bool             // received as broadcast (REBINDING rather than RENEWING); only changes the reason
+	// Selected says the client chose this server by other means than
+	// ServerID (a DHCPv6 Request naming this server's DUID, RFC 8415
+	// §18.3.2): SELECTING with Requested, without comparing ServerID.
+	Selected bool
 }
 
 // Request decides a DHCPREQUEST by the client state RFC 2131 §4.3.2
@@ -72,6 +76,11 @@ func (m *Manager) Request(ctx context.Context, d *Deferred, req RequestRequest) 
 	defer unlock()
 	now := m.now()
 	switch {
+	case req.Selected:
+		if !valid(req.Requested) {
+			return Decision{Ignore, "selecting: no requested address"}, Lease{}, nil
+		}
+		return m.confirm(ctx, d, req, req.Requested, true, "selecting", now)
 	case valid(req.ServerID):
 		addr := req.Requested
 		if !valid(addr) {

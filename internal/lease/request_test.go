@@ -233,7 +233,8 @@ func TestSubnetValidation(t *testing.T) {
 		want string // substring of the error, "" for none
 	}{
 		{"valid", func(*Subnet) {}, ""},
-		{"IPv6 prefix", func(s *Subnet) { s.Prefix = mustPrefix("2001:db8::/64") }, "IPv4 prefix"},
+		{"IPv4 range in an IPv6 prefix", func(s *Subnet) { s.Prefix = mustPrefix("2001:db8::/64") }, "inside the prefix"},
+		{"IPv4-mapped prefix", func(s *Subnet) { s.Prefix = mustPrefix("::ffff:192.0.2.0/120") }, "want a prefix"},
 		{"range outside prefix", func(s *Subnet) { s.Ranges = []Range{{ip("192.0.2.10"), ip("192.0.3.1")}} }, "inside the prefix"},
 		{"reversed range", func(s *Subnet) { s.Ranges = []Range{{ip("192.0.2.20"), ip("192.0.2.10")}} }, "FIRST <= LAST"},
 		{"reservation outside prefix", func(s *Subnet) { s.Reservations = []Reservation{{MAC: hw(1), Addr: ip("198.51.100.1")}} }, "outside the prefix"},

@@ -26,24 +26,30 @@ func (r Range) Contains(a netip.Addr) bool {
 }
 
 // Reservation gives one client a fixed address. A reservation matches a
-// client by ClientID (option 61) when set, else by MAC. Addr need not lie in
-// a Range but must lie in the subnet's Prefix.
+// client by ClientID (option 61) when set, else by DUID (any IAID of the
+// client's DUIDKey, RFC 4361 keys of IPv4 clients included), else by MAC.
+// Addr need not lie in a Range but must lie in the subnet's Prefix.
 type Reservation struct {
 	MAC      net.HardwareAddr
 	ClientID []byte
+	DUID     []byte
 	Addr     netip.Addr
 	Hostname string // given to the client when it sends none
 }
 
 // matches reports whether the reservation is for the client with key and mac.
 func (r Reservation) matches(key ClientKey, mac net.HardwareAddr) bool {
-	if len(r.ClientID) > 0 {
+	switch {
+	case len(r.ClientID) > 0:
 		return string(r.ClientID) == string(key)
+	case len(r.DUID) > 0:
+		d, ok := key.DUID()
+		return ok && bytes.Equal(d, r.DUID)
 	}
 	return len(r.MAC) > 0 && bytes.Equal(r.MAC, mac)
 }
 
-// Subnet is one IPv4 network served by a Manager.
+// Subnet is one network, IPv4 or IPv6, served by a Manager.
 type Subnet struct {
 	Prefix       netip.Prefix  // e.g. 192.0.2.0/24
 	Ranges       []Range       // dynamic pools, inside Prefix
@@ -53,7 +59,8 @@ type Subnet struct {
 	// always excluded.
 	Exclude []netip.Addr
 	// ServerID is this server's address on the subnet: option 54 of our
-	// replies, compared with option 54 of a DHCPREQUEST.
+	// replies, compared with option 54 of a DHCPREQUEST. Unused for IPv6
+	// (a DHCPv6 server names itself by DUID: see RequestRequest.Selected).
 	ServerID  netip.Addr
 	LeaseTime time.Duration // bound lease length; 0 means DefaultLeaseTime
 	OfferHold time.Duration // how long an offer reserves its address; 0 means DefaultOfferHold
@@ -65,14 +72,15 @@ type subnet struct {
 	first, last netip.Addr          // bounds of Prefix
 	byAddr      map[netip.Addr]int  // reserved address -> reservation
 	byID        map[string]int      // client ID -> reservation
-	byMAC       map[string]int      // MAC -> reservation without client ID
+	byDUID      map[string]int      // DUID -> reservation by DUID
+	byMAC       map[string]int      // MAC -> reservation without client ID or DUID
 	exclude     map[netip.Addr]bool // Exclude and ServerID
 }
 
 // validate checks the subnet, fills in defaults and indexes it.
 func (s Subnet) validate() (*subnet, error) {
-	if !s.Prefix.IsValid() || !s.Prefix.Addr().Is4() {
-		return nil, fmt.Errorf("lease: subnet prefix %v: want an IPv4 prefix such as 192.0.2.0/24", s.Prefix)
+	if !s.Prefix.IsValid() || s.Prefix.Addr().Is4In6() {
+		return nil, fmt.Errorf("lease: subnet prefix %v: want a prefix such as 192.0.2.0/24 or 2001:db8::/64", s.Prefix)
 	}
 	s.Prefix = s.Prefix.Masked()
 	if s.LeaseTime <= 0 {
@@ -82,13 +90,13 @@ func (s Subnet) validate() (*subnet, error) {
 		s.OfferHold = DefaultOfferHold
 	}
 	for _, r := range s.Ranges {
-		if !s.Prefix.Contains(r.First) || !s.Prefix.Contains(r.Last) || r.Last.Less(r.First) {
+		if !r.First.IsValid() || !r.Last.IsValid() || !s.Prefix.Contains(r.First) || !s.Prefix.Contains(r.Last) || r.Last.Less(r.First) {
 			return nil, fmt.Errorf("lease: subnet %v: range %v-%v: want FIRST <= LAST, both inside the prefix", s.Prefix, r.First, r.Last)
 		}
 	}
 	sn := &subnet{
 		Subnet: s,
-		byAddr: make(map[netip.Addr]int), byID: make(map[string]int), byMAC: make(map[string]int),
+		byAddr: make(map[netip.Addr]int), byID: make(map[string]int), byDUID: make(map[string]int), byMAC: make(map[string]int),
 		exclude: make(map[netip.Addr]bool),
 	}
 	sn.first, sn.last = prefixBounds(s.Prefix)
@@ -105,10 +113,12 @@ func (s Subnet) validate() (*subnet, error) {
 		switch {
 		case len(r.ClientID) > 0:
 			m, id = sn.byID, string(r.ClientID)
+		case len(r.DUID) > 0:
+			m, id = sn.byDUID, string(r.DUID)
 		case len(r.MAC) > 0:
 			m, id = sn.byMAC, string(r.MAC)
 		default:
-			return nil, fmt.Errorf("lease: subnet %v: reservation %d (%v): set a MAC or a client ID", s.Prefix, i, r.Addr)
+			return nil, fmt.Errorf("lease: subnet %v: reservation %d (%v): set a MAC, a client ID or a DUID", s.Prefix, i, r.Addr)
 		}
 		if j, dup := m[id]; dup {
 			return nil, fmt.Errorf("lease: subnet %v: reservations %d and %d are for the same client", s.Prefix, j, i)
@@ -124,20 +134,27 @@ func (s Subnet) validate() (*subnet, error) {
 	return sn, nil
 }
 
-// prefixBounds returns the lowest and highest address of an IPv4 prefix.
+// prefixBounds returns the lowest and highest address of a prefix.
 func prefixBounds(p netip.Prefix) (netip.Addr, netip.Addr) {
 	first := p.Masked().Addr()
-	b := first.As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= uint32(1)<<(32-p.Bits()) - 1 // a shift by 32 gives 0, so /0 works
-	return first, netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	b := first.AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	last, _ := netip.AddrFromSlice(b)
+	return first, last
 }
 
 // reservationFor returns the reservation of the client, if any: by client
-// ID (the key) first, then by MAC.
+// ID (the key) first, then by DUID, then by MAC.
 func (s *subnet) reservationFor(key ClientKey, mac net.HardwareAddr) (Reservation, bool) {
 	if i, ok := s.byID[string(key)]; ok {
 		return s.Reservations[i], true
+	}
+	if d, ok := key.DUID(); ok {
+		if i, ok := s.byDUID[string(d)]; ok {
+			return s.Reservations[i], true
+		}
 	}
 	if i, ok := s.byMAC[string(mac)]; ok && len(mac) > 0 {
 		return s.Reservations[i], true
@@ -153,9 +170,14 @@ func (s *subnet) reservedFor(addr netip.Addr) (Reservation, bool) {
 	return Reservation{}, false
 }
 
-// excluded reports whether addr is never handed out by this subnet.
+// excluded reports whether addr is never handed out by this subnet: in
+// IPv4 its network and broadcast addresses, in IPv6 its Subnet-Router
+// anycast address (RFC 4291 §2.6.1), and Exclude.
 func (s *subnet) excluded(addr netip.Addr) bool {
-	if s.Prefix.Bits() < 31 && (addr == s.first || addr == s.last) {
+	switch {
+	case s.Prefix.Addr().Is4() && s.Prefix.Bits() < 31 && (addr == s.first || addr == s.last):
+		return true
+	case s.Prefix.Addr().Is6() && s.Prefix.Bits() < 127 && addr == s.first:
 		return true
 	}
 	return s.exclude[addr]

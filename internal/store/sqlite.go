@@ -374,6 +374,15 @@ func (s *SQLite) Find(ctx context.Context, f lease.Filter) ([]lease.Lease, error
 	if f.Last.IsValid() {
 		where, args = append(where, "addr <= ?"), append(args, f.Last.AsSlice())
 	}
+	if f.First.IsValid() || f.Last.IsValid() {
+		// Blobs compare bytewise, then by length: without this an IPv6
+		// address whose first 4 bytes lie in an IPv4 range would match it.
+		a := f.First
+		if !a.IsValid() {
+			a = f.Last
+		}
+		where, args = append(where, "length(addr) = ?"), append(args, a.BitLen()/8)
+	}
 	if len(f.States) > 0 {
 		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.States)-1)+")")
 		for _, st := range f.States {

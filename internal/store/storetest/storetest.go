@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) lease.Store) {
 		{"ConcurrentClaimsOneHolderPerAddress", testConcurrentClaims},
 		{"ConcurrentReadModifyWriteLosesNothing", testConcurrentRMW},
 		{"CanceledContext", testCanceled},
+		{"BothFamilies", testBothFamilies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -311,5 +312,35 @@ func testCanceled(t *testing.T, s lease.Store) {
 	}
 	if _, err := s.Get(ctx, addr(2)); err == nil {
 		t.Errorf("Get with canceled ctx: want an error")
+	}
+}
+
+// testBothFamilies: IPv4 and IPv6 leases share one store; a range of one
+// family never returns the other's rows, even where the first bytes of an
+// IPv6 address fall inside an IPv4 range (2001:db8:: starts 32.1.13.184).
+func testBothFamilies(t *testing.T, s lease.Store) {
+	v6 := netip.MustParseAddr("2001:db8::100")
+	v4 := netip.MustParseAddr("32.1.13.184")
+	for i, a := range []netip.Addr{v4, v6} {
+		l := sample(i + 1)
+		l.Addr = a
+		put(t, s, l)
+	}
+	if got := mustGet(t, s, v6); got.Addr != v6 {
+		t.Fatalf("Get(%v) = %v", v6, got.Addr)
+	}
+	got, err := s.Find(context.Background(), lease.Filter{First: netip.MustParseAddr("32.0.0.0"), Last: netip.MustParseAddr("33.0.0.0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Addr != v4 {
+		t.Fatalf("Find(IPv4 range) = %v, want only %v", got, v4)
+	}
+	got, err = s.Find(context.Background(), lease.Filter{First: netip.MustParseAddr("2001:db8::"), Last: netip.MustParseAddr("2001:db8::ffff")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Addr != v6 {
+		t.Fatalf("Find(IPv6 range) = %v, want only %v", got, v6)
 	}
 }
