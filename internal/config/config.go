@@ -50,9 +50,10 @@ type Config struct {
 	// their addresses); nil is SystemHost. Not in the file.
 	Host Host `yaml:"-"`
 
-	lines  map[string]int // field path → line, for errors
-	file   string
-	server *serverSubnets // mode server's subnets, built once by Validate
+	lines   map[string]int // field path → line, for errors
+	file    string
+	server  *serverSubnets  // mode server's subnets, built once by Validate
+	server6 *serverSubnets6 // dhcp6 mode server's subnets, built once by Validate
 }
 
 // Error is a configuration mistake: where it is and what to do.
@@ -200,14 +201,7 @@ func (c *Config) File() string { return c.file }
 
 // Defaults fills in every unset field with its default.
 func (c *Config) Defaults() {
-	if c.DHCP6.Mode == "" {
-		// ProxyDHCPv6 comes with ProxyDHCP (on the interfaces that have a
-		// global or ULA IPv6 address).
-		c.DHCP6.Mode = ModeOff
-		if c.DHCP.Mode == "" || c.DHCP.Mode == ModeProxy {
-			c.DHCP6.Mode = ModeProxy
-		}
-	}
+	c.defaultsDHCP6() // dhcp6.go
 	if c.DHCP.Mode == "" {
 		c.DHCP.Mode = ModeProxy
 	}

@@ -150,14 +150,6 @@ type serverSubnets struct {
 	errs    Errors
 }
 
-// DHCP6 is the dhcp6 section: DHCPv6, as ProxyDHCPv6 for now.
-type DHCP6 struct {
-	// Mode is proxy (the default when dhcp.mode is proxy: answers UEFI
-	// PXE-over-IPv6 and iPXE beside the network's DHCPv6 server, never
-	// an address) or off (the default otherwise).
-	Mode string `yaml:"mode"`
-}
-
 // validateDHCP checks the dhcp section: its mode and, in mode server, the
 // subnets.
 func (c *Config) validateDHCP() Errors {
@@ -170,12 +162,7 @@ func (c *Config) validateDHCP() Errors {
 	default:
 		add(c.errorf("dhcp.mode", "%q is not a DHCP mode: write proxy, server or off", c.DHCP.Mode))
 	}
-	switch c.DHCP6.Mode {
-	case ModeProxy, ModeOff:
-	default:
-		add(c.errorf("dhcp6.mode", "%q is not a DHCPv6 mode: write proxy or off (a DHCPv6 server is not implemented yet)", c.DHCP6.Mode))
-	}
-	return es
+	return append(es, c.validateDHCP6()...) // dhcp6.go
 }
 
 // validateServer checks mode server's settings and builds its subnets, once:
