@@ -78,10 +78,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	apiHandler := &api.Handler{Events: evlog}
 	var dsrv *dhcp4.Server
 	var leases *leaseServer
-	if cfg.DHCP.Mode == config.ModeProxy {
-		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc}, HTTPPort: httpPort,
-			Events: evlog, Logger: log.With("proto", "dhcp")}
-	} else if cfg.DHCP.Mode == config.ModeServer {
+	if cfg.DHCP.Mode == config.ModeServer || cfg.DHCP6.Mode == config.ModeServer {
 		ls, err := openLeaseServer(ctx, cfg, bc, log)
 		if err != nil {
 			if tftpConn != nil {
@@ -91,12 +88,22 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 		leases = ls
 		defer leases.close(log)
+	}
+	switch cfg.DHCP.Mode {
+	case config.ModeProxy:
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc}, HTTPPort: httpPort,
+			Events: evlog, Logger: log.With("proto", "dhcp")}
+	case config.ModeServer:
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
 	var d6 *dhcp6.Server
-	if cfg.DHCP6.Mode == config.ModeProxy {
+	switch cfg.DHCP6.Mode {
+	case config.ModeProxy:
 		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, HTTPPort: httpPort,
+			Events: evlog, Logger: log.With("proto", "dhcp6")}
+	case config.ModeServer:
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, Full: leases.full6, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	}
 	if leases != nil {
@@ -162,11 +169,15 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		for _, sk := range socks6 {
 			opened = append(opened, sk)
 		}
+		role := "ProxyDHCPv6"
+		if d6.Full != nil {
+			role = "DHCPv6 server"
+		}
 		for _, sk := range skipped {
-			log.Info("ProxyDHCPv6 off on this interface", "iface", sk.Interface, "why", sk.Reason)
+			log.Info(role+" off on this interface", "iface", sk.Interface, "why", sk.Reason)
 		}
 		if len(socks6) > 0 {
-			log.Info("ProxyDHCPv6 on (UEFI PXE and HTTP Boot over IPv6, iPXE Information-requests)", "sockets", len(socks6))
+			log.Info(role+" on (UEFI PXE and HTTP Boot over IPv6, iPXE)", "sockets", len(socks6))
 		}
 	}
 
@@ -317,6 +328,8 @@ func registerDHCP6Metrics(reg *prometheus.Registry, d *dhcp6.Server) {
 	}
 	counter("pxed_dhcp6_received_total", "DHCPv6 packets read.", func() float64 { return float64(d.Stats().Received) })
 	counter("pxed_dhcp6_malformed_total", "DHCPv6 packets dropped as malformed.", func() float64 { return float64(d.Stats().Malformed) })
+	counter("pxed_dhcp6_pool_exhausted_total", "DHCPv6 IAs answered NoAddrsAvail (server role): the pool has no address left.",
+		func() float64 { return float64(d.Stats().PoolExhausted) })
 	counter("pxed_dhcp6_ignored_total", "Valid DHCPv6 messages not answered.", func() float64 { return float64(d.Stats().Ignored) })
 	counter("pxed_dhcp6_replies_total", "DHCPv6 replies sent.", func() float64 { return float64(d.Stats().Replied) })
 	counter("pxed_dhcp6_send_errors_total", "DHCPv6 replies that could not be sent.", func() float64 { return float64(d.Stats().SendErrs) })

@@ -20,6 +20,7 @@ import (
 	"pxed/internal/boot"
 	"pxed/internal/config"
 	"pxed/internal/dhcp4"
+	"pxed/internal/dhcp6"
 	"pxed/internal/lease"
 	"pxed/internal/store"
 )
@@ -30,22 +31,35 @@ const leaseDB = "leases.db"
 // expiryInterval is how often expired leases are marked Expired.
 const expiryInterval = time.Minute
 
-// leaseServer is mode server's state: the SQLite store, one lease Manager
-// per subnet, and the Full DHCP policy over them.
+// leaseServer is the server roles' state: the SQLite store, one lease
+// Manager per subnet of either family, and the Full DHCPv4 and DHCPv6
+// policies over them (nil when that family's mode is not server). Leases
+// of both families live in the one store.
 type leaseServer struct {
 	store    *store.SQLite
 	managers []*lease.Manager
 	full     *dhcp4.Full
+	full6    *dhcp6.Full
 }
 
-// openLeaseServer opens --data-dir/leases.db and builds the policy.
+// openLeaseServer opens --data-dir/leases.db and builds the policies.
 func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, log *slog.Logger) (*leaseServer, error) {
+	v4, v6 := cfg.DHCP.Mode == config.ModeServer, cfg.DHCP6.Mode == config.ModeServer
 	if cfg.DataDir == "" {
-		return nil, usagef("dhcp mode server keeps its leases on disk: pass --data-dir DIR (or write data_dir: in the configuration)")
+		return nil, usagef("dhcp and dhcp6 mode server keep their leases on disk: pass --data-dir DIR (or write data_dir: in the configuration)")
 	}
-	subs, err := cfg.ServerSubnets()
-	if err != nil {
-		return nil, usageError{fmt.Errorf("configuration:\n%w", err)}
+	var subs []config.ServerSubnet
+	var subs6 []config.ServerSubnet6
+	var err error
+	if v4 {
+		if subs, err = cfg.ServerSubnets(); err != nil {
+			return nil, usageError{fmt.Errorf("configuration:\n%w", err)}
+		}
+	}
+	if v6 {
+		if subs6, err = cfg.ServerSubnets6(); err != nil {
+			return nil, usageError{fmt.Errorf("configuration:\n%w", err)}
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("leases: data dir: %w", err)
@@ -63,8 +77,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
-	ls := &leaseServer{store: st, full: &dhcp4.Full{Boot: bc,
-		StarvationClients: cfg.Limits.DHCPNewClients, StarvationWindow: cfg.Limits.DHCPNewClientsWindow.D()}}
+	ls := &leaseServer{store: st}
 	// The leases are read from memory (a DISCOVER then costs no query);
 	// every write still commits to SQLite first.
 	cache, err := lease.NewCached(ctx, st)
@@ -72,6 +85,25 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		st.Close()
 		return nil, fmt.Errorf("leases: %w", err)
 	}
+	if v4 {
+		if err := ls.addSubnets4(cfg, bc, cache, subs, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	if v6 {
+		if err := ls.addSubnets6(cfg, bc, cache, subs6, log); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	log.Info("leases stored", "db", path, "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
+	return ls, nil
+}
+
+// addSubnets4 builds the DHCPv4 server policy.
+func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *lease.Cached, subs []config.ServerSubnet, log *slog.Logger) error {
+	ls.full = &dhcp4.Full{Boot: bc, StarvationClients: cfg.Limits.DHCPNewClients, StarvationWindow: cfg.Limits.DHCPNewClientsWindow.D()}
 	var probe func(context.Context, netip.Addr) bool
 	if t := cfg.ProbeTimeout(); t > 0 {
 		probe = (&dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}).InUse
@@ -84,8 +116,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 	for _, s := range subs {
 		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
 		if err != nil {
-			st.Close()
-			return nil, usageError{fmt.Errorf("configuration: %w", err)}
+			return usageError{fmt.Errorf("configuration: %w", err)}
 		}
 		ls.managers = append(ls.managers, m)
 		ho := map[netip.Addr][]dhcp4.Option{}
@@ -98,8 +129,30 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		log.Info("dhcp subnet", "prefix", s.Lease.Prefix.String(), "interface", s.Interface, "server_id", s.Lease.ServerID.String(),
 			"ranges", len(s.Lease.Ranges), "reservations", len(s.Lease.Reservations), "authoritative", s.Authoritative)
 	}
-	log.Info("leases stored", "db", path, "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
-	return ls, nil
+	return nil
+}
+
+// addSubnets6 builds the DHCPv6 server policy. IPv6 has no address
+// probe: a client checks its address itself (duplicate address detection)
+// and declines it when taken, so every message is answered on the reader.
+func (ls *leaseServer) addSubnets6(cfg *config.Config, bc *boot.Config, cache *lease.Cached, subs []config.ServerSubnet6, log *slog.Logger) error {
+	ls.full6 = &dhcp6.Full{Boot: bc, Preference: cfg.DHCP6Preference(), RapidCommit: cfg.DHCP6.RapidCommit, DeferredWrites: true}
+	for _, s := range subs {
+		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: true, Logger: log.With("proto", "lease")})
+		if err != nil {
+			return usageError{fmt.Errorf("configuration: %w", err)}
+		}
+		ls.managers = append(ls.managers, m)
+		sn := &dhcp6.Subnet{Leases: m, Interface: s.Interface, Preferred: s.Preferred, DNS: s.DNS, DomainSearch: s.DomainSearch}
+		for _, o := range s.Options {
+			sn.Options = append(sn.Options, dhcp6.Option{Code: o.Code, Value: o.Value})
+		}
+		ls.full6.Subnets = append(ls.full6.Subnets, sn)
+		log.Info("dhcp6 subnet", "prefix", s.Lease.Prefix.String(), "interface", s.Interface,
+			"ranges", len(s.Lease.Ranges), "reservations", len(s.Lease.Reservations), "lease_time", s.Lease.LeaseTime.String(),
+			"preference", cfg.DHCP6Preference(), "rapid_commit", cfg.DHCP6.RapidCommit)
+	}
+	return nil
 }
 
 func rawOptions(in []config.RawOption) []dhcp4.Option {

@@ -18,6 +18,7 @@ type serverFlags struct {
 	dhcp       string
 	dhcpRange  string
 	dhcp6      string
+	dhcp6Range string
 	probe      string
 	commit     string
 	bootDir    string
@@ -38,7 +39,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.interfaces, "interface", "network interface to serve (repeatable)")
 	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, off")
-	fs.StringVar(&f.dhcp6, "dhcp6", "", "DHCPv6 mode: proxy (default with --dhcp proxy: UEFI PXE over IPv6 and iPXE beside the network's DHCPv6 server), off")
+	fs.StringVar(&f.dhcp6, "dhcp6", "", "DHCPv6 mode: proxy (default with --dhcp proxy: UEFI PXE over IPv6 and iPXE beside the network's DHCPv6 server), server, off")
+	fs.StringVar(&f.dhcp6Range, "dhcp6-range", "", "FIRST-LAST IPv6 addresses to lease, e.g. 2001:db8:0:1::100-2001:db8:0:1::1ff (implies --dhcp6 server)")
 	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")
 	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: ICMP echo wait before offering an address (default 300ms; off disables)")
 	fs.StringVar(&f.commit, "dhcp-commit-interval", "", "server mode: least time between two lease commits under load (default 10ms; 0s commits at once)")
@@ -70,6 +72,12 @@ func (f *serverFlags) apply(c *config.Config) {
 			c.DHCP.Mode = config.ModeServer
 		}
 	}
+	if f.dhcp6Range != "" {
+		c.DHCP6.Range = f.dhcp6Range
+		if f.dhcp6 == "" {
+			c.DHCP6.Mode = config.ModeServer
+		}
+	}
 	if f.probe != "" {
 		c.DHCP.ProbeTimeout = config.ParseOptionalDuration(f.probe)
 	}
@@ -85,6 +93,8 @@ func (f *serverFlags) apply(c *config.Config) {
 	set(&c.LogLevel, f.logLevel)
 	if f.ra {
 		c.RouterAdvertisements.Enabled = true
+		// Machines must ask pxed for their addresses when it leases them.
+		c.RouterAdvertisements.Managed = c.RouterAdvertisements.Managed || f.dhcp6Range != ""
 	}
 }
 

@@ -48,6 +48,7 @@
 package dhcp6
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -55,6 +56,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"pxed/internal/boot"
+	"pxed/internal/lease"
 )
 
 // Port is the UDP port a request arrived on.
@@ -82,6 +84,15 @@ type Request struct {
 	// message of the same DUID, for when this one shows none; nil if
 	// unknown.
 	MAC net.HardwareAddr
+	// Interface is the receiving interface; Link is the link address of
+	// the relay on the client's link when the message was relayed (zero
+	// otherwise): the server role picks the subnet by them.
+	Interface string
+	Link      netip.Addr
+	// Ctx and Deferred are for the server role's lease operations (see
+	// lease.Deferred); a nil Ctx is context.Background.
+	Ctx      context.Context
+	Deferred *lease.Deferred
 }
 
 // Ignore says why a request was not answered.
@@ -98,11 +109,14 @@ const (
 	StatefulIPXE                // iPXE solicits an address: only the network's DHCPv6 server can answer it
 	HTTPBoot                    // a UEFI HTTP Boot message other than a Solicit: its URL comes in the Advertise
 	NoPlan                      // the boot decision has nothing for this machine (Plan.Reason)
+	NoSubnet                    // server role: no dhcp6 subnet for the client's link
+	NoBinding                   // server role: a Rebind or Confirm pxed has nothing to say to
+	StoreError                  // server role: the lease store failed: no reply rather than a wrong one
 )
 
 func (i Ignore) String() string {
 	return [...]string{"answered", "not-boot-client", "unsupported", "other-server", "no-client-id", "no-mac",
-		"stateful-ipxe", "http-boot", "no-plan"}[i]
+		"stateful-ipxe", "http-boot", "no-plan", "no-subnet", "no-binding", "store-error"}[i]
 }
 
 // Result is the policy's answer: a reply to send, or why not.
@@ -115,8 +129,16 @@ type Result struct {
 	URL     string // the boot file URL sent (option 59)
 	// Learn is the address the client is known to use, for TFTP and HTTP
 	// events (events.Log.Learn): the global source of its request to the
-	// boot service. Zero when the message teaches nothing.
+	// boot service, or the address the server role bound. Zero when the
+	// message teaches nothing.
 	Learn netip.Addr
+	// Busy (server role): a lease operation found another of the same
+	// client in progress and must not wait on the socket's reader: ask
+	// again where waiting is allowed. Nothing else is set.
+	Busy bool
+	// PoolExhausted (server role): an IA got no address because its
+	// subnet has none left.
+	PoolExhausted bool
 }
 
 // Proxy is the ProxyDHCPv6 policy. It is pure and safe for concurrent use.
@@ -172,13 +194,7 @@ func (p *Proxy) Respond(req Request) Result {
 	case len(mc.MAC) == 0:
 		return res.ignore(NoMAC, "no MAC in the client's DUID or source address")
 	}
-	res.Plan = p.Boot.Decide(mc, req.Server)
-	switch res.Plan.Action {
-	case boot.ServeNBP:
-		res.URL = boot.TFTPURL(req.Server, res.Plan.BootFile)
-	case boot.ServeScript, boot.ServeURL:
-		res.URL = res.Plan.BootFile
-	default:
+	if !res.decide(p.Boot, req.Server) {
 		return res.ignore(NoPlan, res.Plan.Reason)
 	}
 	reply := &dhcpv6.Message{MessageType: replyType, TransactionID: m.TransactionID}
@@ -186,12 +202,7 @@ func (p *Proxy) Respond(req Request) Result {
 	if cid != nil {
 		reply.AddOption(dhcpv6.OptClientID(cid))
 	}
-	if mc.Firmware == boot.FirmwarePXE || mc.Firmware == boot.FirmwareHTTP {
-		// UEFI 2.10 §24.3.1 (PXEClient; EDK II compares the first nine
-		// bytes) and §24.7.3 (HTTPClient; the first ten).
-		reply.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte(res.Plan.VendorClass)}})
-	}
-	reply.AddOption(dhcpv6.OptBootFileURL(res.URL)) // RFC 5970 §3.1
+	res.addBoot(reply)
 	res.Reply = reply
 	res.Reason = res.Plan.Reason
 	if a := req.Src.Addr(); req.Port == PortBootServer && a.IsGlobalUnicast() {
@@ -228,6 +239,32 @@ func learned(req Request) (boot.Machine, netip.Addr) {
 		}
 	}
 	return mc, netip.Addr{}
+}
+
+// decide asks the boot decision about res.Machine and sets res.Plan and
+// res.URL; false when the plan serves nothing over DHCPv6.
+func (r *Result) decide(bc *boot.Config, srv boot.Server) bool {
+	r.Plan = bc.Decide(r.Machine, srv)
+	switch r.Plan.Action {
+	case boot.ServeNBP:
+		r.URL = boot.TFTPURL(srv, r.Plan.BootFile)
+	case boot.ServeScript, boot.ServeURL:
+		r.URL = r.Plan.BootFile
+	default:
+		return false
+	}
+	return true
+}
+
+// addBoot adds the boot options of res.Plan to reply: the vendor class
+// PXE and HTTP Boot firmware require and the boot file URL.
+func (r *Result) addBoot(reply *dhcpv6.Message) {
+	if r.Machine.Firmware == boot.FirmwarePXE || r.Machine.Firmware == boot.FirmwareHTTP {
+		// UEFI 2.10 §24.3.1 (PXEClient; EDK II compares the first nine
+		// bytes) and §24.7.3 (HTTPClient; the first ten).
+		reply.AddOption(&dhcpv6.OptVendorClass{EnterpriseNumber: EnterprisePXE, Data: [][]byte{[]byte(r.Plan.VendorClass)}})
+	}
+	reply.AddOption(dhcpv6.OptBootFileURL(r.URL)) // RFC 5970 §3.1
 }
 
 func ignore(why Ignore, reason string) Result { return Result{Ignored: why, Reason: reason} }

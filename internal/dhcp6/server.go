@@ -18,6 +18,7 @@ import (
 	"pxed/internal/boot"
 	"pxed/internal/events"
 	"pxed/internal/lease"
+	"pxed/internal/lograte"
 	"pxed/internal/udploop"
 )
 
@@ -33,21 +34,27 @@ type Stats struct {
 	Replied   uint64 // replies sent
 	SendErrs  uint64 // replies that could not be sent
 	Overload  uint64 // messages dropped because every worker was busy
+	// PoolExhausted counts IAs the server role answered NoAddrsAvail.
+	PoolExhausted uint64
 }
 
-// Server is the ProxyDHCPv6 loop: per interface, a socket on UDP 547
-// that joined ff02::1:2 and one on 4011 for the boot service, bound to
-// the interface (SO_BINDTODEVICE), each served by a udploop.Loop.
+// Server is the DHCPv6 loop, of the ProxyDHCPv6 or the stateful server
+// (Full): per interface, a socket on UDP 547 that joined ff02::1:2 and one
+// on 4011 for the boot service, bound to the interface (SO_BINDTODEVICE),
+// each served by a udploop.Loop.
 type Server struct {
 	Interfaces []string // required
 	Ports      []Port   // default 547 and 4011
-	Proxy      *Proxy   // required
+	Proxy      *Proxy   // the ProxyDHCPv6 policy; required unless Full is set
+	Full       *Full    // the stateful server policy; when set, it answers instead of Proxy
 	HTTPPort   int      // put in script URLs; default 8080
 	Events     *events.Log
 	Logger     *slog.Logger // nil discards
 
 	loops              udploop.Counters
 	malformed, ignored atomic.Uint64
+	exhausted          atomic.Uint64
+	warnings           lograte.Limiter
 	macs               macCache
 }
 
@@ -55,7 +62,7 @@ type Server struct {
 func (s *Server) Stats() Stats {
 	l := s.loops.Stats()
 	return Stats{Received: l.Received, Malformed: s.malformed.Load(), Ignored: s.ignored.Load(),
-		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload}
+		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload, PoolExhausted: s.exhausted.Load()}
 }
 
 // Socket is one bound socket: an interface and a port.
@@ -212,6 +219,7 @@ type request struct {
 	// goes back wrapped, to the relay's port 547 (RFC 8415 §19.3).
 	relay    *dhcpv6.RelayMessage
 	relayMAC net.HardwareAddr // the client's MAC as its relay names it (RFC 6939)
+	link     netip.Addr       // the link address of the relay on the client's link; zero when not relayed
 	// client is the client's own address: src, or the peer address its
 	// relay saw (the policy reads a MAC from an EUI-64 link-local one).
 	client netip.AddrPort
@@ -256,6 +264,10 @@ func (h *handler) Decode(pk udploop.Packet) (request, bool) {
 	if inner != nil {
 		if a, ok := netip.AddrFromSlice(inner.PeerAddr); ok {
 			q.client = netip.AddrPortFrom(a.Unmap(), 546)
+		}
+		q.link = netip.IPv6Unspecified()
+		if a, ok := netip.AddrFromSlice(inner.LinkAddr); ok {
+			q.link = a.Unmap()
 		}
 		// RFC 6939: the relay on the client's link may name its MAC.
 		if _, mac := inner.Options.ClientLinkLayerAddress(); len(mac) == 6 {
@@ -321,11 +333,17 @@ func relayReply(outer *dhcpv6.RelayMessage, reply *dhcpv6.Message) ([]byte, erro
 // hopLimit is HOP_COUNT_LIMIT (RFC 8415 §7.6).
 const hopLimit = 8
 
-// Quick implements udploop.Handler: the proxy never waits.
-func (h *handler) Quick(request) bool { return true }
+// Quick implements udploop.Handler: the proxy never waits; the server
+// role does not either when its lease writes are deferred.
+func (h *handler) Quick(q request) bool {
+	if h.s.Full != nil {
+		return h.s.Full.Quick(q.msg)
+	}
+	return true
+}
 
 // Answer implements udploop.Handler.
-func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf []byte) (reply, udploop.Outcome) {
+func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf []byte) (reply, udploop.Outcome) {
 	var learned net.HardwareAddr
 	cid := q.msg.Options.ClientID()
 	if cid != nil {
@@ -334,11 +352,23 @@ func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf 
 	if learned == nil {
 		learned = q.relayMAC
 	}
-	res := h.s.Proxy.Respond(Request{Msg: q.msg, Port: h.sk.port, Server: boot.Server{IP: h.sk.ip, HTTPPort: h.httpPort},
-		ServerID: h.sk.duid, Src: q.client, MAC: learned})
-	mac := ""
+	req := Request{Msg: q.msg, Port: h.sk.port, Server: boot.Server{IP: h.sk.ip, HTTPPort: h.httpPort},
+		ServerID: h.sk.duid, Src: q.client, MAC: learned, Interface: h.sk.iface.Name, Link: q.link, Ctx: ctx, Deferred: d}
+	var res Result
+	if h.s.Full != nil {
+		res = h.s.Full.Respond(req)
+	} else {
+		res = h.s.Proxy.Respond(req)
+	}
+	if res.Busy {
+		return reply{}, udploop.Busy // for a worker: nothing counted yet
+	}
+	if res.PoolExhausted {
+		h.s.exhausted.Add(1)
+		h.poolExhausted(mac(res), res.Reason)
+	}
+	mac := mac(res)
 	if len(res.Machine.MAC) > 0 {
-		mac = boot.Normalize(res.Machine.MAC)
 		if cid != nil && learned == nil {
 			h.s.macs.put(cid.ToBytes(), res.Machine.MAC)
 		}
@@ -358,6 +388,25 @@ func (h *handler) Answer(ctx context.Context, q request, _ *lease.Deferred, buf 
 		return reply{Wire: append(buf, wire...), To: to, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
 	}
 	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
+}
+
+// mac is the client's MAC as res names it, normalised; "" if unknown.
+func mac(res Result) string {
+	if len(res.Machine.MAC) == 0 {
+		return ""
+	}
+	return boot.Normalize(res.Machine.MAC)
+}
+
+// poolExhausted warns that a client got no address, at most once per
+// lograte interval, and records it on the client's timeline.
+func (h *handler) poolExhausted(mac, why string) {
+	if ok, suppressed := h.s.warnings.Allow("pool-exhausted"); ok {
+		h.log.Warn("dhcp6 pool exhausted: a client got no address (NoAddrsAvail)", "mac", mac, "why", why, "suppressed", suppressed)
+	}
+	if h.s.Events != nil && mac != "" {
+		h.s.Events.Record(events.Event{MAC: mac, Stage: events.StagePoolExhausted, Detail: "dhcpv6: " + why})
+	}
 }
 
 // ignoredMsg counts, logs and records a message the policy did not answer.
@@ -398,7 +447,7 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 			"reply", res.Reply.MessageType.String(), "dst", r.To.String(), "url", res.URL)
 	}
 	ev := h.s.Events
-	if ev == nil {
+	if ev == nil || a.mac == "" {
 		return
 	}
 	if res.Learn.IsValid() {
@@ -408,7 +457,11 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	if res.Reply.MessageType == dhcpv6.MessageTypeAdvertise {
 		stage = events.StageOffer
 	}
-	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: replyDetail(res, h.sk.port)})
+	detail := replyDetail(res, h.sk.port)
+	if h.s.Full != nil && h.sk.port == PortDHCP {
+		detail = "dhcpv6 " + res.Reason // what was leased, and the boot URL
+	}
+	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: detail})
 }
 
 // replyDetail is the event detail of a reply: "dhcpv6 firmware arch → URL (port N)".
