@@ -262,7 +262,7 @@ func (c *Config) Validate() error {
 func (c *Config) validateInterfaces() Errors {
 	var es Errors
 	add := func(e *Error) { es = append(es, e) }
-	if c.DHCP.Mode != ModeOff && len(c.Interfaces) == 0 {
+	if (c.DHCP.Mode != ModeOff || c.DHCP6.Mode == ModeServer) && len(c.Interfaces) == 0 {
 		add(c.errorf("interfaces", "no interface given: write `interfaces: [eth1]` or pass --interface eth1 (the network the machines boot on)"))
 	}
 	for i, name := range c.Interfaces {

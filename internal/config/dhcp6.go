@@ -236,8 +236,8 @@ func (c *Config) buildServerSubnets6() *serverSubnets6 {
 		ss.Preferred = ss.Lease.LeaseTime
 		if sc.Preferred.IsSet() {
 			v, ok := sc.Preferred.Value()
-			if !ok || v < time.Minute || v > ss.Lease.LeaseTime {
-				add(c.errorf(field(i, "preferred_time"), "%q: write a duration from 1m up to the lease time (%v)", sc.Preferred, ss.Lease.LeaseTime))
+			if !ok || v < 10*time.Second || v > ss.Lease.LeaseTime {
+				add(c.errorf(field(i, "preferred_time"), "%q: write a duration from 10s up to the lease time (%v)", sc.Preferred, ss.Lease.LeaseTime))
 			}
 			ss.Preferred = v
 		}

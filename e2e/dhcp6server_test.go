@@ -1,0 +1,148 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"pxed/internal/lab"
+)
+
+// The tests here run pxed as the lab's stateful DHCPv6 server and lease
+// IA_NA addresses to clients nobody here wrote: ISC dhclient -6 and OVMF.
+
+const serverRange6 = "2001:db8::1000-2001:db8::10ff"
+
+// startServer6 runs `pxed serve` as the DHCPv6 server (and ProxyDHCP for
+// IPv4) with leases in dataDir; extra is appended to the dhcp6 section.
+func startServer6(t *testing.T, n *lab.Net, dataDir, extra string) *lab.Proc {
+	t.Helper()
+	kernel, initrd := lab.Assets(t)
+	conf := filepath.Join(t.TempDir(), "pxed.yaml")
+	yaml := fmt.Sprintf(`interfaces: [%s]
+data_dir: %s
+tftp_addr: ":69"
+http_addr: ":8080"
+log_level: debug
+dhcp6:
+  mode: server
+  subnets:
+    - interface: %s
+      prefix: 2001:db8::/64
+      ranges: [%s]
+      dns: [2001:db8::53]
+      domain_search: [lab.example]
+%s
+profiles:
+  default:
+    kernel: %s
+    initrds: [%s]
+    cmdline: console=ttyS0 panic=-1
+`, n.Bridge(), dataDir, n.Bridge(), serverRange6, extra, kernel, initrd)
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := lab.Start(t, n.NS(), pxedBin, "serve", "--config", conf)
+	waitServing(t, n, p)
+	return p
+}
+
+// TestDhclient6ObtainRenewReleaseAgain: ISC dhclient -6 obtains an address
+// from the range (Solicit/Advertise/Request/Reply) with the DNS and
+// search list, confirms it again after a restart (Confirm), renews it at
+// T1 (Renew), releases it with -r (Release), and gets the same address
+// again afterwards; `pxed leases` shows each state.
+func TestDhclient6ObtainRenewReleaseAgain(t *testing.T) {
+	if _, err := exec.LookPath("dhclient"); err != nil {
+		t.Skip("needs dhclient (apt-get install isc-dhcp-client)")
+	}
+	n := lab.NewNet(t)
+	data := t.TempDir()
+	// lease 1m, preferred 40s: T1 = 20 s, so the renewal comes quickly.
+	startServer6(t, n, data, "      lease_time: 1m\n      preferred_time: 40s\n")
+	h := clientHost(t, n, "dhclient6", 6)
+	waitLinkLocal(t, h)
+	dir := t.TempDir()
+	events, leaseFile, pidFile := filepath.Join(dir, "events"), filepath.Join(dir, "leases"), filepath.Join(dir, "pid")
+	script := writeScript(t, `echo "$reason ip=$new_ip6_address dns=$new_dhcp6_name_servers search=$new_dhcp6_domain_search" >> `+events+`
+exit 0
+`)
+	args := []string{"-6", "-v", "-1", "-d", "-sf", script, "-lf", leaseFile, "-pf", pidFile, h.Iface}
+	p := lab.Start(t, h.NS, "dhclient", args...)
+	lab.WaitFor(t, 40*time.Second, "dhclient -6 to bind", func() bool { return strings.Contains(readFile(events), "BOUND6 ") || p.Exited() })
+	ip := lastField(readFile(events), "BOUND6", "ip")
+	if ip == "" || !strings.HasPrefix(ip, "2001:db8::10") {
+		t.Fatalf("dhclient -6 did not bind from pxed's range:\n%s\n%s", readFile(events), p.Output())
+	}
+	if dns := lastField(readFile(events), "BOUND6", "dns"); dns != "2001:db8::53" {
+		t.Errorf("DNS servers %q, want 2001:db8::53:\n%s", dns, readFile(events))
+	}
+	row := leases(t, data)[ip]
+	if row.State != "bound" || !strings.HasPrefix(row.Client, "ff:") {
+		t.Fatalf("pxed leases: %s is %+v, want bound to a DUID+IAID key", ip, row)
+	}
+	// Renew at T1 (20 s).
+	lab.WaitFor(t, 60*time.Second, "dhclient -6 to renew", func() bool { return strings.Contains(readFile(events), "RENEW6 ") || p.Exited() })
+	if got := lastField(readFile(events), "RENEW6", "ip"); got != ip {
+		t.Fatalf("renewed %q, want %s:\n%s", got, ip, readFile(events))
+	}
+	p.Stop()
+
+	// Restarted with its lease file, dhclient confirms the address.
+	p = lab.Start(t, h.NS, "dhclient", args...)
+	lab.WaitFor(t, 40*time.Second, "dhclient -6 to confirm", func() bool {
+		e := readFile(events)
+		return strings.Count(e, "BOUND6 ")+strings.Count(e, "REBOOT6 ") >= 2 || p.Exited()
+	})
+	if got := lastField(readFile(events), "REBOOT6", "ip") + lastField(readFile(events), "BOUND6", "ip"); !strings.Contains(got, ip) {
+		t.Fatalf("after a restart dhclient has %q, want %s:\n%s\n%s", got, ip, readFile(events), p.Output())
+	}
+	p.Stop()
+
+	out, err := lab.Run(t, h.NS, "dhclient", "-6", "-v", "-r", "-sf", script, "-lf", leaseFile, "-pf", pidFile, h.Iface)
+	if err != nil {
+		t.Fatalf("dhclient -6 -r: %v\n%s", err, out)
+	}
+	lab.WaitFor(t, 20*time.Second, "the lease to be released", func() bool { return leases(t, data)[ip].State == "released" })
+
+	// A new start with no lease but the same DUID (dhclient keeps it in
+	// the lease file): a Solicit, and the same address again, bound.
+	var duid string
+	for _, line := range strings.Split(readFile(leaseFile), "\n") {
+		if strings.HasPrefix(line, "default-duid ") {
+			duid = line + "\n"
+		}
+	}
+	if duid == "" {
+		t.Fatalf("no default-duid in dhclient's lease file:\n%s", readFile(leaseFile))
+	}
+	if err := os.WriteFile(leaseFile, []byte(duid), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := strings.Count(readFile(events), "BOUND6 ")
+	p = lab.Start(t, h.NS, "dhclient", args...)
+	lab.WaitFor(t, 40*time.Second, "dhclient -6 to bind again", func() bool {
+		return strings.Count(readFile(events), "BOUND6 ") > before || p.Exited()
+	})
+	if got := lastField(readFile(events), "BOUND6", "ip"); got != ip {
+		t.Fatalf("after release dhclient got %q, want %s again:\n%s", got, ip, readFile(events))
+	}
+	p.Stop()
+	if row := leases(t, data)[ip]; row.State != "bound" {
+		t.Fatalf("pxed leases: %s is %+v, want bound again", ip, row)
+	}
+}
+
+// waitLinkLocal waits until the host's link-local address has passed
+// duplicate address detection: a DHCPv6 client binds to it (port 546).
+func waitLinkLocal(t *testing.T, h *lab.Host) {
+	t.Helper()
+	lab.WaitFor(t, 10*time.Second, "a link-local address on "+h.Iface, func() bool {
+		out, err := lab.Run(t, h.NS, "ip", "-6", "addr", "show", "dev", h.Iface, "scope", "link")
+		return err == nil && strings.Contains(out, "fe80:") && !strings.Contains(out, "tentative")
+	})
+}
