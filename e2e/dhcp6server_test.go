@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,4 +146,101 @@ func waitLinkLocal(t *testing.T, h *lab.Host) {
 		out, err := lab.Run(t, h.NS, "ip", "-6", "addr", "show", "dev", h.Iface, "scope", "link")
 		return err == nil && strings.Contains(out, "fe80:") && !strings.Contains(out, "tentative")
 	})
+}
+
+// TestServerRoleIPv6OnlyBootsOVMF: a segment with no IPv4 service at all
+// (pxed's DHCPv4 off) where pxed is the DHCPv6 server and sends the router
+// advertisements (M flag: machines ask DHCPv6 for addresses). An OVMF
+// machine with PXE over IPv6 only gets address and boot file in one
+// Advertise (EDK II's DhcpBinl offer), loads snponly.efi over TFTP on
+// IPv6; its iPXE solicits an address (stateful, as the M flag says) and
+// gets its script URL in the same Reply; kernel and initrd come over HTTP
+// on IPv6. A second machine HTTP-Boots an ISO over IPv6 from the same
+// server role.
+func TestServerRoleIPv6OnlyBootsOVMF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU machines (about 3 minutes under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	if out, err := lab.Run(t, n.NS(), "sysctl", "-qw", "net.ipv6.conf."+n.Bridge()+".accept_ra=0"); err != nil {
+		t.Fatalf("sysctl: %v\n%s", err, out)
+	}
+	kernel, initrd := lab.Assets(t)
+	iso := buildLiveISO(t)
+	data := t.TempDir()
+	pxed := startServeConfig(t, n, `interfaces: [%[1]s]
+data_dir: `+data+`
+tftp_addr: ":69"
+http_addr: ":8080"
+log_level: debug
+dhcp:
+  mode: "off"
+dhcp6:
+  mode: server
+  range: `+serverRange6+`
+router_advertisements:
+  enabled: true
+  managed: true
+default_profile: linux
+profiles:
+  linux:
+    kernel: `+kernel+`
+    initrds: [`+initrd+`]
+    cmdline: console=ttyS0 panic=-1
+  live:
+    image: `+iso+`
+machines:
+  "52:54:00:00:0b:02": live
+`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pxed output:\n%s", tail(pxed.Output(), 8<<10))
+		}
+	})
+	for _, tc := range []struct {
+		name, mac, option string
+		fwcfg             []string
+		stages            []string
+	}{
+		{"pxe", "52:54:00:00:0b:01", `"UEFI PXEv6`, []string{"name=opt/org.tianocore/IPv4PXESupport,string=no"},
+			[]string{"dhcp-offer", "dhcp-ack", "tftp-done", "dhcp-offer", "dhcp-ack", "script", "kernel", "initrd"}},
+		{"http-iso", "52:54:00:00:0b:02", `"UEFI HTTPv6`, uefiHTTPOnly, []string{"dhcp-offer", "dhcp-ack", "image"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: tc.mac, Timeout: 6 * time.Minute, FwCfg: tc.fwcfg})
+			vm.WaitSerial(t, lab.BootMarker, 5*time.Minute)
+			t.Logf("%s: %s after %v", tc.name, lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+			if line := bootLine(vm.Serial()); !strings.Contains(line, tc.option) {
+				t.Errorf("the boot option started was not %s: %q", tc.option, line)
+			}
+			evs := logTimeline(t, n, tc.mac)
+			var stages []event
+			for _, e := range evs {
+				stages = append(stages, event{Stage: e.Stage, Detail: e.Detail, Bytes: e.Bytes})
+				switch e.Stage {
+				case "tftp-done", "http", "image", "script", "kernel", "initrd":
+					if a, err := netip.ParseAddr(e.IP); err != nil || !a.Is6() || a.Is4In6() || !strings.HasPrefix(e.IP, "2001:db8::10") {
+						t.Errorf("%s from %q: want an address pxed leased", e.Stage, e.IP)
+					}
+				}
+			}
+			if err := stagesInOrder(stages, tc.stages...); err != nil {
+				t.Error(err)
+			}
+			// The firmware releases its address before it starts what it
+			// loaded (iPXE's stays bound): the row stays, with the MAC.
+			rows := 0
+			for _, l := range leases(t, data) {
+				if l.MAC == tc.mac && strings.HasPrefix(l.Address, "2001:db8::10") && strings.HasPrefix(l.Client, "ff:") {
+					rows++
+				}
+			}
+			if rows == 0 {
+				t.Errorf("no IPv6 lease of %s in pxed leases: %v", tc.mac, leases(t, data))
+			}
+		})
+	}
+	if strings.Contains(pxed.Output(), "level=ERROR") {
+		t.Errorf("pxed logged errors:\n%s", pxed.Output())
+	}
 }

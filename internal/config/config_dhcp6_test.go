@@ -91,8 +91,11 @@ func TestDHCP6RangeShorthandAndModes(t *testing.T) {
 	if err != nil || len(subs) != 1 || subs[0].Lease.Prefix.String() != "2001:db8:0:1::/64" || subs[0].Interface != "pxe0" {
 		t.Fatalf("--dhcp6-range gives %+v, %v", subs, err)
 	}
-	if c.DHCP6Preference() != -1 {
-		t.Errorf("preference unset gives %d", c.DHCP6Preference())
+	if c.DHCP6Preference() != 255 {
+		t.Errorf("preference unset gives %d in mode server, want 255", c.DHCP6Preference())
+	}
+	if c := parse6(t, "interfaces: [pxe0]\n"); c.DHCP6Preference() != -1 {
+		t.Errorf("the proxy sends preference %d, want none", c.DHCP6Preference())
 	}
 	for _, tc := range []struct{ yaml, mode string }{
 		{"interfaces: [pxe0]\n", ModeProxy},

@@ -26,9 +26,11 @@ type DHCP6 struct {
 	Range string `yaml:"range"`
 	// Subnets are the networks of mode server (instead of Range).
 	Subnets []Subnet6 `yaml:"subnets"`
-	// Preference is the preference option (7) of every Advertise, 0–255;
-	// unset sends none. 255 makes clients take pxed's Advertise at once
-	// (RFC 8415 §18.2.1) instead of collecting for their first timeout.
+	// Preference is the preference option (7) of every Advertise of mode
+	// server, 0–255; unset means 255: clients take pxed's Advertise at
+	// once (RFC 8415 §18.2.1) instead of collecting others for their first
+	// retransmission timeout (EDK II: 4 s). Write a lower value beside
+	// other DHCPv6 servers. (The proxy never sends one: see dhcp6.)
 	Preference *int `yaml:"preference"`
 	// RapidCommit answers a Solicit carrying Rapid Commit (option 14) with
 	// a committed Reply (RFC 8415 §18.3.1).
@@ -92,12 +94,16 @@ func ParseRange6(s string) (netip.Addr, netip.Addr, error) {
 	return first, last, nil
 }
 
-// DHCP6Preference is dhcp6.preference, -1 when unset.
+// DHCP6Preference is dhcp6.preference: unset, 255 in mode server and -1
+// (none) otherwise.
 func (c *Config) DHCP6Preference() int {
-	if c.DHCP6.Preference == nil {
-		return -1
+	switch {
+	case c.DHCP6.Preference != nil:
+		return *c.DHCP6.Preference
+	case c.DHCP6.Mode == ModeServer:
+		return 255
 	}
-	return *c.DHCP6.Preference
+	return -1
 }
 
 // ServerSubnets6 returns the subnets of dhcp6 mode server (call after

@@ -18,6 +18,8 @@
 //     server ID and its own Solicit's options (no IA), sent from and to UDP
 //     port 4011 at the host of the offer's boot file URL. The Reply must
 //     carry option 59, tftp://[addr]/file, which it then loads over TFTP.
+//     After a DhcpBinl offer (address and boot file from one server: pxed's
+//     server role) it asks the same boot service, with no server ID.
 //   - Preference: Dhcp6Dxe stops collecting Advertises at once when one
 //     carries preference 255, and PxeBcDxe then chooses among those it
 //     has; a proxy offer alone is not selectable (no address), so a 255
@@ -172,8 +174,12 @@ func (p *Proxy) Respond(req Request) Result {
 		return ignore(NoClientID, mt.String()+" without a client identifier") // RFC 8415 §16.2, §16.4
 	case mt == dhcpv6.MessageTypeSolicit && sid != nil:
 		return ignore(OtherServer, "SOLICIT with a server identifier") // RFC 8415 §16.2
-	case mt == dhcpv6.MessageTypeRequest && (sid == nil || !sid.Equal(req.ServerID)):
-		return ignore(OtherServer, "REQUEST for another server") // RFC 8415 §16.4
+	case mt == dhcpv6.MessageTypeRequest && sid != nil && !sid.Equal(req.ServerID):
+		// EDK II names the proxy's DUID when it asks a ProxyBinl
+		// offer's server, and no server at all when it asks the server
+		// of a DhcpBinl offer (address and boot file from one server,
+		// PxeBcRequestBootService): both are this boot service's.
+		return ignore(OtherServer, "REQUEST for another server")
 	case sid != nil && !sid.Equal(req.ServerID):
 		return ignore(OtherServer, mt.String()+" for another server") // RFC 8415 §16.12
 	}
