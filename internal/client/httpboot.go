@@ -165,3 +165,35 @@ func httpTypes4(offers []Offer) ([]string, []string) {
 	}
 	return types, why
 }
+
+// HTTPImageType returns what UEFI HTTP boot makes of a download, as
+// HttpBootCheckImageType decides it: by Content-Type first
+// ("application/efi", "application/vnd.efi-iso", "application/vnd.efi-img",
+// compared without case and without parameters' tolerance), else by the
+// URI path's last four characters (.efi, .iso, .img); ok is false when
+// neither tells, and the firmware refuses the file.
+func HTTPImageType(contentType, uri string) (kind string, ok bool) {
+	switch strings.ToLower(contentType) {
+	case "application/efi":
+		return "EFI program", true
+	case "application/vnd.efi-iso":
+		return "CD/DVD image (RAM disk)", true
+	case "application/vnd.efi-img":
+		return "disk image (RAM disk)", true
+	}
+	p := uri
+	if u, err := url.Parse(uri); err == nil {
+		p = u.Path
+	}
+	if len(p) >= 4 {
+		switch strings.ToLower(p[len(p)-4:]) {
+		case ".efi":
+			return "EFI program", true
+		case ".iso":
+			return "CD/DVD image (RAM disk)", true
+		case ".img":
+			return "disk image (RAM disk)", true
+		}
+	}
+	return "", false
+}
