@@ -320,7 +320,10 @@ func (e *Exchange6) bootService(ctx context.Context, res *DHCP6Result, req *dhcp
 			return nil, err
 		}
 		res.BootRequests++
-		wctx, cancel := context.WithTimeout(ctx, e.scale(BootServiceWait6))
+		// Scaled, but never under RFC 4861's RetransTimer (1 s) and a half:
+		// the address was configured a moment ago, and a first neighbor
+		// solicitation that goes unanswered costs a second either way.
+		wctx, cancel := context.WithTimeout(ctx, max(e.scale(BootServiceWait6), 1500*time.Millisecond))
 		for {
 			m, from, err := e.Transport.Receive(wctx)
 			if err != nil {
