@@ -40,8 +40,8 @@ type Download struct {
 	// ContentType is the HTTP Content-Type header, which UEFI HTTP boot
 	// reads to tell an EFI program from an ISO or disk image.
 	ContentType string `json:"content_type,omitempty"`
-	SHA256     string  `json:"sha256,omitempty"` // of the bytes received, when complete
-	Err        string  `json:"error,omitempty"`
+	SHA256      string `json:"sha256,omitempty"` // of the bytes received, when complete
+	Err         string `json:"error,omitempty"`
 
 	content []byte // kept for scripts
 }

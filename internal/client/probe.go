@@ -45,8 +45,8 @@ type Result struct {
 	DHCP        *DHCPResult `json:"dhcp"`
 	// DHCP6 is the DHCPv6 exchange of an IPv6 probe (Probe6); DHCP is
 	// then nil.
-	DHCP6 *DHCP6Result `json:"dhcp6,omitempty"`
-	Script      *Script     `json:"script,omitempty"` // iPXE script, when one was loaded
+	DHCP6  *DHCP6Result `json:"dhcp6,omitempty"`
+	Script *Script      `json:"script,omitempty"` // iPXE script, when one was loaded
 	// Configured says which leased address the probe put on the interface
 	// for the downloads, when it had none.
 	Configured string     `json:"configured,omitempty"`
