@@ -40,7 +40,18 @@ type Exchange6 struct {
 	// the boot service request (firmware has configured it by then); an
 	// error ends the exchange.
 	OnLease func(*Lease6) error
-	Logger  *slog.Logger // nil discards
+	// XID gives the transaction ID of each new exchange (Solicit,
+	// Request); nil picks random ones. A storm hands out unique ones, as
+	// its machines share one pair of sockets demultiplexed by them.
+	XID    func() dhcpv6.TransactionID
+	Logger *slog.Logger // nil discards
+}
+
+func (e *Exchange6) newXID() dhcpv6.TransactionID {
+	if e.XID != nil {
+		return e.XID()
+	}
+	return randomXID6()
 }
 
 // Lease6 is the address the client got over DHCPv6.
@@ -178,7 +189,7 @@ func (e *Exchange6) choose(offers []Offer6) Selection {
 // when the first timeout passed with none, the next Advertise ends the
 // collection. The firmware then chooses among those it kept.
 func (e *Exchange6) solicit(ctx context.Context, res *DHCP6Result, start time.Time) error {
-	xid := randomXID6()
+	xid := e.newXID()
 	iaid := e.ID.iaid()
 	seen := map[string]bool{}
 	anyAfter := false // Dhcp6Dxe's AdPref = 0xff after an empty first timeout
@@ -236,7 +247,7 @@ func (e *Exchange6) solicit(ctx context.Context, res *DHCP6Result, start time.Ti
 // request asks the chosen server for its address (RFC 8415 §18.2.2) and
 // waits for its Reply.
 func (e *Exchange6) request(ctx context.Context, res *DHCP6Result, o Offer6, start time.Time) (req, reply *dhcpv6.Message, err error) {
-	xid := randomXID6()
+	xid := e.newXID()
 	sid := o.Msg.Options.ServerID()
 	for _, w := range RequestWindows6 {
 		if req, err = NewRequest6(e.Profile, e.ID, xid, o.Msg, time.Since(start)); err != nil {

@@ -44,11 +44,11 @@ func interfaceAddrs6(name string) (global netip.Addr, linkLocal bool) {
 	return global, linkLocal
 }
 
-// waitLinkLocal waits up to wait for interface name to have a usable
+// WaitLinkLocal waits up to wait for interface name to have a usable
 // link-local address, the source of a DHCPv6 client's messages (EDK II
 // waits out duplicate address detection the same way: PxeBcDhcp6Sarr on
 // EFI_NO_MAPPING).
-func waitLinkLocal(ctx context.Context, name string, wait time.Duration) error {
+func WaitLinkLocal(ctx context.Context, name string, wait time.Duration) error {
 	deadline := time.Now().Add(wait)
 	for {
 		if _, ll := interfaceAddrs6(name); ll {

@@ -66,7 +66,7 @@ func Probe6(ctx context.Context, cfg Config6) *Result {
 		if wait <= 0 {
 			wait = 5 * time.Second
 		}
-		if err := waitLinkLocal(ctx, cfg.Interface, wait); err != nil {
+		if err := WaitLinkLocal(ctx, cfg.Interface, wait); err != nil {
 			return fail("%v", err)
 		}
 		mux, err := OpenMux6(cfg.Interface, cfg.Logger)
