@@ -387,7 +387,7 @@ func TestProbePxedHTTPBoot(t *testing.T) {
 	startPxed(t, n, "--boot-dir", ipxeFiles(t))
 	h := n.AddHost(t, "probe", mustPrefix("192.0.2.50/24"))
 	r, code := runProbe(t, h, "--arch", "efi-x64-http", "--fetch")
-	checkBoots(t, r, code, "DhcpOnly", "DhcpOnly", "/files/snponly.efi", "/usr/lib/ipxe/snponly.efi")
+	checkBoots(t, r, code, "DhcpOnly", "ProxyIpUri", "/files/snponly.efi", "/usr/lib/ipxe/snponly.efi")
 	if b := r.DHCP.Offers[r.DHCP.Selection.Boot]; b.Kind != "proxy" || b.VendorClass != "HTTPClient" || r.Downloads[0].Proto != "http" {
 		t.Errorf("HTTP boot: boot offer %+v, downloads %+v; want the proxy's HTTPClient URL fetched over HTTP", b, r.Downloads)
 	}

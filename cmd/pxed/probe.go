@@ -31,6 +31,9 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var expect stringList
 	fs.Var(&expect, "expect-server", "address of a server that should answer (repeatable); others are flagged")
 	scale := fs.Float64("timeout-scale", 1, "multiply the firmware's DHCP timeouts (4, 8, 16, 32 s) by this factor")
+	ipv6 := fs.Bool("ipv6", false, "probe over IPv6 as EDK II does (DHCPv6 Solicit with vendor class PXEClient under enterprise 343, boot service on port 4011, TFTP on IPv6); --arch must be an efi-* firmware")
+	httpBoot := fs.Bool("http", false, "act as EDK II's UEFI HTTP boot client (HttpBootDxe: vendor class HTTPClient, architecture 16 for efi-x64) over IPv4, or IPv6 with --ipv6")
+	duid := fs.String("duid", client.DUIDUUID, "with --ipv6, the client identifier: uuid (DUID-UUID, as OVMF with an SMBIOS UUID) or llt (DUID-LLT from the MAC)")
 	verbose := fs.Bool("v", false, "log each packet to stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -42,18 +45,32 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usagef("probe: --arch: %v", err)
 	}
+	if *httpBoot {
+		if prof, err = client.HTTPProfile(prof); err != nil {
+			return usagef("probe: --http: %v", err)
+		}
+	}
+	if *ipv6 && (prof.IPXE || !strings.HasPrefix(prof.Name, "efi-")) {
+		return usagef("probe: --ipv6 simulates EDK II: write --arch efi-x64 (or another efi-* firmware), not %s", prof.Name)
+	}
+	if *duid != client.DUIDUUID && *duid != client.DUIDLLT {
+		return usagef("probe: --duid %q: write uuid or llt", *duid)
+	}
 	if *scale <= 0 || *scale > 10 {
 		return usagef("probe: --timeout-scale %v: write a factor above 0 and at most 10, e.g. 0.25", *scale)
 	}
 	var servers []netip.Addr
 	for _, s := range expect {
 		a, err := netip.ParseAddr(s)
-		if err != nil || !a.Is4() {
+		if err != nil || a.Is4() == *ipv6 {
+			if *ipv6 {
+				return usagef("probe: --expect-server %q: write the IPv6 address the server answers from, e.g. --expect-server fe80::1", s)
+			}
 			return usagef("probe: --expect-server %q: write an IPv4 address, e.g. --expect-server 192.0.2.1", s)
 		}
-		servers = append(servers, a)
+		servers = append(servers, a.WithZone(""))
 	}
-	cfg := client.Config{Interface: *iface, Profile: prof, Fetch: *fetch, ExpectServers: servers, Scale: *scale}
+	cfg := client.Config{Interface: *iface, Profile: prof, Fetch: *fetch, ExpectServers: servers, Scale: *scale, DUID: *duid}
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -62,10 +79,18 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		pb = &progressBar{w: stdout}
 		cfg.Progress = pb.update
 	}
-	if !*asJSON {
+	if !*asJSON && *ipv6 {
+		fmt.Fprintf(stdout, "probing %s over IPv6 as %s (%s), option 16 enterprise %d %q, option 61 %d\n",
+			*iface, prof.Name, prof.Firmware, client.EnterprisePXE, prof.VendorClass(), prof.Arch)
+	} else if !*asJSON {
 		fmt.Fprintf(stdout, "probing %s as %s (%s), option 60 %q\n", *iface, prof.Name, prof.Firmware, prof.VendorClass())
 	}
-	res := client.Probe(ctx, cfg)
+	var res *client.Result
+	if *ipv6 {
+		res = client.Probe6(ctx, client.Config6{Config: cfg})
+	} else {
+		res = client.Probe(ctx, cfg)
+	}
 	if pb != nil {
 		pb.finish()
 	}
@@ -87,6 +112,11 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // printReport writes res for people.
 func printReport(w io.Writer, r *client.Result) {
 	fmt.Fprintf(w, "client %s uuid %s\n", r.MAC, r.UUID)
+	if r.DHCP6 != nil {
+		printDHCP6(w, r.DHCP6)
+		printFiles(w, r)
+		return
+	}
 	d := r.DHCP
 	if d == nil {
 		fmt.Fprintf(w, "\n%s\n", termSafe(r.Verdict))
@@ -131,6 +161,58 @@ func printReport(w io.Writer, r *client.Result) {
 	if d.BootFile != "" {
 		fmt.Fprintf(w, "boot file: %q from %v\n", d.BootFile, orNone(d.BootServer))
 	}
+	printFiles(w, r)
+}
+
+// printDHCP6 writes the DHCPv6 part of a report for people.
+func printDHCP6(w io.Writer, d *client.DHCP6Result) {
+	fmt.Fprintf(w, "\n%d Advertise(s) after %d Solicit(s):\n", len(d.Offers), d.Solicits)
+	for i, o := range d.Offers {
+		mark := " "
+		if i == d.Selection.Address || i == d.Selection.Boot {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "%s [%d] %s (%s, %s)", mark, i, o.From, o.Kind, termSafe(o.Type))
+		if o.Addr.IsValid() {
+			fmt.Fprintf(w, " offers %s", o.Addr)
+		}
+		if o.HasPreference {
+			fmt.Fprintf(w, " preference %d", o.Preference)
+		}
+		fmt.Fprintln(w)
+		if o.BootFileURL != "" {
+			fmt.Fprintf(w, "      boot file URL %q\n", termSafe(o.BootFileURL))
+		}
+		if o.VendorClass != "" {
+			fmt.Fprintf(w, "      vendor class %q enterprise %d\n", termSafe(o.VendorClass), o.Enterprise)
+		}
+		if o.Dropped != "" {
+			fmt.Fprintf(w, "      dropped: %s\n", termSafe(o.Dropped))
+		}
+	}
+	if d.Selection.Address >= 0 {
+		fmt.Fprintf(w, "\nchosen: address from [%d], boot info from [%d] (priority %d): %s\n",
+			d.Selection.Address, d.Selection.Boot, d.Selection.Rank, termSafe(d.Selection.Reason))
+	} else {
+		fmt.Fprintf(w, "\nchosen: nothing: %s\n", termSafe(d.Selection.Reason))
+	}
+	if d.Lease != nil {
+		fmt.Fprintf(w, "lease: %s from %s after %d Request(s)\n", d.Lease.Addr, d.Lease.Server, d.Requests)
+	}
+	if d.BootReply != nil {
+		fmt.Fprintf(w, "boot service: %s answered with boot file URL %q (%d request(s) to port 4011)\n",
+			d.BootReply.From, termSafe(d.BootReply.BootFileURL), d.BootRequests)
+	}
+	if d.BootFile != "" {
+		fmt.Fprintf(w, "boot file: %q\n", termSafe(d.BootFile))
+	}
+}
+
+// printFiles writes the downloads, warnings and verdict of a report.
+func printFiles(w io.Writer, r *client.Result) {
+	if r.DHCP6 != nil && r.Configured != "" {
+		fmt.Fprintf(w, "configured %s\n", termSafe(r.Configured))
+	}
 	if r.Script != nil {
 		fmt.Fprintf(w, "iPXE script loads:\n")
 		for _, f := range r.Script.Files {
@@ -152,6 +234,9 @@ func printReport(w io.Writer, r *client.Result) {
 					fmt.Fprintf(w, " (blksize %d, windowsize %d)", dl.Blksize, dl.Windowsize)
 				}
 				fmt.Fprintf(w, " sha256 %s\n", dl.SHA256)
+			}
+			if dl.Proto == "http" && dl.OK() {
+				fmt.Fprintf(w, "          Content-Type %q, size %d\n", termSafe(dl.ContentType), dl.Size)
 			}
 		}
 	}

@@ -24,6 +24,9 @@ var errStormFailures = errors.New("storm: some simulated machines did not boot")
 // runs, the iPXE stage included.
 var mixProfiles = []string{"bios", "efi-x64", "ipxe-bios", "ipxe-efi"}
 
+// mixProfiles6 is --arch mix with --ipv6: no legacy BIOS over IPv6.
+var mixProfiles6 = []string{"efi-x64", "ipxe-efi"}
+
 // runStorm boots many simulated machines through a boot server and reports
 // latencies and failures.
 func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,6 +47,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	macPrefix := fs.String("mac-prefix", "02:70:78", "first three bytes of the machines' MAC addresses")
 	verbose := fs.Bool("v", false, "log each failed machine to stderr")
 	machineAddrs := fs.Bool("machine-addrs", false, "with --fetch, each machine downloads from the address it leased (put on the interface as a /32 for its boot, removed after), so servers see one client address per machine as in a real storm")
+	ipv6 := fs.Bool("ipv6", false, "boot over IPv6 as EDK II does (DHCPv6 Solicit/Advertise/Request/Reply, boot service on port 4011, TFTP on IPv6; with --chain or ipxe-* firmware, iPXE's Information-request and its files over HTTP); --arch mix means "+strings.Join(mixProfiles6, ", "))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +55,9 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usagef("storm: --clients %d: write a number from 1 to 100000", *clients)
 	}
 	names := mixProfiles
+	if *ipv6 {
+		names = mixProfiles6
+	}
 	if *arch != "mix" {
 		names = strings.Split(*arch, ",")
 	}
@@ -60,7 +67,13 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return usagef("storm: --arch: %v (or mix)", err)
 		}
+		if *ipv6 && !strings.HasPrefix(p.Name, "efi-") && !strings.HasPrefix(p.Name, "ipxe-") {
+			return usagef("storm: --ipv6 --arch %s: a legacy BIOS PXE ROM has no IPv6; write efi-* or ipxe-* firmware", p.Name)
+		}
 		profiles = append(profiles, p)
+	}
+	if *ipv6 && *machineAddrs {
+		return usagef("storm: --ipv6 with --machine-addrs: not supported yet; over IPv6 the machines download from the interface's own address")
 	}
 	if *verify && !*fetch {
 		return usagef("storm: --verify needs --fetch (it checks the downloaded files)")
@@ -92,19 +105,30 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	sock, err := client.OpenRaw(*iface, logger)
-	if err != nil {
-		return fmt.Errorf("storm: %w (raw sockets need root or CAP_NET_RAW)", err)
-	}
-	defer sock.Close()
-
 	cfg := client.StormConfig{
 		Clients: *clients, Profiles: profiles, Fetch: *fetch, Verify: *verify, Chain: *chain, Rate: *rate, Parallel: *parallel,
-		Scale: *scale, Timeout: *timeout, MACPrefix: prefix[:3], Interface: *iface, Logger: logger,
-		NewTransport: func(mac net.HardwareAddr) (client.Transport, func()) {
+		Scale: *scale, Timeout: *timeout, MACPrefix: prefix[:3], Interface: *iface, Logger: logger, IPv6: *ipv6,
+	}
+	var sock *client.RawSocket
+	var mux *client.Mux6
+	if *ipv6 {
+		if err := client.WaitLinkLocal(ctx, *iface, 5*time.Second); err != nil {
+			return fmt.Errorf("storm: %w", err)
+		}
+		if mux, err = client.OpenMux6(*iface, logger); err != nil {
+			return fmt.Errorf("storm: %w", err)
+		}
+		defer mux.Close()
+		cfg.NewTransport6 = client.Mux6Transport(mux)
+	} else {
+		if sock, err = client.OpenRaw(*iface, logger); err != nil {
+			return fmt.Errorf("storm: %w (raw sockets need root or CAP_NET_RAW)", err)
+		}
+		defer sock.Close()
+		cfg.NewTransport = func(mac net.HardwareAddr) (client.Transport, func()) {
 			t := sock.Transport(mac)
 			return t, t.Close
-		},
+		}
 	}
 	if *machineAddrs {
 		if cfg.AddAddress, err = client.AddLeaseAddr(*iface); err != nil {
@@ -118,16 +142,22 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *rate > 0 {
 			how = fmt.Sprintf("%g per second", *rate)
 		}
-		fmt.Fprintf(stdout, "storm on %s: %d machines (%s), %s, fetch %v, chain %v\n", *iface, *clients, strings.Join(names, ", "), how, *fetch, *chain)
+		fmt.Fprintf(stdout, "storm on %s: %d machines (%s), %s, fetch %v, chain %v, ipv6 %v\n", *iface, *clients, strings.Join(names, ", "), how, *fetch, *chain, *ipv6)
 	}
 	rep, err := client.Storm(ctx, cfg)
 	if err != nil {
 		return usageError{fmt.Errorf("storm: %w", err)}
 	}
 	pl.finish()
-	st := sock.Stats()
-	rep.Socket = &st
+	if sock != nil {
+		st := sock.Stats()
+		rep.Socket = &st
+	}
 	switch {
+	case *ipv6:
+		rep.Note = fmt.Sprintf("DHCPv6 runs from %s's link-local address on UDP 546 and 4011, one DUID-LLT per machine (from its MAC); "+
+			"the leased addresses are not configured: the boot service request, TFTP and HTTP use %s's own IPv6 address; "+
+			"iPXE's Information-request carries its DUID-UUID, so the server sees every machine's iPXE stage from the same link-local address", *iface, *iface)
 	case *fetch && *machineAddrs:
 		rep.Note = fmt.Sprintf("DHCP runs with one MAC per machine on a raw socket; TFTP and HTTP downloads use kernel sockets from each machine's leased address (put on %s for its boot)", *iface)
 	case *fetch:

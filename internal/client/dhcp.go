@@ -338,6 +338,14 @@ func (e *Exchange) discover(ctx context.Context, res *DHCPResult) error {
 				continue
 			}
 			o := NewOffer(p, from, time.Since(start))
+			if e.Profile.HTTPBoot() {
+				// HttpBootDxe's offer types, not PXE's.
+				t, err := ClassifyHTTP(httpOffer4(p))
+				o.Type = t
+				if err != nil {
+					o.Type = "Dropped: " + err.Error()
+				}
+			}
 			// A server answers every retransmission: keep its first offer.
 			key := o.Server().String() + "/" + o.Kind
 			if seen[key] {

@@ -118,7 +118,7 @@ func TestExchange(t *testing.T) {
 		{"uefi via 4011", "efi-x64", 2, "snponly.efi", "ProxyBinl", true, ""},
 		{"bios use-boot-file", "bios", 2, "undionly.kpxe", "ProxyPxe10", false, ""},
 		{"ipxe gets the script URL", "ipxe-efi", 2, "http://192.0.2.1:8080/boot/52-54-00-00-09-01/script.ipxe", "ProxyPxe10", false, ""},
-		{"http boot URL", "efi-x64-http", 2, "http://192.0.2.1:8080/files/snponly.efi", "DhcpOnly", false, ""},
+		{"http boot URL", "efi-x64-http", 2, "http://192.0.2.1:8080/files/snponly.efi", "ProxyIpUri", false, ""},
 		{"no proxy: PXE-E53", "efi-x64", 1, "", "", false, "PXE-E53"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,8 +37,11 @@ type Download struct {
 	AskedBlk   int     `json:"asked_blksize,omitempty"`
 	Windowsize int     `json:"windowsize,omitempty"`
 	HTTPStatus int     `json:"http_status,omitempty"`
-	SHA256     string  `json:"sha256,omitempty"` // of the bytes received, when complete
-	Err        string  `json:"error,omitempty"`
+	// ContentType is the HTTP Content-Type header, which UEFI HTTP boot
+	// reads to tell an EFI program from an ISO or disk image.
+	ContentType string `json:"content_type,omitempty"`
+	SHA256      string `json:"sha256,omitempty"` // of the bytes received, when complete
+	Err         string `json:"error,omitempty"`
 
 	content []byte // kept for scripts
 }
@@ -133,13 +138,16 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 	d := Download{Role: role, Proto: "tftp", Name: file, Server: server.String(), CheckOnly: check, Size: -1}
 	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout}
 	if f.Interface != "" || f.LocalAddr.IsValid() {
-		local := "0.0.0.0:0"
+		network, local := "udp4", "0.0.0.0:0"
+		if server.Is6() && !server.Is4In6() {
+			network, local = "udp6", "[::]:0"
+		}
 		if f.LocalAddr.IsValid() {
 			local = netip.AddrPortFrom(f.LocalAddr, 0).String()
 		}
 		c.Dial = func() (net.PacketConn, error) {
 			lc := net.ListenConfig{Control: bindControl(f.Interface, false)}
-			return lc.ListenPacket(context.Background(), "udp4", local)
+			return lc.ListenPacket(context.Background(), network, local)
 		}
 	}
 	d.AskedBlk = max(c.Blksize, tftp.DefaultBlksize)
@@ -202,8 +210,9 @@ func (f *Fetcher) HTTP(ctx context.Context, role, url string, check bool) (Downl
 	}
 	resp, err := f.do(ctx, hc, method, url)
 	if err == nil && check && (resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode == http.StatusNotImplemented) {
+		// No HEAD: the first byte only, its Content-Range telling the size.
 		resp.Body.Close()
-		resp, err = f.do(ctx, hc, http.MethodGet, url)
+		resp, err = f.do(ctx, hc, http.MethodGet, url, "Range", "bytes=0-0")
 	}
 	if err != nil {
 		d.Err = err.Error()
@@ -211,7 +220,12 @@ func (f *Fetcher) HTTP(ctx context.Context, role, url string, check bool) (Downl
 		return d, nil
 	}
 	defer resp.Body.Close()
-	d.HTTPStatus, d.Size = resp.StatusCode, resp.ContentLength
+	d.HTTPStatus, d.Size, d.ContentType = resp.StatusCode, resp.ContentLength, resp.Header.Get("Content-Type")
+	if resp.StatusCode == http.StatusPartialContent && check {
+		d.Size = rangeTotal(resp.Header.Get("Content-Range"))
+		finish(&d, start)
+		return d, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		d.Err = fmt.Sprintf("http: GET %s: %s", url, resp.Status)
 		finish(&d, start)
@@ -347,10 +361,28 @@ func discard(conn net.Conn, n int64) (int64, error) {
 	return m, err
 }
 
-func (f *Fetcher) do(ctx context.Context, hc *http.Client, method, url string) (*http.Response, error) {
+// rangeTotal returns the complete length of a Content-Range header
+// ("bytes 0-0/12345"), or -1.
+func rangeTotal(h string) int64 {
+	_, total, ok := strings.Cut(h, "/")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// do sends one request; header is name, value pairs to add.
+func (f *Fetcher) do(ctx context.Context, hc *http.Client, method, url string, header ...string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("http: %s %s: %w", method, url, err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	req.Header.Set("User-Agent", "pxed-probe ("+f.Profile.Firmware+")")
 	resp, err := hc.Do(req)

@@ -102,12 +102,11 @@ type Selection struct {
 
 // Select ranks offers as the firmware of p does: EDK II's PXE policy
 // (pxe.Select) for PXE clients and iPXE (which takes the same offers), and
-// HttpBootDxe's rules for UEFI HTTP boot: a DHCP offer carrying an
-// HTTPClient URI, else a plain DHCP offer for the address with a proxy
-// offer carrying the URI (UEFI 2.10 §24.7.3).
+// HttpBootDxe's (ClassifyHTTP, SelectHTTP) for UEFI HTTP boot.
 func Select(p Profile, offers []Offer) Selection {
 	if p.HTTPBoot() {
-		return selectHTTP(offers)
+		types, _ := httpTypes4(offers)
+		return SelectHTTP(types)
 	}
 	pkts := make([]*dhcpv4.DHCPv4, len(offers))
 	for i, o := range offers {
@@ -115,31 +114,6 @@ func Select(p Profile, offers []Offer) Selection {
 	}
 	s := pxe.Select(pkts)
 	return Selection{Address: s.Address, Boot: s.Boot, Rank: s.Rank, Reason: s.Reason}
-}
-
-func selectHTTP(offers []Offer) Selection {
-	dhcpOnly, proxy := -1, -1
-	for i, o := range offers {
-		uri := strings.HasPrefix(o.VendorClass, pxe.HTTPClient) && isURL(o.BootFile)
-		switch {
-		case o.Kind == "dhcp" && uri:
-			return Selection{Address: i, Boot: i, Rank: 1, Reason: "DHCP offer with HTTPClient and a boot URI"}
-		case o.Kind == "dhcp" && dhcpOnly < 0:
-			dhcpOnly = i
-		case o.Kind == "proxy" && uri && proxy < 0:
-			proxy = i
-		}
-	}
-	switch {
-	case dhcpOnly >= 0 && proxy >= 0:
-		return Selection{Address: dhcpOnly, Boot: proxy, Rank: 2, Reason: "address from a plain DHCP offer, boot URI from a ProxyDHCP offer with HTTPClient"}
-	case len(offers) == 0:
-		return Selection{Address: -1, Boot: -1, Reason: "no offers received"}
-	case dhcpOnly < 0:
-		return Selection{Address: -1, Boot: -1, Reason: "ProxyDHCP offers but no DHCP server gave an address"}
-	default:
-		return Selection{Address: -1, Boot: -1, Reason: "no offer with vendor class HTTPClient and a boot URI (HTTP boot needs both)"}
-	}
 }
 
 func isURL(s string) bool {

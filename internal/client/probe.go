@@ -19,6 +19,9 @@ type Config struct {
 	MAC net.HardwareAddr
 	// UUID is option 97; zero means UUIDFromMAC(MAC).
 	UUID [16]byte
+	// DUID is the DHCPv6 client identifier kind (DUIDUUID, DUIDLLT) of an
+	// IPv6 probe; "" means DUIDUUID.
+	DUID string
 	// Fetch downloads the boot file (and, for iPXE, the script's files);
 	// otherwise the probe only checks that they exist.
 	Fetch bool
@@ -40,7 +43,10 @@ type Result struct {
 	UUID        string      `json:"uuid"`
 	VendorClass string      `json:"vendor_class"`
 	DHCP        *DHCPResult `json:"dhcp"`
-	Script      *Script     `json:"script,omitempty"` // iPXE script, when one was loaded
+	// DHCP6 is the DHCPv6 exchange of an IPv6 probe (Probe6); DHCP is
+	// then nil.
+	DHCP6  *DHCP6Result `json:"dhcp6,omitempty"`
+	Script *Script      `json:"script,omitempty"` // iPXE script, when one was loaded
 	// Configured says which leased address the probe put on the interface
 	// for the downloads, when it had none.
 	Configured string     `json:"configured,omitempty"`
@@ -162,6 +168,14 @@ func probeFiles(ctx context.Context, f *Fetcher, cfg Config, d *DHCPResult, res 
 		dl := get("nbp", file, !cfg.Fetch)
 		if !dl.OK() {
 			return false, fmt.Sprintf("boot file %s: %s", file, dl.Err)
+		}
+		if p.HTTPBoot() {
+			kind, w := httpImageCheck(dl)
+			if w != nil {
+				res.Warnings = append(res.Warnings, *w)
+				return false, w.Message
+			}
+			return true, fmt.Sprintf("%s loads %s over HTTP as an %s", p.Firmware, file, kind)
 		}
 		return true, fmt.Sprintf("%s loads %s from %s", p.Firmware, file, serverOf(dl))
 	}

@@ -69,13 +69,15 @@ func (p Profile) VendorClass() string {
 // 1468, windowsize 4 with PcdPxeTftpWindowSize), PXE 2.1 ROMs (UNDI 2.1,
 // 1456), iPXE (UNDI 2.1, 1432).
 var profiles = map[string]Profile{
-	"bios":         {Arch: pxe.ArchBIOS, Kind: pxe.PXEClient, UNDIMajor: 2, UNDIMinor: 1, Blksize: 1456, Window: 1, Firmware: "legacy BIOS PXE ROM"},
-	"efi-ia32":     {Arch: pxe.ArchEFIIA32, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, Blksize: 1468, Window: 4, Firmware: "EDK II UEFI PXE (IA32)"},
-	"efi-x64":      {Arch: pxe.ArchEFIX64, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, Blksize: 1468, Window: 4, Firmware: "EDK II UEFI PXE (x64)"},
-	"efi-arm64":    {Arch: pxe.ArchEFIARM64, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, Blksize: 1468, Window: 4, Firmware: "EDK II UEFI PXE (ARM64)"},
-	"efi-x64-http": {Arch: pxe.ArchEFIX64HTTP, Kind: pxe.HTTPClient, UNDIMajor: 3, UNDIMinor: 16, Firmware: "EDK II UEFI HTTP boot (x64)"},
-	"ipxe-bios":    {Arch: pxe.ArchBIOS, Kind: pxe.PXEClient, UNDIMajor: 2, UNDIMinor: 1, IPXE: true, Blksize: 1432, Window: 1, Firmware: "iPXE (BIOS)"},
-	"ipxe-efi":     {Arch: pxe.ArchEFIX64, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, IPXE: true, Blksize: 1432, Window: 1, Firmware: "iPXE (UEFI x64)"},
+	"bios":           {Arch: pxe.ArchBIOS, Kind: pxe.PXEClient, UNDIMajor: 2, UNDIMinor: 1, Blksize: 1456, Window: 1, Firmware: "legacy BIOS PXE ROM"},
+	"efi-ia32":       {Arch: pxe.ArchEFIIA32, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, Blksize: 1468, Window: 4, Firmware: "EDK II UEFI PXE (IA32)"},
+	"efi-x64":        {Arch: pxe.ArchEFIX64, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, Blksize: 1468, Window: 4, Firmware: "EDK II UEFI PXE (x64)"},
+	"efi-arm64":      {Arch: pxe.ArchEFIARM64, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, Blksize: 1468, Window: 4, Firmware: "EDK II UEFI PXE (ARM64)"},
+	"efi-x64-http":   {Arch: pxe.ArchEFIX64HTTP, Kind: pxe.HTTPClient, UNDIMajor: 3, UNDIMinor: 16, Firmware: "EDK II UEFI HTTP boot (x64)"},
+	"efi-ia32-http":  {Arch: pxe.ArchEFIIA32HTTP, Kind: pxe.HTTPClient, UNDIMajor: 3, UNDIMinor: 16, Firmware: "EDK II UEFI HTTP boot (IA32)"},
+	"efi-arm64-http": {Arch: pxe.ArchEFIARM64HTTP, Kind: pxe.HTTPClient, UNDIMajor: 3, UNDIMinor: 16, Firmware: "EDK II UEFI HTTP boot (ARM64)"},
+	"ipxe-bios":      {Arch: pxe.ArchBIOS, Kind: pxe.PXEClient, UNDIMajor: 2, UNDIMinor: 1, IPXE: true, Blksize: 1432, Window: 1, Firmware: "iPXE (BIOS)"},
+	"ipxe-efi":       {Arch: pxe.ArchEFIX64, Kind: pxe.PXEClient, UNDIMajor: 3, UNDIMinor: 16, IPXE: true, Blksize: 1432, Window: 1, Firmware: "iPXE (UEFI x64)"},
 }
 
 // ProfileNames returns the names ParseProfile accepts, sorted.
@@ -96,6 +98,20 @@ func ParseProfile(name string) (Profile, error) {
 	}
 	p.Name = strings.ToLower(strings.TrimSpace(name))
 	return p, nil
+}
+
+// HTTPProfile returns the UEFI HTTP boot profile of the same machine as p
+// (efi-x64 → efi-x64-http: HttpBootDxe on the same NIC sends the same UNDI
+// version as PxeBcDxe, from the same NII); an HTTP profile is returned as
+// it is.
+func HTTPProfile(p Profile) (Profile, error) {
+	if p.HTTPBoot() {
+		return p, nil
+	}
+	if p.IPXE || !strings.HasPrefix(p.Name, "efi-") {
+		return Profile{}, fmt.Errorf("client: %s has no UEFI HTTP boot client (want an efi-* firmware)", p.Name)
+	}
+	return ParseProfile(p.Name + "-http")
 }
 
 // Identity is who the simulated machine is.

@@ -19,8 +19,8 @@ import (
 
 // Stage names of a storm report, in the order of a boot.
 const (
-	StageDiscover   = "discover→offer" // first DISCOVER to first OFFER
-	StageRequest    = "request→ack"    // first REQUEST to ACK
+	StageDiscover   = "discover→offer" // first DISCOVER (Solicit) to first OFFER (Advertise)
+	StageRequest    = "request→ack"    // first REQUEST to ACK (Request to Reply)
 	StageBootServer = "boot server"    // first port 4011 request to its ACK
 	StageNBP        = "nbp"            // boot file download
 	StageScript     = "script"         // iPXE script download
@@ -30,7 +30,7 @@ const (
 )
 
 // StageOrder lists the stages in report order.
-var StageOrder = []string{StageDiscover, StageRequest, StageBootServer, StageNBP, StageScript, StageKernel, StageInitrd, StageTotal}
+var StageOrder = []string{StageDiscover, StageRequest, StageBootServer, StageInfoRequest, StageNBP, StageScript, StageKernel, StageInitrd, StageTotal}
 
 // Phases a machine is in, for the progress line.
 const (
@@ -74,6 +74,11 @@ type StormConfig struct {
 	// NewTransport gives machine mac its DHCP transport and a function
 	// releasing it; required (RawSocket.Transport for real storms).
 	NewTransport func(mac net.HardwareAddr) (Transport, func())
+	// IPv6 boots the machines over IPv6 (boot6): DHCPv6 through
+	// NewTransport6 (required then; NewTransport is not used), downloads
+	// from the download interface's own IPv6 address.
+	IPv6          bool
+	NewTransport6 func(mac net.HardwareAddr) (Transport6, func())
 	// Interface binds the download sockets (TFTP, HTTP) to an interface.
 	Interface string
 	// AddAddress, when set, puts a machine's leased address on the
@@ -190,8 +195,8 @@ func Storm(ctx context.Context, cfg StormConfig) (*StormReport, error) {
 	if cfg.Clients <= 0 || cfg.Clients > 1<<24-1 {
 		return nil, fmt.Errorf("client: storm: %d clients: want 1 to %d", cfg.Clients, 1<<24-1)
 	}
-	if len(cfg.Profiles) == 0 || cfg.NewTransport == nil {
-		return nil, errors.New("client: storm: Profiles and NewTransport are required")
+	if len(cfg.Profiles) == 0 || (cfg.NewTransport == nil && !cfg.IPv6) || (cfg.NewTransport6 == nil && cfg.IPv6) {
+		return nil, errors.New("client: storm: Profiles and NewTransport (NewTransport6 with IPv6) are required")
 	}
 	r := &stormRun{cfg: cfg, log: cfg.Logger, prefix: cfg.MACPrefix, timeout: cfg.Timeout}
 	if r.log == nil {
@@ -244,7 +249,12 @@ launch:
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			m := r.boot(ctx, i)
+			var m machine
+			if cfg.IPv6 {
+				m = r.boot6(ctx, i)
+			} else {
+				m = r.boot(ctx, i)
+			}
 			if m.cause == "" {
 				r.done.Add(1)
 			} else {
