@@ -297,3 +297,69 @@ func fileSize(t *testing.T, name string) int64 {
 	}
 	return st.Size()
 }
+
+// TestHTTPBootOVMFServerRole HTTP-Boots the ISO with pxed as the segment's
+// only DHCPv4 server: EDK II takes address and URL from one offer (its
+// "HttpIpUri" offer: yiaddr, vendor class HTTPClient, the URL in the
+// file field) and boots the image over HTTP.
+func TestHTTPBootOVMFServerRole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (about 40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	iso := buildLiveISO(t)
+	data := t.TempDir()
+	pxed := startServeConfig(t, n, `interfaces: [%[1]s]
+data_dir: `+data+`
+tftp_addr: "192.0.2.1:69"
+http_addr: "192.0.2.1:8080"
+log_level: debug
+dhcp:
+  mode: server
+  range: 192.0.2.100-192.0.2.200
+  probe_timeout: "off"
+profiles:
+  live:
+    image: `+iso+`
+`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pxed output:\n%s", tail(pxed.Output(), 8<<10))
+		}
+	})
+	const mac = "52:54:00:00:09:21"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 5 * time.Minute, FwCfg: uefiHTTPOnly})
+	vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)
+	t.Logf("uefi HTTPv4, pxed the DHCP server: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	if line := bootLine(vm.Serial()); !strings.Contains(line, `"UEFI HTTPv4`) {
+		t.Errorf("the boot option started was not UEFI HTTPv4: %q", line)
+	}
+	evs := logTimeline(t, n, mac)
+	var stages []event
+	var got int64
+	for _, e := range evs {
+		stages = append(stages, event{Stage: e.Stage, Detail: e.Detail, Bytes: e.Bytes})
+		if e.Stage == "image" {
+			got = max(got, e.Bytes)
+			if a, err := netip.ParseAddr(e.IP); err != nil || !a.Is4() || !strings.HasPrefix(e.IP, "192.0.2.1") || e.IP == "192.0.2.1" {
+				t.Errorf("image fetched from %q, want an address pxed leased", e.IP)
+			}
+		}
+	}
+	if err := stagesInOrder(stages, "dhcp-offer", "dhcp-ack", "image"); err != nil {
+		t.Error(err)
+	}
+	if got != fileSize(t, iso) {
+		t.Errorf("largest image download %d bytes, want the whole ISO (%d)", got, fileSize(t, iso))
+	}
+	if e := first(evs, "dhcp-offer"); e == nil || !strings.Contains(e.Detail, "uefi-http") {
+		t.Errorf("the offer was not for UEFI HTTP boot: %+v", e)
+	}
+	found := false
+	for _, l := range leases(t, data) {
+		found = found || l.MAC == mac
+	}
+	if !found {
+		t.Errorf("no lease of %s in pxed leases: %v", mac, leases(t, data))
+	}
+}
