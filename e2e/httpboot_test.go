@@ -147,6 +147,7 @@ func TestHTTPBootOVMFv6(t *testing.T) {
 	}
 	n := lab.NewNet(t)
 	startAddressServer6(t, n)
+	captureIfAsked(t, n.NS(), n.Bridge(), "segment")
 	// The ISO only: the NBP path adds iPXE's IPv6 script exchange, which
 	// TestProxyDHCPv6BootsOVMF covers, and ~15 s of iPXE's DHCPv4 wait.
 	httpBoots(t, n, true, "iso")

@@ -19,8 +19,9 @@ import (
 // Information-request, which pxed's ProxyDHCPv6 answers; with M it would
 // solicit an address and hear only the server that offered one). It leaves iPXE alone
 // (user class iPXE): iPXE takes the first Reply to its Information-
-// request, and answering it is pxed's job here.
-func startAddressServer6(t *testing.T, n *lab.Net) *lab.Proc {
+// request, and answering it is pxed's job here. extra are more dnsmasq
+// arguments (a range for a relayed segment).
+func startAddressServer6(t *testing.T, n *lab.Net, extra ...string) *lab.Proc {
 	t.Helper()
 	if _, err := os.Stat("/usr/sbin/dnsmasq"); err != nil {
 		t.Skip("needs /usr/sbin/dnsmasq (apt-get install dnsmasq-base) as the DHCPv6 address server")
@@ -34,11 +35,12 @@ func startAddressServer6(t *testing.T, n *lab.Net) *lab.Proc {
 		t.Fatalf("sysctl: %v\n%s", err, out)
 	}
 	state := t.TempDir()
-	p := lab.Start(t, h.NS, "/usr/sbin/dnsmasq", "-k", "--conf-file=/dev/null", "--port=0",
-		"--user=root", "--group=root", "--interface="+h.Iface, "--bind-interfaces",
-		"--pid-file="+filepath.Join(state, "dnsmasq.pid"), "--dhcp-leasefile="+filepath.Join(state, "leases"),
+	args := append([]string{"-k", "--conf-file=/dev/null", "--port=0",
+		"--user=root", "--group=root", "--interface=" + h.Iface, "--bind-interfaces",
+		"--pid-file=" + filepath.Join(state, "dnsmasq.pid"), "--dhcp-leasefile=" + filepath.Join(state, "leases"),
 		"--log-facility=-", "--log-dhcp", "--dhcp-range=2001:db8::100,2001:db8::1ff,64,5m",
-		"--dhcp-userclass=set:ipxe,iPXE", "--dhcp-ignore=tag:ipxe")
+		"--dhcp-userclass=set:ipxe,iPXE", "--dhcp-ignore=tag:ipxe"}, extra...)
+	p := lab.Start(t, h.NS, "/usr/sbin/dnsmasq", args...)
 	lab.WaitFor(t, 10*time.Second, "dnsmasq to start", func() bool {
 		return strings.Contains(p.Output(), "DHCPv6, IP range") || p.Exited()
 	})
