@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/ovmf-v4v6.sh — one OVMF machine PXE-booting over IPv4 and over IPv6, in the same run.
 #
-# Usage (root): bench/ovmf-v4v6.sh [--runs N] [--modes "v4 v6 v6-pref255"] [--out DIR]
+# Usage (root): bench/ovmf-v4v6.sh [--runs N] [--modes "v4 v6 v6-pref255 v4-server v6-server"] [--out DIR]
 #
 # One lab, dual stack, in namespaces this script creates and removes (nothing touches the host's
 # interfaces): a bridge holding 192.0.2.1/24 and 2001:db8::1/64 where `pxed boot` runs in proxy
@@ -15,6 +15,11 @@
 #               (kea-dhcp6, option-data preference 255, always sent) in dnsmasq's place for
 #               DHCPv6 (dnsmasq 2.90 always sends its own preference 0 and drops
 #               --dhcp-option=option6:7,255), dnsmasq still serving DHCPv4
+#   v4-server   PXE over IPv4 only, pxed the DHCPv4 and DHCPv6 server of the segment (no dnsmasq):
+#               address and boot file in one offer (`--dhcp-range`, `--dhcp6-range`, router
+#               advertisements with the M flag), the defaults a user gets (address probe 300 ms)
+#   v6-server   as v4-server, PXE over IPv6 only: pxed's Advertise carries address, boot file URL
+#               and preference 255 (its default in the server role)
 # After EDK II the machine runs snponly.efi (iPXE), whose DHCP runs over both families whatever
 # the mode: the column "script" says over which one iPXE fetched its script.
 # Times are seconds from QEMU's start to: the firmware's first DHCP message (DISCOVER or
@@ -47,7 +52,7 @@ while [ $# -gt 0 ]; do
 done
 case "$RUNS" in '' | *[!0-9]* | 0) echo "ovmf-v4v6.sh: --runs wants a whole number ≥ 1, got '$RUNS'" >&2; exit 2 ;; esac
 for m in $MODES; do
-	case "$m" in v4 | v6 | v6-pref255) ;; *) echo "ovmf-v4v6.sh: --modes: $m is not v4, v6 or v6-pref255" >&2; exit 2 ;; esac
+	case "$m" in v4 | v6 | v6-pref255 | v4-server | v6-server) ;; *) echo "ovmf-v4v6.sh: --modes: $m is not v4, v6, v6-pref255, v4-server or v6-server" >&2; exit 2 ;; esac
 done
 if [ "$(id -u)" -ne 0 ]; then
 	echo "ovmf-v4v6.sh: needs root (network namespaces, tap devices)" >&2
@@ -140,17 +145,35 @@ ip -n "$NS_D" link set eth0 up
 
 log "building pxed"
 (cd "$REPO" && go build -o "$WORK/pxed" ./cmd/pxed)
-start pxed "$NS_S" "$WORK/pxed" boot --interface br0 --kernel "$LAB/vmlinuz" --initrd "$LAB/initrd.img" \
-	--cmdline "console=ttyS0 panic=-1" --tftp-addr :69 --http-addr :8080 --data-dir "$WORK/data" \
-	--router-advertisements --log-level info
-wait_for "pxed to serve HTTP" 20 ip netns exec "$NS_S" curl -sf http://192.0.2.1:8080/healthz
+PXED_PG=
+PXED_ROLE=
 
-# start_servers plain|pref255 (re)starts the address servers: dnsmasq for DHCPv4 and (plain)
-# DHCPv6, addresses only; for pref255 Kea for DHCPv6, every Advertise with preference 255.
+# start_pxed proxy|server (re)starts pxed: proxy mode beside the address servers, or the
+# segment's DHCPv4 and DHCPv6 server.
+start_pxed() {
+	[ -z "$PXED_PG" ] || stop_group "$PXED_PG"
+	local role=()
+	[ "$1" = proxy ] || role=(--dhcp-range 192.0.2.100-192.0.2.200 --dhcp6-range 2001:db8::1000-2001:db8::10ff)
+	start "pxed-$1" "$NS_S" "$WORK/pxed" boot --interface br0 --kernel "$LAB/vmlinuz" --initrd "$LAB/initrd.img" \
+		--cmdline "console=ttyS0 panic=-1" --tftp-addr :69 --http-addr :8080 --data-dir "$WORK/data" \
+		--router-advertisements --log-level info "${role[@]}"
+	PXED_PG=$LAST_PG
+	PXED_ROLE=$1
+	wait_for "pxed to serve HTTP" 20 ip netns exec "$NS_S" curl -sf http://192.0.2.1:8080/healthz
+}
+
+# start_servers plain|pref255|server (re)starts the address servers: dnsmasq for DHCPv4 and
+# (plain) DHCPv6, addresses only; for pref255 Kea for DHCPv6, every Advertise with preference
+# 255; for server none (pxed is the server).
 start_servers() {
 	local pg
 	for pg in $SERVER_PGS; do stop_group "$pg"; done
 	SERVER_PGS=
+	if [ "$1" = server ]; then
+		start_pxed server
+		return 0
+	fi
+	[ "$PXED_ROLE" = proxy ] || start_pxed proxy
 	rm -f "$WORK/dnsmasq.leases"
 	local v6=(--dhcp-range=2001:db8::100,2001:db8::1ff,64,5m)
 	[ "$1" = plain ] || v6=()
@@ -190,13 +213,13 @@ epoch() { date -d "$1" +%s.%N; }
 # boot MODE RUN boots the machine once and appends a result line to $WORK/results.
 boot() {
 	local mode=$1 run=$2 want=plain fwcfg
-	[ "$mode" = v6-pref255 ] && want=pref255
+	case "$mode" in v6-pref255) want=pref255 ;; *-server) want=server ;; esac
 	if [ "$SERVERS_MODE" != "$want" ]; then
 		start_servers "$want"
 		SERVERS_MODE=$want
 	fi
 	case "$mode" in
-	v4) fwcfg=name=opt/org.tianocore/IPv6PXESupport,string=no ;;
+	v4*) fwcfg=name=opt/org.tianocore/IPv6PXESupport,string=no ;;
 	*) fwcfg=name=opt/org.tianocore/IPv4PXESupport,string=no ;;
 	esac
 	local name="$mode-$run" tap="tap$run${mode//[^0-9a-z]/}"
@@ -233,7 +256,7 @@ boot() {
 	option=$(grep -ao 'starting Boot[0-9A-F]* "[^"]*' "$WORK/$name.serial" | tail -1 | sed 's/.*"//')
 	# OVMF falls back to its next boot option silently: a boot that ended elsewhere failed.
 	case "$mode:$option" in
-	v4:"UEFI PXEv4"* | v6*:"UEFI PXEv6"*) ;;
+	v4*:"UEFI PXEv4"* | v6*:"UEFI PXEv6"*) ;;
 	*) echo "ovmf-v4v6.sh: $mode run $run booted through \"$option\", not PXE over ${mode%%-*}" >&2; marker= ;;
 	esac
 

@@ -124,7 +124,7 @@ func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *l
 			ho[a] = rawOptions(opts)
 		}
 		ls.full.Subnets = append(ls.full.Subnets, &dhcp4.Subnet{Leases: m, Router: s.Router, DNS: s.DNS, Domain: s.Domain,
-			MTU: s.MTU, NTP: s.NTP, Options: rawOptions(s.Options), HostOptions: ho})
+			MTU: s.MTU, NTP: s.NTP, Options: rawOptions(s.Options), HostOptions: ho, BOOTPDynamic: s.BOOTPDynamic})
 		ls.full.Authoritative = ls.full.Authoritative || s.Authoritative
 		log.Info("dhcp subnet", "prefix", s.Lease.Prefix.String(), "interface", s.Interface, "server_id", s.Lease.ServerID.String(),
 			"ranges", len(s.Lease.Ranges), "reservations", len(s.Lease.Reservations), "authoritative", s.Authoritative)

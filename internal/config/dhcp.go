@@ -54,6 +54,9 @@ type Subnet struct {
 	Options       []Option         `yaml:"options"`
 	Reservations  []Reservation    `yaml:"reservations"`
 	Authoritative bool             `yaml:"authoritative"`
+	// BOOTPDynamic leases range addresses to BOOTP clients without a
+	// reservation, for ever (as dnsmasq's bootp-dynamic).
+	BOOTPDynamic bool `yaml:"bootp_dynamic"`
 }
 
 // Option is a DHCP option by number with a typed value.
@@ -95,6 +98,7 @@ type ServerSubnet struct {
 	Interface     string       // "" for a relayed subnet
 	Lease         lease.Subnet // prefix, ranges, reservations, server ID, lease time
 	Authoritative bool
+	BOOTPDynamic  bool
 	Router        []netip.Addr
 	DNS           []netip.Addr
 	NTP           []netip.Addr

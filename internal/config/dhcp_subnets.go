@@ -88,7 +88,7 @@ func (k *subnetCheck) field(i int, f string) string {
 // one (nothing else can be checked then).
 func (k *subnetCheck) subnet(i int, sc Subnet) (ServerSubnet, bool) {
 	c, add, field := k.c, k.add, k.field
-	ss := ServerSubnet{Interface: sc.Interface, Authoritative: sc.Authoritative, Domain: sc.Domain, HostOptions: map[netip.Addr][]RawOption{}}
+	ss := ServerSubnet{Interface: sc.Interface, Authoritative: sc.Authoritative, BOOTPDynamic: sc.BOOTPDynamic, Domain: sc.Domain, HostOptions: map[netip.Addr][]RawOption{}}
 	pfx, err := netip.ParsePrefix(sc.Prefix)
 	if err != nil || !pfx.Addr().Is4() {
 		add(c.errorf(field(i, "prefix"), "%q is not an IPv4 prefix: write e.g. `prefix: 192.0.2.0/24`", sc.Prefix))

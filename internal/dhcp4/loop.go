@@ -383,7 +383,7 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	}
 	stage := events.StageOffer
 	switch res.Reply.MessageType() {
-	case dhcpv4.MessageTypeAck:
+	case dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNone: // a BOOTREPLY binds at once
 		stage = events.StageAck
 	case dhcpv4.MessageTypeNak:
 		stage = events.StageNak

@@ -37,6 +37,10 @@ type Subnet struct {
 	// HostOptions are per-reservation options, by reserved address,
 	// sent after (and replacing) Options.
 	HostOptions map[netip.Addr][]Option
+	// BOOTPDynamic gives BOOTP clients without a reservation an address
+	// from the ranges, for ever (as dnsmasq's bootp-dynamic); otherwise
+	// only reserved BOOTP clients are answered.
+	BOOTPDynamic bool
 }
 
 // prefix is the subnet's network.
@@ -87,8 +91,8 @@ func (f *Full) Quick(p *dhcpv4.DHCPv4) bool {
 	if !f.DeferredWrites {
 		return false
 	}
-	if p.MessageType() != dhcpv4.MessageTypeDiscover {
-		return true
+	if mt := p.MessageType(); mt != dhcpv4.MessageTypeDiscover && mt != dhcpv4.MessageTypeNone {
+		return true // a DISCOVER's or BOOTP request's Offer may probe
 	}
 	for _, sn := range f.Subnets {
 		if sn.Leases.Probes() {
@@ -227,6 +231,8 @@ func (f *Full) Respond(req Request) Result {
 		return res
 	case dhcpv4.MessageTypeInform: // RFC 2131 §4.3.5
 		return f.inform(req, sn, &res)
+	case dhcpv4.MessageTypeNone: // BOOTP: no option 53 (RFC 1534 §2)
+		return f.bootp(req, sn, &res, key)
 	default:
 		res.Reason = fmt.Sprintf("%s is not answered by a DHCP server", mt)
 		return res

@@ -524,6 +524,11 @@ func heldBy(l Lease, key ClientKey, now time.Time) error {
 	return ErrNotHeld
 }
 
+// Reservation returns the client's reservation on this subnet, if any.
+func (m *Manager) Reservation(key ClientKey, mac net.HardwareAddr) (Reservation, bool) {
+	return m.sn.reservationFor(key, mac)
+}
+
 // Known reports whether the Manager knows the client: it has a
 // reservation, an outstanding offer or any lease row (history included).
 // A DHCP server counts the DISCOVERs of clients it does not know to tell

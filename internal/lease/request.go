@@ -46,6 +46,9 @@ type RequestRequest struct {
 	Requested netip.Addr       // option 50, if any
 	CIAddr    netip.Addr       // ciaddr, if not 0.0.0.0
 	Broadcast bool             // received as broadcast (REBINDING rather than RENEWING); only changes the reason
+	// LeaseTime, when positive, replaces the subnet's lease time for this
+	// binding (a BOOTP client's lease is for ever: InfiniteLease).
+	LeaseTime time.Duration
 	// Selected says the client chose this server by other means than
 	// ServerID (a DHCPv6 Request naming this server's DUID, RFC 8415
 	// §18.3.2): SELECTING with Requested, without comparing ServerID.
@@ -137,7 +140,11 @@ func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, 
 	bind := func(cur Lease) (Lease, error) {
 		l := cur
 		l.MAC, l.State = req.MAC, Bound
-		l.Expires, l.Updated = now.Add(m.sn.LeaseTime), now
+		t := m.sn.LeaseTime
+		if req.LeaseTime > 0 {
+			t = req.LeaseTime
+		}
+		l.Expires, l.Updated = now.Add(t), now
 		if req.Hostname != "" {
 			l.Hostname = req.Hostname
 		} else if l.Hostname == "" {

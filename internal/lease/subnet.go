@@ -13,6 +13,9 @@ const (
 	DefaultLeaseTime   = time.Hour
 	DefaultOfferHold   = 60 * time.Second
 	DefaultDeclineHold = 10 * time.Minute
+	// InfiniteLease is the lease of a client that cannot renew (BOOTP,
+	// RFC 1534 §2): 100 years, within the times every Store keeps.
+	InfiniteLease = 100 * 365 * 24 * time.Hour
 )
 
 // Range is a pool of dynamic addresses, First through Last inclusive.
