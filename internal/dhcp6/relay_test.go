@@ -3,6 +3,7 @@ package dhcp6
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -68,5 +69,15 @@ func TestRelayReply(t *testing.T) {
 	}
 	if got, ok := d.(*dhcpv6.Message); !ok || got.MessageType != dhcpv6.MessageTypeAdvertise || got.TransactionID != sol.TransactionID {
 		t.Fatalf("innermost %v, want the Advertise", d)
+	}
+}
+
+func TestSLAACAddr(t *testing.T) {
+	a, ok := slaacAddr(netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("fe80::5054:ff:fe00:4601"))
+	if !ok || a != netip.MustParseAddr("2001:db8::5054:ff:fe00:4601") {
+		t.Fatalf("slaacAddr = %v %v", a, ok)
+	}
+	if mac := eui64MAC(netip.MustParseAddr("fe80::5054:ff:fe00:4601")); mac.String() != "52:54:00:00:46:01" {
+		t.Fatalf("eui64MAC = %v", mac)
 	}
 }

@@ -227,9 +227,10 @@ type request struct {
 
 // answered is what a reply carries until it is sent.
 type answered struct {
-	req *dhcpv6.Message
-	res Result
-	mac string
+	req    *dhcpv6.Message
+	res    Result
+	mac    string
+	client netip.Addr // the client's own source (see request.client)
 }
 
 type reply = udploop.Reply[answered]
@@ -385,9 +386,9 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 			return reply{}, udploop.Silent
 		}
 		to := netip.AddrPortFrom(q.src.Addr(), 547)
-		return reply{Wire: append(buf, wire...), To: to, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
+		return reply{Wire: append(buf, wire...), To: to, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
 	}
-	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac}}, udploop.Send
+	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
 }
 
 // mac is the client's MAC as res names it, normalised; "" if unknown.
@@ -409,11 +410,39 @@ func (h *handler) poolExhausted(mac, why string) {
 	}
 }
 
+// learnSLAAC teaches the events log the address a client forms by SLAAC
+// (RFC 4862 §5.3) on this interface's /64 from the interface identifier
+// of the EUI-64 link-local address it sent from, when that identifier
+// names mac: iPXE and EDK II fetch their files from that address, which
+// no DHCPv6 message names (an Information-request carries no address).
+func (h *handler) learnSLAAC(src netip.Addr, mac string) {
+	m := eui64MAC(src)
+	if m == nil || boot.Normalize(m) != mac || !h.sk.ip.IsValid() || h.s.Events == nil {
+		return
+	}
+	if a, ok := slaacAddr(h.sk.ip, src); ok {
+		h.s.Events.Learn(a, mac)
+	}
+}
+
+// slaacAddr is the /64 of global with the interface identifier of ll.
+func slaacAddr(global, ll netip.Addr) (netip.Addr, bool) {
+	if !global.Is6() || global.Is4In6() || !ll.Is6() {
+		return netip.Addr{}, false
+	}
+	g, l := global.As16(), ll.As16()
+	copy(g[8:], l[8:])
+	return netip.AddrFrom16(g), true
+}
+
 // ignoredMsg counts, logs and records a message the policy did not answer.
 func (h *handler) ignoredMsg(ctx context.Context, q request, res Result, mac string) {
 	h.s.ignored.Add(1)
-	if h.s.Events != nil && res.Learn.IsValid() && mac != "" {
-		h.s.Events.Learn(res.Learn, mac)
+	if h.s.Events != nil && mac != "" {
+		if res.Learn.IsValid() {
+			h.s.Events.Learn(res.Learn, mac)
+		}
+		h.learnSLAAC(q.client.Addr(), mac)
 	}
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.Debug("dhcp6 ignored", "mac", mac, "src", q.src.String(), "xid", q.msg.TransactionID.String(),
@@ -453,6 +482,7 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	if res.Learn.IsValid() {
 		ev.Learn(res.Learn, a.mac)
 	}
+	h.learnSLAAC(a.client, a.mac)
 	stage := events.StageAck
 	if res.Reply.MessageType == dhcpv6.MessageTypeAdvertise {
 		stage = events.StageOffer
