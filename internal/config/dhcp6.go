@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -300,12 +299,7 @@ func (c *Config) buildServerSubnets6() *serverSubnets6 {
 				add(c.errorf(f+".address", "%q: write an IPv6 address inside %v", r.Address, pfx))
 				continue
 			}
-			for _, u := range reserved {
-				if u.first == a {
-					add(c.errorf(f+".address", "%v is already reserved by %s: give each client its own address", a, c.where(u.field)))
-				}
-			}
-			reserved = append(reserved, used{field: f, first: a})
+			c.noteReserved(&reserved, f, a, add)
 			res := lease.Reservation{Addr: a, Hostname: r.Hostname}
 			var id string
 			switch {
@@ -316,18 +310,12 @@ func (c *Config) buildServerSubnets6() *serverSubnets6 {
 				}
 				res.DUID, id = b, "duid "+string(b)
 			case r.MAC != "":
-				mac, err := net.ParseMAC(r.MAC)
-				if err != nil || len(mac) != 6 {
-					add(c.errorf(f+".mac", "%q is not a MAC address: write aa:bb:cc:dd:ee:ff", r.MAC))
-				}
-				res.MAC, id = mac, "mac "+string(mac)
+				res.MAC = c.reservedMAC(f, r.MAC, add)
+				id = "mac " + string(res.MAC)
 			default:
 				add(c.errorf(f, "reservation of %v names no client: write duid: 00:03:00:01:… or mac: aa:bb:cc:dd:ee:ff", a))
 			}
-			if prev, dup := clients[id]; dup && id != "" {
-				add(c.errorf(f, "this client already has the reservation %s: keep one", c.where(prev)))
-			}
-			clients[id] = f
+			c.noteClient(clients, f, id, add)
 			ss.Lease.Reservations = append(ss.Lease.Reservations, res)
 		}
 		out = append(out, ss)

@@ -170,17 +170,12 @@ func (k *subnetCheck) addReservations(i int, rs []Reservation, ifname string, ss
 			continue
 		}
 		res.Addr = a
-		for _, u := range k.reserved {
-			if u.first == a {
-				add(c.errorf(f+".address", "%v is already reserved by %s: give each client its own address", a, c.where(u.field)))
-			}
-		}
+		c.noteReserved(&k.reserved, f, a, add)
 		if a == ss.Lease.ServerID {
 			add(c.errorf(f+".address", "%v is pxed's own address on %s: reserve another address", a, ifname))
 		} else if slices.Contains(ss.Router, a) {
 			add(c.errorf(f+".address", "%v is the subnet's router: reserve another address", a))
 		}
-		k.reserved = append(k.reserved, used{field: f, first: a})
 		var id string
 		switch {
 		case r.ClientID != "":
@@ -190,23 +185,45 @@ func (k *subnetCheck) addReservations(i int, rs []Reservation, ifname string, ss
 			}
 			res.ClientID, id = b, "id "+string(b)
 		case r.MAC != "":
-			mac, err := net.ParseMAC(r.MAC)
-			if err != nil || len(mac) != 6 {
-				add(c.errorf(f+".mac", "%q is not a MAC address: write aa:bb:cc:dd:ee:ff", r.MAC))
-			}
-			res.MAC, id = mac, "mac "+string(mac)
+			res.MAC = c.reservedMAC(f, r.MAC, add)
+			id = "mac " + string(res.MAC)
 		default:
 			add(c.errorf(f, "reservation of %v names no client: write mac: aa:bb:cc:dd:ee:ff or client_id: 01:aa:bb:cc:dd:ee:ff", a))
 		}
-		if prev, dup := clients[id]; dup && id != "" {
-			add(c.errorf(f, "this client already has the reservation %s: keep one", c.where(prev)))
-		}
-		clients[id] = f
+		c.noteClient(clients, f, id, add)
 		ss.Lease.Reservations = append(ss.Lease.Reservations, res)
 		if opts := c.options(f+".options", r.Options, add); len(opts) > 0 {
 			ss.HostOptions[a] = opts
 		}
 	}
+}
+
+// noteReserved records a reserved address, reporting one reserved before.
+func (c *Config) noteReserved(reserved *[]used, f string, a netip.Addr, add func(*Error)) {
+	for _, u := range *reserved {
+		if u.first == a {
+			add(c.errorf(f+".address", "%v is already reserved by %s: give each client its own address", a, c.where(u.field)))
+		}
+	}
+	*reserved = append(*reserved, used{field: f, first: a})
+}
+
+// reservedMAC parses the MAC of reservation f.
+func (c *Config) reservedMAC(f, s string, add func(*Error)) net.HardwareAddr {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		add(c.errorf(f+".mac", "%q is not a MAC address: write aa:bb:cc:dd:ee:ff", s))
+	}
+	return mac
+}
+
+// noteClient records the client of reservation f (id: its kind and
+// bytes, "" when it names none), reporting a client reserved twice.
+func (c *Config) noteClient(clients map[string]string, f, id string, add func(*Error)) {
+	if prev, dup := clients[id]; dup && id != "" {
+		add(c.errorf(f, "this client already has the reservation %s: keep one", c.where(prev)))
+	}
+	clients[id] = f
 }
 
 func (c *Config) addrs(field string, in []string, add func(*Error)) []netip.Addr {
