@@ -244,3 +244,68 @@ machines:
 		t.Errorf("pxed logged errors:\n%s", pxed.Output())
 	}
 }
+
+// TestRelayedDHCPv6Server: ISC dhclient -6 on a segment pxed is not on,
+// behind a router running ISC dhcrelay -6 (the routed lab of
+// TestRelayedDHCPv6BootsOVMF), gets an address from the subnet pxed
+// serves for that segment, chosen by the Relay-Forw's link address; the
+// Advertise and Reply go back in Relay-Repl through the relay.
+func TestRelayedDHCPv6Server(t *testing.T) {
+	for _, bin := range []string{"/usr/sbin/dhcrelay", "dhclient"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s (apt-get install isc-dhcp-relay isc-dhcp-client)", bin)
+		}
+	}
+	n := lab.NewNet(t)
+	kernel, initrd := lab.Assets(t)
+	data := t.TempDir()
+	pxed := startServeConfig(t, n, `interfaces: [%[1]s]
+data_dir: `+data+`
+tftp_addr: ":69"
+http_addr: ":8080"
+log_level: debug
+dhcp:
+  mode: "off"
+dhcp6:
+  subnets:
+    - interface: %[1]s
+      prefix: 2001:db8::/64
+      ranges: [`+serverRange6+`]
+    - prefix: `+clientPrefix6.String()+`
+      ranges: [2001:db8:1::1000-2001:db8:1::10ff]
+profiles:
+  linux:
+    kernel: `+kernel+`
+    initrds: [`+initrd+`]
+`)
+	clients := routedSegment(t, n)
+	relay := lab.Start(t, clients.NS(), "/usr/sbin/dhcrelay", "-6", "-d", "-pf", filepath.Join(t.TempDir(), "dhcrelay.pid"),
+		"-l", clients.Bridge(), "-u", "2001:db8::1%up0")
+	lab.WaitFor(t, 10*time.Second, "dhcrelay to listen", func() bool {
+		return strings.Contains(relay.Output(), "Listening on") || relay.Exited()
+	})
+	if relay.Exited() {
+		t.Fatalf("dhcrelay exited: %v\n%s", relay.Err(), relay.Output())
+	}
+	h := clients.AddHost(t, "dhclient6r", netip.Prefix{})
+	waitLinkLocal(t, h)
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events")
+	script := writeScript(t, `echo "$reason ip=$new_ip6_address" >> `+events+"\nexit 0\n")
+	p := lab.Start(t, h.NS, "dhclient", "-6", "-v", "-1", "-d", "-sf", script, "-lf", filepath.Join(dir, "leases"),
+		"-pf", filepath.Join(dir, "pid"), h.Iface)
+	lab.WaitFor(t, 40*time.Second, "dhclient -6 to bind through the relay", func() bool {
+		return strings.Contains(readFile(events), "BOUND6 ") || p.Exited()
+	})
+	ip := lastField(readFile(events), "BOUND6", "ip")
+	if a, err := netip.ParseAddr(ip); err != nil || !strings.HasPrefix(ip, "2001:db8:1::10") {
+		t.Fatalf("dhclient -6 bound %q (%v), want an address of the relayed subnet:\n%s\n%s", ip, a, readFile(events), p.Output())
+	}
+	if l := leases(t, data)[ip]; l.State != "bound" {
+		t.Errorf("pxed leases: %s is %+v, want bound", ip, l)
+	}
+	if !strings.Contains(pxed.Output(), "dst=[2001:db8::fe]:547") {
+		t.Errorf("pxed sent no Relay-Repl to the relay [2001:db8::fe]:547:\n%s", tail(pxed.Output(), 8<<10))
+	}
+	p.Stop()
+}
