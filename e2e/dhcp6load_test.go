@@ -175,18 +175,7 @@ func TestServer6CrashSafety(t *testing.T) {
 			t.Fatalf("sysctl: %v\n%s", err, out)
 		}
 	}
-	batch := filepath.Join(t.TempDir(), "links")
-	var sb strings.Builder
-	for i := range clients {
-		fmt.Fprintf(&sb, "link add mv%d link %s address 02:00:00:00:%02x:%02x type macvlan mode bridge\nlink set mv%d up\n",
-			i, h.Iface, i>>8, i&0xff, i)
-	}
-	if err := os.WriteFile(batch, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := lab.Run(t, "", "ip", "-n", h.NS, "-batch", batch); err != nil {
-		t.Fatalf("macvlans: %v\n%s", err, out)
-	}
+	addMacvlans(t, h, clients)
 	lab.WaitFor(t, 10*time.Second, "link-local addresses on the macvlans", func() bool {
 		out, err := lab.Run(t, h.NS, "ip", "-6", "-o", "addr", "show", "scope", "link")
 		return err == nil && strings.Count(out, " mv") == clients && !strings.Contains(out, "tentative")
@@ -233,18 +222,7 @@ exit 0
 		return got, ifaces
 	}
 	bound := func() int { _, ifaces := bindings(); return len(ifaces) }
-	// Poll tightly (the clients bind within a second or two) so that the
-	// kill lands mid-run.
-	for deadline := time.Now().Add(40 * time.Second); bound() < clients/4; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d clients bound within 40 s:\n%s", bound(), clients, pxed.Output())
-		}
-	}
-	if err := syscall.Kill(-pxed.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill pxed: %v", err)
-	}
-	<-pxed.Done()
-	atKill := bound()
+	atKill := killMidRun(t, pxed, bound, clients)
 	killed := time.Now()
 	startServer6(t, n, data, "")
 	lab.WaitFor(t, 45*time.Second, "every dhclient -6 to bind", func() bool { return bound() >= clients })
@@ -280,4 +258,44 @@ exit 0
 	if len(ifaces) != clients {
 		t.Errorf("%d of %d clients bound an address", len(ifaces), clients)
 	}
+}
+
+// addMacvlans adds n macvlan interfaces mv0…mv<n-1> (bridge mode) on h's
+// interface, each with its own MAC 02:00:00:00:HH:LL from its number, up;
+// it returns interface → MAC.
+func addMacvlans(t *testing.T, h *lab.Host, n int) map[string]string {
+	t.Helper()
+	batch := filepath.Join(t.TempDir(), "links")
+	var sb strings.Builder
+	macs := map[string]string{}
+	for i := range n {
+		ifc, mac := fmt.Sprintf("mv%d", i), fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff)
+		macs[ifc] = mac
+		fmt.Fprintf(&sb, "link add %s link %s address %s type macvlan mode bridge\nlink set %s up\n", ifc, h.Iface, mac, ifc)
+	}
+	if err := os.WriteFile(batch, []byte(sb.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := lab.Run(t, "", "ip", "-n", h.NS, "-batch", batch); err != nil {
+		t.Fatalf("macvlans: %v\n%s", err, out)
+	}
+	return macs
+}
+
+// killMidRun waits until bound() reaches a quarter of clients (60 s at
+// most), then kills pxed with SIGKILL (its whole process group) and waits
+// for it to go; it returns bound() after the kill. It polls tightly (the
+// clients bind within a second or two) so that the kill lands mid-run.
+func killMidRun(t *testing.T, pxed *lab.Proc, bound func() int, clients int) int {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); bound() < clients/4; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d clients bound within 60 s:\n%s", bound(), clients, pxed.Output())
+		}
+	}
+	if err := syscall.Kill(-pxed.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill pxed: %v", err)
+	}
+	<-pxed.Done()
+	return bound()
 }
