@@ -290,20 +290,7 @@ profiles:
 	pxed := start()
 
 	h := clientHost(t, n, "many", 3)
-	batch := filepath.Join(t.TempDir(), "links")
-	var sb strings.Builder
-	macs := map[string]string{} // interface → MAC
-	for i := range clients {
-		ifc, mac := fmt.Sprintf("mv%d", i), fmt.Sprintf("02:00:00:00:%02x:%02x", i>>8, i&0xff)
-		macs[ifc] = mac
-		fmt.Fprintf(&sb, "link add %s link %s address %s type macvlan mode bridge\nlink set %s up\n", ifc, h.Iface, mac, ifc)
-	}
-	if err := os.WriteFile(batch, []byte(sb.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := lab.Run(t, "", "ip", "-n", h.NS, "-batch", batch); err != nil {
-		t.Fatalf("macvlans: %v\n%s", err, out)
-	}
+	macs := addMacvlans(t, h, clients)
 	events := filepath.Join(t.TempDir(), "events")
 	script := writeScript(t, `[ "$1" = bound ] && echo "bound $interface $ip" >> `+events+"\nexit 0\n")
 	var procs []*lab.Proc
@@ -312,18 +299,7 @@ profiles:
 			"-s", script, "-t", "40", "-T", "1", "-A", "1"))
 	}
 	bound := func() int { return strings.Count(readFile(events), "bound ") }
-	// Poll tightly (the clients finish within a second or two) so that the
-	// kill lands mid-run.
-	for deadline := time.Now().Add(60 * time.Second); bound() < clients/4; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d clients bound within 60 s:\n%s", bound(), clients, pxed.Output())
-		}
-	}
-	if err := syscall.Kill(-pxed.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill pxed: %v", err)
-	}
-	<-pxed.Done()
-	atKill := bound()
+	atKill := killMidRun(t, pxed, bound, clients)
 	start()
 	lab.WaitFor(t, 90*time.Second, "every udhcpc to finish", func() bool {
 		for _, p := range procs {
