@@ -162,12 +162,12 @@ func TestServer6CrashSafety(t *testing.T) {
 	const clients = 100
 	n := lab.NewNet(t)
 	data := t.TempDir()
-	// The host first: a bridge takes the lowest MAC of its ports, and
-	// pxed's DUID-LL is made from the bridge's MAC when it starts, so a
-	// port added between the two starts would change pxed's DUID and the
-	// restarted pxed would ignore the Requests naming the old one.
-	h := clientHost(t, n, "many6", 8)
+	// pxed first, then the clients' port: a bridge takes the lowest MAC
+	// of its ports, so the bridge's MAC may change between pxed's two
+	// starts. pxed keeps its DUID in the data dir (dhcp6-duid): the
+	// restarted pxed must still be the server the clients' Requests name.
 	pxed := startServer6(t, n, data, "")
+	h := clientHost(t, n, "many6", 8)
 	// No duplicate address detection on the macvlans: their link-local
 	// addresses (dhclient -6 binds port 546 there) are usable at once.
 	for _, k := range []string{"all", "default"} {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -98,12 +99,23 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
 	var d6 *dhcp6.Server
+	var duid dhcpv6.DUID // nil: one per interface, from its MAC
+	if cfg.DHCP6.Mode != config.ModeOff && cfg.DataDir != "" {
+		d, err := serverDUID(cfg.DataDir, cfg.Interfaces, time.Now())
+		if err != nil {
+			if tftpConn != nil {
+				tftpConn.Close()
+			}
+			return err
+		}
+		duid = d
+	}
 	switch cfg.DHCP6.Mode {
 	case config.ModeProxy:
-		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, HTTPPort: httpPort,
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	case config.ModeServer:
-		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, Full: leases.full6, HTTPPort: httpPort,
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, Full: leases.full6, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	}
 	if leases != nil {

@@ -48,6 +48,12 @@ type Server struct {
 	Proxy      *Proxy   // the ProxyDHCPv6 policy; required unless Full is set
 	Full       *Full    // the stateful server policy; when set, it answers instead of Proxy
 	HTTPPort   int      // put in script URLs; default 8080
+	// DUID is pxed's server identifier on every interface. It must not
+	// change across restarts while clients hold leases (RFC 8415 §11):
+	// a Request or Renew naming the old one is another server's. nil:
+	// a DUID-LL of each interface's MAC (a bridge's MAC can change when
+	// ports are added, so the server role keeps one in its data dir).
+	DUID dhcpv6.DUID
 	Events     *events.Log
 	Logger     *slog.Logger // nil discards
 
@@ -108,11 +114,14 @@ func (s *Server) Open() ([]*Socket, []Skipped, error) {
 			skipped = append(skipped, Skipped{name, "no global or ULA IPv6 address to name in boot URLs"})
 			continue
 		}
-		if len(ifi.HardwareAddr) != 6 {
+		if s.DUID == nil && len(ifi.HardwareAddr) != 6 {
 			skipped = append(skipped, Skipped{name, "no Ethernet address to make a DUID-LL from"})
 			continue
 		}
-		duid := &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: ifi.HardwareAddr}
+		duid := s.DUID
+		if duid == nil {
+			duid = &dhcpv6.DUIDLL{HWType: iana.HWTypeEthernet, LinkLayerAddr: ifi.HardwareAddr}
+		}
 		for _, port := range ports {
 			sk, err := openSocket(ifi, port)
 			if err != nil {
