@@ -53,9 +53,9 @@ type Server struct {
 	// a Request or Renew naming the old one is another server's. nil:
 	// a DUID-LL of each interface's MAC (a bridge's MAC can change when
 	// ports are added, so the server role keeps one in its data dir).
-	DUID dhcpv6.DUID
-	Events     *events.Log
-	Logger     *slog.Logger // nil discards
+	DUID   dhcpv6.DUID
+	Events *events.Log
+	Logger *slog.Logger // nil discards
 
 	loops              udploop.Counters
 	malformed, ignored atomic.Uint64
