@@ -246,3 +246,50 @@ func TestChainLoaderScript(t *testing.T) {
 		t.Errorf("script:\n%s\nwant it to contain:\n%s", s, want)
 	}
 }
+
+func TestResolve(t *testing.T) {
+	c := loaderConfig()
+	tests := []struct {
+		path string
+		kind PathKind
+		mac  string
+		rel  string // PathBootDir
+		file string // PathProfile
+	}{
+		{"boot/52-54-00-00-00-23/pxelinux.cfg/01-52-54-00-00-00-23", PathGenerated, "52:54:00:00:00:23", "", ""},
+		{"boot/52-54-00-00-00-23/pxelinux.cfg/default", PathGenerated, "52:54:00:00:00:23", "", ""},
+		{"pxelinux.cfg/01-52-54-00-00-00-23", PathGenerated, "52:54:00:00:00:23", "", ""},
+		{"boot/52-54-00-00-00-23/vmlinuz", PathProfile, "52:54:00:00:00:23", "", "/srv/linux/vmlinuz"},
+		{"boot/52-54-00-00-00-23/extra.cpio", PathProfile, "52:54:00:00:00:23", "", "/srv/extra.cpio"},
+		{"boot/52-54-00-00-00-23/ldlinux.c32", PathBootDir, "52:54:00:00:00:23", "ldlinux.c32", ""},
+		{"boot/52-54-00-00-00-23/pxelinux.0", PathBootDir, "52:54:00:00:00:23", "pxelinux.0", ""},
+		{"boot/52-54-00-00-00-23/pxelinux.cfg/8a0e9a4c-2d1b-4b6c-9f0e-1d2c3b4a5968", PathBootDir, "52:54:00:00:00:23", "pxelinux.cfg/8a0e9a4c-2d1b-4b6c-9f0e-1d2c3b4a5968", ""},
+		// An iPXE profile's machine: no generated PXELINUX file, the boot dir's (a static one) if any.
+		{"pxelinux.cfg/01-52-54-00-ab-cd-ef", PathBootDir, "", "pxelinux.cfg/01-52-54-00-ab-cd-ef", ""},
+		{"boot/52-54-00-00-00-21/grub.cfg", PathGenerated, "52:54:00:00:00:21", "", ""},
+		{"grub/grub.cfg-01-52-54-00-00-00-22", PathGenerated, "52:54:00:00:00:22", "", ""},
+		{"grub/grub.cfg", PathGenerated, "", "", ""},
+		{"boot/52-54-00-00-00-22/grubx64.efi", PathBootDir, "52:54:00:00:00:22", "grubx64.efi", ""},
+		// The grub profile's kernel is reached through its machines only.
+		{"boot/52-54-00-00-00-21/vmlinuz", PathProfile, "52:54:00:00:00:21", "", "/srv/linux/vmlinuz"},
+		{"boot/not-a-mac/vmlinuz", PathBootDir, "", "boot/not-a-mac/vmlinuz", ""},
+		{"boot/52-54-00-00-00-21/", PathBootDir, "", "boot/52-54-00-00-00-21/", ""},
+		{"undionly.kpxe", PathBootDir, "", "undionly.kpxe", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path, func(t *testing.T) {
+			r := c.Resolve(tc.path)
+			mac := ""
+			if r.MAC != nil {
+				mac = Normalize(r.MAC)
+			}
+			if r.Kind != tc.kind || mac != tc.mac || r.Rel != tc.rel || r.File != tc.file {
+				t.Errorf("Resolve = kind %d mac %q rel %q file %q, want kind %d mac %q rel %q file %q", r.Kind, mac, r.Rel, r.File, tc.kind, tc.mac, tc.rel, tc.file)
+			}
+		})
+	}
+	noGRUB := testConfig()
+	if r := noGRUB.Resolve("grub/grub.cfg"); r.Kind != PathBootDir || r.Rel != "grub/grub.cfg" {
+		t.Errorf("grub/grub.cfg with no GRUB profile = %+v, want the boot dir's", r)
+	}
+}
