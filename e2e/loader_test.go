@@ -19,6 +19,12 @@ import (
 // startServeConfig are the bridge and a data directory.
 func loaderLab(t *testing.T, n *lab.Net) *lab.Proc {
 	t.Helper()
+	return loaderLabRole(t, n, "dhcp:\n  mode: server\n  range: 192.0.2.100-192.0.2.200\n")
+}
+
+// loaderLabRole is loaderLab with dhcp, the dhcp: section of the config.
+func loaderLabRole(t *testing.T, n *lab.Net, dhcp string) *lab.Proc {
+	t.Helper()
 	kernel, initrd := lab.Assets(t)
 	loaders := lab.LoaderAssets(t)
 	profile := func(loader string, extra string) string {
@@ -26,10 +32,7 @@ func loaderLab(t *testing.T, n *lab.Net) *lab.Proc {
 	}
 	pxed := startServeConfig(t, n, `interfaces: [%[1]s]
 data_dir: %[2]s
-dhcp:
-  mode: server
-  range: 192.0.2.100-192.0.2.200
-boot_dir: `+loaders+`
+`+dhcp+`boot_dir: `+loaders+`
 tftp_addr: "192.0.2.1:69"
 http_addr: "192.0.2.1:8080"
 log_level: debug
