@@ -3,7 +3,9 @@
 #   DIR/vmlinuz     a Debian 6.1 kernel (newest linux-image-6.1.0-N-amd64 apt can download)
 #   DIR/initrd.img  a tiny busybox initramfs (cpio newc, gzip) whose /init prints the marker
 #                   line PXED-BOOT-OK and `uname -r` on the console and powers off
-#   DIR/README      where both came from
+#   DIR/loaders/    Debian's signed shim (shimx64.efi) and GRUB (grubx64.efi = grubnetx64), and
+#                   PXELINUX (pxelinux.0, ldlinux.c32), for the loader tests
+#   DIR/README      where they came from
 # Called by `make assets`; used by internal/lab (end-to-end QEMU tests) and scripts/demo.sh.
 set -euo pipefail
 
@@ -104,6 +106,13 @@ build_initrd() {
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 exec </dev/console >/dev/console 2>&1
+# Before the marker, so that a test that saw the marker has this line too.
+if [ -d /sys/firmware/efi ]; then
+	# What the kernel found (arch/x86/kernel/setup.c): the Secure Boot test asserts this line.
+	sb="pxed-lab: \$(dmesg | grep -o 'Secure boot [a-z]*' | head -n 1)"
+	echo "\$sb"
+	[ -c /dev/ttyS0 ] && echo "\$sb" >/dev/ttyS0 2>/dev/null
+fi
 msg="$MARKER kernel=\$(uname -r)"
 echo "\$msg"
 [ -c /dev/ttyS0 ] && echo "\$msg" >/dev/ttyS0 2>/dev/null
@@ -125,6 +134,39 @@ else
 	build_initrd
 fi
 
+# ---- loaders --------------------------------------------------------------------------------
+# The files pxed's loader profiles hand out, from Debian's packages (apt-get download, no
+# install): the Microsoft-signed shim, the Debian-signed network GRUB (shim loads it as
+# grubx64.efi from its own directory), PXELINUX and its ldlinux.c32.
+LOADER_FILES="shim-signed:usr/lib/shim/shimx64.efi.signed:shimx64.efi
+grub-efi-amd64-signed:usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed:grubx64.efi
+pxelinux:usr/lib/PXELINUX/pxelinux.0:pxelinux.0
+syslinux-common:usr/lib/syslinux/modules/bios/ldlinux.c32:ldlinux.c32"
+
+fetch_loaders() {
+	local line pkg src dst deb origin=
+	mkdir -p "$DIR/loaders" "$work/loaders"
+	while IFS=: read -r pkg src dst; do
+		log "downloading $pkg (apt-get download)"
+		if ! (cd "$work/loaders" && apt-get download -q "$pkg" >"$work/download.log" 2>&1); then
+			echo "lab-assets: apt-get download $pkg failed: $(tail -n1 "$work/download.log")" >&2
+			return 1
+		fi
+		deb=$(ls "$work"/loaders/"${pkg}"_*.deb | head -n1)
+		rm -rf "$work/x" && dpkg-deb -x "$deb" "$work/x"
+		cp "$work/x/$src" "$DIR/loaders/$dst"
+		origin+="$dst <- /$src from $pkg $(dpkg-deb -f "$deb" Version)"$'\n'
+	done <<<"$LOADER_FILES"
+	printf '%s' "$origin" >"$DIR/loaders/.origin"
+	log "loaders: $DIR/loaders ($(ls "$DIR/loaders" | tr '\n' ' '))"
+}
+
+if [[ -s $DIR/loaders/.origin && -s $DIR/loaders/shimx64.efi && -s $DIR/loaders/grubx64.efi && -s $DIR/loaders/pxelinux.0 && -s $DIR/loaders/ldlinux.c32 ]]; then
+	log "loaders: $DIR/loaders already present, kept"
+else
+	fetch_loaders
+fi
+
 # ---- README ---------------------------------------------------------------------------------
 cat >"$DIR/README" <<EOF
 pxed lab boot assets, written by scripts/lab-assets.sh (make assets). Safe to delete; rerun to rebuild.
@@ -134,6 +176,8 @@ vmlinuz     Debian kernel: $(cat "$DIR/.kernel-origin")
 initrd.img  busybox initramfs (cpio newc, gzip): $(cat "$DIR/.initrd-origin").
             /init mounts proc, sys and dev, prints the line "$MARKER kernel=\$(uname -r)" to
             /dev/console and /dev/ttyS0 (boot with console=ttyS0), then runs \`poweroff -f\`.
+            On UEFI it also prints "pxed-lab: Secure boot enabled" (or disabled), as dmesg says.
             No kernel modules: nothing is needed after the kernel has booted.
+loaders/    $(sed 's/^/            /' "$DIR/loaders/.origin" | sed '1s/^ *//')
 EOF
 log "done: $DIR (vmlinuz, initrd.img, README)"

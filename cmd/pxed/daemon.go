@@ -52,11 +52,18 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 	}
 
-	// TFTP: boot directory first, then the iPXE directory.
+	for _, w := range cfg.LoaderWarnings() {
+		log.Warn(w)
+	}
+
+	// TFTP: the machines' directories (boot/<mac>/: generated loader
+	// configurations, profile files), then the boot directory, then the
+	// iPXE directory.
+	var loaderN loaderCounts
 	var tftpSrv *tftp.Server
 	var tftpConn net.PacketConn
 	if cfg.TFTPAddr != "off" {
-		tftpSrv = &tftp.Server{Handler: tftpHandler(cfg), Logger: log.With("proto", "tftp"),
+		tftpSrv = &tftp.Server{Handler: machineTFTP(bc, evlog, &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
 			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
 			QueueWait: lim.TFTPQueueWait.D(), MaxTimeout: lim.TFTPMaxTimeout.D(),
 			OnStart: func(r tftp.Request) {
@@ -134,6 +141,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, dsrv, tftpSrv, hb)
 	registerLimitMetrics(reg, evlog, conns)
+	registerLoaderMetrics(reg, &loaderN, hb)
 	if d6 != nil {
 		registerDHCP6Metrics(reg, d6)
 	}

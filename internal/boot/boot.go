@@ -70,6 +70,12 @@ type Profile struct {
 	// disk, and iPXE, when the profile has neither kernel nor script,
 	// sanboots it.
 	Image string
+	// Loader loads the kernel after the NBP: iPXE ("" too), GRUB or
+	// PXELINUX, with configuration pxed generates (loader.go).
+	Loader Loader
+	// SecureBoot, with Loader GRUB, hands UEFI machines the signed shim,
+	// which loads the signed GRUB, which loads the signed kernel.
+	SecureBoot bool
 }
 
 // Config is the whole decision's input besides the machine.
@@ -112,7 +118,8 @@ type Plan struct {
 	BootFile    string // TFTP path or URL, per Action
 	VendorClass string // option 60 to answer with: PXEClient or HTTPClient
 	Profile     string
-	Reason      string // why, for logs and events (always set)
+	Reason      string     // why, for logs and events (always set)
+	Loader      LoaderPlan // the loader after the NBP and its generated files
 }
 
 // Normalize formats a MAC the way Config.Machines keys and URLs use it.
@@ -145,6 +152,9 @@ func (c *Config) Decide(m Machine, s Server) Plan {
 	p, ok := c.ProfileFor(m.MAC)
 	if !ok {
 		return Plan{Reason: fmt.Sprintf("no profile for %s and no default profile", Normalize(m.MAC))}
+	}
+	if Of(p) != LoaderIPXE {
+		return decideLoader(p, m, s)
 	}
 	if m.Firmware == FirmwareIPXE {
 		// Never hand iPXE the iPXE binary again: that is the chainload loop.
@@ -242,6 +252,9 @@ func Script(p Profile, s Server, mac net.HardwareAddr) (string, error) {
 			out = "#!ipxe\n" + out
 		}
 		return out, nil
+	}
+	if Of(p) != LoaderIPXE {
+		return chainLoaderScript(p, b, mac), nil
 	}
 	if p.Kernel == "" && p.Image != "" {
 		return sanbootScript(p, b, mac), nil

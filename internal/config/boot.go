@@ -22,6 +22,11 @@ type Profile struct {
 	// Boot clients boot as a RAM disk (and iPXE sanboots when the profile
 	// has no kernel and no script).
 	Image string `yaml:"image"`
+	// Loader is what loads the kernel after the NBP: ipxe (default),
+	// grub or pxelinux (loader.go).
+	Loader string `yaml:"loader"`
+	// SecureBoot, with loader grub, hands UEFI machines the signed shim.
+	SecureBoot bool `yaml:"secure_boot"`
 }
 
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.
@@ -72,7 +77,8 @@ func classNames() []string {
 
 func (c *Config) bootProfile(name string) boot.Profile {
 	p := c.Profiles[name]
-	return boot.Profile{Name: name, Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Script: p.Script, BootFiles: p.BootFiles, Image: p.Image}
+	return boot.Profile{Name: name, Kernel: p.Kernel, Initrds: p.Initrds, Cmdline: p.Cmdline, Script: p.Script, BootFiles: p.BootFiles, Image: p.Image,
+		Loader: boot.Loader(p.Loader), SecureBoot: p.SecureBoot}
 }
 
 // Boot returns the boot decision's configuration.

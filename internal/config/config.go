@@ -249,6 +249,7 @@ func (c *Config) Validate() error {
 		c.validateLimits,    // limits.go
 		c.validateRA,        // ra.go
 		c.validateProfiles,  // boot.go
+		c.validateLoaders,   // loader.go
 	} {
 		es = append(es, section()...)
 	}

@@ -51,6 +51,11 @@ const (
 	StageRefused       Stage = "limit-refused"       // a request refused by a resource limit
 )
 
+// Loaders (issue 10): what pxed generates for GRUB and PXELINUX.
+const (
+	StageLoaderConfig Stage = "loader-config" // a generated GRUB or PXELINUX configuration was served (TFTP or HTTP)
+)
+
 // Event is one step of one machine's boot.
 type Event struct {
 	Time   time.Time     `json:"time"`

@@ -41,16 +41,21 @@ type Handler struct {
 	// leaves the server's deadline alone.
 	WriteTimeout time.Duration
 
-	errors atomic.Uint64
+	errors        atomic.Uint64
+	loaderConfigs atomic.Uint64
 }
+
+// LoaderConfigs returns the number of generated loader configurations
+// served.
+func (h *Handler) LoaderConfigs() uint64 { return h.loaderConfigs.Load() }
 
 // Errors returns the number of requests answered with an error status.
 func (h *Handler) Errors() uint64 { return h.errors.Load() }
 
 // Register adds the handler's routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /boot/{mac}/{name}", h.machineFile)
-	mux.HandleFunc("HEAD /boot/{mac}/{name}", h.machineFile)
+	mux.HandleFunc("GET /boot/{mac}/{name...}", h.machineFile)
+	mux.HandleFunc("HEAD /boot/{mac}/{name...}", h.machineFile)
 	mux.HandleFunc("GET /files/{path...}", h.dirFile)
 	mux.HandleFunc("HEAD /files/{path...}", h.dirFile)
 }
@@ -138,39 +143,77 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, m, http.StatusNotFound, "no boot configuration")
 		return
 	}
-	p, ok := h.Boot.ProfileFor(mac)
-	if !ok {
-		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
-		return
-	}
 	name := r.PathValue("name")
 	if name == "script.ipxe" {
-		script, err := boot.Script(p, h.localServer(r), mac)
+		h.script(w, r, mac)
+		return
+	}
+	// The machine's directory: its loader configuration, its profile's
+	// files, and anything else from the boot directories (loaders ask
+	// for their own files next to themselves: PXELINUX chained from
+	// iPXE asks for ldlinux.c32 here).
+	reqPath := boot.MachineDir(mac) + "/" + name
+	res := h.Boot.Resolve(reqPath)
+	switch res.Kind {
+	case boot.PathGenerated:
+		text, err := boot.LoaderConfig(res.Profile, res.Config, reqPath)
 		if err != nil {
 			h.fail(w, r, m, http.StatusNotFound, err.Error())
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		http.ServeContent(w, r, name, time.Time{}, strings.NewReader(script))
-		h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageScript, Detail: "profile " + p.Name, Bytes: int64(len(script))})
+		http.ServeContent(w, r, path.Base(name), time.Time{}, strings.NewReader(text))
+		h.loaderConfigs.Add(1)
+		h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageLoaderConfig,
+			Detail: fmt.Sprintf("%s %s (profile %s)", res.Config.Loader, name, res.Profile.Name), Bytes: int64(len(text))})
+		return
+	case boot.PathProfile:
+		h.profileFile(w, r, res, name, m)
 		return
 	}
-	file, kind, ok := boot.ResolveFile(p, name)
+	if name := path.Clean("/" + res.Rel)[1:]; name != res.Rel || !fs.ValidPath(name) {
+		h.fail(w, r, m, http.StatusBadRequest, "bad path")
+		return
+	}
+	if _, ok := h.Boot.ProfileFor(mac); !ok {
+		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
+		return
+	}
+	h.fromDirs(w, r, res.Rel, m)
+}
+
+// script serves mac's iPXE script.
+func (h *Handler) script(w http.ResponseWriter, r *http.Request, mac net.HardwareAddr) {
+	m := boot.Normalize(mac)
+	p, ok := h.Boot.ProfileFor(mac)
 	if !ok {
-		h.fail(w, r, m, http.StatusNotFound, fmt.Sprintf("profile %q has no file %s", p.Name, quoteName(name)))
+		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
 		return
 	}
+	script, err := boot.Script(p, h.localServer(r), mac)
+	if err != nil {
+		h.fail(w, r, m, http.StatusNotFound, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	http.ServeContent(w, r, "script.ipxe", time.Time{}, strings.NewReader(script))
+	h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageScript, Detail: "profile " + p.Name, Bytes: int64(len(script))})
+}
+
+// profileFile serves the kernel, an initrd or the image of a profile.
+func (h *Handler) profileFile(w http.ResponseWriter, r *http.Request, res boot.Resolved, name, m string) {
 	// A kernel or initrd is bytes to iPXE whatever its name
 	// (initrd.img is no disk image); an image is typed by its extension.
 	stage, ctype := events.StageInitrd, "application/octet-stream"
-	switch kind {
+	switch res.FileKind {
 	case boot.FileKernel:
 		stage = events.StageKernel
 	case boot.FileImage:
 		stage, ctype = events.StageImage, ContentType(name)
 	}
-	f, err := os.Open(file)
+	f, err := os.Open(res.File)
 	if err != nil {
 		code, msg := openStatus(err)
 		h.fail(w, r, m, code, fmt.Sprintf("open %s: %s", name, msg))
@@ -190,12 +233,18 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "", http.StatusBadRequest, "bad path")
 		return
 	}
+	h.fromDirs(w, r, rel, "")
+}
+
+// fromDirs serves rel from the first of h.Dirs that has it; mac is the
+// machine the URL names ("" for none).
+func (h *Handler) fromDirs(w http.ResponseWriter, r *http.Request, rel, mac string) {
 	code, msg := http.StatusNotFound, "not found"
 	for _, dir := range h.Dirs {
 		f, err := openIn(dir, rel)
 		if err == nil {
 			defer f.Close()
-			h.serveFile(w, r, f, rel, ContentType(rel), "", events.StageHTTP)
+			h.serveFile(w, r, f, rel, ContentType(rel), mac, events.StageHTTP)
 			return
 		}
 		if c, m := openStatus(err); c != http.StatusNotFound {
@@ -203,7 +252,7 @@ func (h *Handler) dirFile(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	h.fail(w, r, "", code, fmt.Sprintf("%s: %s", quoteName(rel), msg))
+	h.fail(w, r, mac, code, fmt.Sprintf("%s: %s", quoteName(rel), msg))
 }
 
 // openIn opens rel inside dir; os.Root refuses "..", absolute names and

@@ -18,14 +18,7 @@ const BootMarker = "PXED-BOOT-OK"
 // telling to run `make assets` when either file is missing.
 func Assets(t testing.TB) (kernel, initrd string) {
 	t.Helper()
-	dir := os.Getenv("PXED_LAB")
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			t.Fatalf("lab: find the lab assets: %v; set PXED_LAB or run `make assets`", err)
-		}
-		dir = filepath.Join(root, ".cache", "lab")
-	}
+	dir := assetDir(t)
 	kernel = filepath.Join(dir, "vmlinuz")
 	initrd = filepath.Join(dir, "initrd.img")
 	for _, f := range []string{kernel, initrd} {
@@ -34,6 +27,34 @@ func Assets(t testing.TB) (kernel, initrd string) {
 		}
 	}
 	return kernel, initrd
+}
+
+// LoaderAssets returns the directory of Debian's loaders that scripts/lab-assets.sh puts
+// beside the kernel (loaders/: shimx64.efi, grubx64.efi, pxelinux.0, ldlinux.c32, and .origin
+// saying which packages they came from). It fails the test, like Assets, when one is missing.
+func LoaderAssets(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(assetDir(t), "loaders")
+	for _, f := range []string{"shimx64.efi", "grubx64.efi", "pxelinux.0", "ldlinux.c32"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("lab: loader %s missing: run `make assets` (scripts/lab-assets.sh %s)", filepath.Join(dir, f), filepath.Dir(dir))
+		}
+	}
+	return dir
+}
+
+// assetDir is $PXED_LAB, or else <repo>/.cache/lab.
+func assetDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PXED_LAB")
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			t.Fatalf("lab: find the lab assets: %v; set PXED_LAB or run `make assets`", err)
+		}
+		dir = filepath.Join(root, ".cache", "lab")
+	}
+	return dir
 }
 
 // repoRoot walks up from the working directory to the directory holding pxed's go.mod.

@@ -42,6 +42,9 @@ const (
 	qemuBinary = "qemu-system-x86_64"
 	ovmfCode   = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	ovmfVars   = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	// Secure Boot: Microsoft's keys enrolled (db holds the UEFI CA that signs shim).
+	ovmfCodeSB = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"
+	ovmfVarsSB = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
 )
 
 // DefaultVMTimeout is the lifetime of a VM when VMOptions.Timeout is 0.
@@ -62,6 +65,9 @@ type VMOptions struct {
 	// FwCfg are QEMU -fw_cfg items, like "name=opt/org.tianocore/IPv4PXESupport,string=no"
 	// (OVMF then offers no IPv4 PXE boot option: its PXE runs over IPv6 only).
 	FwCfg []string
+	// SecureBoot (UEFI only) runs OVMF with Secure Boot on and Microsoft's keys enrolled, as
+	// a shop-bought PC: it runs only images signed by Microsoft's UEFI CA (shim).
+	SecureBoot bool
 }
 
 // VM is a QEMU machine network-booting on a lab bridge.
@@ -90,8 +96,12 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 	if _, err := exec.LookPath(qemuBinary); err != nil {
 		t.Skipf("lab: needs %s (apt-get install qemu-system-x86 ipxe-qemu seabios ovmf)", qemuBinary)
 	}
+	code, varsFile := ovmfCode, ovmfVars
+	if opt.SecureBoot {
+		code, varsFile = ovmfCodeSB, ovmfVarsSB
+	}
 	if opt.Firmware == UEFI {
-		for _, f := range []string{ovmfCode, ovmfVars} {
+		for _, f := range []string{code, varsFile} {
 			if _, err := os.Stat(f); err != nil {
 				t.Skipf("lab: needs OVMF firmware %s (apt-get install ovmf)", f)
 			}
@@ -124,14 +134,21 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 		args = append(args, "-machine", "pc", "-boot", "n", "-device", nic)
 	case UEFI:
 		vars := filepath.Join(dir, "OVMF_VARS.fd")
-		if err := copyFile(ovmfVars, vars); err != nil {
+		if err := copyFile(varsFile, vars); err != nil {
 			t.Fatalf("lab: %v", err)
 		}
 		// romfile= drops the NIC's iPXE option ROM, whose EFI driver would do the first DHCP
 		// itself (user class iPXE): OVMF's own VirtioNetDxe and PxeBcDxe do it, as on real
 		// UEFI machines, and load the network bootstrap program over TFTP.
-		args = append(args, "-machine", "q35", "-device", nic+",romfile=",
-			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+ovmfCode,
+		machine := "q35"
+		if opt.SecureBoot {
+			// SMM keeps the variable store (the keys) out of the OS's reach; OVMF's
+			// Secure Boot build needs it.
+			machine = "q35,smm=on"
+			args = append(args, "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
+		args = append(args, "-machine", machine, "-device", nic+",romfile=",
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 	default:
 		t.Fatalf("lab: unknown firmware %v", opt.Firmware)

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"pxed/internal/boot"
+	"pxed/internal/events"
+	"pxed/internal/httpboot"
+	"pxed/internal/tftp"
+)
+
+// loaderCounts counts the generated loader configurations served.
+type loaderCounts struct{ tftp atomic.Uint64 }
+
+// machineTFTP answers over TFTP what a path names for a machine, as HTTP
+// does under /boot/ (boot.Config.Resolve): a loader's generated
+// configuration, the kernel and initrds of the machine's profile in its
+// directory boot/<mac>/, and any other name there from the boot
+// directories (GRUB, shim and PXELINUX load their own files from where
+// they were loaded); every other name goes to dirs unchanged.
+func machineTFTP(bc *boot.Config, ev events.Recorder, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
+	return func(req tftp.Request) (tftp.File, int64, error) {
+		name := tftp.CleanName(req.Filename)
+		res := bc.Resolve(name)
+		claimed := ""
+		if res.MAC != nil {
+			claimed = boot.Normalize(res.MAC)
+		}
+		switch res.Kind {
+		case boot.PathGenerated:
+			text, err := boot.LoaderConfig(res.Profile, res.Config, name)
+			if err != nil {
+				return nil, 0, fmt.Errorf("tftp: %q: %v: %w", name, err, tftp.ErrNotFound)
+			}
+			n.tftp.Add(1)
+			ev.Record(events.Event{Claimed: claimed, IP: req.Client.Addr(), Stage: events.StageLoaderConfig,
+				Detail: fmt.Sprintf("%s %s over TFTP (profile %s)", res.Config.Loader, name, profileName(res)), Bytes: int64(len(text))})
+			return textFile{strings.NewReader(text)}, int64(len(text)), nil
+		case boot.PathProfile:
+			f, err := os.Open(res.File)
+			if err != nil {
+				return nil, 0, fmt.Errorf("tftp: %q: profile %s: %w", name, res.Profile.Name, err)
+			}
+			st, err := f.Stat()
+			if err != nil || !st.Mode().IsRegular() {
+				f.Close()
+				return nil, 0, fmt.Errorf("tftp: %q: profile %s: not a regular file: %w", name, res.Profile.Name, tftp.ErrAccess)
+			}
+			return f, st.Size(), nil
+		}
+		if res.MAC != nil {
+			if _, ok := bc.ProfileFor(res.MAC); !ok {
+				return nil, 0, fmt.Errorf("tftp: %q: no profile for %s: %w", name, claimed, tftp.ErrNotFound)
+			}
+		}
+		req.Filename = res.Rel
+		return dirs(req)
+	}
+}
+
+func profileName(r boot.Resolved) string {
+	if r.MAC == nil {
+		return "any: the GRUB dispatcher"
+	}
+	return r.Profile.Name
+}
+
+type textFile struct{ *strings.Reader }
+
+func (textFile) Close() error { return nil }
+
+func registerLoaderMetrics(reg *prometheus.Registry, n *loaderCounts, h *httpboot.Handler) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pxed_loader_configs_tftp_total",
+		Help: "Generated GRUB and PXELINUX configurations served over TFTP."}, func() float64 { return float64(n.tftp.Load()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pxed_loader_configs_http_total",
+		Help: "Generated GRUB and PXELINUX configurations served over HTTP."}, func() float64 { return float64(h.LoaderConfigs()) }))
+}

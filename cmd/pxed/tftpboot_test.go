@@ -1,0 +1,83 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"pxed/internal/boot"
+	"pxed/internal/events"
+	"pxed/internal/tftp"
+)
+
+// TestMachineTFTP: over TFTP a machine's directory holds its generated
+// loader configuration, its profile's files and the boot directory's
+// files, as under HTTP /boot/<mac>/.
+func TestMachineTFTP(t *testing.T) {
+	dir := t.TempDir()
+	bootDir := filepath.Join(dir, "boot")
+	for f, body := range map[string]string{"vmlinuz": "KERNEL", "boot/ldlinux.c32": "LDLINUX", "boot/pxelinux.0": "PXELINUX"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bc := &boot.Config{
+		Profiles: map[string]boot.Profile{
+			"p": {Name: "p", Kernel: filepath.Join(dir, "vmlinuz"), Cmdline: "console=ttyS0", Loader: boot.LoaderPXELINUX},
+			"i": {Name: "i", Kernel: filepath.Join(dir, "vmlinuz")},
+		},
+		Machines: map[string]string{"52:54:00:00:00:23": "p", "52:54:00:00:00:01": "i"},
+	}
+	log := &events.Log{}
+	var n loaderCounts
+	h := machineTFTP(bc, log, &n, tftp.Dir(bootDir))
+	client := netip.MustParseAddrPort("192.0.2.50:2000")
+	tests := []struct {
+		file string
+		body string // substring; "" wants file not found
+	}{
+		{"boot/52-54-00-00-00-23/pxelinux.0", "PXELINUX"},
+		{"boot/52-54-00-00-00-23/ldlinux.c32", "LDLINUX"},
+		{"boot/52-54-00-00-00-23/pxelinux.cfg/01-52-54-00-00-00-23", "KERNEL vmlinuz\n  APPEND console=ttyS0\n"},
+		{"/boot/52-54-00-00-00-23/pxelinux.cfg/default", "boots profile p"},
+		{"pxelinux.cfg/01-52-54-00-00-00-23", "KERNEL ::boot/52-54-00-00-00-23/vmlinuz"},
+		{"boot/52-54-00-00-00-23/vmlinuz", "KERNEL"},
+		{"boot/52-54-00-00-00-23/pxelinux.cfg/01-52-54-00-00-00-01", ""},
+		{"boot/52-54-00-00-00-01/pxelinux.cfg/01-52-54-00-00-00-01", ""},
+		{"boot/52-54-00-00-00-99/ldlinux.c32", ""},
+		{"ldlinux.c32", "LDLINUX"},
+		{"vmlinuz", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			f, size, err := h(tftp.Request{Filename: tc.file, Client: client})
+			if tc.body == "" {
+				if !errors.Is(err, tftp.ErrNotFound) {
+					t.Fatalf("err = %v, want file not found", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			b, err := io.ReadAll(io.NewSectionReader(f, 0, size))
+			if err != nil || !strings.Contains(string(b), tc.body) {
+				t.Fatalf("read %q, %v; want %q", b, err, tc.body)
+			}
+		})
+	}
+	if got := n.tftp.Load(); got != 3 {
+		t.Errorf("loader configurations counted: %d, want 3", got)
+	}
+	if tl := log.Timeline("192.0.2.50"); len(tl) == 0 || tl[len(tl)-1].Stage != events.StageLoaderConfig {
+		t.Errorf("no loader-config event: %+v", tl)
+	}
+}

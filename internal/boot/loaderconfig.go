@@ -1,0 +1,163 @@
+package boot
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"strings"
+)
+
+// LoaderConfig renders the configuration that request name (see
+// ParseConfigPath) gets: for GRUB, the dispatcher when the path names no
+// machine, else the config of profile p for the machine it names; for
+// PXELINUX the config of p. p must be the profile of req.MAC and use
+// req.Loader.
+func LoaderConfig(p Profile, req ConfigRequest, name string) (string, error) {
+	if req.Loader == LoaderGRUB && req.MAC == nil {
+		return GRUBDispatcher(), nil
+	}
+	if Of(p) != req.Loader {
+		return "", fmt.Errorf("boot: profile %q boots with loader %s, not %s", p.Name, Of(p), req.Loader)
+	}
+	switch req.Loader {
+	case LoaderGRUB:
+		return GRUBConfig(p, req.MAC)
+	case LoaderPXELINUX:
+		// PXELINUX resolves names against the directory it was
+		// loaded from (pxelinux.cfg/'s parent).
+		return PXELINUXConfig(p, req.MAC, path.Dir(path.Dir(name)))
+	}
+	return "", fmt.Errorf("boot: loader %s has no generated configuration", req.Loader)
+}
+
+// GRUBDispatcher is what GRUB gets for grub.cfg outside a machine's
+// directory: the same few lines for every machine, which load the
+// machine's own grub.cfg-01-<mac> from the same prefix. GRUB's
+// $net_default_mac is colon-separated; regexp splits it into the dashed
+// form of the file name that upstream GRUB itself searches.
+func GRUBDispatcher() string {
+	return `# pxed: the configuration of each machine is grub.cfg-01-<mac> next to this file.
+regexp --set=1:m1 --set=2:m2 --set=3:m3 --set=4:m4 --set=5:m5 --set=6:m6 '^([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f]):([0-9a-f][0-9a-f])$' "$net_default_mac"
+configfile "$prefix/grub.cfg-01-$m1-$m2-$m3-$m4-$m5-$m6"
+echo "pxed: no GRUB configuration for $net_default_mac"
+sleep 10
+`
+}
+
+// GRUBConfig is the GRUB configuration of profile p for mac: the kernel
+// and initrds by their paths in the machine's directory on GRUB's root
+// (the TFTP server it was loaded from), the command line quoted word by
+// word so that GRUB expands nothing in it.
+func GRUBConfig(p Profile, mac net.HardwareAddr) (string, error) {
+	names, args, err := loaderFiles(p)
+	if err != nil {
+		return "", err
+	}
+	dir := "/" + MachineDir(mac) + "/"
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# pxed: %s boots profile %s\n", Normalize(mac), p.Name)
+	sb.WriteString("set timeout=0\n")
+	fmt.Fprintf(&sb, "echo %s\n", grubQuote(fmt.Sprintf("pxed: %s boots profile %s", Normalize(mac), p.Name)))
+	sb.WriteString("linux " + grubQuote(dir+names[0]))
+	for _, a := range args {
+		sb.WriteString(" " + grubQuote(a))
+	}
+	sb.WriteString("\n")
+	if len(names) > 1 {
+		sb.WriteString("initrd")
+		for _, n := range names[1:] {
+			sb.WriteString(" " + grubQuote(dir+n))
+		}
+		sb.WriteString("\n")
+	}
+	sb.WriteString("boot\n")
+	return sb.String(), nil
+}
+
+// PXELINUXConfig is the PXELINUX configuration of profile p for mac,
+// requested from directory dir (where pxelinux.0 came from). From the
+// machine's own directory the files are named as they are there; from
+// anywhere else by their root path on the TFTP server ("::boot/…").
+func PXELINUXConfig(p Profile, mac net.HardwareAddr, dir string) (string, error) {
+	names, args, err := loaderFiles(p)
+	if err != nil {
+		return "", err
+	}
+	prefix := ""
+	if dir != MachineDir(mac) {
+		prefix = "::" + MachineDir(mac) + "/"
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# pxed: %s boots profile %s\n", Normalize(mac), p.Name)
+	sb.WriteString("DEFAULT pxed\nPROMPT 0\nTIMEOUT 0\n")
+	fmt.Fprintf(&sb, "SAY pxed: %s boots profile %s\n", Normalize(mac), p.Name)
+	sb.WriteString("LABEL pxed\n")
+	sb.WriteString("  KERNEL " + prefix + names[0] + "\n")
+	if len(names) > 1 {
+		var rd []string
+		for _, n := range names[1:] {
+			rd = append(rd, prefix+n)
+		}
+		sb.WriteString("  INITRD " + strings.Join(rd, ",") + "\n")
+	}
+	if len(args) > 0 {
+		sb.WriteString("  APPEND " + p.Cmdline + "\n")
+	}
+	return sb.String(), nil
+}
+
+// loaderFiles returns the names of p's kernel and initrds in the machine
+// directory and its command line split into kernel parameters.
+func loaderFiles(p Profile) (names, args []string, err error) {
+	if p.Kernel == "" {
+		return nil, nil, fmt.Errorf("boot: profile %q: loader %s needs a kernel", p.Name, Of(p))
+	}
+	if strings.ContainsAny(p.Cmdline, "\r\n\x00") {
+		return nil, nil, fmt.Errorf("boot: profile %q: the command line may not contain line breaks or NUL", p.Name)
+	}
+	names, err = FileNames(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, n := range names {
+		if strings.ContainsAny(n, ", \t") {
+			return nil, nil, fmt.Errorf("boot: profile %q: file name %q has a comma or a space, which loader %s cannot name", p.Name, n, Of(p))
+		}
+	}
+	return names, KernelArgs(p.Cmdline), nil
+}
+
+// KernelArgs splits a kernel command line into parameters the way the
+// kernel does (lib/cmdline.c next_arg): at blanks outside double quotes,
+// the quotes removed.
+func KernelArgs(cmdline string) []string {
+	var out []string
+	var cur strings.Builder
+	in, started := false, false
+	for _, r := range cmdline {
+		switch {
+		case r == '"':
+			in, started = !in, true
+		case (r == ' ' || r == '\t') && !in:
+			if started {
+				out = append(out, cur.String())
+				cur.Reset()
+				started = false
+			}
+		default:
+			cur.WriteRune(r)
+			started = true
+		}
+	}
+	if started {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// grubQuote quotes s as one GRUB script word in which nothing is expanded
+// (single quotes; each single quote of s closes the word, is escaped
+// with a backslash and opens it again).
+func grubQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
