@@ -37,12 +37,12 @@ const OptMulticast = "multicast"
 
 // Multicast defaults.
 const (
-	DefaultMulticastPort       = 1758 // RFC 2090 data port, atftpd's default
-	DefaultMulticastClients    = 1000 // clients per session
-	DefaultMulticastTries      = 5    // timeouts in a row before a master client is given up
-	DefaultMTFTPClientPort     = 1758 // PXE MTFTP_CPORT
-	DefaultMTFTPServerPort     = 1759 // PXE MTFTP_SPORT
-	maxMulticastBlocks         = 65535
+	DefaultMulticastPort    = 1758 // RFC 2090 data port, atftpd's default
+	DefaultMulticastClients = 1000 // clients per session
+	DefaultMulticastTries   = 5    // timeouts in a row before a master client is given up
+	DefaultMTFTPClientPort  = 1758 // PXE MTFTP_CPORT
+	DefaultMTFTPServerPort  = 1759 // PXE MTFTP_SPORT
+	maxMulticastBlocks      = 65535
 )
 
 // Multicast configures multicast transfers for a Server (Server.Multicast).
