@@ -22,6 +22,9 @@ type Profile struct {
 	// Boot clients boot as a RAM disk (and iPXE sanboots when the profile
 	// has no kernel and no script).
 	Image string `yaml:"image"`
+	// Multicast serves the profile's boot files by multicast TFTP
+	// (tftp_multicast must be on; see mtftp.go).
+	Multicast bool `yaml:"multicast"`
 }
 
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.
