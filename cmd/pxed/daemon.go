@@ -61,7 +61,8 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	// iPXE directory.
 	var loaderN loaderCounts
 	var tftpSrv *tftp.Server
-	var tftpConn net.PacketConn
+	var tftpConn, mtftpConn net.PacketConn
+	mcast := multicastTFTP(cfg, log.With("proto", "tftp")) // mtftp.go
 	if cfg.TFTPAddr != "off" {
 		tftpSrv = &tftp.Server{Handler: machineTFTP(bc, evlog, &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
 			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
@@ -69,7 +70,8 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 			OnStart: func(r tftp.Request) {
 				evlog.Record(events.Event{IP: r.Client.Addr(), Stage: events.StageTFTPStart, Detail: r.Filename + tftpOptions(r.Options)})
 			},
-			OnDone: func(t tftp.Transfer) { evlog.Record(tftpEvent(t)) },
+			OnDone:    func(t tftp.Transfer) { evlog.Record(tftpEvent(t)) },
+			Multicast: mcast,
 		}
 		c, err := net.ListenPacket("udp", cfg.TFTPAddr)
 		if err != nil {
@@ -99,9 +101,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	switch cfg.DHCP.Mode {
 	case config.ModeProxy:
-		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc}, HTTPPort: httpPort,
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc, MTFTP: newMTFTPTable(cfg, mcast)}, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	case config.ModeServer:
+		leases.full.MTFTP = newMTFTPTable(cfg, mcast)
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
@@ -140,6 +143,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		Logger: log.With("proto", "http")}
 	reg := prometheus.NewRegistry()
 	registerMetrics(reg, dsrv, tftpSrv, hb)
+	registerMulticastMetrics(reg, tftpSrv)
 	registerLimitMetrics(reg, evlog, conns)
 	registerLoaderMetrics(reg, &loaderN, hb)
 	if d6 != nil {
@@ -205,10 +209,18 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if err != nil {
 		return fail(err)
 	}
+	if tftpSrv != nil {
+		if mtftpConn, err = listenMTFTP(cfg, mcast); err != nil {
+			return fail(err)
+		}
+	}
 
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	if tftpSrv != nil {
 		go func() { errc <- tftpSrv.Serve(tftpConn) }()
+	}
+	if mtftpConn != nil {
+		go func() { errc <- tftpSrv.ServeMTFTP(mtftpConn) }()
 	}
 	go func() { errc <- httpSrv.Serve(conns) }()
 	dctx, dcancel := context.WithCancel(ctx)
@@ -297,6 +309,9 @@ func tftpEvent(t tftp.Transfer) events.Event {
 	case t.Err == nil:
 		e.Stage = events.StageTFTPDone
 		e.Detail = fmt.Sprintf("%s blksize=%d windowsize=%d", t.Filename, t.Blksize, t.Windowsize)
+		if t.Multicast.IsValid() {
+			e.Detail += " multicast=" + t.Multicast.String() // a multicast session's client completed
+		}
 	case t.Aborted:
 		// UEFI firmware asks for tsize, then aborts on purpose (error 8).
 		e.Stage = events.StageTFTPError

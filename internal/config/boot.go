@@ -27,6 +27,9 @@ type Profile struct {
 	Loader string `yaml:"loader"`
 	// SecureBoot, with loader grub, hands UEFI machines the signed shim.
 	SecureBoot bool `yaml:"secure_boot"`
+	// Multicast serves the profile's boot files by multicast TFTP
+	// (tftp_multicast must be on; see mtftp.go).
+	Multicast bool `yaml:"multicast"`
 }
 
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.

@@ -43,8 +43,9 @@ type Config struct {
 	BootFiles            map[string]string    `yaml:"boot_files"` // class → NBP name
 	Default              string               `yaml:"default_profile"`
 	Profiles             map[string]Profile   `yaml:"profiles"`
-	Machines             map[string]string    `yaml:"machines"` // MAC → profile
-	Limits               Limits               `yaml:"limits"`   // resource bounds (limits.go)
+	Machines             map[string]string    `yaml:"machines"`       // MAC → profile
+	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
+	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
 
 	// Host answers what Validate asks of the machine (its interfaces and
 	// their addresses); nil is SystemHost. Not in the file.
@@ -248,6 +249,7 @@ func (c *Config) Validate() error {
 		c.validateBootFiles, // boot.go
 		c.validateLimits,    // limits.go
 		c.validateRA,        // ra.go
+		c.validateMulticast, // mtftp.go
 		c.validateProfiles,  // boot.go
 		c.validateLoaders,   // loader.go
 	} {

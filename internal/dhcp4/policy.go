@@ -182,6 +182,9 @@ func isZeroOrBroadcast(mac net.HardwareAddr) bool {
 // boot file its firmware needs.
 type Proxy struct {
 	Boot *boot.Config
+	// MTFTP, when set, offers boot files by PXE MTFTP to BIOS PXE ROMs
+	// (mtftp.go); nil: no option 43 sub-options 1–5.
+	MTFTP MTFTPTable
 }
 
 // Quick implements Quicker: ProxyDHCP answers from memory only.
@@ -233,6 +236,10 @@ func (px *Proxy) Respond(req Request) Result {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
 	}
 	if err := setBootInfo(reply, p, m, plan, req); err != nil {
+		res.Reason = err.Error()
+		return res
+	}
+	if err := addMTFTP(reply, p, m, plan, px.MTFTP); err != nil {
 		res.Reason = err.Error()
 		return res
 	}

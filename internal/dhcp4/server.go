@@ -79,6 +79,9 @@ type Full struct {
 	// StarvationWindow is the window StarvationClients counts in; 0 means
 	// DefaultStarvationWindow.
 	StarvationWindow time.Duration
+	// MTFTP, when set, offers boot files by PXE MTFTP to BIOS PXE ROMs
+	// (mtftp.go).
+	MTFTP MTFTPTable
 	// Now is the clock of the starvation window; nil means time.Now.
 	Now func() time.Time
 
@@ -411,6 +414,10 @@ func (f *Full) pxe(reply *dhcpv4.DHCPv4, req Request, res *Result) {
 		return
 	}
 	if err := setBootInfo(reply, req.Packet, m, plan, req); err != nil {
+		res.Reason = "plain lease (" + err.Error() + ")"
+		return
+	}
+	if err := addMTFTP(reply, req.Packet, m, plan, f.MTFTP); err != nil {
 		res.Reason = "plain lease (" + err.Error() + ")"
 		return
 	}

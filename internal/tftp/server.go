@@ -67,6 +67,9 @@ type Server struct {
 	// a client that acknowledges nothing is given up after 4 timeouts (at
 	// least 5 s), not after the whole Retries schedule.
 	MaxTimeout time.Duration
+	// Multicast, when set, serves RFC 2090 multicast requests and PXE MTFTP
+	// (ServeMTFTP) as multicast.go describes; nil: unicast only.
+	Multicast *Multicast
 
 	mu        sync.Mutex
 	closed    bool
@@ -79,6 +82,8 @@ type Server struct {
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
 	queuedN, busy, timeoutClamped, peak                     atomic.Int64
 	resent                                                  atomic.Int64
+	sessions                                                map[mcKey]*mcSession
+	mcActive, mcSessions, mcBytes                           atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
 	cache                                                   fileCache
 }
@@ -100,6 +105,10 @@ type Stats struct {
 	// TimeoutClamped counts timeout options above MaxTimeout, not acknowledged.
 	TimeoutClamped int64
 	Resent         int64 // DATA packets sent again after a timeout
+
+	MulticastActive   int64 // multicast sessions running
+	MulticastSessions int64 // multicast sessions started
+	MulticastBytes    int64 // DATA payload bytes multicast sessions sent (each datagram once)
 }
 
 // Stats returns a snapshot of the counters.
@@ -117,6 +126,10 @@ func (s *Server) Stats() Stats {
 		Busy:             s.busy.Load(),
 		TimeoutClamped:   s.timeoutClamped.Load(),
 		Resent:           s.resent.Load(),
+
+		MulticastActive:   s.mcActive.Load(),
+		MulticastSessions: s.mcSessions.Load(),
+		MulticastBytes:    s.mcBytes.Load(),
 	}
 }
 
@@ -250,6 +263,9 @@ func (s *Server) handleRequest(conn net.PacketConn, local netip.Addr, from netip
 		if local.Is4() {
 			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		}
+		if s.Multicast != nil && s.joinMulticast(local, from, p) {
+			return // RFC 2090: served by a multicast session (multicast.go)
+		}
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
@@ -312,6 +328,7 @@ func (s *Server) Close() error {
 		t.cancel()
 	}
 	s.mu.Unlock()
+	s.closeSessions()
 	s.wg.Wait()
 	return errors.Join(errs...)
 }

@@ -143,6 +143,9 @@ type Transfer struct {
 	Err        error // nil when complete
 	Aborted    bool  // the peer sent ERROR, e.g. UEFI tsize probe error 8
 	Resent     int64 // server: DATA packets sent again after a timeout
+	// Multicast is the group and port of a multicast transfer (RFC 2090 or
+	// PXE MTFTP), zero for unicast.
+	Multicast netip.AddrPort
 }
 
 // PeerError is the error of a transfer the peer ended with an ERROR packet.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -21,6 +22,7 @@ func main() {
 	root := flag.String("root", ".", "directory to serve")
 	verbose := flag.Bool("v", false, "log every transfer")
 	maxWin := flag.Int("max-windowsize", 0, "largest windowsize granted (0: 64)")
+	mcast := flag.String("multicast", "", "serve RFC 2090 multicast requests from this IPv4 multicast prefix (e.g. 239.255.70.0/24)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGTERM")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -35,6 +37,17 @@ func main() {
 		Handler:       tftp.Dir(*root),
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		MaxWindowsize: *maxWin,
+	}
+	if *mcast != "" {
+		p, err := netip.ParsePrefix(*mcast)
+		srv.Multicast = &tftp.Multicast{Groups: p}
+		if err == nil {
+			err = srv.Multicast.Validate()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "tftpd: -multicast %q: %v\n", *mcast, err)
+			os.Exit(2)
+		}
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -57,8 +70,9 @@ func main() {
 	}()
 	err := srv.ListenAndServe(*addr)
 	st := srv.Stats()
-	fmt.Fprintf(os.Stderr, "tftpd: ok=%d failed=%d aborted=%d refused=%d malformed=%d bytes=%d resent=%d\n",
-		st.TransfersOK, st.TransfersFailed, st.TransfersAborted, st.Refused, st.Malformed, st.Bytes, st.Resent)
+	fmt.Fprintf(os.Stderr, "tftpd: ok=%d failed=%d aborted=%d refused=%d malformed=%d bytes=%d resent=%d multicast_sessions=%d multicast_bytes=%d\n",
+		st.TransfersOK, st.TransfersFailed, st.TransfersAborted, st.Refused, st.Malformed, st.Bytes, st.Resent,
+		st.MulticastSessions, st.MulticastBytes)
 	if err != nil && err != tftp.ErrServerClosed {
 		fmt.Fprintf(os.Stderr, "tftpd: %v\n", err)
 		os.Exit(1)
