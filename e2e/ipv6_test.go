@@ -78,7 +78,9 @@ func TestProxyDHCPv6BootsOVMF(t *testing.T) {
 	}
 	evs := timeline(t, n, mac)
 	if err := stagesInOrder(evs, "dhcp-offer", "dhcp-ack", "tftp-done", "dhcp-ack", "script", "kernel", "initrd"); err != nil {
-		t.Error(err)
+		// What EDK II said about its PXEv6 attempt (it falls back to its
+		// next boot option silently).
+		t.Errorf("%v\nserial log:\n%s", err, tail(vm.Serial(), 6<<10))
 	}
 	// Where the NBP, script, kernel and initrd went: IPv6 addresses only.
 	// (pxed's ProxyDHCP also answers iPXE's DHCPv4 DISCOVERs; with no
