@@ -346,6 +346,17 @@ func (x *exchange) assign(in *dhcpv6.OptIANA, commit bool) *dhcpv6.OptIANA {
 	if as := iaAddrs(in); len(as) > 0 {
 		hint = as[0]
 	}
+	if commit && hint.IsValid() {
+		// The common Request: the address of our Advertise, bound over
+		// the offer it made (no second Offer).
+		d, bound, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.hostname(), Requested: hint, Selected: true})
+		if x.fail(err) {
+			return nil
+		}
+		if d.Action == lease.Ack {
+			return x.bound(in, bound)
+		}
+	}
 	l, err := x.sn.Leases.Offer(x.ctx, x.req.Deferred, lease.OfferRequest{Key: key, MAC: mac, Hostname: x.hostname(), Requested: hint})
 	if errors.Is(err, lease.ErrExhausted) {
 		x.res.PoolExhausted = true
@@ -364,17 +375,24 @@ func (x *exchange) assign(in *dhcpv6.OptIANA, commit bool) *dhcpv6.OptIANA {
 			x.done = append(x.done, "not bound: "+d.Reason)
 			return x.ia(in, status(iana.StatusNoAddrsAvail, d.Reason))
 		}
-		l = bound
-		if !x.res.Learn.IsValid() {
-			x.res.Learn = l.Addr
+		if hint.IsValid() && hint != bound.Addr {
+			x.done = append(x.done, hint.String()+" refused")
+			return x.bound(in, bound, x.addr(hint, false))
 		}
-	}
-	opts := []dhcpv6.Option{x.addr(l.Addr, true)}
-	if commit && hint.IsValid() && hint != l.Addr {
-		opts = append(opts, x.addr(hint, false))
+		return x.bound(in, bound)
 	}
 	x.done = append(x.done, l.Addr.String())
-	return x.ia(in, opts...)
+	return x.ia(in, x.addr(l.Addr, true))
+}
+
+// bound answers an IA with the lease just bound (and more, e.g. a
+// refused address with lifetimes 0), and learns its address.
+func (x *exchange) bound(in *dhcpv6.OptIANA, l lease.Lease, more ...dhcpv6.Option) *dhcpv6.OptIANA {
+	if !x.res.Learn.IsValid() {
+		x.res.Learn = l.Addr
+	}
+	x.done = append(x.done, l.Addr.String())
+	return x.ia(in, append([]dhcpv6.Option{x.addr(l.Addr, true)}, more...)...)
 }
 
 // extend renews (or, rebind, rebinds) the addresses of one IA_NA. An
