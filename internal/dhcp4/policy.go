@@ -213,7 +213,7 @@ func (px *Proxy) Respond(req Request) Result {
 		res.Reason = "not a PXE client (no option 60 PXEClient/HTTPClient)"
 		return res
 	}
-	plan := px.Boot.Decide(m, req.Server)
+	plan := px.Boot.DecideMenu(m, req.Server, bootRequest(req))
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = plan.Reason
@@ -286,7 +286,7 @@ func setBootInfo(reply, p *dhcpv4.DHCPv4, m boot.Machine, plan boot.Plan, req Re
 		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optClientUUID), uuid))
 	}
 	setBootFile(reply, plan.BootFile)
-	if vo, ok := vendorOptions(m, req, p); ok {
+	if vo, ok := vendorOptions(m, req, plan); ok {
 		b, err := vo.Marshal()
 		if err != nil {
 			return fmt.Errorf("encoding option 43: %w", err)
@@ -296,28 +296,63 @@ func setBootInfo(reply, p *dhcpv4.DHCPv4, m boot.Machine, plan boot.Plan, req Re
 	return nil
 }
 
-// vendorOptions decides option 43 of a reply.
+// vendorOptions encodes option 43 of a reply from plan.
 //
-// Legacy BIOS PXE ROMs and iPXE get discovery control "use the boot file"
-// (PXE 2.1 §2.4 bit 3): they load the file from this offer with no menu, no
-// prompt and no discovery. UEFI PXE (EDK II) gets no option 43 at all: the
-// offer is then a ProxyBinl offer (see pxe.Classify) and the firmware asks
-// this server on port 4011 for its boot file, which every UEFI firmware
-// supports, where some ignore proxy offers that bypass discovery. On port
-// 4011 the boot item the client asked for (sub-option 71) is echoed.
-func vendorOptions(m boot.Machine, req Request, p *dhcpv4.DHCPv4) (pxe.VendorOptions, bool) {
-	if req.Port == PortBootServer {
-		if b := p.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)); b != nil {
-			if in, err := pxe.ParseVendorOptions(b); err == nil && in.BootItem != nil {
-				return pxe.VendorOptions{BootItem: in.BootItem}, true
-			}
+// A plan with a boot menu gets the menu, its prompt, discovery control and
+// boot servers (offers and ProxyDHCP requests); the answer to a boot
+// server request echoes the item and layer asked for (sub-option 71). The
+// rest is as before menus: legacy BIOS PXE ROMs and iPXE get discovery
+// control "use the boot file" (PXE 2.1 §2.4 bit 3): they load the file
+// from this offer with no menu, no prompt and no discovery. UEFI PXE (EDK
+// II) gets no option 43 at all: the offer is then a ProxyBinl offer (see
+// pxe.Classify) and the firmware asks this server on port 4011 for its
+// boot file, which every UEFI firmware supports, where some ignore proxy
+// offers that bypass discovery.
+func vendorOptions(m boot.Machine, req Request, plan boot.Plan) (pxe.VendorOptions, bool) {
+	if mp := plan.Menu; mp != nil {
+		if mp.Chosen != nil {
+			return pxe.VendorOptions{BootItem: &pxe.BootItem{Type: mp.Chosen.Type, Layer: mp.Chosen.Layer}}, true
 		}
+		return menuOptions(mp), true
+	}
+	if req.Port == PortBootServer {
 		return pxe.VendorOptions{}, false
 	}
 	if m.Firmware == boot.FirmwareHTTP || (m.Firmware == boot.FirmwarePXE && m.Class != string(pxe.ClassBIOS)) {
 		return pxe.VendorOptions{}, false
 	}
 	return pxe.VendorOptions{DiscoveryControl: pxe.DiscoveryUseBootFile, HasDiscovery: true}, true
+}
+
+// menuOptions is option 43 of an offer with a boot menu (PXE 2.1 table
+// 2-1: sub-options 6–10).
+func menuOptions(mp *boot.MenuPlan) pxe.VendorOptions {
+	v := pxe.VendorOptions{
+		DiscoveryControl: pxe.Discovery(mp.NoBroadcast, mp.NoMulticast, mp.ListOnly, false), HasDiscovery: true,
+		McastAddr: mp.MulticastAddr,
+		Prompt:    mp.Prompt, PromptTimeout: mp.Timeout, HasPrompt: true,
+	}
+	for _, it := range mp.Items {
+		v.Menu = append(v.Menu, pxe.MenuItem{Type: it.Type, Desc: it.Desc})
+	}
+	for _, bs := range mp.Servers {
+		v.BootServers = append(v.BootServers, pxe.BootServer{Type: bs.Type, Addrs: bs.Addrs})
+	}
+	return v
+}
+
+// bootRequest is the boot item a boot server discovery request asks for
+// (option 43 sub-option 71), nil when the request is none: not on port
+// 4011, or without a well-formed sub-option 71.
+func bootRequest(req Request) *boot.BootRequest {
+	if req.Port != PortBootServer {
+		return nil
+	}
+	bi, err := pxe.ParseBootItem(req.Packet.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)))
+	if err != nil {
+		return nil
+	}
+	return &boot.BootRequest{Type: bi.Type, Layer: bi.Layer}
 }
 
 // setBootFile puts name in the file field when it fits (128 bytes with a NUL)

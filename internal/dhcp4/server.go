@@ -398,7 +398,7 @@ func (f *Full) pxe(reply *dhcpv4.DHCPv4, req Request, res *Result) {
 		res.Reason = "plain lease (not a PXE client)"
 		return
 	}
-	plan := f.Boot.Decide(m, req.Server)
+	plan := f.Boot.DecideMenu(m, req.Server, nil)
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = "plain lease (" + plan.Reason + ")"
