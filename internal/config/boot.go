@@ -22,6 +22,8 @@ type Profile struct {
 	// Boot clients boot as a RAM disk (and iPXE sanboots when the profile
 	// has no kernel and no script).
 	Image string `yaml:"image"`
+	// Menu is the PXE boot menu of the profile's machines (menu.go).
+	Menu *Menu `yaml:"menu"`
 }
 
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.
@@ -84,6 +86,7 @@ func (c *Config) Boot() *boot.Config {
 	for name := range c.Profiles {
 		bc.Profiles[name] = c.bootProfile(name)
 	}
+	bc.Menus = c.bootMenus() // menu.go
 	for mac, p := range c.Machines {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			bc.Machines[boot.Normalize(hw)] = p

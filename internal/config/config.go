@@ -46,6 +46,11 @@ type Config struct {
 	Machines             map[string]string    `yaml:"machines"` // MAC → profile
 	Limits               Limits               `yaml:"limits"`   // resource bounds (limits.go)
 
+	// Menu is the PXE boot menu; InterfaceMenus give an interface its
+	// own, a profile's menu: its machines theirs (menu.go).
+	Menu           *Menu            `yaml:"menu"`
+	InterfaceMenus map[string]*Menu `yaml:"interface_menus"`
+
 	// Host answers what Validate asks of the machine (its interfaces and
 	// their addresses); nil is SystemHost. Not in the file.
 	Host Host `yaml:"-"`
@@ -249,6 +254,7 @@ func (c *Config) Validate() error {
 		c.validateLimits,    // limits.go
 		c.validateRA,        // ra.go
 		c.validateProfiles,  // boot.go
+		c.validateMenus,     // menu.go
 	} {
 		es = append(es, section()...)
 	}

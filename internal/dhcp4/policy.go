@@ -9,6 +9,7 @@ package dhcp4
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -197,8 +198,14 @@ func (px *Proxy) Respond(req Request) Result {
 	m := Machine(p)
 	res := Result{Machine: m, Learn: learned(req, m)}
 	mt := p.MessageType()
+	bsReq, bsErr := bootRequest(req)
 	switch {
+	case bsErr != nil:
+		res.Reason = bsErr.Error()
+		return res
 	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeDiscover:
+	case req.Port == PortDHCP && bsReq != nil:
+		// Boot server discovery by broadcast (PXE 2.1 §2.2.5).
 	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeRequest:
 		// A client in SELECTING sends its REQUEST to the DHCP server that
 		// gave the address; ProxyDHCP stays silent (PXE 2.1 §2.2.3 step 3).
@@ -213,7 +220,7 @@ func (px *Proxy) Respond(req Request) Result {
 		res.Reason = "not a PXE client (no option 60 PXEClient/HTTPClient)"
 		return res
 	}
-	plan := px.Boot.DecideMenu(m, req.Server, bootRequest(req))
+	plan := px.Boot.DecideMenu(m, req.Server, bsReq)
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = plan.Reason
@@ -227,7 +234,7 @@ func (px *Proxy) Respond(req Request) Result {
 	reply.YourIPAddr = net.IPv4zero // ProxyDHCP never assigns an address
 	reply.ClientIPAddr = p.ClientIPAddr
 	reply.UpdateOption(dhcpv4.OptServerIdentifier(net.IP(req.Server.IP.AsSlice())))
-	if req.Port == PortDHCP {
+	if mt == dhcpv4.MessageTypeDiscover {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeOffer))
 	} else {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
@@ -342,17 +349,36 @@ func menuOptions(mp *boot.MenuPlan) pxe.VendorOptions {
 }
 
 // bootRequest is the boot item a boot server discovery request asks for
-// (option 43 sub-option 71), nil when the request is none: not on port
-// 4011, or without a well-formed sub-option 71.
-func bootRequest(req Request) *boot.BootRequest {
-	if req.Port != PortBootServer {
-		return nil
+// (option 43 sub-option 71, PXE 2.1 §2.2.5): a DHCPREQUEST or DHCPINFORM
+// on port 4011 (unicast or multicast discovery), or a DHCPREQUEST from a
+// client with an address (ciaddr) on port 67 (broadcast discovery). nil
+// for any other request; an error for a malformed sub-option 71, which is
+// not answered.
+func bootRequest(req Request) (*boot.BootRequest, error) {
+	p := req.Packet
+	mt := p.MessageType()
+	switch {
+	case req.Port == PortBootServer && (mt == dhcpv4.MessageTypeRequest || mt == dhcpv4.MessageTypeInform):
+	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeRequest && hostAddr(AddrFromIP(p.ClientIPAddr)):
+	default:
+		return nil, nil
 	}
-	bi, err := pxe.ParseBootItem(req.Packet.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)))
+	bi, err := pxe.ParseBootItem(p.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)))
+	if errors.Is(err, pxe.ErrNoBootItem) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("boot server request with a malformed boot item: %w", err)
 	}
-	return &boot.BootRequest{Type: bi.Type, Layer: bi.Layer}
+	return &boot.BootRequest{Type: bi.Type, Layer: bi.Layer}, nil
+}
+
+// IsBootServerRequest reports whether p, received on port, is a boot
+// server discovery request (well-formed or not), which the boot server
+// answers rather than the address server.
+func IsBootServerRequest(p *dhcpv4.DHCPv4, port Port) bool {
+	r, err := bootRequest(Request{Packet: p, Port: port})
+	return r != nil || err != nil
 }
 
 // setBootFile puts name in the file field when it fits (128 bytes with a NUL)

@@ -128,7 +128,7 @@ func (f *Full) Respond(req Request) Result {
 	if why := Validate(p); why != "" {
 		return Result{Reason: why}
 	}
-	if req.Port == PortBootServer {
+	if req.Port == PortBootServer || IsBootServerRequest(p, req.Port) {
 		res := (&Proxy{Boot: f.Boot}).Respond(req)
 		res.Learn = netip.Addr{} // a full server knows its clients by the leases it acknowledged
 		return res
