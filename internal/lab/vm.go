@@ -85,6 +85,8 @@ type VM struct {
 	Proc *Proc
 	// Started is when QEMU was started.
 	Started time.Time
+
+	serialIn net.Conn // VM.Type's connection to SerialSocket
 }
 
 var macCounter atomic.Int64
@@ -172,18 +174,28 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 }
 
 // Type writes s to the serial console's input (VMOptions.SerialInput),
-// as keys typed on a terminal: "\r" is Enter, "\x1b[19~" is F8.
+// as keys typed on a terminal: "\r" is Enter, "\x1b[19~" is F8. The
+// connection stays open for the VM's life: QEMU hands the guest's UART
+// one byte at a time and drops what is left unread when the writer hangs
+// up. It is read too (and discarded): QEMU writes the console to it.
 func (vm *VM) Type(t testing.TB, s string) {
 	t.Helper()
 	if vm.SerialSocket == "" {
 		t.Fatal("lab: VM.Type needs VMOptions.SerialInput")
 	}
-	c, err := net.Dial("unix", vm.SerialSocket)
-	if err != nil {
-		t.Fatalf("lab: serial input: %v", err)
+	if vm.serialIn == nil {
+		c, err := net.Dial("unix", vm.SerialSocket)
+		if err != nil {
+			t.Fatalf("lab: serial input: %v", err)
+		}
+		vm.serialIn = c
+		// QEMU now writes the console to this connection too (and to
+		// SerialPath only what the connection took): drain it, or the
+		// guest's output stalls once the socket buffer is full.
+		go io.Copy(io.Discard, c) //nolint:errcheck // ends when c is closed
+		t.Cleanup(func() { c.Close() })
 	}
-	defer c.Close()
-	if _, err := c.Write([]byte(s)); err != nil {
+	if _, err := vm.serialIn.Write([]byte(s)); err != nil {
 		t.Fatalf("lab: serial input: %v", err)
 	}
 	t.Logf("lab: typed %q on %s's serial console", s, vm.MAC)
