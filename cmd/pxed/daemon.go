@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"pxed/internal/api"
+	"pxed/internal/boot"
 	"pxed/internal/config"
 	"pxed/internal/connlimit"
 	"pxed/internal/dhcp4"
@@ -44,6 +45,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
 		MaxBytes: int64(lim.EventsMemoryMB) << 20, MaxAddresses: lim.Addresses}
 	bc := cfg.Boot()
+	choices := &boot.Choices{} // menu items chosen (boot.Menus)
+	if bc.Menus != nil {
+		bc.Menus.Choices = choices
+	}
 
 	httpPort := 8080
 	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
@@ -107,6 +112,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		leases.full.MTFTP = newMTFTPTable(cfg, mcast)
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
+	}
+	if dsrv != nil {
+		dsrv.Choices, dsrv.MulticastGroups = choices, cfg.MenuMulticastGroups()
 	}
 	var d6 *dhcp6.Server
 	var duid dhcpv6.DUID // nil: one per interface, from its MAC
@@ -337,6 +345,10 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_dhcp_pool_exhausted_total", "DHCPDISCOVERs not answered because their pool was empty.", func() float64 { return float64(d.Stats().PoolExhausted) })
 		counter("pxed_dhcp_starvation_total", "DHCPDISCOVERs of new clients past the starvation threshold.", func() float64 { return float64(d.Stats().Starvation) })
 		counter("pxed_dhcp_foreign_total", "DHCPDECLINEs and DHCPRELEASEs refused as not from the lease holder.", func() float64 { return float64(d.Stats().Foreign) })
+		counter("pxed_pxe_menu_offers_total", "DHCP replies carrying a PXE boot menu.", func() float64 { return float64(d.Stats().MenuOffers) })
+		counter("pxed_pxe_menu_items_total", "PXE boot server requests for a menu item answered.", func() float64 { return float64(d.Stats().MenuItems) })
+		counter("pxed_pxe_menu_unknown_total", "PXE boot server requests for a menu item or layer not served (not answered).",
+			func() float64 { return float64(d.Stats().MenuUnknown) })
 	}
 	if t != nil {
 		counter("pxed_tftp_malformed_total", "TFTP packets dropped as malformed.", func() float64 { return float64(t.Stats().Malformed) })

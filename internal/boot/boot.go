@@ -87,6 +87,7 @@ type Config struct {
 	Profiles  map[string]Profile
 	Default   string            // profile for machines not in Machines; "" boots no unknown machine
 	Machines  map[string]string // MAC ("aa:bb:cc:dd:ee:ff") → profile name
+	Menus     *Menus            // PXE boot menus (menu.go); nil: none
 }
 
 // Server is where this answer comes from: the address of the interface the
@@ -120,6 +121,10 @@ type Plan struct {
 	Profile     string
 	Reason      string     // why, for logs and events (always set)
 	Loader      LoaderPlan // the loader after the NBP and its generated files
+
+	// Menu is the boot menu of an offer or the item a boot server
+	// request chose (menu.go); nil: none.
+	Menu *MenuPlan
 }
 
 // Normalize formats a MAC the way Config.Machines keys and URLs use it.
@@ -130,6 +135,9 @@ func (c *Config) ProfileFor(mac net.HardwareAddr) (Profile, bool) {
 	name, ok := c.Machines[Normalize(mac)]
 	if !ok {
 		name = c.Default
+	}
+	if chosen, ok := c.chosen(Normalize(mac)); ok {
+		name = chosen // a boot menu item chosen lately
 	}
 	if name == "" {
 		return Profile{}, false

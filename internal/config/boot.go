@@ -30,6 +30,8 @@ type Profile struct {
 	// Multicast serves the profile's boot files by multicast TFTP
 	// (tftp_multicast must be on; see mtftp.go).
 	Multicast bool `yaml:"multicast"`
+	// Menu is the PXE boot menu of the profile's machines (menu.go).
+	Menu *Menu `yaml:"menu"`
 }
 
 // DefaultBootFiles are the NBPs of Debian's ipxe package per class.
@@ -93,6 +95,7 @@ func (c *Config) Boot() *boot.Config {
 	for name := range c.Profiles {
 		bc.Profiles[name] = c.bootProfile(name)
 	}
+	bc.Menus = c.bootMenus() // menu.go
 	for mac, p := range c.Machines {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			bc.Machines[boot.Normalize(hw)] = p

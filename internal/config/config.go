@@ -47,6 +47,11 @@ type Config struct {
 	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
 
+	// Menu is the PXE boot menu; InterfaceMenus give an interface its
+	// own, a profile's menu: its machines theirs (menu.go).
+	Menu           *Menu            `yaml:"menu"`
+	InterfaceMenus map[string]*Menu `yaml:"interface_menus"`
+
 	// Host answers what Validate asks of the machine (its interfaces and
 	// their addresses); nil is SystemHost. Not in the file.
 	Host Host `yaml:"-"`
@@ -252,6 +257,7 @@ func (c *Config) Validate() error {
 		c.validateMulticast, // mtftp.go
 		c.validateProfiles,  // boot.go
 		c.validateLoaders,   // loader.go
+		c.validateMenus,     // menu.go
 	} {
 		es = append(es, section()...)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -53,6 +54,11 @@ type Stats struct {
 	PoolExhausted uint64 // DISCOVERs not answered because their pool was empty
 	Starvation    uint64 // DISCOVERs of new clients past the starvation threshold
 	Foreign       uint64 // DECLINEs and RELEASEs refused as not from the lease holder
+
+	// PXE boot menus (menu.go in boot).
+	MenuOffers  uint64 // replies carrying a boot menu
+	MenuItems   uint64 // boot server requests for a menu item answered
+	MenuUnknown uint64 // boot server requests for an item or layer not served
 }
 
 // Server is the DHCPv4 loop: one socket per interface and port, bound to the
@@ -84,9 +90,17 @@ type Server struct {
 	// its interrupts). A lone packet is answered at once. 0 means
 	// DefaultBatchWait; negative reads again at once.
 	BatchWait time.Duration
+	// Choices remembers the profile of the menu item each machine chose
+	// (from the boot server ACKs sent), for the boot decision; nil
+	// remembers nothing.
+	Choices interface{ Remember(mac, profile string) }
+	// MulticastGroups are joined on the boot server sockets (port 4011):
+	// the discovery multicast addresses of the boot menus (PXE 2.1 §2.2.5).
+	MulticastGroups []netip.Addr
 
 	loops                                                  udploop.Counters // received, replied, send errors, overload, unsaved
 	malformed, ignored, poolExhausted, starvation, foreign atomic.Uint64
+	menuOffers, menuItems, menuUnknown                     atomic.Uint64
 	// warnings keeps each anomaly to one warning (and one event) per
 	// interval.
 	warnings lograte.Limiter
@@ -99,6 +113,7 @@ func (s *Server) Stats() Stats {
 		Received: l.Received, Malformed: s.malformed.Load(), Ignored: s.ignored.Load(),
 		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload, Unsaved: l.Unsaved,
 		PoolExhausted: s.poolExhausted.Load(), Starvation: s.starvation.Load(), Foreign: s.foreign.Load(),
+		MenuOffers: s.menuOffers.Load(), MenuItems: s.menuItems.Load(), MenuUnknown: s.menuUnknown.Load(),
 	}
 }
 
@@ -145,6 +160,15 @@ func (s *Server) Open() ([]*Socket, error) {
 				c.Close()
 				closeAll(out)
 				return nil, fmt.Errorf("dhcp4: %s: IP_PKTINFO: %w", name, err)
+			}
+			if port == PortBootServer {
+				for _, g := range s.MulticastGroups {
+					if err := pc.JoinGroup(ifi, &net.UDPAddr{IP: g.AsSlice()}); err != nil {
+						c.Close()
+						closeAll(out)
+						return nil, fmt.Errorf("dhcp4: %s: join boot server discovery group %s: %w", name, g, err)
+					}
+				}
 			}
 			oob := (&ipv4.ControlMessage{IfIndex: ifi.Index}).Marshal()
 			out = append(out, &Socket{iface: ifi, ip: ip, port: port, conn: pc, raw: c, oob: oob})
@@ -310,6 +334,9 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 		return reply{}, udploop.Busy // for a worker: nothing counted yet
 	}
 	h.s.notice(res, mac, h.log)
+	if res.Reply != nil {
+		h.s.chose(res, mac)
+	}
 	if res.Reply == nil {
 		h.ignored(ctx, pkt, res, mac)
 		return reply{}, udploop.Silent
@@ -340,6 +367,14 @@ func (h *handler) ignored(ctx context.Context, pkt *dhcpv4.DHCPv4, res Result, m
 	}
 	if ev != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover {
 		ev.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: res.Reason})
+	}
+	if mp := res.Plan.Menu; mp != nil && mp.Chosen != nil {
+		// A boot server request for an item or layer this server does
+		// not serve: silent (PXE 2.1 §2.2.5), counted and on the timeline.
+		h.s.menuUnknown.Add(1)
+		if ev != nil {
+			ev.Record(events.Event{MAC: mac, Stage: events.StageMenuUnknown, Detail: res.Reason})
+		}
 	}
 }
 
@@ -389,6 +424,58 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 		stage = events.StageNak
 	}
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: replyDetail(res.Machine, res.Plan.BootFile, h.sk.port)})
+	if mp := res.Plan.Menu; mp != nil {
+		ev.Record(events.Event{MAC: a.mac, Stage: menuStage(mp), Detail: menuDetail(mp, res.Plan.BootFile)})
+	}
+}
+
+// chose counts a reply's boot menu and, for the answer to a boot server
+// request, remembers the item's profile before the reply goes out (the
+// NBP it names may ask for the profile's script at once).
+func (s *Server) chose(res Result, mac string) {
+	mp := res.Plan.Menu
+	switch {
+	case mp == nil:
+	case mp.Chosen == nil:
+		s.menuOffers.Add(1)
+	default:
+		s.menuItems.Add(1)
+		if s.Choices != nil && mp.Profile != "" {
+			s.Choices.Remember(mac, mp.Profile)
+		}
+	}
+}
+
+func menuStage(mp *boot.MenuPlan) events.Stage {
+	if mp.Chosen == nil {
+		return events.StageMenu
+	}
+	return events.StageMenuItem
+}
+
+// menuDetail is the event detail of a reply with a menu: its items and
+// prompt, or the item chosen, its layer and what it boots.
+func menuDetail(mp *boot.MenuPlan, file string) string {
+	if mp.Chosen == nil {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "%d items (", len(mp.Items))
+		for i, it := range mp.Items {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "%q type %d", it.Desc, it.Type)
+		}
+		fmt.Fprintf(&sb, "), prompt %q timeout %d", mp.Prompt, mp.Timeout)
+		return sb.String()
+	}
+	d := fmt.Sprintf("type %d layer %d → %s", mp.Chosen.Type, mp.Chosen.Layer, file)
+	if mp.Item != "" {
+		d = fmt.Sprintf("%q ", mp.Item) + d
+	}
+	if mp.Profile != "" {
+		d += " (profile " + mp.Profile + ")"
+	}
+	return d
 }
 
 // notice counts the anomalies res reports and warns of each, with an

@@ -9,6 +9,7 @@ package dhcp4
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -200,8 +201,14 @@ func (px *Proxy) Respond(req Request) Result {
 	m := Machine(p)
 	res := Result{Machine: m, Learn: learned(req, m)}
 	mt := p.MessageType()
+	bsReq, bsErr := bootRequest(req)
 	switch {
+	case bsErr != nil:
+		res.Reason = bsErr.Error()
+		return res
 	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeDiscover:
+	case req.Port == PortDHCP && bsReq != nil:
+		// Boot server discovery by broadcast (PXE 2.1 §2.2.5).
 	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeRequest:
 		// A client in SELECTING sends its REQUEST to the DHCP server that
 		// gave the address; ProxyDHCP stays silent (PXE 2.1 §2.2.3 step 3).
@@ -216,7 +223,7 @@ func (px *Proxy) Respond(req Request) Result {
 		res.Reason = "not a PXE client (no option 60 PXEClient/HTTPClient)"
 		return res
 	}
-	plan := px.Boot.Decide(m, req.Server)
+	plan := px.Boot.DecideMenu(m, req.Server, bsReq)
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = plan.Reason
@@ -230,7 +237,7 @@ func (px *Proxy) Respond(req Request) Result {
 	reply.YourIPAddr = net.IPv4zero // ProxyDHCP never assigns an address
 	reply.ClientIPAddr = p.ClientIPAddr
 	reply.UpdateOption(dhcpv4.OptServerIdentifier(net.IP(req.Server.IP.AsSlice())))
-	if req.Port == PortDHCP {
+	if mt == dhcpv4.MessageTypeDiscover {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeOffer))
 	} else {
 		reply.UpdateOption(dhcpv4.OptMessageType(dhcpv4.MessageTypeAck))
@@ -293,7 +300,7 @@ func setBootInfo(reply, p *dhcpv4.DHCPv4, m boot.Machine, plan boot.Plan, req Re
 		reply.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(optClientUUID), uuid))
 	}
 	setBootFile(reply, plan.BootFile)
-	if vo, ok := vendorOptions(m, req, p); ok {
+	if vo, ok := vendorOptions(m, req, plan); ok {
 		b, err := vo.Marshal()
 		if err != nil {
 			return fmt.Errorf("encoding option 43: %w", err)
@@ -303,28 +310,82 @@ func setBootInfo(reply, p *dhcpv4.DHCPv4, m boot.Machine, plan boot.Plan, req Re
 	return nil
 }
 
-// vendorOptions decides option 43 of a reply.
+// vendorOptions encodes option 43 of a reply from plan.
 //
-// Legacy BIOS PXE ROMs and iPXE get discovery control "use the boot file"
-// (PXE 2.1 §2.4 bit 3): they load the file from this offer with no menu, no
-// prompt and no discovery. UEFI PXE (EDK II) gets no option 43 at all: the
-// offer is then a ProxyBinl offer (see pxe.Classify) and the firmware asks
-// this server on port 4011 for its boot file, which every UEFI firmware
-// supports, where some ignore proxy offers that bypass discovery. On port
-// 4011 the boot item the client asked for (sub-option 71) is echoed.
-func vendorOptions(m boot.Machine, req Request, p *dhcpv4.DHCPv4) (pxe.VendorOptions, bool) {
-	if req.Port == PortBootServer {
-		if b := p.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)); b != nil {
-			if in, err := pxe.ParseVendorOptions(b); err == nil && in.BootItem != nil {
-				return pxe.VendorOptions{BootItem: in.BootItem}, true
-			}
+// A plan with a boot menu gets the menu, its prompt, discovery control and
+// boot servers (offers and ProxyDHCP requests); the answer to a boot
+// server request echoes the item and layer asked for (sub-option 71). The
+// rest is as before menus: legacy BIOS PXE ROMs and iPXE get discovery
+// control "use the boot file" (PXE 2.1 §2.4 bit 3): they load the file
+// from this offer with no menu, no prompt and no discovery. UEFI PXE (EDK
+// II) gets no option 43 at all: the offer is then a ProxyBinl offer (see
+// pxe.Classify) and the firmware asks this server on port 4011 for its
+// boot file, which every UEFI firmware supports, where some ignore proxy
+// offers that bypass discovery.
+func vendorOptions(m boot.Machine, req Request, plan boot.Plan) (pxe.VendorOptions, bool) {
+	if mp := plan.Menu; mp != nil {
+		if mp.Chosen != nil {
+			return pxe.VendorOptions{BootItem: &pxe.BootItem{Type: mp.Chosen.Type, Layer: mp.Chosen.Layer}}, true
 		}
+		return menuOptions(mp), true
+	}
+	if req.Port == PortBootServer {
 		return pxe.VendorOptions{}, false
 	}
 	if m.Firmware == boot.FirmwareHTTP || (m.Firmware == boot.FirmwarePXE && m.Class != string(pxe.ClassBIOS)) {
 		return pxe.VendorOptions{}, false
 	}
 	return pxe.VendorOptions{DiscoveryControl: pxe.DiscoveryUseBootFile, HasDiscovery: true}, true
+}
+
+// menuOptions is option 43 of an offer with a boot menu (PXE 2.1 table
+// 2-1: sub-options 6–10).
+func menuOptions(mp *boot.MenuPlan) pxe.VendorOptions {
+	v := pxe.VendorOptions{
+		DiscoveryControl: pxe.Discovery(mp.NoBroadcast, mp.NoMulticast, mp.ListOnly, false), HasDiscovery: true,
+		McastAddr: mp.MulticastAddr,
+		Prompt:    mp.Prompt, PromptTimeout: mp.Timeout, HasPrompt: true,
+	}
+	for _, it := range mp.Items {
+		v.Menu = append(v.Menu, pxe.MenuItem{Type: it.Type, Desc: it.Desc})
+	}
+	for _, bs := range mp.Servers {
+		v.BootServers = append(v.BootServers, pxe.BootServer{Type: bs.Type, Addrs: bs.Addrs})
+	}
+	return v
+}
+
+// bootRequest is the boot item a boot server discovery request asks for
+// (option 43 sub-option 71, PXE 2.1 §2.2.5): a DHCPREQUEST or DHCPINFORM
+// on port 4011 (unicast or multicast discovery), or a DHCPREQUEST from a
+// client with an address (ciaddr) on port 67 (broadcast discovery). nil
+// for any other request; an error for a malformed sub-option 71, which is
+// not answered.
+func bootRequest(req Request) (*boot.BootRequest, error) {
+	p := req.Packet
+	mt := p.MessageType()
+	switch {
+	case req.Port == PortBootServer && (mt == dhcpv4.MessageTypeRequest || mt == dhcpv4.MessageTypeInform):
+	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeRequest && hostAddr(AddrFromIP(p.ClientIPAddr)):
+	default:
+		return nil, nil
+	}
+	bi, err := pxe.ParseBootItem(p.Options.Get(dhcpv4.GenericOptionCode(optPXEVendor)))
+	if errors.Is(err, pxe.ErrNoBootItem) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("boot server request with a malformed boot item: %w", err)
+	}
+	return &boot.BootRequest{Type: bi.Type, Layer: bi.Layer}, nil
+}
+
+// IsBootServerRequest reports whether p, received on port, is a boot
+// server discovery request (well-formed or not), which the boot server
+// answers rather than the address server.
+func IsBootServerRequest(p *dhcpv4.DHCPv4, port Port) bool {
+	r, err := bootRequest(Request{Packet: p, Port: port})
+	return r != nil || err != nil
 }
 
 // setBootFile puts name in the file field when it fits (128 bytes with a NUL)

@@ -135,7 +135,7 @@ func (f *Full) Respond(req Request) Result {
 	if why := Validate(p); why != "" {
 		return Result{Reason: why}
 	}
-	if req.Port == PortBootServer {
+	if req.Port == PortBootServer || IsBootServerRequest(p, req.Port) {
 		res := (&Proxy{Boot: f.Boot}).Respond(req)
 		res.Learn = netip.Addr{} // a full server knows its clients by the leases it acknowledged
 		return res
@@ -407,7 +407,7 @@ func (f *Full) pxe(reply *dhcpv4.DHCPv4, req Request, res *Result) {
 		res.Reason = "plain lease (not a PXE client)"
 		return
 	}
-	plan := f.Boot.Decide(m, req.Server)
+	plan := f.Boot.DecideMenu(m, req.Server, nil)
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = "plain lease (" + plan.Reason + ")"

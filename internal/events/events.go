@@ -42,6 +42,11 @@ const (
 	StageHTTPError   Stage = "http-error"    // an HTTP request failed
 	StageUnknownArch Stage = "unknown-arch"  // a PXE client with an architecture pxed has no NBP for
 
+	// PXE boot menus (PXE 2.1 §2.2.5).
+	StageMenu        Stage = "pxe-menu"         // a reply carried a boot menu (the firmware shows it)
+	StageMenuItem    Stage = "pxe-menu-item"    // a boot server request for a menu item and layer was answered
+	StageMenuUnknown Stage = "pxe-menu-unknown" // a boot server request for an item or layer not served (silent)
+
 	// Anomalies on the boot network (issue 13): recorded on the machine
 	// involved, and logged at warn level at most once per interval.
 	StagePoolExhausted Stage = "dhcp-pool-exhausted" // a client got no address: its pool is empty

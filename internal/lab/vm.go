@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,12 @@ type VMOptions struct {
 	// SecureBoot (UEFI only) runs OVMF with Secure Boot on and Microsoft's keys enrolled, as
 	// a shop-bought PC: it runs only images signed by Microsoft's UEFI CA (shim).
 	SecureBoot bool
+	// SerialInput makes the serial console writable with VM.Type (a
+	// QEMU socket chardev whose output is still logged to SerialPath).
+	// On BIOS it also turns on SeaBIOS's serial console (etc/sercon-port
+	// 0x3f8), which copies the text screen of the BIOS and of option ROMs
+	// (iPXE) to the serial port and turns serial input into keystrokes.
+	SerialInput bool
 }
 
 // VM is a QEMU machine network-booting on a lab bridge.
@@ -78,10 +85,14 @@ type VM struct {
 	Tap string
 	// SerialPath is the file receiving the serial console (COM1).
 	SerialPath string
+	// SerialSocket is the unix socket VM.Type writes to (SerialInput).
+	SerialSocket string
 	// Proc is the QEMU process.
 	Proc *Proc
 	// Started is when QEMU was started.
 	Started time.Time
+
+	serialIn net.Conn // VM.Type's connection to SerialSocket
 }
 
 var macCounter atomic.Int64
@@ -124,7 +135,6 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 		"-display", "none",
 		"-monitor", "none",
 		"-no-reboot",
-		"-serial", "file:" + vm.SerialPath,
 		"-netdev", "tap,id=n0,ifname=" + vm.Tap + ",script=no,downscript=no",
 	}
 	nic := "virtio-net-pci,netdev=n0,mac=" + opt.MAC + ",bootindex=0"
@@ -153,6 +163,20 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 	default:
 		t.Fatalf("lab: unknown firmware %v", opt.Firmware)
 	}
+	if opt.SerialInput {
+		vm.SerialSocket = filepath.Join(dir, "serial.sock")
+		args = append(args, "-chardev", "socket,id=ser0,path="+vm.SerialSocket+",server=on,wait=off,logfile="+vm.SerialPath,
+			"-serial", "chardev:ser0")
+		if opt.Firmware == BIOS {
+			port := filepath.Join(dir, "sercon-port")
+			if err := os.WriteFile(port, []byte{0xf8, 0x03}, 0o644); err != nil { // 0x3f8, little-endian
+				t.Fatalf("lab: %v", err)
+			}
+			args = append(args, "-fw_cfg", "name=etc/sercon-port,file="+port)
+		}
+	} else {
+		args = append(args, "-serial", "file:"+vm.SerialPath)
+	}
 	for _, c := range opt.FwCfg {
 		args = append(args, "-fw_cfg", c)
 	}
@@ -164,6 +188,34 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 	timer := time.AfterFunc(opt.Timeout, vm.Proc.Stop)
 	t.Cleanup(func() { timer.Stop() })
 	return vm
+}
+
+// Type writes s to the serial console's input (VMOptions.SerialInput),
+// as keys typed on a terminal: "\r" is Enter, "\x1b[19~" is F8. The
+// connection stays open for the VM's life: QEMU hands the guest's UART
+// one byte at a time and drops what is left unread when the writer hangs
+// up. It is read too (and discarded): QEMU writes the console to it.
+func (vm *VM) Type(t testing.TB, s string) {
+	t.Helper()
+	if vm.SerialSocket == "" {
+		t.Fatal("lab: VM.Type needs VMOptions.SerialInput")
+	}
+	if vm.serialIn == nil {
+		c, err := net.Dial("unix", vm.SerialSocket)
+		if err != nil {
+			t.Fatalf("lab: serial input: %v", err)
+		}
+		vm.serialIn = c
+		// QEMU now writes the console to this connection too (and to
+		// SerialPath only what the connection took): drain it, or the
+		// guest's output stalls once the socket buffer is full.
+		go io.Copy(io.Discard, c) //nolint:errcheck // ends when c is closed
+		t.Cleanup(func() { c.Close() })
+	}
+	if _, err := vm.serialIn.Write([]byte(s)); err != nil {
+		t.Fatalf("lab: serial input: %v", err)
+	}
+	t.Logf("lab: typed %q on %s's serial console", s, vm.MAC)
 }
 
 // Serial returns the serial console output so far.

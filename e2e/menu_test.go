@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"pxed/internal/lab"
+)
+
+// startMenuPxed runs `pxed serve` as ProxyDHCP with two profiles that
+// differ in their kernel command line (pxed.profile=NAME, which the
+// kernel prints on the serial console) and a boot menu.
+func startMenuPxed(t *testing.T, n *lab.Net, menu string) *lab.Proc {
+	t.Helper()
+	kernel, initrd := lab.Assets(t)
+	p := startServeConfig(t, n, `interfaces: [%[1]s]
+data_dir: %[2]s
+tftp_addr: "192.0.2.1:69"
+http_addr: "192.0.2.1:8080"
+log_level: debug
+default_profile: linux
+profiles:
+  linux:
+    kernel: `+kernel+`
+    initrds: [`+initrd+`]
+    cmdline: console=ttyS0 panic=-1 pxed.profile=linux
+  rescue:
+    kernel: `+kernel+`
+    initrds: [`+initrd+`]
+    cmdline: console=ttyS0 panic=-1 pxed.profile=rescue
+`+menu)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pxed output:\n%s", tail(p.Output(), 8<<10))
+		}
+	})
+	return p
+}
+
+// twoItemMenu lists Rescue first but makes Linux the default, so pxed
+// sends Linux first: the item firmware boots when the prompt times out.
+func twoItemMenu(timeout int) string {
+	return fmt.Sprintf(`menu:
+  prompt: "Press F8 for the pxed menu"
+  timeout: %d
+  default: linux
+  items:
+    - name: rescue
+      description: "pxed rescue shell"
+      profile: rescue
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+    - description: "Local disk"
+      local: true
+`, timeout)
+}
+
+// cmdlineProfile is the pxed.profile= of the kernel command line the
+// booted kernel printed.
+func cmdlineProfile(serial string) string {
+	m := regexp.MustCompile(`Command line:[^\n]*pxed\.profile=(\w+)`).FindStringSubmatch(serial)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func menuDetail(evs []event, stage string) string {
+	for _, e := range evs {
+		if e.Stage == stage {
+			return e.Detail
+		}
+	}
+	return ""
+}
+
+// TestMenuDefaultOnTimeout boots SeaBIOS with the iPXE NIC ROM and OVMF
+// (EDK II's own PXE) through a two-item menu: each shows the prompt, lets
+// it time out and boots the default item (Linux, sent first), asking
+// pxed's boot server for it on port 4011.
+func TestMenuDefaultOnTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU machines (30-60 s each under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, twoItemMenu(3))
+	for _, tc := range []struct {
+		fw  lab.Firmware
+		mac string
+	}{
+		{lab.UEFI, "52:54:00:00:0c:01"},
+		{lab.BIOS, "52:54:00:00:0c:02"},
+	} {
+		t.Run(tc.fw.String(), func(t *testing.T) {
+			vm := lab.StartVM(t, n, lab.VMOptions{Firmware: tc.fw, MAC: tc.mac, SerialInput: true, Timeout: 5 * time.Minute})
+			vm.WaitSerial(t, "Press F8 for the pxed menu", 3*time.Minute)
+			vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)
+			t.Logf("%s: %s after %v", tc.fw, lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+			if got := cmdlineProfile(vm.Serial()); got != "linux" {
+				t.Errorf("booted profile %q, want the default linux", got)
+			}
+			evs := timeline(t, n, tc.mac)
+			if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+				t.Error(err)
+			}
+			if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32770 layer 0`) || !strings.Contains(d, "profile linux") {
+				t.Errorf("pxe-menu-item %q, want the linux item (type 32770, layer 0)", d)
+			}
+		})
+	}
+}
+
+// TestMenuTypedChoice picks the menu's second item by typing on the serial
+// console: on OVMF "m" at EDK II's prompt shows the menu (PxeBcSelectBootPrompt),
+// "d" moves down and Enter chooses (PxeBcSelectBootMenu); on the iPXE ROM
+// F8 (ESC [19~, which SeaBIOS's serial console turns into the F8 key) shows
+// the menu and "B" chooses item B (pxe_menu_select). The machine then boots
+// the rescue profile.
+func TestMenuTypedChoice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU machines (30-60 s each under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, twoItemMenu(30))
+	for _, tc := range []struct {
+		fw         lab.Firmware
+		mac        string
+		show, pick string
+	}{
+		{lab.UEFI, "52:54:00:00:0c:11", "m", "d\r"},
+		{lab.BIOS, "52:54:00:00:0c:12", "\x1b[19~", "B"},
+	} {
+		t.Run(tc.fw.String(), func(t *testing.T) {
+			vm := lab.StartVM(t, n, lab.VMOptions{Firmware: tc.fw, MAC: tc.mac, SerialInput: true, Timeout: 5 * time.Minute})
+			vm.WaitSerial(t, "Press F8 for the pxed menu", 3*time.Minute)
+			vm.Type(t, tc.show)
+			vm.WaitSerial(t, "pxed rescue shell", time.Minute)
+			vm.Type(t, tc.pick)
+			vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)
+			t.Logf("%s: %s after %v", tc.fw, lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+			if got := cmdlineProfile(vm.Serial()); got != "rescue" {
+				t.Errorf("booted profile %q, want rescue (the item typed)", got)
+			}
+			evs := timeline(t, n, tc.mac)
+			if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+				t.Error(err)
+			}
+			if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed rescue shell" type 32769 layer 0`) || !strings.Contains(d, "profile rescue") {
+				t.Errorf("pxe-menu-item %q, want the rescue item (type 32769, layer 0)", d)
+			}
+		})
+	}
+}
+
+// TestMenuLocalBoot gives OVMF a menu whose default is local boot with
+// timeout 0: EDK II picks it without a prompt, cancels the network boot
+// (PxeBcDiscoverBootFile returns EFI_ABORTED for type 0, "PXE-E21") and
+// its boot manager moves on to the next boot option (the boot manager
+// reports the PXEv4 option "Not Found"). pxed sees no boot server request
+// and serves no file over TFTP.
+func TestMenuLocalBoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-60 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, `menu:
+  timeout: 0
+  default: local
+  items:
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+    - name: local
+      description: "Local disk"
+      local: true
+`)
+	const mac = "52:54:00:00:0c:21"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, SerialInput: true, Timeout: 5 * time.Minute})
+	vm.WaitSerial(t, "PXE-E21: Remote boot cancelled", 3*time.Minute)
+	next := regexp.MustCompile(`BdsDxe: loading (Boot[0-9A-F]{4} "[^"]*")`)
+	lab.WaitFor(t, 2*time.Minute, "OVMF to load its next boot option", func() bool {
+		for _, m := range next.FindAllStringSubmatch(vm.Serial(), -1) {
+			if !strings.Contains(m[1], "PXEv4") {
+				return true
+			}
+		}
+		return false
+	})
+	s := vm.Serial()
+	if !regexp.MustCompile(`PXE-E21: Remote boot cancelled.\s+BdsDxe: failed to load Boot[0-9A-F]{4} "UEFI PXEv4`).MatchString(s) {
+		t.Errorf("no failed PXEv4 boot option on the serial console:\n%s", tail(s, 3<<10))
+	}
+	t.Logf("moved on after %v: %v", time.Since(vm.Started).Round(100*time.Millisecond), next.FindAllStringSubmatch(s, -1))
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "pxe-menu"); err != nil {
+		t.Error(err)
+	}
+	for _, e := range evs {
+		if e.Stage == "pxe-menu-item" || e.Stage == "tftp-start" {
+			t.Errorf("local boot reached pxed: %s %s", e.Stage, e.Detail)
+		}
+	}
+}

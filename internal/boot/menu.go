@@ -1,0 +1,346 @@
+package boot
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// PXE boot menus and boot server discovery (PXE 2.1 §2.2.5, §2.4 table
+// 2-1, sub-options 6–10 and 71 of option 43). The firmware shows the menu
+// of the offer, the user (or the prompt's timeout) picks an item, and the
+// firmware asks a boot server for that item's boot file with a DHCPREQUEST
+// naming the item's boot server type and a layer (sub-option 71), unicast
+// or multicast to port 4011 or broadcast to port 67. This file decides
+// both answers; package pxe encodes them.
+
+// Menu is one PXE boot menu with its prompt and how clients discover the
+// boot servers of its items.
+type Menu struct {
+	// Prompt is the text shown while the firmware waits for a key
+	// (PXE_MENU_PROMPT), e.g. "Press F8 for the boot menu".
+	Prompt string
+	// Timeout is the prompt's timeout in seconds (PXE 2.1 table 2-1):
+	// 0 shows no prompt and boots the first item at once, 255 shows the
+	// menu at once and waits for a choice, anything else shows the
+	// prompt that long and boots the first item unless a key is pressed.
+	Timeout uint8
+	// Items are the menu's entries in display order. The first is the
+	// default: firmware boots it when the prompt times out.
+	Items []MenuItem
+	// Discovery says how clients may reach the boot servers.
+	Discovery Discovery
+	// MulticastAddr is the discovery multicast address
+	// (DISCOVERY_MCAST_ADDR), used when Discovery.Multicast is set.
+	MulticastAddr netip.Addr
+}
+
+// MenuItem is one entry of a Menu.
+type MenuItem struct {
+	Desc string // what the firmware shows
+	// Type is the boot server type the firmware asks for when the item
+	// is chosen; 0 is local boot (the firmware leaves the network and
+	// goes on to its next boot device). Unique within a menu.
+	Type uint16
+	// Profile is the profile the item boots; "" is the machine's own.
+	Profile string
+	// BootFile is an NBP (a TFTP path) the item boots instead of its
+	// profile's boot file.
+	BootFile string
+	// Layers are the boot files of layers 1, 2, … of the item: an NBP
+	// may ask the boot server for further layers of its type (PXE 2.1
+	// §2.2.5); layer 0 is the item's own boot file.
+	Layers []string
+	// Servers are the boot servers of the item's type (PXE_BOOT_SERVERS),
+	// which may be other hosts; empty means the server answering.
+	Servers []netip.Addr
+}
+
+// Local reports whether the item is local boot (type 0).
+func (it MenuItem) Local() bool { return it.Type == 0 }
+
+// Discovery is how a client looks for boot servers (PXE_DISCOVERY_CONTROL,
+// sub-option 6). The zero value discovers by unicast only, which every
+// firmware supports.
+type Discovery struct {
+	Broadcast bool // DHCPREQUEST broadcast to port 67
+	Multicast bool // DHCPREQUEST to Menu.MulticastAddr, port 4011
+	// NoUnicast leaves out the boot server list (sub-option 8): clients
+	// then discover by broadcast or multicast only.
+	NoUnicast bool
+	// ListOnly: accept answers only from the listed boot servers.
+	ListOnly bool
+}
+
+// Menus is where the menus of Config come from: a profile's menu, else
+// the menu of the interface the request came in on, else Default.
+type Menus struct {
+	Default   *Menu
+	ByProfile map[string]*Menu     // profile name → menu
+	ByServer  map[netip.Addr]*Menu // the receiving interface's address → menu
+	// Choices remembers the item each machine chose, so that the NBP it
+	// loads (iPXE asking DHCP again, then HTTP for script, kernel and
+	// initrds) boots that item's profile. nil remembers nothing.
+	Choices Chooser
+}
+
+// Chooser tells which profile a machine chose in a boot menu lately.
+type Chooser interface {
+	Chosen(mac string) (profile string, ok bool)
+}
+
+// BootRequest is what a boot server discovery request asks for
+// (PXE_BOOT_ITEM, sub-option 71): a boot server type and a layer.
+type BootRequest struct {
+	Type  uint16
+	Layer uint16
+}
+
+// LayerCredentials is the layer bit that asks for BIS credentials
+// (PXE 2.1 §2.2.5); pxed serves no credentials.
+const LayerCredentials = 0x8000
+
+// MenuPlan is the menu part of a Plan. In an offer (Chosen nil) it is
+// the menu to show and how to discover its boot servers; in the answer
+// to a boot server request it is the item chosen and its layer.
+type MenuPlan struct {
+	Prompt  string
+	Timeout uint8
+	Items   []MenuEntry // display order; the first is the default
+	// Discovery control bits (PXE 2.1 table 2-1), as booleans.
+	NoBroadcast, NoMulticast, ListOnly bool
+	MulticastAddr                      netip.Addr    // zero when multicast is off
+	Servers                            []ServerEntry // sub-option 8; empty when unicast is off
+
+	// Chosen is the request answered (sub-option 71, echoed in the
+	// reply); nil in an offer.
+	Chosen *BootRequest
+	// Item is the chosen item's description, "" when the menu has no
+	// item of Chosen.Type.
+	Item string
+	// Profile is the profile the chosen item boots.
+	Profile string
+}
+
+// MenuEntry is one item as the firmware sees it (PXE_BOOT_MENU).
+type MenuEntry struct {
+	Type uint16
+	Desc string
+}
+
+// ServerEntry is the boot servers of one type (PXE_BOOT_SERVERS).
+type ServerEntry struct {
+	Type  uint16
+	Addrs []netip.Addr
+}
+
+// menuFor returns the menu that applies to m on server s, nil when none.
+func (c *Config) menuFor(m Machine, s Server) *Menu {
+	ms := c.Menus
+	if ms == nil {
+		return nil
+	}
+	name, ok := c.Machines[Normalize(m.MAC)]
+	if !ok {
+		name = c.Default
+	}
+	if mn := ms.ByProfile[name]; mn != nil {
+		return mn
+	}
+	if mn := ms.ByServer[s.IP.Unmap()]; mn != nil {
+		return mn
+	}
+	return ms.Default
+}
+
+// chosen returns the profile mac chose in a menu lately.
+func (c *Config) chosen(mac string) (string, bool) {
+	if c.Menus == nil || c.Menus.Choices == nil {
+		return "", false
+	}
+	return c.Menus.Choices.Chosen(mac)
+}
+
+// DecideMenu is Decide with boot menus. req is the item a boot server
+// discovery request asks for (sub-option 71), nil for any other request.
+//
+// Without req: a PXE ROM (or iPXE that has not chosen yet) whose menu
+// applies gets Decide's plan with the menu added (Plan.Menu); UEFI HTTP
+// boot and iPXE after a choice get Decide's plan alone.
+//
+// With req: the plan is the chosen item's boot file for the requested
+// layer, or Ignore when the menu has no such item or layer: a boot server
+// that does not serve a type stays silent, so that others may answer
+// (PXE 2.1 §2.2.5). Without any menu, req is echoed on Decide's plan.
+func (c *Config) DecideMenu(m Machine, s Server, req *BootRequest) Plan {
+	menu := c.menuFor(m, s)
+	if req == nil {
+		plan := c.Decide(m, s)
+		if plan.Action == Ignore || menu == nil || m.Firmware == FirmwareHTTP {
+			return plan
+		}
+		if _, ok := c.chosen(Normalize(m.MAC)); ok && m.Firmware == FirmwareIPXE {
+			plan.Reason += " (menu item chosen)"
+			return plan
+		}
+		plan.Menu = offerPlan(menu, s)
+		plan.Reason += fmt.Sprintf("; boot menu of %d items", len(menu.Items))
+		return plan
+	}
+	if menu == nil {
+		plan := c.Decide(m, s)
+		if plan.Action != Ignore {
+			plan.Menu = &MenuPlan{Chosen: req}
+		}
+		return plan
+	}
+	mp := &MenuPlan{Chosen: req}
+	var item *MenuItem
+	for i := range menu.Items {
+		if menu.Items[i].Type == req.Type {
+			item = &menu.Items[i]
+			break
+		}
+	}
+	switch {
+	case item == nil:
+		return Plan{Menu: mp, Reason: fmt.Sprintf("boot server request for type %d: no such item in the menu", req.Type)}
+	case item.Local():
+		mp.Item = item.Desc
+		return Plan{Menu: mp, Reason: fmt.Sprintf("boot server request for type 0 (%q): local boot is not served", item.Desc)}
+	case req.Layer&LayerCredentials != 0:
+		mp.Item = item.Desc
+		return Plan{Menu: mp, Reason: fmt.Sprintf("boot server request for type %d layer %d with credentials: pxed serves no BIS credentials", req.Type, req.Layer&^LayerCredentials)}
+	case int(req.Layer) > len(item.Layers):
+		mp.Item = item.Desc
+		return Plan{Menu: mp, Reason: fmt.Sprintf("boot server request for type %d (%q) layer %d: the item has %d layers", req.Type, item.Desc, req.Layer, len(item.Layers)+1)}
+	}
+	mp.Item = item.Desc
+	plan := c.itemPlan(m, s, *item)
+	mp.Profile = plan.Profile
+	plan.Menu = mp
+	if plan.Action == Ignore {
+		return plan
+	}
+	if req.Layer > 0 {
+		plan.Action, plan.BootFile = ServeNBP, item.Layers[req.Layer-1]
+	}
+	plan.Reason = fmt.Sprintf("menu item %q (type %d, layer %d): %s", item.Desc, req.Type, req.Layer, plan.Reason)
+	return plan
+}
+
+// itemPlan is what item boots on m: its boot file, else Decide's plan
+// for its profile (the machine's own when it names none).
+func (c *Config) itemPlan(m Machine, s Server, item MenuItem) Plan {
+	name := item.Profile
+	if name == "" {
+		if p, ok := c.ProfileFor(m.MAC); ok {
+			name = p.Name
+		}
+	}
+	if item.BootFile != "" {
+		return Plan{Action: ServeNBP, BootFile: item.BootFile, VendorClass: "PXEClient", Profile: name, Reason: "NBP " + item.BootFile}
+	}
+	one := *c
+	one.Menus = nil // the item decides, not an earlier choice
+	one.Machines = map[string]string{Normalize(m.MAC): name}
+	return one.Decide(m, s)
+}
+
+// offerPlan is the menu of an offer: its items, prompt, discovery control
+// and the boot servers of every item type that is not local boot (EDK II
+// discovers by unicast only to a type the list names: PxeBcExtractDiscoverInfo).
+func offerPlan(menu *Menu, s Server) *MenuPlan {
+	d := menu.Discovery
+	mp := &MenuPlan{Prompt: menu.Prompt, Timeout: menu.Timeout,
+		NoBroadcast: !d.Broadcast, NoMulticast: !d.Multicast || !menu.MulticastAddr.IsValid(), ListOnly: d.ListOnly}
+	if !mp.NoMulticast {
+		mp.MulticastAddr = menu.MulticastAddr
+	}
+	for _, it := range menu.Items {
+		mp.Items = append(mp.Items, MenuEntry{Type: it.Type, Desc: it.Desc})
+		if it.Local() || d.NoUnicast {
+			continue
+		}
+		addrs := it.Servers
+		if len(addrs) == 0 {
+			addrs = []netip.Addr{s.IP.Unmap()}
+		}
+		mp.Servers = append(mp.Servers, ServerEntry{Type: it.Type, Addrs: addrs})
+	}
+	return mp
+}
+
+// DefaultChoiceTTL is how long Choices remembers a choice when its TTL is 0.
+const DefaultChoiceTTL = 10 * time.Minute
+
+// Choices remembers the menu item each machine chose (MAC → profile) for
+// TTL, for Config.Menus.Choices. It is safe for concurrent use; the zero
+// value is ready.
+type Choices struct {
+	TTL time.Duration    // 0 means DefaultChoiceTTL
+	Now func() time.Time // nil means time.Now
+
+	mu sync.Mutex
+	m  map[string]choice
+}
+
+type choice struct {
+	profile string
+	at      time.Time
+}
+
+// maxChoices bounds the memory a flood of made-up MACs can take.
+const maxChoices = 1 << 16
+
+func (ch *Choices) now() time.Time {
+	if ch.Now != nil {
+		return ch.Now()
+	}
+	return time.Now()
+}
+
+func (ch *Choices) ttl() time.Duration {
+	if ch.TTL > 0 {
+		return ch.TTL
+	}
+	return DefaultChoiceTTL
+}
+
+// Remember records that mac chose an item booting profile.
+func (ch *Choices) Remember(mac, profile string) {
+	now := ch.now()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.m == nil {
+		ch.m = map[string]choice{}
+	}
+	if len(ch.m) >= maxChoices {
+		for k, v := range ch.m {
+			if now.Sub(v.at) > ch.ttl() {
+				delete(ch.m, k)
+			}
+		}
+		if len(ch.m) >= maxChoices {
+			return
+		}
+	}
+	ch.m[mac] = choice{profile, now}
+}
+
+// Chosen implements Chooser.
+func (ch *Choices) Chosen(mac string) (string, bool) {
+	now := ch.now()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	c, ok := ch.m[mac]
+	if !ok {
+		return "", false
+	}
+	if now.Sub(c.at) > ch.ttl() {
+		delete(ch.m, mac)
+		return "", false
+	}
+	return c.profile, true
+}

@@ -1,0 +1,149 @@
+package boot
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	other = netip.MustParseAddr("198.51.100.7")
+	srv2  = Server{IP: netip.MustParseAddr("198.51.100.1"), HTTPPort: 8080}
+)
+
+// menuConfig is testConfig with a global two-item menu and local boot, a
+// menu of its own for profile "secure" and one for the interface srv2.
+func menuConfig(ch Chooser) *Config {
+	c := testConfig()
+	c.Menus = &Menus{
+		Default: &Menu{Prompt: "Press F8 for the menu", Timeout: 5, Items: []MenuItem{
+			{Desc: "Linux", Type: 0x8001, Profile: "linux"},
+			{Desc: "Rescue", Type: 0x8002, Profile: "rescue", Layers: []string{"rescue/layer1"}},
+			{Desc: "Memtest", Type: 0x8003, BootFile: "memtest.bin", Servers: []netip.Addr{other}},
+			{Desc: "Local disk", Type: 0},
+		}},
+		ByProfile: map[string]*Menu{"secure": {Timeout: 255, Items: []MenuItem{{Desc: "Secure", Type: 7}}, Discovery: Discovery{Broadcast: true, NoUnicast: true}}},
+		ByServer: map[netip.Addr]*Menu{srv2.IP: {Timeout: 0, Items: []MenuItem{{Desc: "Multicast", Type: 9}},
+			Discovery: Discovery{Multicast: true, ListOnly: true}, MulticastAddr: netip.MustParseAddr("239.0.2.1")}},
+		Choices: ch,
+	}
+	return c
+}
+
+type fixedChoice map[string]string
+
+func (f fixedChoice) Chosen(mac string) (string, bool) { p, ok := f[mac]; return p, ok }
+
+func TestDecideMenuOffer(t *testing.T) {
+	self := srv.IP
+	global := &MenuPlan{Prompt: "Press F8 for the menu", Timeout: 5, NoBroadcast: true, NoMulticast: true,
+		Items:   []MenuEntry{{0x8001, "Linux"}, {0x8002, "Rescue"}, {0x8003, "Memtest"}, {0, "Local disk"}},
+		Servers: []ServerEntry{{0x8001, []netip.Addr{self}}, {0x8002, []netip.Addr{self}}, {0x8003, []netip.Addr{other}}}}
+	tests := []struct {
+		name   string
+		cfg    *Config
+		m      Machine
+		s      Server
+		action Action
+		file   string
+		menu   *MenuPlan
+	}{
+		// PXE 2.1 §2.2.5: the offer carries the menu; its boot file stays
+		// (discovery control bit 3 clear: the firmware shows the menu).
+		{"BIOS PXE ROM gets the global menu, unicast discovery to this server", menuConfig(nil), pxeMachine(macB, 0, "bios"), srv, ServeNBP, "undionly.kpxe", global},
+		{"EDK II x64 gets the same menu", menuConfig(nil), pxeMachine(macB, 7, "efi-x64"), srv, ServeNBP, "snponly.efi", global},
+		{"iPXE ROM that has not chosen gets the menu", menuConfig(nil), Machine{MAC: macB, Firmware: FirmwareIPXE}, srv, ServeScript,
+			"http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe", global},
+		{"iPXE after a choice: no menu, the chosen profile's script", menuConfig(fixedChoice{"52:54:00:ab:cd:ef": "rescue"}), Machine{MAC: macB, Firmware: FirmwareIPXE}, srv, ServeScript,
+			"http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe", nil},
+		{"UEFI HTTP boot never gets a menu", menuConfig(nil), Machine{MAC: macB, Firmware: FirmwareHTTP, Arch: 16, HasArch: true, Class: "efi-x64"}, srv, ServeURL,
+			"http://192.0.2.1:8080/files/snponly.efi", nil},
+		{"a profile's menu wins: broadcast only, no server list", menuConfig(nil), pxeMachine(macS, 7, "efi-x64"), srv, ServeNBP, "shimx64.efi",
+			&MenuPlan{Timeout: 255, NoMulticast: true, Items: []MenuEntry{{7, "Secure"}}}},
+		{"the interface's menu: multicast with its address, list only", menuConfig(nil), pxeMachine(macB, 0, "bios"), srv2, ServeNBP, "undionly.kpxe",
+			&MenuPlan{NoBroadcast: true, ListOnly: true, MulticastAddr: netip.MustParseAddr("239.0.2.1"), Items: []MenuEntry{{9, "Multicast"}},
+				Servers: []ServerEntry{{9, []netip.Addr{srv2.IP}}}}},
+		{"no menus: Decide's plan", testConfig(), pxeMachine(macB, 0, "bios"), srv, ServeNBP, "undionly.kpxe", nil},
+		{"ignored machine gets no menu", menuConfig(nil), pxeMachine(macB, 42, ""), srv, Ignore, "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.cfg.DecideMenu(tc.m, tc.s, nil)
+			if p.Action != tc.action || p.BootFile != tc.file {
+				t.Fatalf("DecideMenu = %v %q (%s); want %v %q", p.Action, p.BootFile, p.Reason, tc.action, tc.file)
+			}
+			if !reflect.DeepEqual(p.Menu, tc.menu) {
+				t.Fatalf("Menu = %+v\nwant %+v", p.Menu, tc.menu)
+			}
+			if want := tc.cfg.Decide(tc.m, tc.s); p.Action != want.Action || p.BootFile != want.BootFile || p.Profile != want.Profile {
+				t.Fatalf("an offer's boot file differs from Decide's: %+v vs %+v", p, want)
+			}
+		})
+	}
+}
+
+func TestDecideMenuBootServer(t *testing.T) {
+	bios := pxeMachine(macB, 0, "bios")
+	efi := pxeMachine(macB, 7, "efi-x64")
+	ipxe := Machine{MAC: macB, Firmware: FirmwareIPXE}
+	tests := []struct {
+		name    string
+		cfg     *Config
+		m       Machine
+		req     BootRequest
+		action  Action
+		file    string
+		profile string
+		item    string
+		reason  string
+	}{
+		{"item's profile: its NBP for the class", menuConfig(nil), bios, BootRequest{0x8002, 0}, ServeNBP, "undionly.kpxe", "rescue", "Rescue", `menu item "Rescue" (type 32770, layer 0)`},
+		{"item's profile on EDK II", menuConfig(nil), efi, BootRequest{0x8001, 0}, ServeNBP, "snponly.efi", "linux", "Linux", "layer 0"},
+		{"iPXE ROM: the item's profile script URL", menuConfig(nil), ipxe, BootRequest{0x8002, 0}, ServeScript, "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe", "rescue", "Rescue", "iPXE"},
+		{"item with its own NBP", menuConfig(nil), bios, BootRequest{0x8003, 0}, ServeNBP, "memtest.bin", "linux", "Memtest", "NBP memtest.bin"},
+		// PXE 2.1 §2.2.5: layers above 0 are further files of the type.
+		{"layer 1 of an item that has it", menuConfig(nil), bios, BootRequest{0x8002, 1}, ServeNBP, "rescue/layer1", "rescue", "Rescue", "layer 1"},
+		{"layer 2 of an item with one extra layer: silent", menuConfig(nil), bios, BootRequest{0x8002, 2}, Ignore, "", "", "Rescue", "the item has 2 layers"},
+		{"credentials bit (BIS): silent", menuConfig(nil), bios, BootRequest{0x8002, 0x8000}, Ignore, "", "", "Rescue", "no BIS credentials"},
+		// A boot server that does not serve a type stays silent, so that
+		// others may answer (PXE 2.1 §2.2.5).
+		{"unknown type: silent", menuConfig(nil), bios, BootRequest{0x1234, 0}, Ignore, "", "", "", "type 4660: no such item"},
+		{"local boot is never discovered", menuConfig(nil), bios, BootRequest{0, 0}, Ignore, "", "", "Local disk", "local boot is not served"},
+		{"the profile's menu decides the items", menuConfig(nil), pxeMachine(macS, 7, "efi-x64"), BootRequest{7, 0}, ServeNBP, "shimx64.efi", "secure", "Secure", "Secure"},
+		{"no menus: the machine's file, item echoed", testConfig(), bios, BootRequest{0x8002, 0}, ServeNBP, "undionly.kpxe", "linux", "", "bios PXE"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := tc.req
+			p := tc.cfg.DecideMenu(tc.m, srv, &req)
+			if p.Action != tc.action || p.BootFile != tc.file || p.Profile != tc.profile {
+				t.Fatalf("DecideMenu = %v %q profile %q (%s); want %v %q profile %q", p.Action, p.BootFile, p.Profile, p.Reason, tc.action, tc.file, tc.profile)
+			}
+			if !strings.Contains(p.Reason, tc.reason) {
+				t.Fatalf("Reason = %q, want it to contain %q", p.Reason, tc.reason)
+			}
+			if p.Menu == nil || p.Menu.Chosen == nil || *p.Menu.Chosen != tc.req || p.Menu.Item != tc.item {
+				t.Fatalf("Menu = %+v, want Chosen %+v item %q", p.Menu, tc.req, tc.item)
+			}
+		})
+	}
+}
+
+func TestChoices(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ch := &Choices{TTL: time.Minute, Now: func() time.Time { return now }}
+	if _, ok := ch.Chosen("52:54:00:ab:cd:ef"); ok {
+		t.Fatal("empty Choices has a choice")
+	}
+	ch.Remember("52:54:00:ab:cd:ef", "rescue")
+	cfg := menuConfig(ch)
+	if p, ok := cfg.ProfileFor(macB); !ok || p.Name != "rescue" {
+		t.Fatalf("ProfileFor after a choice = %q, %v; want rescue", p.Name, ok)
+	}
+	now = now.Add(61 * time.Second)
+	if p, _ := cfg.ProfileFor(macB); p.Name != "linux" {
+		t.Fatalf("ProfileFor after the TTL = %q, want the default linux", p.Name)
+	}
+}
