@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -221,37 +220,47 @@ func TestMulticastLabChild(t *testing.T) {
 		}
 		t.Logf("%d clients, file %d bytes, server sent %d bytes (%.2fx)", len(cs), size, bytesSent(), float64(bytesSent())/float64(size))
 	case "late": // half the clients join after a quarter of the stream
+		// The master is this test's own client, so that the stream stops
+		// at a quarter of the file until the late joiners are in (on an
+		// idle machine atftp clients fetch the whole file in 80 ms).
+		m0 := ownMaster(t, 5)
 		var cs []client
 		for i := range 3 {
 			cs = append(cs, startClient(i, false))
 		}
+		lab.WaitFor(t, time.Minute, "the first clients to join", func() bool { j, _, _ := rec.counts(); return j == 4 })
+		last := size/1428 + 1
+		m0.ack(0, last/4, bytesSent)
 		lab.WaitFor(t, time.Minute, "a quarter of the file sent", func() bool { return bytesSent() > int64(size/4) })
 		for i := 3; i < len(cfg.Hosts); i++ {
 			cs = append(cs, startClient(i, false))
 		}
+		lab.WaitFor(t, time.Minute, "the late clients to join", func() bool { j, _, _ := rec.counts(); return j == len(cs)+1 })
+		m0.ack(last/4+1, last-1, bytesSent)
+		m0.ack(last, last, func() int64 { return int64(last) * 1428 }) // the last ACK: no block follows
+		m0.close()
 		waitAll(cs)
 		checkSame(cs)
-		if j, _, s := rec.counts(); s != 1 || j != len(cs) {
-			t.Errorf("%d sessions, %d joins; want one session joined by all %d clients", s, j, len(cs))
+		if j, _, s := rec.counts(); s != 1 || j != len(cs)+1 {
+			t.Errorf("%d sessions, %d joins; want one session joined by all %d clients", s, j, len(cs)+1)
 		}
 		t.Logf("late joiners: server sent %d bytes (%.2fx the file)", bytesSent(), float64(bytesSent())/float64(size))
-	case "master-leaves": // the master client is killed mid-transfer
+	case "master-leaves": // the master client goes silent mid-transfer
+		// The master is this test's own client (see "late"): it stops
+		// acknowledging at a quarter of the file, without a word, as a
+		// machine that lost power.
+		m0 := ownMaster(t, 1)
 		var cs []client
 		for i := range 4 {
 			cs = append(cs, startClient(i, false))
 		}
+		lab.WaitFor(t, time.Minute, "the clients to join", func() bool { j, _, _ := rec.counts(); return j == len(cs)+1 })
+		m0.ack(0, (size/1428+1)/4, bytesSent)
 		lab.WaitFor(t, time.Minute, "a quarter of the file sent", func() bool { return bytesSent() > int64(size/4) })
-		rec.mu.Lock()
-		first := rec.joined[0]
-		rec.mu.Unlock()
-		idx := int(first.Addr().As4()[3]) - 11
-		// SIGKILL: gone without a word (SIGTERM makes atftp send ERROR).
-		if err := syscall.Kill(-cs[idx].p.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		rest := append(append([]client(nil), cs[:idx]...), cs[idx+1:]...)
-		waitAll(rest)
-		checkSame(rest)
+		first := m0.addr()
+		m0.close()
+		waitAll(cs)
+		checkSame(cs)
 		lab.WaitFor(t, time.Minute, "the master's transfer reported", func() bool {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
@@ -265,7 +274,7 @@ func TestMulticastLabChild(t *testing.T) {
 		rec.mu.Lock()
 		for _, tr := range rec.done {
 			if tr.Client == first && (tr.Err == nil || !errors.Is(tr.Err, errNoAck)) {
-				t.Errorf("killed master %v: reported %v, want a no-ACK failure", first, tr.Err)
+				t.Errorf("silent master %v: reported %v, want a no-ACK failure", first, tr.Err)
 			}
 		}
 		rec.mu.Unlock()
@@ -333,3 +342,64 @@ func TestMulticastLabChild(t *testing.T) {
 	t.Logf("stats: sessions %d, ok %d, failed %d, aborted %d, multicast bytes %d", st.MulticastSessions, st.TransfersOK,
 		st.TransfersFailed, st.TransfersAborted, st.MulticastBytes)
 }
+
+// master is a multicast client this test drives: the first to ask, so the
+// session's master. It acknowledges blocks without reading them (the
+// session sends block k+1 on ACK k), so the test decides how far the
+// stream goes and when.
+type master struct {
+	t    *testing.T
+	conn *net.UDPConn
+	tid  netip.AddrPort
+}
+
+// ownMaster asks for "f" by multicast with blksize 1428 (the atftp
+// clients' session) and the timeout option given, and reads the OACK.
+func ownMaster(t *testing.T, timeout int) *master {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: mcServerAddr.AsSlice()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rrq := AppendPacket(nil, Packet{Op: OpRRQ, Filename: "f", Mode: "octet", Options: []Option{
+		{OptMulticast, ""}, {OptBlksize, "1428"}, {OptTimeout, strconv.Itoa(timeout)}}})
+	if _, err := c.WriteToUDPAddrPort(rrq, netip.AddrPortFrom(mcServerAddr, 69)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, tid, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("no OACK: %v", err)
+	}
+	p, err := ParsePacket(buf[:n])
+	if err != nil || p.Op != OpOACK {
+		t.Fatalf("got %v %+v, want OACK", err, p)
+	}
+	if _, mc, err := ParseMulticastOption(OptionMap(p.Options)[OptMulticast]); err != nil || !mc {
+		t.Fatalf("OACK multicast option %q: %v, master %v; want mc=1", OptionMap(p.Options)[OptMulticast], err, mc)
+	}
+	return &master{t: t, conn: c, tid: tid}
+}
+
+// ack acknowledges blocks from through to, in order, 32 at a time: each
+// batch waits until sent (the session's multicast bytes) shows the
+// blocks acknowledged so far went out, so no ACK is dropped by a full
+// receive buffer (this client never repeats one).
+func (m *master) ack(from, to int, sent func() int64) {
+	for k := from; k <= to; k++ {
+		if _, err := m.conn.WriteToUDPAddrPort(AppendPacket(nil, Packet{Op: OpACK, Block: uint16(k)}), m.tid); err != nil {
+			m.t.Fatal(err)
+		}
+		if k%32 == 0 || k == to {
+			lab.WaitFor(m.t, time.Minute, "the acknowledged blocks sent", func() bool { return sent() >= int64(k)*1428 })
+		}
+	}
+}
+
+func (m *master) addr() netip.AddrPort {
+	a := m.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+func (m *master) close() { m.conn.Close() }
