@@ -1,8 +1,6 @@
 package tftp
 
 import (
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 )
@@ -28,73 +26,10 @@ import (
 // server closes; it closes conn when it returns. It needs s.Multicast with
 // PXEFiles; other requests get an ERROR.
 func (s *Server) ServeMTFTP(conn net.PacketConn) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		conn.Close()
-		return ErrServerClosed
-	}
-	if s.listeners == nil {
-		s.listeners = make(map[net.PacketConn]struct{})
-	}
-	s.listeners[conn] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, conn)
-		s.mu.Unlock()
-		conn.Close()
-	}()
-	local := netip.IPv4Unspecified()
-	udp, _ := conn.(*net.UDPConn)
-	pktinfo := false
-	if udp != nil {
-		if la, ok := udp.LocalAddr().(*net.UDPAddr); ok {
-			local = la.AddrPort().Addr().Unmap()
-			if local.IsUnspecified() {
-				pktinfo = enablePktinfo(udp, local.Is4()) == nil
-			}
-		}
-	}
-	buf := make([]byte, 2048)
-	oob := make([]byte, 128)
-	for {
-		var (
-			n, oobn int
-			from    netip.AddrPort
-			err     error
-		)
-		if udp != nil {
-			n, oobn, _, from, err = udp.ReadMsgUDPAddrPort(buf, oob)
-		} else {
-			var a net.Addr
-			n, a, err = conn.ReadFrom(buf)
-			if ua, ok := a.(*net.UDPAddr); ok {
-				from = ua.AddrPort()
-			}
-		}
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("tftp: mtftp: read request: %w", err)
-		}
-		dst := local
-		if pktinfo {
-			if d, ok := parsePktinfo(oob[:oobn]); ok {
-				dst = d
-			}
-		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		s.handleMTFTP(conn, dst, from, buf[:n])
-	}
+	return s.listen(conn, netip.IPv4Unspecified(), 2048, "mtftp: read request", nil,
+		func(dst netip.Addr, from netip.AddrPort, b []byte) {
+			s.handleMTFTP(conn, dst, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()), b)
+		})
 }
 
 // handleMTFTP is the MTFTP listener's per-datagram step.

@@ -177,6 +177,19 @@ func (s *Server) ListenAndServe(addr string) error {
 // QueueWait) or get ERROR 0 "server busy". Requests still queued from conn
 // when Serve returns are refused with "server shutting down".
 func (s *Server) Serve(conn net.PacketConn) error {
+	return s.listen(conn, netip.IPv6Unspecified(), 65536, "read request", func() { s.dropQueued(conn) },
+		func(dst netip.Addr, from netip.AddrPort, b []byte) { s.handleRequest(conn, dst, from, b) })
+}
+
+// listen reads the datagrams arriving on conn until reading fails or the
+// server closes (then ErrServerClosed) and hands each to handle with its
+// destination address: IP_PKTINFO's when conn listens on a wildcard
+// address, else conn's own, else unknown. The buffer (size bytes) is
+// reused: handle must not keep b. conn is registered so Close ends the
+// read; when listen returns it calls done (if set) and closes conn. what
+// names the reads in errors.
+func (s *Server) listen(conn net.PacketConn, unknown netip.Addr, size int, what string, done func(),
+	handle func(dst netip.Addr, from netip.AddrPort, b []byte)) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -189,14 +202,16 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	s.listeners[conn] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
-		s.dropQueued(conn)
+		if done != nil {
+			done()
+		}
 		s.mu.Lock()
 		delete(s.listeners, conn)
 		s.mu.Unlock()
 		conn.Close()
 	}()
 
-	local := netip.IPv6Unspecified()
+	local := unknown
 	var udp *net.UDPConn
 	pktinfo := false
 	if u, ok := conn.(*net.UDPConn); ok {
@@ -208,7 +223,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			}
 		}
 	}
-	buf := make([]byte, 65536)
+	buf := make([]byte, size)
 	oob := make([]byte, 128)
 	for {
 		var (
@@ -236,7 +251,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			return fmt.Errorf("tftp: read request: %w", err)
+			return fmt.Errorf("tftp: %s: %w", what, err)
 		}
 		dst := local
 		if pktinfo {
@@ -244,7 +259,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 				dst = d
 			}
 		}
-		s.handleRequest(conn, dst, from, buf[:n])
+		handle(dst, from, buf[:n])
 	}
 }
 
