@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 
 	"pxed/internal/config"
@@ -40,21 +39,11 @@ func openRouterAdvertisements(cfg *config.Config, log *slog.Logger) ([]*ra.Sende
 // globalPrefixes are the prefixes of the interface's global unicast IPv6
 // addresses (ULAs included).
 func globalPrefixes(name string) []netip.Prefix {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil
-	}
-	addrs, _ := ifi.Addrs()
+	ps, _ := config.SystemHost{}.InterfaceAddrs(name)
 	var out []netip.Prefix
-	for _, a := range addrs {
-		n, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(n.IP)
-		ones, _ := n.Mask.Size()
-		if ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() && ones <= 64 {
-			out = append(out, netip.PrefixFrom(ip, ones).Masked())
+	for _, p := range ps {
+		if ip := p.Addr(); ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() && p.Bits() <= 64 {
+			out = append(out, p.Masked())
 		}
 	}
 	return out

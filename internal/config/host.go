@@ -3,6 +3,8 @@ package config
 import (
 	"net"
 	"net/netip"
+
+	"pxed/internal/udploop"
 )
 
 // Host is what Validate asks of the machine pxed runs on: which network
@@ -32,27 +34,7 @@ func (SystemHost) InterfaceAddrs(name string) ([]netip.Prefix, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Prefix
-	for _, a := range addrs {
-		pn, ok := a.(*net.IPNet)
-		if !ok {
-			continue
-		}
-		ip, ok := netip.AddrFromSlice(pn.IP)
-		if !ok {
-			continue
-		}
-		ones, bits := pn.Mask.Size()
-		if bits == 32 {
-			ip = ip.Unmap()
-		}
-		out = append(out, netip.PrefixFrom(ip, ones))
-	}
-	return out, nil
+	return udploop.InterfacePrefixes(ifi)
 }
 
 // host is c.Host, SystemHost when unset.

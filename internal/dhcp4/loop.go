@@ -187,15 +187,13 @@ func closeAll(socks []*Socket) {
 }
 
 func interfaceIPv4(ifi *net.Interface) (netip.Addr, error) {
-	addrs, err := ifi.Addrs()
+	ps, err := udploop.InterfacePrefixes(ifi)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("dhcp4: interface %q addresses: %w", ifi.Name, err)
 	}
-	for _, a := range addrs {
-		if pn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(pn.IP); ok && ip.Unmap().Is4() {
-				return ip.Unmap(), nil
-			}
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			return p.Addr(), nil
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("dhcp4: interface %q has no IPv4 address (pxed needs one to name itself as next server)", ifi.Name)

@@ -164,16 +164,13 @@ func closeAll(socks []*Socket) {
 // interfaceIPv6 is the interface's first global unicast IPv6 address (a
 // ULA counts), skipping link-local ones.
 func interfaceIPv6(ifi *net.Interface) (netip.Addr, bool) {
-	addrs, err := ifi.Addrs()
+	ps, err := udploop.InterfacePrefixes(ifi)
 	if err != nil {
 		return netip.Addr{}, false
 	}
-	for _, a := range addrs {
-		if pn, ok := a.(*net.IPNet); ok {
-			ip, ok := netip.AddrFromSlice(pn.IP)
-			if ok && ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
-				return ip, true
-			}
+	for _, p := range ps {
+		if ip := p.Addr(); ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() {
+			return ip, true
 		}
 	}
 	return netip.Addr{}, false

@@ -49,3 +49,29 @@ func Listen(network, ifname string, addr netip.AddrPort, broadcast bool) (net.Pa
 	}}
 	return lc.ListenPacket(context.Background(), network, addr.String())
 }
+
+// InterfacePrefixes returns the addresses of ifi with their prefix
+// lengths; IPv4 addresses are plain 4-byte ones.
+func InterfacePrefixes(ifi *net.Interface) ([]netip.Prefix, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		pn, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(pn.IP)
+		if !ok {
+			continue
+		}
+		ones, bits := pn.Mask.Size()
+		if bits == 32 {
+			ip = ip.Unmap()
+		}
+		out = append(out, netip.PrefixFrom(ip, ones))
+	}
+	return out, nil
+}
