@@ -57,23 +57,11 @@ func serverDUID(dataDir string, ifaces []string, now time.Time) (dhcpv6.DUID, er
 		return nil, fmt.Errorf("dhcp6: server DUID: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(hexColons(d.ToBytes())+"\n"), 0o640); err != nil {
+	if err := os.WriteFile(tmp, []byte(net.HardwareAddr(d.ToBytes()).String()+"\n"), 0o640); err != nil {
 		return nil, fmt.Errorf("dhcp6: server DUID: %w", err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return nil, fmt.Errorf("dhcp6: server DUID: %w", err)
 	}
 	return d, nil
-}
-
-func hexColons(b []byte) string {
-	h := hex.EncodeToString(b)
-	var sb strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			sb.WriteByte(':')
-		}
-		sb.WriteString(h[i : i+2])
-	}
-	return sb.String()
 }

@@ -20,13 +20,11 @@ package lease
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -95,21 +93,9 @@ func (k ClientKey) DUID() ([]byte, bool) {
 	return []byte(k[5:]), true
 }
 
-// String returns the key as colon-separated hex bytes, e.g. "01:52:54:00:12:34:56".
-func (k ClientKey) String() string {
-	if k == "" {
-		return ""
-	}
-	h := hex.EncodeToString([]byte(k))
-	var sb strings.Builder
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			sb.WriteByte(':')
-		}
-		sb.WriteString(h[i : i+2])
-	}
-	return sb.String()
-}
+// String returns the key as colon-separated hex bytes, e.g. "01:52:54:00:12:34:56"
+// (net.HardwareAddr prints any bytes so).
+func (k ClientKey) String() string { return net.HardwareAddr(k).String() }
 
 // State is the state of a lease.
 type State uint8
