@@ -111,7 +111,10 @@ func (f *Full) Respond(req Request) Result {
 	if sn == nil {
 		return res.ignore(NoSubnet, fmt.Sprintf("%s: no dhcp6 subnet for the client's link", mt))
 	}
-	x := exchange{f: f, req: req, sn: sn, res: &res, ctx: req.Ctx, duid: cid}
+	x := exchange{f: f, req: req, sn: sn, res: &res, ctx: req.Ctx, host: hostname(m)}
+	if cid != nil { // an Information-request may come without one
+		x.duid = cid.ToBytes()
+	}
 	if x.ctx == nil {
 		x.ctx = context.Background()
 	}
@@ -260,7 +263,8 @@ type exchange struct {
 	sn   *Subnet
 	res  *Result
 	ctx  context.Context
-	duid dhcpv6.DUID
+	duid []byte // the client's DUID, encoded once for the IAs' keys
+	host string // from its FQDN option, once
 	done []string
 	busy bool
 	err  error
@@ -268,7 +272,7 @@ type exchange struct {
 
 // key is the lease key of one IA_NA of the client.
 func (x *exchange) key(ia *dhcpv6.OptIANA) lease.ClientKey {
-	return lease.DUIDKey(binary.BigEndian.Uint32(ia.IaId[:]), x.duid.ToBytes())
+	return lease.DUIDKey(binary.BigEndian.Uint32(ia.IaId[:]), x.duid)
 }
 
 // fail records a lease operation's error; true when there was one.
@@ -285,8 +289,8 @@ func (x *exchange) fail(err error) bool {
 }
 
 // hostname is the first label of the client's FQDN option (39), if any.
-func (x *exchange) hostname() string {
-	fq := x.req.Msg.Options.FQDN()
+func hostname(m *dhcpv6.Message) string {
+	fq := m.Options.FQDN()
 	if fq == nil || fq.DomainName == nil || len(fq.DomainName.Labels) == 0 {
 		return ""
 	}
@@ -349,7 +353,7 @@ func (x *exchange) assign(in *dhcpv6.OptIANA, commit bool) *dhcpv6.OptIANA {
 	if commit && hint.IsValid() {
 		// The common Request: the address of our Advertise, bound over
 		// the offer it made (no second Offer).
-		d, bound, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.hostname(), Requested: hint, Selected: true})
+		d, bound, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.host, Requested: hint, Selected: true})
 		if x.fail(err) {
 			return nil
 		}
@@ -357,7 +361,7 @@ func (x *exchange) assign(in *dhcpv6.OptIANA, commit bool) *dhcpv6.OptIANA {
 			return x.bound(in, bound)
 		}
 	}
-	l, err := x.sn.Leases.Offer(x.ctx, x.req.Deferred, lease.OfferRequest{Key: key, MAC: mac, Hostname: x.hostname(), Requested: hint})
+	l, err := x.sn.Leases.Offer(x.ctx, x.req.Deferred, lease.OfferRequest{Key: key, MAC: mac, Hostname: x.host, Requested: hint})
 	if errors.Is(err, lease.ErrExhausted) {
 		x.res.PoolExhausted = true
 		x.done = append(x.done, "no address left")
@@ -367,7 +371,7 @@ func (x *exchange) assign(in *dhcpv6.OptIANA, commit bool) *dhcpv6.OptIANA {
 		return nil
 	}
 	if commit {
-		d, bound, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.hostname(), Requested: l.Addr, Selected: true})
+		d, bound, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.host, Requested: l.Addr, Selected: true})
 		if x.fail(err) {
 			return nil
 		}
@@ -413,7 +417,7 @@ func (x *exchange) extend(in *dhcpv6.OptIANA, rebind bool) *dhcpv6.OptIANA {
 			opts = append(opts, x.addr(a, false))
 			continue
 		}
-		d, l, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.hostname(), CIAddr: a, Broadcast: rebind})
+		d, l, err := x.sn.Leases.Request(x.ctx, x.req.Deferred, lease.RequestRequest{Key: key, MAC: mac, Hostname: x.host, CIAddr: a, Broadcast: rebind})
 		if x.fail(err) {
 			return nil
 		}

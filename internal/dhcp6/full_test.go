@@ -286,3 +286,15 @@ func TestFullSubnetByLink(t *testing.T) {
 		t.Errorf("other link: %v %s", res.Reply != nil, res.Reason)
 	}
 }
+
+// An Information-request without a client identifier (RFC 8415 §18.2.6
+// allows it) gets the options, and nothing breaks for the lack of a DUID.
+func TestFullInformationRequestWithoutClientID(t *testing.T) {
+	f, _ := newFull(t, nil)
+	m := &dhcpv6.Message{MessageType: dhcpv6.MessageTypeInformationRequest, TransactionID: dhcpv6.TransactionID{9, 9, 9}}
+	m.AddOption(dhcpv6.OptRequestedOption(dhcpv6.OptionDNSRecursiveNameServer))
+	res := respond(t, f, m)
+	if res.Reply == nil || res.Reply.MessageType != dhcpv6.MessageTypeReply || len(res.Reply.Options.DNS()) != 1 {
+		t.Fatalf("information-request: %v %s", res.Reply, res.Reason)
+	}
+}
