@@ -91,21 +91,10 @@ func (f *Full) bootp(req Request, sn *Subnet, res *Result, key lease.ClientKey) 
 // message: the subnet mask, router, hostname and DNS servers stay longest.
 func fitBOOTP(reply *dhcpv4.DHCPv4) {
 	keep := []uint8{optSubnetMask, optRouter, optHostname, optDNS, optDomain}
-	rank := func(c uint8) int { // higher goes first
+	dropUntil(reply, bootpSize, func(c uint8) int {
 		if i := slices.Index(keep, c); i >= 0 {
-			return -i
+			return i // the mask (rank 0) goes last
 		}
 		return 1000 + int(c)
-	}
-	var codes []uint8
-	for c := range reply.Options {
-		codes = append(codes, c)
-	}
-	slices.SortFunc(codes, func(a, b uint8) int { return rank(b) - rank(a) })
-	for _, c := range codes {
-		if encodedLen(reply) <= bootpSize {
-			return
-		}
-		delete(reply.Options, c)
-	}
+	})
 }

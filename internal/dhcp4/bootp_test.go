@@ -81,3 +81,27 @@ func TestBOOTP(t *testing.T) {
 		t.Fatalf("DHCP client offered a BOOTP client's address: %v", off.Reason)
 	}
 }
+
+// A BOOTREPLY that does not fit drops the least needed options first:
+// extra options, then the domain, DNS, hostname, router; the subnet mask
+// goes last.
+func TestFitBOOTP(t *testing.T) {
+	r := newReply(bootpRequest(t, macA))
+	r.UpdateOption(dhcpv4.OptSubnetMask(net.CIDRMask(24, 32)))
+	r.UpdateOption(dhcpv4.OptRouter(ip4("192.0.2.1")))
+	r.UpdateOption(dhcpv4.OptDNS(ip4("192.0.2.53")))
+	r.UpdateOption(dhcpv4.OptDomainName(strings.Repeat("d", 40)))
+	r.UpdateOption(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(252), []byte(strings.Repeat("x", 30))))
+	fitBOOTP(r)
+	if n := len(r.ToBytes()); n > bootpSize {
+		t.Fatalf("%d bytes after fitBOOTP", n)
+	}
+	for _, c := range []dhcpv4.OptionCode{dhcpv4.OptionSubnetMask, dhcpv4.OptionRouter, dhcpv4.OptionDomainNameServer} {
+		if !r.Options.Has(c) {
+			t.Errorf("option %v dropped, want it kept (%v)", c, r.Options)
+		}
+	}
+	if r.Options.Has(dhcpv4.GenericOptionCode(252)) {
+		t.Errorf("extra option 252 kept while the reply did not fit")
+	}
+}

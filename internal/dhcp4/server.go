@@ -447,15 +447,23 @@ func fit(reply, req *dhcpv4.DHCPv4) {
 		return
 	}
 	asked := req.Options.Get(dhcpv4.GenericOptionCode(optParamList))
-	rank := func(code uint8) int { // higher goes first
+	dropUntil(reply, max, func(code uint8) int {
+		if essential[code] {
+			return -1 // never dropped
+		}
 		if i := slices.Index(asked, code); i >= 0 {
 			return i + 1
 		}
 		return 1000 + int(code)
-	}
+	})
+}
+
+// dropUntil deletes options of reply, the highest rank first, until it
+// encodes in max bytes; an option ranked below 0 is never deleted.
+func dropUntil(reply *dhcpv4.DHCPv4, max int, rank func(code uint8) int) {
 	var codes []uint8
 	for c := range reply.Options {
-		if !essential[c] {
+		if rank(c) >= 0 {
 			codes = append(codes, c)
 		}
 	}
