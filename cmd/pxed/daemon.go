@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	case config.ModeServer:
 		leases.full.MTFTP = newMTFTPTable(cfg, mcast)
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,
-			Events: evlog, Logger: log.With("proto", "dhcp")}
+			Workers: dhcp4.WorkersFor(cfg.ProbeTimeout()), Events: evlog, Logger: log.With("proto", "dhcp")}
 	}
 	if dsrv != nil {
 		dsrv.Choices, dsrv.MulticastGroups = choices, cfg.MenuMulticastGroups()

@@ -40,6 +40,7 @@ type leaseServer struct {
 	managers []*lease.Manager
 	full     *dhcp4.Full
 	full6    *dhcp6.Full
+	prober   *dhcp4.Prober // nil without address probing
 }
 
 // openLeaseServer opens --data-dir/leases.db and builds the policies.
@@ -106,7 +107,8 @@ func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *l
 	ls.full = &dhcp4.Full{Boot: bc, StarvationClients: cfg.Limits.DHCPNewClients, StarvationWindow: cfg.Limits.DHCPNewClientsWindow.D()}
 	var probe func(context.Context, netip.Addr) bool
 	if t := cfg.ProbeTimeout(); t > 0 {
-		probe = (&dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}).InUse
+		ls.prober = &dhcp4.Prober{Timeout: t, Logger: log.With("proto", "probe")}
+		probe = ls.prober.InUse
 	}
 	// lease.Cached over SQLite defers the commit: REQUESTs, DECLINEs,
 	// RELEASEs and INFORMs never wait, so the socket reader answers them and
@@ -170,6 +172,9 @@ func (ls *leaseServer) runExpiry(ctx context.Context) {
 }
 
 func (ls *leaseServer) close(log *slog.Logger) {
+	if ls.prober != nil {
+		ls.prober.Close()
+	}
 	if err := ls.store.Close(); err != nil {
 		log.Error("closing the lease store", "err", err)
 	}

@@ -28,7 +28,8 @@ type DHCP struct {
 	Range string `yaml:"range"` // FIRST-LAST, for mode server: one subnet on the interface's prefix
 	// Subnets are the networks of mode server (instead of Range).
 	Subnets []Subnet `yaml:"subnets"`
-	// ProbeTimeout is how long to wait for an ICMP echo reply before
+	// ProbeTimeout is how long to wait for an answer to the address probe
+	// (ARP on-link, ICMP echo for relayed subnets) before
 	// offering an address ("300ms" default; "off" disables probing).
 	ProbeTimeout OptionalDuration `yaml:"probe_timeout"`
 	// CommitInterval is the least time between two lease commits (fsyncs)

@@ -19,24 +19,47 @@ import (
 // DefaultProbeTimeout is how long Prober waits for an echo reply.
 const DefaultProbeTimeout = 300 * time.Millisecond
 
-// Prober asks whether an address is in use before the server offers it:
-// it sends one ICMP echo request (RFC 2131 §3.1 step 2 "SHOULD probe") and
-// waits Timeout for the reply. Its InUse method is a lease.Config.Probe.
+// ProbeRate is the rate of probed DISCOVERs a second the server's workers
+// keep up with when every probe waits its whole timeout (free addresses,
+// the usual case): each probe holds a worker for the timeout.
+const ProbeRate = 4000
+
+// WorkersFor returns Server.Workers for a probe timeout: the default plus
+// enough workers for ProbeRate probes a second of that timeout in flight
+// (1,456 at 300 ms). A probe waiting is a parked goroutine, not CPU.
+func WorkersFor(probeTimeout time.Duration) int {
+	if probeTimeout <= 0 {
+		return DefaultWorkers
+	}
+	return DefaultWorkers + int(probeTimeout.Seconds()*ProbeRate)
+}
+
+// Prober asks whether an address is in use before the server offers it
+// (RFC 2131 §3.1 step 2 "SHOULD probe") and waits Timeout for an answer.
+// An address on one of the host's own Ethernet links gets an ARP probe
+// (RFC 5227, arpprobe.go: no neighbour-table entry, and hosts that drop
+// pings answer it); any other address (a relayed subnet) an ICMP echo
+// request. Its InUse method is a lease.Config.Probe.
 type Prober struct {
 	Timeout time.Duration // 0 means DefaultProbeTimeout
 	Logger  *slog.Logger  // nil discards
+
+	arp arpProber
 }
 
-// InUse reports whether addr answered an ICMP echo within the timeout. When
-// the probe cannot be sent (no raw socket), it logs once per call and
-// reports false: the address is offered, as without probing.
+// InUse reports whether addr answered within the timeout. When the probe
+// cannot be sent (no raw socket), it logs and reports false: the address
+// is offered, as without probing.
 func (p *Prober) InUse(ctx context.Context, addr netip.Addr) bool {
 	used, err := p.probe(ctx, addr)
 	if err != nil && p.Logger != nil {
-		p.Logger.Warn("icmp probe failed, offering without it", "addr", addr.String(), "err", err)
+		p.Logger.Warn("address probe failed, offering without it", "addr", addr.String(), "err", err)
 	}
 	return used
 }
+
+// Close stops the ARP readers.
+func (p *Prober) Close() { p.arp.close() }
 
 func (p *Prober) probe(ctx context.Context, addr netip.Addr) (bool, error) {
 	if !addr.Is4() {
@@ -50,6 +73,21 @@ func (p *Prober) probe(ctx context.Context, addr netip.Addr) (bool, error) {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	l, err := p.arp.link(addr)
+	if err == nil && l != nil {
+		used, err := l.probe(ctx, addr, deadline)
+		if err == nil || time.Now().After(deadline) {
+			return used, err
+		}
+	} else if err != nil && p.Logger != nil {
+		p.Logger.Warn("arp probe unavailable on this link, probing with icmp", "addr", addr.String(), "err", err)
+	}
+	return p.echo(addr, deadline)
+}
+
+// echo sends one ICMP echo request to addr and waits until deadline for
+// its reply.
+func (p *Prober) echo(addr netip.Addr, deadline time.Time) (bool, error) {
 	c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
 	if err != nil {
 		return false, fmt.Errorf("dhcp4: probe %v: %w", addr, err)
