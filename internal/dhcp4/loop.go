@@ -52,6 +52,7 @@ type Stats struct {
 
 	// Anomalies on the boot network (see Result).
 	PoolExhausted uint64 // DISCOVERs not answered because their pool was empty
+	PeerShare     uint64 // DISCOVERs and REQUESTs left to the peer server that owns the client
 	Starvation    uint64 // DISCOVERs of new clients past the starvation threshold
 	Foreign       uint64 // DECLINEs and RELEASEs refused as not from the lease holder
 
@@ -100,6 +101,7 @@ type Server struct {
 
 	loops                                                  udploop.Counters // received, replied, send errors, overload, unsaved
 	malformed, ignored, poolExhausted, starvation, foreign atomic.Uint64
+	peerShare                                              atomic.Uint64
 	menuOffers, menuItems, menuUnknown                     atomic.Uint64
 	// warnings keeps each anomaly to one warning (and one event) per
 	// interval.
@@ -112,7 +114,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Received: l.Received, Malformed: s.malformed.Load(), Ignored: s.ignored.Load(),
 		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload, Unsaved: l.Unsaved,
-		PoolExhausted: s.poolExhausted.Load(), Starvation: s.starvation.Load(), Foreign: s.foreign.Load(),
+		PoolExhausted: s.poolExhausted.Load(), PeerShare: s.peerShare.Load(), Starvation: s.starvation.Load(), Foreign: s.foreign.Load(),
 		MenuOffers: s.menuOffers.Load(), MenuItems: s.menuItems.Load(), MenuUnknown: s.menuUnknown.Load(),
 	}
 }
@@ -355,6 +357,10 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 // ignored counts, logs and records a request the Responder did not answer.
 func (h *handler) ignored(ctx context.Context, pkt *dhcpv4.DHCPv4, res Result, mac string) {
 	h.s.ignored.Add(1)
+	if res.PeerShare {
+		h.s.peerShare.Add(1) // the peer that owns the client records it
+		return
+	}
 	ev := h.s.Events
 	if ev != nil && res.Learn.IsValid() {
 		ev.Learn(res.Learn, mac)

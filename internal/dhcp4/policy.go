@@ -94,6 +94,10 @@ type Result struct {
 
 	// PoolExhausted: a DHCPDISCOVER got no address, its pool is empty.
 	PoolExhausted bool
+	// PeerShare: the client belongs to another live server of the
+	// cluster (Full.Owns, RFC 3074 load balancing); not answered, counted,
+	// not an event (the peer answers it).
+	PeerShare bool
 	// Starvation: a DHCPDISCOVER of a new client past Full.StarvationClients
 	// in one window (still answered while addresses last).
 	Starvation bool

@@ -82,10 +82,47 @@ type Full struct {
 	// MTFTP, when set, offers boot files by PXE MTFTP to BIOS PXE ROMs
 	// (mtftp.go).
 	MTFTP MTFTPTable
+	// Owns, when set, says whether this server answers a client in a
+	// cluster of servers sharing one lease database (internal/cluster):
+	// key is the client's RFC 3074 load-balancing key (client identifier,
+	// else chaddr). DISCOVERs and the REQUESTs any server may get
+	// (INIT-REBOOT, REBINDING: no server identifier, broadcast or relayed)
+	// of clients it does not own are left to their owner. nil owns all.
+	Owns func(key []byte) bool
 	// Now is the clock of the starvation window; nil means time.Now.
 	Now func() time.Time
 
 	newClients windowCount
+}
+
+// LoadBalanceKey is the key RFC 3074 hashes to pick the server of a
+// client: its client identifier (option 61) when it sent one, else chaddr.
+func LoadBalanceKey(p *dhcpv4.DHCPv4) []byte {
+	if id := p.Options.Get(dhcpv4.OptionClientIdentifier); len(id) > 0 {
+		return id
+	}
+	return p.ClientHWAddr
+}
+
+// shared reports whether req is a message every server of a cluster may
+// receive, so that only the client's owner answers it: a DISCOVER, or a
+// REQUEST without a server identifier that is not a unicast renewal
+// (INIT-REBOOT has no ciaddr; REBINDING is broadcast; a relay forwards
+// both to every server).
+func (f *Full) shared(req Request) bool {
+	p := req.Packet
+	switch p.MessageType() {
+	case dhcpv4.MessageTypeDiscover:
+		return true
+	case dhcpv4.MessageTypeRequest:
+		if p.ServerIdentifier() != nil {
+			return false // SELECTING: it names its server
+		}
+		ciaddr := AddrFromIP(p.ClientIPAddr)
+		relayed := !AddrFromIP(p.GatewayIPAddr).IsUnspecified() && AddrFromIP(p.GatewayIPAddr).IsValid()
+		return !ciaddr.IsValid() || ciaddr.IsUnspecified() || relayed || req.Dst == Broadcast || !req.Dst.IsValid()
+	}
+	return false
 }
 
 // Quick implements Quicker: with DeferredWrites, every packet but the
@@ -150,6 +187,11 @@ func (f *Full) Respond(req Request) Result {
 			return res
 		}
 		res.Reason = fmt.Sprintf("%s: no subnet configured for this network", mt)
+		return res
+	}
+	if f.Owns != nil && f.shared(req) && !f.Owns(LoadBalanceKey(p)) {
+		res.PeerShare = true
+		res.Reason = fmt.Sprintf("%s: a peer server's client (load balancing)", mt)
 		return res
 	}
 	ctx := req.context()

@@ -34,6 +34,13 @@ type Config struct {
 	// DeclineHold is how long a declined or probed-in-use address stays
 	// quarantined; 0 means DefaultDeclineHold.
 	DeclineHold time.Duration
+	// Owns, when set, says whether this Manager may offer addr when it is
+	// free (never used, or expired): servers sharing one store split the
+	// free addresses (internal/cluster) so that two of them never offer
+	// one at once. An address the client holds, asks for or has reserved
+	// is offered whoever owns it; the store's compare-and-swap decides.
+	// nil owns every address. Call Rescan when its answers change.
+	Owns func(addr netip.Addr) bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives quarantine notices; nil discards.
@@ -48,6 +55,7 @@ type Manager struct {
 	sn          *subnet
 	auth        bool
 	probe       func(context.Context, netip.Addr) bool
+	owns        func(netip.Addr) bool
 	declineHold time.Duration
 	now         func() time.Time
 	log         *slog.Logger
@@ -88,6 +96,7 @@ func New(store Store, cfg Config) (*Manager, error) {
 		sn:          sn,
 		auth:        cfg.Authoritative,
 		probe:       cfg.Probe,
+		owns:        cfg.Owns,
 		declineHold: cfg.DeclineHold,
 		now:         cfg.Now,
 		log:         cfg.Logger,
@@ -232,15 +241,16 @@ func (m *Manager) Offer(ctx context.Context, d *Deferred, req OfferRequest) (Lea
 	}
 	// 6. Free addresses, oldest first.
 	if len(m.sn.Ranges) > 0 {
-		free, err := m.store.Find(ctx, Filter{
-			First: m.spanFirst, Last: m.spanLast, ExpiresBy: now,
-			Limit: maxCandidates + len(m.sn.Reservations) + len(m.sn.Exclude),
-		})
+		limit := maxCandidates + len(m.sn.Reservations) + len(m.sn.Exclude)
+		if m.owns != nil {
+			limit *= 8 // a share of the free addresses: look further
+		}
+		free, err := m.store.Find(ctx, Filter{First: m.spanFirst, Last: m.spanLast, ExpiresBy: now, Limit: limit})
 		if err != nil {
 			return Lease{}, fmt.Errorf("lease: offer to %v: %w", req.Key, err)
 		}
 		for _, f := range free {
-			if !m.sn.usableBy(f.Addr, req.Key, req.MAC) {
+			if !m.sn.usableBy(f.Addr, req.Key, req.MAC) || m.owns != nil && !m.owns(f.Addr) {
 				continue
 			}
 			if l, ok, err := try(f.Addr, claimOpts{probe: true}); ok || err != nil {
@@ -343,7 +353,7 @@ func (m *Manager) nextUnused(ctx context.Context) (netip.Addr, bool, error) {
 			} else {
 				c.next = a.Next()
 			}
-			if m.pending[a] || m.sn.excluded(a) {
+			if m.pending[a] || m.sn.excluded(a) || m.owns != nil && !m.owns(a) {
 				continue
 			}
 			if _, reserved := m.sn.reservedFor(a); reserved {
@@ -353,6 +363,18 @@ func (m *Manager) nextUnused(ctx context.Context) (netip.Addr, bool, error) {
 		}
 	}
 	return netip.Addr{}, false, nil
+}
+
+// Rescan restarts the never-used scan of every range from its lowest
+// address without a row: after Config.Owns changed (a peer server died and
+// its addresses are now this Manager's), the addresses the scan skipped
+// are candidates again.
+func (m *Manager) Rescan() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.cursors {
+		m.cursors[i] = cursor{}
+	}
 }
 
 // initCursor places cursor i on the lowest address of its range with no

@@ -1,0 +1,9 @@
+-- One row per pxed server sharing this database (internal/cluster): its
+-- heartbeat, written every second, tells the others it is alive. Times are
+-- Unix nanoseconds by the database host's clock.
+CREATE TABLE peers (
+    id        TEXT    NOT NULL PRIMARY KEY,
+    addr      TEXT    NOT NULL,
+    config    TEXT    NOT NULL,
+    heartbeat INTEGER NOT NULL
+);
