@@ -109,6 +109,28 @@ func (c *Cached) ByKey(ctx context.Context, key ClientKey) ([]Lease, error) {
 	return out, nil
 }
 
+// Refresher is a cache that can re-read one address from its durable
+// store (Cached).
+type Refresher interface {
+	Refresh(ctx context.Context, addr netip.Addr) error
+}
+
+// Refresh re-reads addr from the durable Store into the cache: another
+// server sharing the durable Store may have written it.
+func (c *Cached) Refresh(ctx context.Context, addr netip.Addr) error {
+	l, err := c.durable.Get(ctx, addr)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lease: refresh %v: %w", addr, err)
+	}
+	c.mu.Lock()
+	c.setLocked(l)
+	c.mu.Unlock()
+	return nil
+}
+
 // Find implements Store by asking the durable Store.
 func (c *Cached) Find(ctx context.Context, f Filter) ([]Lease, error) {
 	return c.durable.Find(ctx, f)

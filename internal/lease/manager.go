@@ -41,6 +41,11 @@ type Config struct {
 	// is offered whoever owns it; the store's compare-and-swap decides.
 	// nil owns every address. Call Rescan when its answers change.
 	Owns func(addr netip.Addr) bool
+	// Shared says other servers write to the same durable store. The
+	// Manager then re-reads an address from it (Refresher) before it
+	// refuses a client's REQUEST for it: the lease may have been bound by
+	// a peer that has since died, and this server's cache never saw it.
+	Shared bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives quarantine notices; nil discards.
@@ -56,6 +61,7 @@ type Manager struct {
 	auth        bool
 	probe       func(context.Context, netip.Addr) bool
 	owns        func(netip.Addr) bool
+	shared      bool
 	declineHold time.Duration
 	now         func() time.Time
 	log         *slog.Logger
@@ -97,6 +103,7 @@ func New(store Store, cfg Config) (*Manager, error) {
 		auth:        cfg.Authoritative,
 		probe:       cfg.Probe,
 		owns:        cfg.Owns,
+		shared:      cfg.Shared,
 		declineHold: cfg.DeclineHold,
 		now:         cfg.Now,
 		log:         cfg.Logger,

@@ -178,11 +178,24 @@ func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, 
 		}
 		// Changed since the offer: decide on the stored lease.
 	}
+	refreshed := false
 	for range 8 {
 		cur, err := m.store.Get(ctx, addr)
 		found := err == nil
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return Decision{Ignore, state + ": store error"}, Lease{}, fmt.Errorf("lease: %s %v for %v: %w", state, addr, req.Key, err)
+		}
+		if r, ok := m.store.(Refresher); ok && m.shared && !refreshed && (!found || cur.Key != req.Key) {
+			// Not the client's in this server's cache: a peer sharing the
+			// store may have bound it. Ask the store before refusing.
+			if d != nil {
+				return Decision{Ignore, state + ": re-reading the lease"}, Lease{}, ErrBusy // a worker may wait
+			}
+			if err := r.Refresh(ctx, addr); err != nil {
+				return storeErr(err)
+			}
+			refreshed = true
+			continue
 		}
 		m.mu.Lock()
 		o, offered := m.offerOn(addr)
