@@ -103,6 +103,15 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 		leases = ls
 		defer leases.close(log)
+		if err := leases.joinCluster(ctx); err != nil {
+			if tftpConn != nil {
+				tftpConn.Close()
+			}
+			return err
+		}
+		if leases.member != nil {
+			mux.HandleFunc("GET /api/cluster", clusterAPI(leases.member))
+		}
 	}
 	switch cfg.DHCP.Mode {
 	case config.ModeProxy:
@@ -150,6 +159,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	conns := &connlimit.Listener{Listener: hl, Max: lim.HTTPConnections, PerClient: lim.HTTPConnectionsPerClient,
 		Logger: log.With("proto", "http")}
 	reg := prometheus.NewRegistry()
+	if leases != nil && leases.member != nil {
+		registerClusterMetrics(reg, leases.member)
+	}
 	registerMetrics(reg, dsrv, tftpSrv, hb)
 	registerMulticastMetrics(reg, tftpSrv)
 	registerLimitMetrics(reg, evlog, conns)
@@ -343,6 +355,8 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_dhcp_overload_dropped_total", "DHCP packets dropped because every worker was busy.", func() float64 { return float64(d.Stats().Overload) })
 		counter("pxed_dhcp_unsaved_total", "DHCP replies withheld because the lease write they announce failed.", func() float64 { return float64(d.Stats().Unsaved) })
 		counter("pxed_dhcp_pool_exhausted_total", "DHCPDISCOVERs not answered because their pool was empty.", func() float64 { return float64(d.Stats().PoolExhausted) })
+		counter("pxed_dhcp_peer_share_total", "DHCPDISCOVERs and broadcast DHCPREQUESTs left to the cluster peer that owns the client.",
+			func() float64 { return float64(d.Stats().PeerShare) })
 		counter("pxed_dhcp_starvation_total", "DHCPDISCOVERs of new clients past the starvation threshold.", func() float64 { return float64(d.Stats().Starvation) })
 		counter("pxed_dhcp_foreign_total", "DHCPDECLINEs and DHCPRELEASEs refused as not from the lease holder.", func() float64 { return float64(d.Stats().Foreign) })
 		counter("pxed_pxe_menu_offers_total", "DHCP replies carrying a PXE boot menu.", func() float64 { return float64(d.Stats().MenuOffers) })

@@ -18,6 +18,7 @@ import (
 
 	"pxed/internal/api"
 	"pxed/internal/boot"
+	"pxed/internal/cluster"
 	"pxed/internal/config"
 	"pxed/internal/dhcp4"
 	"pxed/internal/dhcp6"
@@ -40,7 +41,8 @@ type leaseServer struct {
 	managers []*lease.Manager
 	full     *dhcp4.Full
 	full6    *dhcp6.Full
-	prober   *dhcp4.Prober // nil without address probing
+	prober   *dhcp4.Prober   // nil without address probing
+	member   *cluster.Member // nil unless cluster.enabled
 }
 
 // openLeaseServer opens --data-dir/leases.db and builds the policies.
@@ -79,6 +81,10 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		return nil, fmt.Errorf("leases: %w", err)
 	}
 	ls := &leaseServer{store: st}
+	if ls.member, err = newMember(cfg, st, log); err != nil {
+		st.Close()
+		return nil, err
+	}
 	// The leases are read from memory (a DISCOVER then costs no query);
 	// every write still commits to SQLite first.
 	cache, err := lease.NewCached(ctx, st)
@@ -116,7 +122,7 @@ func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *l
 	// never wait either; with one, they go to the worker pool.
 	ls.full.DeferredWrites = true
 	for _, s := range subs {
-		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")})
+		m, err := lease.New(cache, ls.leaseConfig(lease.Config{Subnet: s.Lease, Authoritative: s.Authoritative, Probe: probe, Logger: log.With("proto", "lease")}))
 		if err != nil {
 			return usageError{fmt.Errorf("configuration: %w", err)}
 		}
@@ -140,7 +146,7 @@ func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *l
 func (ls *leaseServer) addSubnets6(cfg *config.Config, bc *boot.Config, cache *lease.Cached, subs []config.ServerSubnet6, log *slog.Logger) error {
 	ls.full6 = &dhcp6.Full{Boot: bc, Preference: cfg.DHCP6Preference(), RapidCommit: cfg.DHCP6.RapidCommit, DeferredWrites: true}
 	for _, s := range subs {
-		m, err := lease.New(cache, lease.Config{Subnet: s.Lease, Authoritative: true, Logger: log.With("proto", "lease")})
+		m, err := lease.New(cache, ls.leaseConfig(lease.Config{Subnet: s.Lease, Authoritative: true, Logger: log.With("proto", "lease")}))
 		if err != nil {
 			return usageError{fmt.Errorf("configuration: %w", err)}
 		}

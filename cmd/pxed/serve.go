@@ -29,6 +29,8 @@ type serverFlags struct {
 	logFormat  string
 	logLevel   string
 	ra         bool
+	cluster    bool
+	serverID   string
 }
 
 type stringList []string
@@ -42,7 +44,9 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dhcp6, "dhcp6", "", "DHCPv6 mode: proxy (default with --dhcp proxy: UEFI PXE over IPv6 and iPXE beside the network's DHCPv6 server), server, off")
 	fs.StringVar(&f.dhcp6Range, "dhcp6-range", "", "FIRST-LAST IPv6 addresses to lease, e.g. 2001:db8:0:1::100-2001:db8:0:1::1ff (implies --dhcp6 server)")
 	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")
-	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: ICMP echo wait before offering an address (default 300ms; off disables)")
+	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: wait for an answer to the address probe (ARP on-link, ICMP echo for relayed subnets) before offering an address (default 300ms; off disables)")
+	fs.BoolVar(&f.cluster, "cluster", false, "server mode: share the lease database with other pxed servers (heartbeats, split of clients and free addresses, failover; see README \"Several servers\")")
+	fs.StringVar(&f.serverID, "server-id", "", "with --cluster: this server's name among its peers (default: made once, kept in DATA_DIR/server-id)")
 	fs.StringVar(&f.commit, "dhcp-commit-interval", "", "server mode: least time between two lease commits under load (default 10ms; 0s commits at once)")
 	fs.StringVar(&f.bootDir, "boot-dir", "", "directory of files served over TFTP and HTTP")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for leases and machine state")
@@ -91,6 +95,10 @@ func (f *serverFlags) apply(c *config.Config) {
 	set(&c.IPXEDir, f.ipxeDir)
 	set(&c.LogFormat, f.logFormat)
 	set(&c.LogLevel, f.logLevel)
+	if f.cluster {
+		c.Cluster.Enabled = true
+	}
+	set(&c.Cluster.ServerID, f.serverID)
 	if f.ra {
 		c.RouterAdvertisements.Enabled = true
 		// Machines must ask pxed for their addresses when it leases them.

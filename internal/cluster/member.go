@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -15,9 +16,13 @@ import (
 
 // Peer is one server's liveness row in the shared store.
 type Peer struct {
-	ID     string // unique per server (DATA_DIR/server-id)
-	Addr   string // where its operators reach it (the HTTP listener), for reports
-	Config string // a hash of its lease configuration (subnets, ranges): peers must agree
+	ID   string // unique per server (DATA_DIR/server-id)
+	Addr string // where its operators reach it (the HTTP listener), for reports
+	// ServerIDs are its DHCPv4 server identifiers (option 54: its address
+	// on each subnet), so that the others recognise a client still asking
+	// for it after it died.
+	ServerIDs []netip.Addr
+	Config    string // a hash of its lease configuration (subnets, ranges): peers must agree
 	// Age is how long ago its last heartbeat was, by the store's clock
 	// (so the servers' own clocks need not agree).
 	Age time.Duration
@@ -212,6 +217,48 @@ func (m *Member) set(s *Share, why string) {
 	if m.OnChange != nil {
 		m.OnChange(s)
 	}
+}
+
+// PeerGone reports whether id is the DHCPv4 server identifier of a peer
+// that is not live (dead, or cut off from the database): a client that
+// still asks for it gets a DHCPNAK from the server that owns it now, and
+// starts over at once instead of waiting for its retransmissions to run
+// out.
+func (m *Member) PeerGone(id netip.Addr) bool {
+	if slices.Contains(m.Self.ServerIDs, id) {
+		return false
+	}
+	live := m.Share().live
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.peers {
+		if slices.Contains(p.ServerIDs, id) {
+			return !slices.Contains(live, p.ID)
+		}
+	}
+	return false
+}
+
+// FormatServerIDs and ParseServerIDs keep Peer.ServerIDs in one text
+// column: comma-separated addresses.
+func FormatServerIDs(ids []netip.Addr) string {
+	ss := make([]string, len(ids))
+	for i, a := range ids {
+		ss[i] = a.String()
+	}
+	return strings.Join(ss, ",")
+}
+
+// ParseServerIDs: see FormatServerIDs. Entries that are not addresses are
+// skipped.
+func ParseServerIDs(s string) []netip.Addr {
+	var out []netip.Addr
+	for _, f := range strings.Split(s, ",") {
+		if a, err := netip.ParseAddr(strings.TrimSpace(f)); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Stats are the membership counters.

@@ -46,6 +46,7 @@ type Config struct {
 	Machines             map[string]string    `yaml:"machines"`       // MAC → profile
 	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
+	Cluster              Cluster              `yaml:"cluster"`        // several servers, one lease database (cluster.go)
 
 	// Menu is the PXE boot menu; InterfaceMenus give an interface its
 	// own, a profile's menu: its machines theirs (menu.go).
@@ -258,6 +259,7 @@ func (c *Config) Validate() error {
 		c.validateProfiles,  // boot.go
 		c.validateLoaders,   // loader.go
 		c.validateMenus,     // menu.go
+		c.validateCluster,   // cluster.go
 	} {
 		es = append(es, section()...)
 	}

@@ -89,6 +89,12 @@ type Full struct {
 	// (INIT-REBOOT, REBINDING: no server identifier, broadcast or relayed)
 	// of clients it does not own are left to their owner. nil owns all.
 	Owns func(key []byte) bool
+	// PeerGone, when set, says whether a server identifier is a cluster
+	// peer's that is no longer live: a client of this server's share that
+	// still requests that peer's offer gets a DHCPNAK and starts over (RFC
+	// 2131 §4.3.2 lets a server NAK a request it cannot satisfy; silence
+	// would leave the client retransmitting for a minute).
+	PeerGone func(serverID netip.Addr) bool
 	// Now is the clock of the starvation window; nil means time.Now.
 	Now func() time.Time
 
@@ -193,6 +199,10 @@ func (f *Full) Respond(req Request) Result {
 		res.PeerShare = true
 		res.Reason = fmt.Sprintf("%s: a peer server's client (load balancing)", mt)
 		return res
+	}
+	if sid := AddrFromIP(p.ServerIdentifier()); mt == dhcpv4.MessageTypeRequest && f.PeerGone != nil && sid.IsValid() &&
+		sid != serverID(sn, req) && f.PeerGone(sid) && (f.Owns == nil || f.Owns(LoadBalanceKey(p))) {
+		return f.adopt(req, sn, res, sid)
 	}
 	ctx := req.context()
 	key := lease.NewClientKey(p.Options.Get(dhcpv4.OptionClientIdentifier), byte(p.HWType), p.ClientHWAddr)
@@ -377,6 +387,38 @@ func (f *Full) lease(req Request, sn *Subnet, res *Result, mt dhcpv4.MessageType
 	fit(reply, p)
 	res.Reply = reply
 	return *res
+}
+
+// adopt answers a client that requests the offer of cluster peer sid, now
+// dead (Full.PeerGone), in its place: the requested address is bound if
+// the lease store shows it free, and the ACK (or NAK) carries sid as its
+// server identifier, which is the only one the client accepts (EDK II's
+// Dhcp4Dxe and iPXE drop replies from another server while requesting).
+func (f *Full) adopt(req Request, sn *Subnet, res Result, sid netip.Addr) Result {
+	p := req.Packet
+	d, l, err := sn.Leases.Request(req.context(), req.Deferred, lease.RequestRequest{
+		Key: lease.NewClientKey(p.Options.Get(dhcpv4.OptionClientIdentifier), byte(p.HWType), p.ClientHWAddr),
+		MAC: p.ClientHWAddr, Hostname: string(p.Options.Get(dhcpv4.OptionHostName)),
+		Requested: reqAddr(p), Selected: true, Adopt: true,
+	})
+	switch {
+	case errors.Is(err, lease.ErrBusy):
+		return busy(res)
+	case err != nil:
+		res.Reason = fmt.Sprintf("request for dead peer %v's offer failed: %v", sid, err)
+		return res
+	case d.Action == lease.Ack:
+		res.Reason = fmt.Sprintf("adopted from dead peer %v: %s", sid, d.Reason)
+		out := f.lease(req, sn, &res, dhcpv4.MessageTypeAck, l)
+		if out.Reply != nil {
+			out.Reply.UpdateOption(dhcpv4.OptServerIdentifier(net.IP(sid.AsSlice())))
+		}
+		return out
+	default:
+		res.Reply = f.nak(req, sid, "the server you chose is gone: "+d.Reason)
+		res.Reason = fmt.Sprintf("nak for dead peer %v: %s", sid, d.Reason)
+		return res
+	}
 }
 
 // inform answers DHCPINFORM with a DHCPACK carrying the options only: no

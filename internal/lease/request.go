@@ -53,6 +53,11 @@ type RequestRequest struct {
 	// ServerID (a DHCPv6 Request naming this server's DUID, RFC 8415
 	// §18.3.2): SELECTING with Requested, without comparing ServerID.
 	Selected bool
+	// Adopt says the client requests an offer a cluster peer made before
+	// it died (the offer died with it): bind the requested address if the
+	// store shows it free and it is usable by this client, as if this
+	// Manager had offered it. The store's compare-and-swap still decides.
+	Adopt bool
 }
 
 // Request decides a DHCPREQUEST by the client state RFC 2131 §4.3.2
@@ -200,6 +205,11 @@ func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, 
 		m.mu.Lock()
 		o, offered := m.offerOn(addr)
 		m.mu.Unlock()
+		if req.Adopt && (!offered || o.key == req.Key || !o.expires.After(now)) && (!found || cur.Key == req.Key || cur.Free(now)) {
+			v := cur.Version
+			cur = Lease{Addr: addr, Key: req.Key, Version: v}
+			found = true
+		}
 		switch {
 		case found && cur.Key != req.Key && !cur.Free(now):
 			m.lostOffer(addr, req.Key)

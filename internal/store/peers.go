@@ -12,9 +12,10 @@ var _ cluster.PeerStore = (*SQLite)(nil)
 
 // Heartbeat implements cluster.PeerStore: p's row, stamped now.
 func (s *SQLite) Heartbeat(ctx context.Context, p cluster.Peer) error {
-	_, err := s.wdb.ExecContext(ctx, `INSERT INTO peers (id, addr, config, heartbeat) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, config = excluded.config, heartbeat = excluded.heartbeat`,
-		p.ID, p.Addr, p.Config, time.Now().UnixNano())
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO peers (id, addr, server_ids, config, heartbeat) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, server_ids = excluded.server_ids, config = excluded.config,
+		heartbeat = excluded.heartbeat`,
+		p.ID, p.Addr, cluster.FormatServerIDs(p.ServerIDs), p.Config, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("store: heartbeat of %s: %w", p.ID, err)
 	}
@@ -24,7 +25,7 @@ func (s *SQLite) Heartbeat(ctx context.Context, p cluster.Peer) error {
 // Peers implements cluster.PeerStore. A SQLite file is shared only by
 // processes of one host, so the host's clock is the store's clock.
 func (s *SQLite) Peers(ctx context.Context) ([]cluster.Peer, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, addr, config, heartbeat FROM peers ORDER BY id`)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, addr, server_ids, config, heartbeat FROM peers ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: read peers: %w", err)
 	}
@@ -34,9 +35,11 @@ func (s *SQLite) Peers(ctx context.Context) ([]cluster.Peer, error) {
 	for rows.Next() {
 		var p cluster.Peer
 		var hb int64
-		if err := rows.Scan(&p.ID, &p.Addr, &p.Config, &hb); err != nil {
+		var ids string
+		if err := rows.Scan(&p.ID, &p.Addr, &ids, &p.Config, &hb); err != nil {
 			return nil, fmt.Errorf("store: read peers: %w", err)
 		}
+		p.ServerIDs = cluster.ParseServerIDs(ids)
 		p.Age = now.Sub(time.Unix(0, hb))
 		out = append(out, p)
 	}

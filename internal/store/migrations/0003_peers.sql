@@ -4,6 +4,7 @@
 CREATE TABLE peers (
     id        TEXT    NOT NULL PRIMARY KEY,
     addr      TEXT    NOT NULL,
+    server_ids TEXT   NOT NULL DEFAULT '',
     config    TEXT    NOT NULL,
     heartbeat INTEGER NOT NULL
 );
