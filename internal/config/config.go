@@ -47,6 +47,10 @@ type Config struct {
 	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
 
+	// RogueDetection: on (default) reports other DHCP servers answering
+	// boot clients, off does not (rogue.go).
+	RogueDetection string `yaml:"rogue_detection"`
+
 	// Menu is the PXE boot menu; InterfaceMenus give an interface its
 	// own, a profile's menu: its machines theirs (menu.go).
 	Menu           *Menu            `yaml:"menu"`
@@ -258,6 +262,7 @@ func (c *Config) Validate() error {
 		c.validateProfiles,  // boot.go
 		c.validateLoaders,   // loader.go
 		c.validateMenus,     // menu.go
+		c.validateRogue,     // rogue.go
 	} {
 		es = append(es, section()...)
 	}

@@ -197,9 +197,10 @@ func (r *Reply) decodeDHCPv4(b []byte) error {
 	}
 	r.File = m.BootFileName
 	if r.File == "" {
-		r.File = string(m.GetOneOption(dhcpv4.OptionBootfileName))
+		// Servers (dnsmasq) often send the NUL terminator in option 67.
+		r.File = strings.TrimRight(string(m.GetOneOption(dhcpv4.OptionBootfileName)), "\x00")
 	}
-	r.VendorClass = string(m.GetOneOption(dhcpv4.OptionClassIdentifier))
+	r.VendorClass = strings.TrimRight(string(m.GetOneOption(dhcpv4.OptionClassIdentifier)), "\x00")
 	r.VendorOpts = m.Options.Has(dhcpv4.OptionVendorSpecificInformation)
 	return nil
 }
