@@ -16,6 +16,6 @@ fi
 export VERSION
 mkdir -p .cache/package "$out"
 CGO_ENABLED=0 $GO build -trimpath -ldflags "-s -w" -o .cache/package/pxed ./cmd/pxed
-deb="$out/pxed_${VERSION}_amd64.deb"
+deb="$out/pxed_${VERSION}-1_amd64.deb"
 $GO run "$NFPM" package --config packaging/nfpm.yaml --packager deb --target "$deb" >&2
 echo "$deb"
