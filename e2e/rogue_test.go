@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,14 +110,30 @@ func TestRogueDHCPServer(t *testing.T) {
 
 // TestRogueProxyDHCP: pxed is ProxyDHCP beside the network's address-only
 // DHCP server (expected: not reported) and a second ProxyDHCP server, a
-// dnsmasq with pxe-service (reported, with its boot offer).
+// dnsmasq with pxe-service (reported, with its boot offer). While an iPXE
+// probe downloads the NBP, kernel and initrd from pxed, the detection's
+// filter passes up nothing but other servers' DHCP replies.
 func TestRogueProxyDHCP(t *testing.T) {
 	n := lab.NewNet(t)
 	startPxed(t, n)
 	startAddressOnly(t, n, "dhcp", "192.0.2.2", "192.0.2.100", "192.0.2.200")
-	other := n.AddHost(t, "proxy", mustPrefix("192.0.2.3/24"))
-	startDnsmasq(t, other.NS, other.Iface, "--dhcp-range=192.0.2.0,proxy", "--pxe-service=x86PC,rogue menu,rogueboot")
+	// First pxed alone beside the address-only server: an iPXE probe
+	// downloads the NBP, kernel and initrd (megabytes of frames on br0).
 	h := clientHost(t, n, "client", 1)
+	r, _ := runProbe(t, h, "--arch", "ipxe-efi", "--fetch")
+	var downloaded int64
+	for _, d := range r.Downloads {
+		downloaded += d.Bytes
+	}
+	// Then a second ProxyDHCP server. It serves its NBP too, so that a
+	// probe that picks it ends at once.
+	other := n.AddHost(t, "proxy", mustPrefix("192.0.2.3/24"))
+	tftpRoot := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tftpRoot, "rogueboot.0"), []byte("not an NBP"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startDnsmasq(t, other.NS, other.Iface, "--dhcp-range=192.0.2.0,proxy", "--pxe-service=x86PC,rogue menu,rogueboot",
+		"--enable-tftp", "--tftp-root="+tftpRoot)
 	runProbe(t, h, "--arch", "bios")
 
 	var rows []rogueRow
@@ -127,6 +146,34 @@ func TestRogueProxyDHCP(t *testing.T) {
 		t.Errorf("GET /api/rogues = %+v, want only the ProxyDHCP dnsmasq at 192.0.2.3 (kind proxydhcp, PXEClient, no address); "+
 			"the address-only server at 192.0.2.2 is expected beside ProxyDHCP", rows)
 	}
+
+	metrics, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/metrics")
+	if err != nil {
+		t.Fatalf("/metrics: %v", err)
+	}
+	frames, replies, ignored := metricSum(metrics, "pxed_rogue_frames_total"), metricSum(metrics, "pxed_rogue_dhcp_replies_total"),
+		metricSum(metrics, "pxed_rogue_ignored_total")
+	t.Logf("rogue detection: %d frames passed up by the filter (%d rogue replies, %d expected ones) while the probe downloaded %d bytes",
+		frames, replies, ignored, downloaded)
+	if downloaded < 1<<20 || ignored == 0 || frames != replies+ignored {
+		t.Errorf("frames passed up = %d, want exactly the DHCP replies of other servers (%d reported + %d expected), "+
+			"after a download of %d bytes (want > 1 MiB)", frames, replies, ignored, downloaded)
+	}
+}
+
+// metricSum is the sum of every sample of metric name in a /metrics page.
+func metricSum(page, name string) int64 {
+	var sum float64
+	for _, l := range strings.Split(page, "\n") {
+		if strings.HasPrefix(l, name+" ") || strings.HasPrefix(l, name+"{") {
+			f := strings.Fields(l)
+			var v float64
+			if _, err := fmt.Sscan(f[len(f)-1], &v); err == nil {
+				sum += v
+			}
+		}
+	}
+	return int64(sum)
 }
 
 // grepLines returns the lines of s containing sub.

@@ -86,11 +86,17 @@ var (
 		"DHCP and ProxyDHCP replies to boot clients from other servers, by server address (\"other\" past the table's bound).",
 		[]string{"server"}, nil)
 	rogueServersDesc = prometheus.NewDesc("pxed_rogue_dhcp_servers", "Other DHCP servers seen answering boot clients.", nil, nil)
+	rogueFramesDesc  = prometheus.NewDesc("pxed_rogue_frames_total",
+		"Frames the rogue detection filters passed up (server-to-client DHCP only; pxed's own replies and other traffic stay in the kernel).", nil, nil)
+	rogueIgnoredDesc = prometheus.NewDesc("pxed_rogue_ignored_total",
+		"Server-to-client DHCP replies seen and not reported: pxed's own, or expected (the address-only server beside ProxyDHCP).", nil, nil)
 )
 
 func (c rogueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- rogueRepliesDesc
 	ch <- rogueServersDesc
+	ch <- rogueFramesDesc
+	ch <- rogueIgnoredDesc
 }
 
 func (c rogueCollector) Collect(ch chan<- prometheus.Metric) {
@@ -104,5 +110,8 @@ func (c rogueCollector) Collect(ch chan<- prometheus.Metric) {
 	for s, n := range byServer {
 		ch <- prometheus.MustNewConstMetric(rogueRepliesDesc, prometheus.CounterValue, float64(n), s)
 	}
-	ch <- prometheus.MustNewConstMetric(rogueServersDesc, prometheus.GaugeValue, float64(c.det.Stats().Servers))
+	st := c.det.Stats()
+	ch <- prometheus.MustNewConstMetric(rogueServersDesc, prometheus.GaugeValue, float64(st.Servers))
+	ch <- prometheus.MustNewConstMetric(rogueFramesDesc, prometheus.CounterValue, float64(st.Frames))
+	ch <- prometheus.MustNewConstMetric(rogueIgnoredDesc, prometheus.CounterValue, float64(st.Ignored))
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"pxed/internal/events"
@@ -75,6 +76,7 @@ type Detector struct {
 	table    map[entryKey]*Entry
 	overflow uint64
 	ignored  uint64
+	frames   atomic.Uint64
 	own      Own
 	ownAt    time.Time
 }
@@ -89,13 +91,17 @@ type Stats struct {
 	Servers  int    // rows in the table
 	Overflow uint64 // rogue replies from servers past MaxServers (not in the table)
 	Ignored  uint64 // replies seen and not reported (pxed's own, expected)
+	// Frames is every frame the sockets' filters passed up: server →
+	// client DHCP only, so it stays near the replies seen however much
+	// other traffic the interfaces carry.
+	Frames uint64
 }
 
 // Stats returns the detector's counters.
 func (d *Detector) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Stats{Servers: len(d.table), Overflow: d.overflow, Ignored: d.ignored}
+	return Stats{Servers: len(d.table), Overflow: d.overflow, Ignored: d.ignored, Frames: d.frames.Load()}
 }
 
 // Rogues returns the table, most recently seen first.

@@ -141,6 +141,7 @@ func (d *Detector) Run(ctx context.Context, socks []*Socket) error {
 					}
 					return
 				}
+				d.frames.Add(1)
 				if r, err := Decode(buf[:n]); err == nil {
 					d.Observe(s.Interface, r)
 				}
