@@ -57,6 +57,7 @@ func hostMAC(t *testing.T, h *lab.Host) string {
 // timeline) with dnsmasq's address and offer, and does not report itself.
 func TestRogueDHCPServer(t *testing.T) {
 	n := lab.NewNet(t)
+	captureIfAsked(t, n.NS(), n.Bridge(), "br0") // internal/rogue/testdata
 	pxed := startPxed(t, n, "--dhcp-range", "192.0.2.50-192.0.2.60")
 	rogue := n.AddHost(t, "rogue", mustPrefix("192.0.2.2/24"))
 	rogueMAC := hostMAC(t, rogue)
@@ -115,6 +116,7 @@ func TestRogueDHCPServer(t *testing.T) {
 // filter passes up nothing but other servers' DHCP replies.
 func TestRogueProxyDHCP(t *testing.T) {
 	n := lab.NewNet(t)
+	captureIfAsked(t, n.NS(), n.Bridge(), "br0") // internal/rogue/testdata
 	startPxed(t, n)
 	startAddressOnly(t, n, "dhcp", "192.0.2.2", "192.0.2.100", "192.0.2.200")
 	// First pxed alone beside the address-only server: an iPXE probe

@@ -1,8 +1,11 @@
 package rogue
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -255,6 +258,12 @@ func FuzzDecode(f *testing.F) {
 	r.Type, r.YIAddr, r.File, r.VendorOpts = "ack", zero4, "", true
 	f.Add(frame(r))
 	f.Add([]byte{})
+	captured, _ := filepath.Glob(filepath.Join("testdata", "*.frame"))
+	for _, file := range captured {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := Decode(b)
 		if err != nil {
@@ -268,4 +277,43 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip:\n%+v\n%+v", r, r2)
 		}
 	})
+}
+
+// TestDecodeCaptured decodes replies captured from dnsmasq and pxed and
+// classifies them as pxed at 192.0.2.1 would.
+func TestDecodeCaptured(t *testing.T) {
+	own := Own{MACs: map[string]bool{}, Addrs: map[netip.Addr]bool{pxedAddr: true}}
+	for _, c := range []struct {
+		file           string
+		role           Role
+		report         bool
+		kind           string
+		server, yiaddr string
+		file67, vendor string
+	}{
+		{"dnsmasq-dhcp-boot-offer", RoleServer, true, KindDHCPBoot, "192.0.2.2", "192.0.2.1", "rogue.efi", ""},
+		{"dnsmasq-address-offer", RoleProxy, false, "", "192.0.2.2", "192.0.2.1", "", ""},
+		{"dnsmasq-address-offer", RoleServer, true, KindDHCP, "192.0.2.2", "192.0.2.1", "", ""},
+		{"dnsmasq-proxydhcp-offer", RoleProxy, true, KindProxyDHCP, "192.0.2.3", "0.0.0.0", "", "PXEClient"},
+		{"pxed-server-offer", RoleServer, false, "", "192.0.2.1", "192.0.2.5", "", "PXEClient"},
+		{"pxed-proxydhcp-offer", RoleProxy, false, "", "192.0.2.1", "0.0.0.0", "", "PXEClient"},
+	} {
+		t.Run(c.file+"/"+fmt.Sprint(c.role), func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("testdata", c.file+".frame"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if r.Server().String() != c.server || !strings.HasPrefix(r.YIAddr.String(), c.yiaddr) ||
+				(c.file67 != "" && r.File != c.file67) || !strings.HasPrefix(r.VendorClass, c.vendor) {
+				t.Errorf("decoded %+v: want server %s, yiaddr %s…, file %q, vendor class %q…", r, c.server, c.yiaddr, c.file67, c.vendor)
+			}
+			if v := Classify(r, own, c.role); v.Report != c.report || v.Kind != c.kind {
+				t.Errorf("Classify = %+v, want report=%v kind=%q", v, c.report, c.kind)
+			}
+		})
+	}
 }
