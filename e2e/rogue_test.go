@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +161,35 @@ func TestRogueProxyDHCP(t *testing.T) {
 	if downloaded < 1<<20 || ignored == 0 || frames != replies+ignored {
 		t.Errorf("frames passed up = %d, want exactly the DHCP replies of other servers (%d reported + %d expected), "+
 			"after a download of %d bytes (want > 1 MiB)", frames, replies, ignored, downloaded)
+	}
+}
+
+// TestRogueDHCPv6: pxed is ProxyDHCPv6 beside a DHCPv6 dnsmasq that also
+// hands out a boot file URL. DHCPv6 replies are unicast to the client's
+// link-local address, so pxed sees them only where the network floods
+// unicast: the lab bridge is made a hub (no MAC learning, its own port
+// promiscuous), as a hub or a flooding switch would be.
+func TestRogueDHCPv6(t *testing.T) {
+	n := lab.NewNet(t)
+	for _, args := range [][]string{{"link", "set", n.Bridge(), "type", "bridge", "ageing_time", "0"}, {"link", "set", n.Bridge(), "promisc", "on"}} {
+		if out, err := lab.Run(t, n.NS(), "ip", args...); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	captureIfAsked(t, n.NS(), n.Bridge(), "br0")
+	startAddressServer6(t, n, "--dhcp-option=option6:bootfile-url,tftp://[2001:db8::2]/rogue6.efi")
+	startPxed(t, n, "--tftp-addr", ":69", "--http-addr", ":8080")
+	h := n.AddHost(t, "probe", netip.Prefix{})
+	runProbe(t, h, "--ipv6")
+
+	var rows []rogueRow
+	lab.WaitFor(t, 10*time.Second, "the DHCPv6 dnsmasq in /api/rogues", func() bool {
+		rows = rogues(t, n)
+		return len(rows) > 0
+	})
+	if len(rows) != 1 || !strings.HasPrefix(rows[0].Server, "fe80::") || rows[0].Offered.File != "tftp://[2001:db8::2]/rogue6.efi" ||
+		!strings.HasPrefix(rows[0].Offered.YIAddr, "2001:db8::1") || rows[0].Kind != "dhcp+pxe" {
+		t.Errorf("GET /api/rogues = %+v, want the DHCPv6 dnsmasq (link-local source) offering 2001:db8::1xx and its boot file URL", rows)
 	}
 }
 
