@@ -8,10 +8,13 @@ out=$(realpath "${1:-.}")
 GO=${GO:-go}
 NFPM=${NFPM:-github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0}
 # Debian version: the last tag, else 0.0~git<date>.<commit> (sorts before any 0.1 tag).
+# Outside a git checkout: 0.0~dev.
 if tag=$(git describe --tags --abbrev=0 2>/dev/null); then
 	VERSION=${tag#v}
+elif commit=$(git log -1 --format=%cd.%h --date=format:%Y%m%d 2>/dev/null); then
+	VERSION="0.0~git$commit"
 else
-	VERSION="0.0~git$(git log -1 --format=%cd --date=format:%Y%m%d).$(git rev-parse --short HEAD)"
+	VERSION="0.0~dev"
 fi
 export VERSION
 mkdir -p .cache/package "$out"
