@@ -2,7 +2,7 @@
 GO ?= go
 LAB ?= $(CURDIR)/.cache/lab
 
-.PHONY: build test unit assets demo bench-tftp fuzz lint clean
+.PHONY: build test unit assets demo bench-tftp fuzz lint clean package
 
 build:
 	$(GO) build -o pxed ./cmd/pxed
@@ -11,6 +11,12 @@ build:
 # Root and QEMU are needed for the namespace and firmware tests (they say so when they skip).
 test: assets lint
 	PXED_LAB=$(LAB) $(GO) test -count=1 -timeout 45m -p 1 ./...
+
+# The Debian package (pure Go tooling: nfpm via go run; see packaging/):
+# pxed_VERSION_amd64.deb in the repository root. `make test` builds and
+# checks it too (packaging/deb_test.go).
+package:
+	GO=$(GO) scripts/package.sh .
 
 # Unit tests only: no root, no network namespaces, no QEMU.
 unit:

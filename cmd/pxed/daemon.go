@@ -148,6 +148,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if leases != nil {
 		apiHandler.Leases = leases.apiLeases
 	}
+	rw := newRogueWatch(cfg, evlog, log) // rogue.go: other DHCP servers on our networks
+	if rw != nil {
+		apiHandler.Rogues = rw.apiRogues
+	}
 	apiHandler.Register(mux)
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -168,6 +172,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	registerLoaderMetrics(reg, &loaderN, hb)
 	if d6 != nil {
 		registerDHCP6Metrics(reg, d6)
+	}
+	if rw != nil {
+		reg.MustRegister(rogueCollector{rw.det})
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -225,6 +232,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 	}
 
+	if rw != nil {
+		rw.open(cfg.Interfaces, log)
+		for _, sk := range rw.socks {
+			opened = append(opened, sk)
+		}
+	}
+
 	ras, err := openRouterAdvertisements(cfg, log)
 	if err != nil {
 		return fail(err)
@@ -262,6 +276,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	for _, r := range ras {
 		go r.Run(dctx)
+	}
+	if rw != nil {
+		go rw.run(dctx)
 	}
 	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "dhcp6", cfg.DHCP6.Mode, "tftp", cfg.TFTPAddr,
 		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)

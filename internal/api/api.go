@@ -19,6 +19,9 @@ type Handler struct {
 	// Leases lists the DHCP server's leases, outstanding offers included;
 	// nil when pxed is not the DHCP server (GET /api/leases answers 404).
 	Leases func(context.Context) ([]Lease, error)
+	// Rogues lists other DHCP servers seen answering boot clients
+	// (rogues.go); nil when rogue detection is off (404).
+	Rogues func() []Rogue
 }
 
 // Lease is one address of the DHCP server, as GET /api/leases and
@@ -38,10 +41,12 @@ type Lease struct {
 //	GET /api/machines                  → ["aa:bb:…", …]
 //	GET /api/machines/{mac}/timeline   → [{time, mac, stage, detail, bytes, duration}, …]
 //	GET /api/leases                    → [{address, state, client, mac, hostname, expires, updated}, …]
+//	GET /api/rogues                    → [{server, mac, interface, first_seen, last_seen, count, offered: {…}}, …]
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/machines", h.machines)
 	mux.HandleFunc("GET /api/machines/{mac}/timeline", h.timeline)
 	mux.HandleFunc("GET /api/leases", h.leases)
+	mux.HandleFunc("GET /api/rogues", h.rogues) // rogues.go
 }
 
 func (h *Handler) leases(w http.ResponseWriter, r *http.Request) {

@@ -48,6 +48,10 @@ type Config struct {
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
 	Cluster              Cluster              `yaml:"cluster"`        // several servers, one lease database (cluster.go)
 
+	// RogueDetection: on (default) reports other DHCP servers answering
+	// boot clients, off does not (rogue.go).
+	RogueDetection string `yaml:"rogue_detection"`
+
 	// Menu is the PXE boot menu; InterfaceMenus give an interface its
 	// own, a profile's menu: its machines theirs (menu.go).
 	Menu           *Menu            `yaml:"menu"`
@@ -260,6 +264,7 @@ func (c *Config) Validate() error {
 		c.validateLoaders,   // loader.go
 		c.validateMenus,     // menu.go
 		c.validateCluster,   // cluster.go
+		c.validateRogue,     // rogue.go
 	} {
 		es = append(es, section()...)
 	}

@@ -52,7 +52,7 @@ func listPackages(t *testing.T) []pkg {
 // (the writes a reply waits for) and lograte.
 func TestImportGraph(t *testing.T) {
 	protocol := []string{"pxed/internal/boot", "pxed/internal/pxe", "pxed/internal/dhcp4", "pxed/internal/dhcp6",
-		"pxed/internal/tftp", "pxed/internal/httpboot", "pxed/internal/lease", "pxed/internal/events", "pxed/internal/udploop"}
+		"pxed/internal/tftp", "pxed/internal/httpboot", "pxed/internal/lease", "pxed/internal/events", "pxed/internal/udploop", "pxed/internal/rogue"}
 	forbidden := []string{"pxed/internal/api", "pxed/internal/web", "pxed/internal/store", "pxed/internal/config", "pxed/cmd/"}
 	for _, p := range listPackages(t) {
 		for _, imp := range p.Imports {
