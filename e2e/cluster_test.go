@@ -148,6 +148,12 @@ func TestClusterTwoServersSplitStorm(t *testing.T) {
 		}
 	}
 	boundOnce(t, data, machines)
+	for _, s := range []*clusterServer{a, b} {
+		out, err := lab.Run(t, s.ns, "curl", "-sf", "http://"+s.ip+":8080/api/rogues")
+		if err != nil || strings.TrimSpace(out) != "[]" {
+			t.Errorf("GET /api/rogues on %s = %v %s: a cluster peer reported as a rogue server", s.ip, err, out)
+		}
+	}
 }
 
 // TestClusterKillOneMidStorm: machines start booting 15 a second; one

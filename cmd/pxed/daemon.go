@@ -149,6 +149,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		apiHandler.Leases = leases.apiLeases
 	}
 	rw := newRogueWatch(cfg, evlog, log) // rogue.go: other DHCP servers on our networks
+	if rw != nil && leases != nil && leases.member != nil {
+		rw.det.Peer = leases.member.IsPeer // cluster peers answer the same clients by design
+	}
 	if rw != nil {
 		apiHandler.Rogues = rw.apiRogues
 	}

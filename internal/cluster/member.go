@@ -239,6 +239,20 @@ func (m *Member) PeerGone(id netip.Addr) bool {
 	return false
 }
 
+// IsPeer reports whether addr is a DHCPv4 server identifier of another
+// server of the cluster, live or not (for rogue server detection: a
+// peer's replies are expected).
+func (m *Member) IsPeer(addr netip.Addr) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.peers {
+		if p.ID != m.Self.ID && slices.Contains(p.ServerIDs, addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // FormatServerIDs and ParseServerIDs keep Peer.ServerIDs in one text
 // column: comma-separated addresses.
 func FormatServerIDs(ids []netip.Addr) string {

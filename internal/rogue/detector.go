@@ -70,7 +70,11 @@ type Detector struct {
 	// OwnFunc lists the host's MACs and addresses; nil lists every
 	// interface of the host (net.Interfaces).
 	OwnFunc func() (Own, error)
-	Now     func() time.Time
+	// Peer, when set, reports whether a server address belongs to a
+	// server pxed works with (a member of its cluster, internal/cluster):
+	// its replies are expected, not reported.
+	Peer func(server netip.Addr) bool
+	Now  func() time.Time
 
 	mu       sync.Mutex
 	table    map[entryKey]*Entry
@@ -163,6 +167,9 @@ func (d *Detector) Observe(iface string, r Reply) Verdict {
 		role = d.Role6
 	}
 	v := Classify(r, d.ownNow(t), role)
+	if v.Report && d.Peer != nil && d.Peer(r.Server()) {
+		v = Verdict{Why: "a cluster peer"}
+	}
 	if !v.Report {
 		d.mu.Lock()
 		d.ignored++
