@@ -29,6 +29,8 @@ type serverFlags struct {
 	logFormat  string
 	logLevel   string
 	ra         bool
+
+	securityFlags // security.go
 }
 
 type stringList []string
@@ -51,6 +53,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ipxeDir, "ipxe-dir", "", "directory of iPXE binaries (default /usr/lib/ipxe)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	f.securityFlags.register(fs)
 	fs.BoolVar(&f.ra, "router-advertisements", false, "send IPv6 router advertisements (O flag, the interfaces' prefixes) on a segment with no router")
 }
 
@@ -91,6 +94,7 @@ func (f *serverFlags) apply(c *config.Config) {
 	set(&c.IPXEDir, f.ipxeDir)
 	set(&c.LogFormat, f.logFormat)
 	set(&c.LogLevel, f.logLevel)
+	f.securityFlags.apply(c)
 	if f.ra {
 		c.RouterAdvertisements.Enabled = true
 		// Machines must ask pxed for their addresses when it leases them.
