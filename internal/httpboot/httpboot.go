@@ -196,7 +196,7 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) refuseToken(w http.ResponseWriter, r *http.Request, m string) {
 	h.errors.Add(1)
 	msg := "forbidden: this URL needs the machine's token (pxed gives each machine its own URLs)"
-	h.record(events.Event{IP: remoteIP(r), Stage: events.StageHTTPError,
+	h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageHTTPError,
 		Detail: fmt.Sprintf("%s %s: 403 without machine %s's URL token", r.Method, quoteName(r.URL.Path), m)})
 	http.Error(w, msg, http.StatusForbidden)
 }
