@@ -76,14 +76,14 @@ func newSecurity(cfg *config.Config, bc *boot.Config, log *slog.Logger) (*securi
 // listen opens the API and HTTPS boot listeners that are configured.
 func (s *security) listen() error {
 	if s.cfg.APIAddr != "" {
-		ln, err := listenMaybeTLS(s.cfg.APIAddr, s.cfg.APITLS)
+		ln, err := listenMaybeTLS(s.cfg.APIAddr, s.cfg.APITLS, nil)
 		if err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
 		s.apiLn = ln
 	}
 	if s.cfg.HTTPSBoot.Addr != "" {
-		ln, err := listenMaybeTLS(s.cfg.HTTPSBoot.Addr, s.cfg.BootTLS())
+		ln, err := listenMaybeTLS(s.cfg.HTTPSBoot.Addr, s.cfg.BootTLS(), firmwareCipherSuites())
 		if err != nil {
 			s.close()
 			return fmt.Errorf("https boot: %w", err)
@@ -93,7 +93,23 @@ func (s *security) listen() error {
 	return nil
 }
 
-func listenMaybeTLS(addr string, files config.TLSFiles) (net.Listener, error) {
+// firmwareCipherSuites are the TLS 1.2 cipher suites of the HTTPS boot
+// listener: Go's default ones (ECDHE, forward secret) first, then AES-GCM
+// with RSA key exchange, which Go no longer offers by default but is all
+// that EDK II's HTTPS Boot has in common with Go as Debian 12's OVMF
+// (edk2-stable202211) builds it: its OpenSSL has no elliptic curves, and
+// it offers only DHE and RSA key exchange (Go has no DHE).
+func firmwareCipherSuites() []uint16 {
+	var out []uint16
+	for _, c := range tls.CipherSuites() {
+		out = append(out, c.ID)
+	}
+	return append(out, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384)
+}
+
+// listenMaybeTLS listens on addr, with TLS when files are set; suites
+// nil: Go's default cipher suites.
+func listenMaybeTLS(addr string, files config.TLSFiles, suites []uint16) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
@@ -107,7 +123,7 @@ func listenMaybeTLS(addr string, files config.TLSFiles) (net.Listener, error) {
 		return nil, fmt.Errorf("certificate %s: %w", files.Cert, err)
 	}
 	// TLS 1.2 is the newest EDK II's HTTPS Boot (TlsDxe) speaks.
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, CipherSuites: suites}), nil
 }
 
 func (s *security) close() {
