@@ -24,8 +24,13 @@ func LoaderConfig(p Profile, req ConfigRequest, name string) (string, error) {
 		return grubConfig(p, req.MAC, req.Token)
 	case LoaderPXELINUX:
 		// PXELINUX resolves names against the directory it was
-		// loaded from (pxelinux.cfg/'s parent).
-		return PXELINUXConfig(p, req.MAC, path.Dir(path.Dir(name)))
+		// loaded from (pxelinux.cfg/'s parent); under the machine's
+		// URL token that is the machine's directory too.
+		dir := path.Dir(path.Dir(name))
+		if req.Token != "" && dir == MachineDir(req.MAC)+"/"+req.Token {
+			dir = MachineDir(req.MAC)
+		}
+		return PXELINUXConfig(p, req.MAC, dir)
 	}
 	return "", fmt.Errorf("boot: loader %s has no generated configuration", req.Loader)
 }

@@ -87,4 +87,14 @@ func TestResolveSecure(t *testing.T) {
 	if err != nil || !strings.Contains(text, "linux '/boot/52-54-00-00-00-0c/t52540000000c/vmlinuz'") {
 		t.Errorf("GRUB config under the token: %v\n%s", err, text)
 	}
+	// PXELINUX loaded from under the token names its files relative to
+	// it (pxelinux.0 was loaded from there), never by a tokenless path.
+	c.Profiles["pxl"] = Profile{Kernel: "/srv/linux/vmlinuz", Loader: LoaderPXELINUX}
+	c.Machines["52:54:00:00:00:0d"] = "pxl"
+	name := "boot/52-54-00-00-00-0d/t52540000000d/pxelinux.cfg/01-52-54-00-00-00-0d"
+	res = c.Resolve(name)
+	text, err = LoaderConfig(res.Profile, res.Config, name)
+	if err != nil || !strings.Contains(text, "KERNEL vmlinuz\n") {
+		t.Errorf("PXELINUX config under the token: %v\n%s", err, text)
+	}
 }
