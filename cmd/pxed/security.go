@@ -225,3 +225,10 @@ func (f *securityFlags) apply(c *config.Config) {
 	set(&c.HTTPSBoot.Addr, f.httpsBootAddr)
 	set(&c.MachineURLs, f.machineURLs)
 }
+
+// securityFlagNames are the flags of the security settings, by field, for
+// errors of `pxed boot` (flagNames).
+var securityFlagNames = map[string]string{
+	"api_addr": "--api-addr", "api_tls": "--api-tls-cert/--api-tls-key", "api_auth": "--api-auth",
+	"https_boot": "--https-boot-addr/--api-tls-cert", "https_boot.addr": "--https-boot-addr", "machine_urls": "--machine-urls",
+}
