@@ -82,4 +82,9 @@ func TestMachineTFTPSecret(t *testing.T) {
 			}
 		})
 	}
+	// pxed answering no DHCP knows no addresses: TFTP is not tied to them.
+	open := machineTFTP(bc, log, nil, &n, tftp.Dir(dir))
+	if _, _, err := open(tftp.Request{Filename: "pxelinux.cfg/01-52-54-00-00-00-23", Client: netip.AddrPortFrom(unknownIP, 2000)}); err != nil {
+		t.Errorf("no DHCP (owner nil): %v, want served", err)
+	}
 }
