@@ -368,7 +368,7 @@ func TestAttackClaimedMAC(t *testing.T) {
 		resp.Body.Close()
 	}
 	out, err := lab.Run(t, victim.NS, "curl", "-sS", "-f", "--max-time", "60", "-o", "/dev/null", "-w", "%{size_download}",
-		l.url("/boot/"+dashed+"/vmlinuz"))
+		l.url(machinePath(t, l.dataDir, vmac, "vmlinuz"))) // its own URL, with its token
 	if err != nil {
 		t.Fatalf("victim's curl of its kernel: %v\n%s", err, out)
 	}
@@ -677,7 +677,7 @@ func TestAttackHTTPRequestFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := lab.Run(t, legit.NS, "curl", "-sS", "-f", "--max-time", "60", "-o", "/dev/null", "-w", "%{size_download}",
-			l.url("/boot/52-54-00-00-13-50/vmlinuz"))
+			l.url(machinePath(t, l.dataDir, "52:54:00:00:13:50", "vmlinuz")))
 		if err != nil || strings.TrimSpace(out) != strconv.Itoa(len(kernel)) {
 			t.Errorf("curl of the kernel during the flood: %v: got %s bytes, want %d", err, out, len(kernel))
 		}

@@ -34,6 +34,7 @@ func TestServeConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bootDir, "grubx64.efi"), payload, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dataDir := t.TempDir()
 	cfg := fmt.Sprintf(`# lab configuration
 interfaces: [%s]
 dhcp:
@@ -52,10 +53,10 @@ profiles:
   grub:
     script: |
       #!ipxe
-      chain ${base}/../../files/grubx64.efi
+      chain ${base}/../../../files/grubx64.efi
 machines:
   "52:54:00:00:04:02": grub
-`, n.Bridge(), bootDir, t.TempDir(), kernel, initrd)
+`, n.Bridge(), bootDir, dataDir, kernel, initrd)
 	cfgFile := filepath.Join(t.TempDir(), "pxed.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -77,15 +78,18 @@ machines:
 		return out
 	}
 
+	// Each machine's URLs carry its secret token (machine_urls: token).
+	m1 := "http://192.0.2.1:8080" + machinePath(t, dataDir, "52:54:00:00:04:01", "")
+	m2 := "http://192.0.2.1:8080" + machinePath(t, dataDir, "52:54:00:00:04:02", "")
 	t.Run("script", func(t *testing.T) {
-		s := get("http://192.0.2.1:8080/boot/52-54-00-00-04-01/script.ipxe")
-		for _, want := range []string{"#!ipxe", "kernel http://192.0.2.1:8080/boot/52-54-00-00-04-01/vmlinuz initrd=initrd.img console=ttyS0",
-			"initrd http://192.0.2.1:8080/boot/52-54-00-00-04-01/initrd.img"} {
+		s := get(m1 + "script.ipxe")
+		for _, want := range []string{"#!ipxe", "kernel " + m1 + "vmlinuz initrd=initrd.img console=ttyS0",
+			"initrd " + m1 + "initrd.img"} {
 			if !strings.Contains(s, want) {
 				t.Errorf("script lacks %q:\n%s", want, s)
 			}
 		}
-		if s := get("http://192.0.2.1:8080/boot/52-54-00-00-04-02/script.ipxe"); !strings.Contains(s, "chain http://192.0.2.1:8080/boot/52-54-00-00-04-02/../../files/grubx64.efi") {
+		if s := get(m2 + "script.ipxe"); !strings.Contains(s, "chain "+m2+"../../../files/grubx64.efi") {
 			t.Errorf("per-machine profile script not used:\n%s", s)
 		}
 	})
@@ -94,13 +98,19 @@ machines:
 		if err != nil {
 			t.Fatal(err)
 		}
-		part := get("-r", "100-199", "http://192.0.2.1:8080/boot/52-54-00-00-04-01/vmlinuz")
+		part := get("-r", "100-199", m1+"vmlinuz")
 		if part != string(k[100:200]) {
 			t.Errorf("Range 100-199 returned %d bytes, not the kernel's bytes 100..199", len(part))
 		}
-		hdr := get("-I", "http://192.0.2.1:8080/boot/52-54-00-00-04-01/vmlinuz")
+		hdr := get("-I", m1+"vmlinuz")
 		if !strings.Contains(hdr, fmt.Sprintf("Content-Length: %d", len(k))) {
 			t.Errorf("HEAD lacks Content-Length %d:\n%s", len(k), hdr)
+		}
+	})
+	t.Run("another machine's script without its token", func(t *testing.T) {
+		out, err := lab.Run(t, client.NS, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://192.0.2.1:8080/boot/52-54-00-00-04-01/script.ipxe")
+		if err != nil || out != "403" {
+			t.Errorf("GET a machine's script by its MAC alone: %q (%v), want 403", out, err)
 		}
 	})
 	t.Run("boot dir over tftp and http", func(t *testing.T) {

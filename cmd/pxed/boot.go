@@ -82,6 +82,10 @@ func flagNames(err error) error {
 			e.Field = "--interface"
 		case e.Field == "profiles.default":
 			e.Field = "--kernel/--initrd"
+		default:
+			if f, ok := securityFlagNames[e.Field]; ok { // security.go
+				e.Field = f
+			}
 		}
 	}
 	return es

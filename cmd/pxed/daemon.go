@@ -45,6 +45,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
 		MaxBytes: int64(lim.EventsMemoryMB) << 20, MaxAddresses: lim.Addresses}
 	bc := cfg.Boot()
+	sec, err := newSecurity(cfg, bc, log) // security.go: tokens, secret URLs, TLS
+	if err != nil {
+		return err
+	}
 	choices := &boot.Choices{} // menu items chosen (boot.Menus)
 	if bc.Menus != nil {
 		bc.Menus.Choices = choices
@@ -69,7 +73,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	var tftpConn, mtftpConn net.PacketConn
 	mcast := multicastTFTP(cfg, log.With("proto", "tftp")) // mtftp.go
 	if cfg.TFTPAddr != "off" {
-		tftpSrv = &tftp.Server{Handler: machineTFTP(bc, evlog, &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
+		tftpSrv = &tftp.Server{Handler: machineTFTP(bc, evlog, tftpOwner(cfg, evlog, log), &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
 			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
 			QueueWait: lim.TFTPQueueWait.D(), MaxTimeout: lim.TFTPMaxTimeout.D(),
 			OnStart: func(r tftp.Request) {
@@ -163,6 +167,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 		return fmt.Errorf("http: listen %s: %w", cfg.HTTPAddr, err)
 	}
+	if err := sec.listen(); err != nil { // api_addr, https_boot.addr
+		hl.Close()
+		if tftpConn != nil {
+			tftpConn.Close()
+		}
+		return err
+	}
 	conns := &connlimit.Listener{Listener: hl, Max: lim.HTTPConnections, PerClient: lim.HTTPConnectionsPerClient,
 		Logger: log.With("proto", "http")}
 	reg := prometheus.NewRegistry()
@@ -184,7 +195,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	// Every phase of a connection is bounded: headers (slowloris), the
 	// whole request, idle keep-alive, and a response that stops
 	// progressing (httpboot moves the deadline with each chunk it sends).
-	httpSrv := &http.Server{Handler: mux,
+	httpSrv := &http.Server{Handler: sec.plainHandler(mux),
 		ReadHeaderTimeout: lim.HTTPHeaderTimeout.D(),
 		ReadTimeout:       2 * lim.HTTPHeaderTimeout.D(),
 		WriteTimeout:      lim.HTTPWriteTimeout.D(),
@@ -199,6 +210,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		opened = append(opened, tftpConn)
 	}
 	fail := func(err error) error {
+		sec.close()
 		for _, c := range opened {
 			c.Close()
 		}
@@ -252,7 +264,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 	}
 
-	errc := make(chan error, 5)
+	errc := make(chan error, 8)
 	if tftpSrv != nil {
 		go func() { errc <- tftpSrv.Serve(tftpConn) }()
 	}
@@ -260,6 +272,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		go func() { errc <- tftpSrv.ServeMTFTP(mtftpConn) }()
 	}
 	go func() { errc <- httpSrv.Serve(conns) }()
+	sec.serve(httpSrv, mux, errc)
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	dhcpDone := make(chan struct{})
@@ -301,6 +314,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(sctx)
+	sec.shutdown(sctx)
 	if tftpSrv != nil {
 		_ = tftpSrv.Shutdown(sctx)
 	}

@@ -42,6 +42,8 @@ Usage:
              boot N simulated machines at once and report latencies and failures
   pxed leases [--data-dir DIR | --server HOST:PORT] [--json]
              list the leases of mode server (table or JSON)
+  pxed tokens create --scope read|admin [--name N] [--data-dir DIR] | list | revoke ID|NAME
+             API tokens (shown once at create; only their hashes are kept)
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runStorm(ctx, args[1:], stdout, stderr)
 	case "leases":
 		err = runLeases(ctx, args[1:], stdout, stderr)
+	case "tokens":
+		err = runTokens(ctx, args[1:], stdout, stderr) // tokens.go
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":

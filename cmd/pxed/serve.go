@@ -31,6 +31,8 @@ type serverFlags struct {
 	ra         bool
 	cluster    bool
 	serverID   string
+
+	securityFlags // security.go
 }
 
 type stringList []string
@@ -55,6 +57,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ipxeDir, "ipxe-dir", "", "directory of iPXE binaries (default /usr/lib/ipxe)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	f.securityFlags.register(fs)
 	fs.BoolVar(&f.ra, "router-advertisements", false, "send IPv6 router advertisements (O flag, the interfaces' prefixes) on a segment with no router")
 }
 
@@ -99,6 +102,7 @@ func (f *serverFlags) apply(c *config.Config) {
 		c.Cluster.Enabled = true
 	}
 	set(&c.Cluster.ServerID, f.serverID)
+	f.securityFlags.apply(c)
 	if f.ra {
 		c.RouterAdvertisements.Enabled = true
 		// Machines must ask pxed for their addresses when it leases them.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -23,13 +24,20 @@ type loaderCounts struct{ tftp atomic.Uint64 }
 // directory boot/<mac>/, and any other name there from the boot
 // directories (GRUB, shim and PXELINUX load their own files from where
 // they were loaded); every other name goes to dirs unchanged.
-func machineTFTP(bc *boot.Config, ev events.Recorder, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
+//
+// With per-machine secret URLs (bc.MachineToken), a name that names a
+// machine is served only with that machine's token in the path, or to
+// the address DHCP last saw that machine use (owner; machinesecret.go).
+func machineTFTP(bc *boot.Config, ev events.Recorder, owner func(netip.Addr) string, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
 	return func(req tftp.Request) (tftp.File, int64, error) {
 		name := tftp.CleanName(req.Filename)
 		res := bc.Resolve(name)
 		claimed := ""
 		if res.MAC != nil {
 			claimed = boot.Normalize(res.MAC)
+		}
+		if err := tftpOwnerCheck(bc, res, owner, req.Client.Addr(), name); err != nil {
+			return nil, 0, err
 		}
 		switch res.Kind {
 		case boot.PathGenerated:

@@ -37,7 +37,7 @@ func TestMachineTFTP(t *testing.T) {
 	}
 	log := &events.Log{}
 	var n loaderCounts
-	h := machineTFTP(bc, log, &n, tftp.Dir(bootDir))
+	h := machineTFTP(bc, log, log.MACForIP, &n, tftp.Dir(bootDir))
 	client := netip.MustParseAddrPort("192.0.2.50:2000")
 	tests := []struct {
 		file string

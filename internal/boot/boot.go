@@ -88,6 +88,11 @@ type Config struct {
 	Default   string            // profile for machines not in Machines; "" boots no unknown machine
 	Machines  map[string]string // MAC ("aa:bb:cc:dd:ee:ff") → profile name
 	Menus     *Menus            // PXE boot menus (menu.go); nil: none
+
+	// MachineToken and HTTPSPort: per-machine secret URLs and HTTPS
+	// Boot (secure.go). Zero: neither.
+	MachineToken func(mac net.HardwareAddr) string
+	HTTPSPort    int
 }
 
 // Server is where this answer comes from: the address of the interface the
@@ -96,6 +101,9 @@ type Server struct {
 	IP       netip.Addr
 	HTTPPort int
 	TFTPPort int // 0 or 69: the standard port, left out of TFTP URLs
+	// Token and TLS: secure.go (Decide fills them from Config).
+	Token func(mac net.HardwareAddr) string
+	TLS   bool // https:// URLs on HTTPPort
 }
 
 // Action is what to answer.
@@ -151,6 +159,7 @@ func (c *Config) ProfileFor(mac net.HardwareAddr) (Profile, bool) {
 
 // Decide returns what to answer machine m.
 func (c *Config) Decide(m Machine, s Server) Plan {
+	s = c.serverFor(m, s) // secure.go
 	if m.Firmware == FirmwareUnknown {
 		return Plan{Reason: "not a network boot client (no PXEClient/HTTPClient vendor class, no iPXE user class)"}
 	}
@@ -206,6 +215,9 @@ func classOr(c string) string {
 }
 
 func base(s Server) string {
+	if s.TLS {
+		return "https://" + hostPort(s.IP, s.HTTPPort, 443)
+	}
 	return "http://" + hostPort(s.IP, s.HTTPPort, 80)
 }
 
@@ -236,7 +248,7 @@ func TFTPURL(s Server, name string) string {
 // MachineBase is the URL prefix of one machine's files: its script, kernel
 // and initrds (the HTTP server resolves them by MAC and profile).
 func MachineBase(s Server, mac net.HardwareAddr) string {
-	return base(s) + "/boot/" + strings.ReplaceAll(Normalize(mac), ":", "-")
+	return base(s) + "/boot/" + strings.ReplaceAll(Normalize(mac), ":", "-") + tokenSegment(s.Token, mac)
 }
 
 // ScriptURL is the URL of mac's iPXE script.

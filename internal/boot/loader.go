@@ -173,6 +173,9 @@ type ConfigRequest struct {
 	// nil for GRUB's grub.cfg outside a machine directory, which is the
 	// same dispatching script for every machine.
 	MAC net.HardwareAddr
+	// Token is MAC's secret URL token when the path carried it: the
+	// generated configuration names the machine's files under it.
+	Token string
 }
 
 // ParseConfigPath says whether name (a TFTP file name or an HTTP path,

@@ -21,11 +21,16 @@ func LoaderConfig(p Profile, req ConfigRequest, name string) (string, error) {
 	}
 	switch req.Loader {
 	case LoaderGRUB:
-		return GRUBConfig(p, req.MAC)
+		return grubConfig(p, req.MAC, req.Token)
 	case LoaderPXELINUX:
 		// PXELINUX resolves names against the directory it was
-		// loaded from (pxelinux.cfg/'s parent).
-		return PXELINUXConfig(p, req.MAC, path.Dir(path.Dir(name)))
+		// loaded from (pxelinux.cfg/'s parent); under the machine's
+		// URL token that is the machine's directory too.
+		dir := path.Dir(path.Dir(name))
+		if req.Token != "" && dir == MachineDir(req.MAC)+"/"+req.Token {
+			dir = MachineDir(req.MAC)
+		}
+		return PXELINUXConfig(p, req.MAC, dir)
 	}
 	return "", fmt.Errorf("boot: loader %s has no generated configuration", req.Loader)
 }
@@ -48,12 +53,19 @@ sleep 10
 // and initrds by their paths in the machine's directory on GRUB's root
 // (the TFTP server it was loaded from), the command line quoted word by
 // word so that GRUB expands nothing in it.
-func GRUBConfig(p Profile, mac net.HardwareAddr) (string, error) {
+func GRUBConfig(p Profile, mac net.HardwareAddr) (string, error) { return grubConfig(p, mac, "") }
+
+// grubConfig is GRUBConfig naming the files under the machine's secret
+// URL token when token is set (the configuration was asked for there).
+func grubConfig(p Profile, mac net.HardwareAddr, token string) (string, error) {
 	names, args, err := loaderFiles(p)
 	if err != nil {
 		return "", err
 	}
 	dir := "/" + MachineDir(mac) + "/"
+	if token != "" {
+		dir += token + "/"
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# pxed: %s boots profile %s\n", Normalize(mac), p.Name)
 	sb.WriteString("set timeout=0\n")

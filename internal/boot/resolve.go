@@ -32,6 +32,9 @@ type Resolved struct {
 	// NAME: loaders ask for their own files (ldlinux.c32, grubx64.efi)
 	// next to themselves, and those come from the boot directory.
 	Rel string
+	// Token is true when the path carried MAC's secret URL token
+	// (boot/<mac>/<token>/…; secure.go): it was given to that machine.
+	Token bool
 }
 
 // Resolve says what name (slash-separated, relative to the server root)
@@ -41,6 +44,16 @@ type Resolved struct {
 // what its MAC's profile has: no request reaches another machine's
 // configuration or files without naming that machine.
 func (c *Config) Resolve(name string) Resolved {
+	name, tok := c.stripToken(name) // secure.go
+	res := c.resolve(name)
+	if tok != "" && res.MAC != nil && strings.HasPrefix(name, MachineDir(res.MAC)+"/") {
+		res.Token = true
+		res.Config.Token = tok
+	}
+	return res
+}
+
+func (c *Config) resolve(name string) Resolved {
 	if req, ok := ParseConfigPath(name); ok {
 		if req.MAC == nil && c.usesLoader(req.Loader) {
 			return Resolved{Kind: PathGenerated, Config: req}

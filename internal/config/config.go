@@ -57,6 +57,8 @@ type Config struct {
 	Menu           *Menu            `yaml:"menu"`
 	InterfaceMenus map[string]*Menu `yaml:"interface_menus"`
 
+	Security `yaml:",inline"` // api_auth, api_tls, https_boot, machine_urls… (security.go)
+
 	// Host answers what Validate asks of the machine (its interfaces and
 	// their addresses); nil is SystemHost. Not in the file.
 	Host Host `yaml:"-"`
@@ -212,7 +214,8 @@ func (c *Config) File() string { return c.file }
 
 // Defaults fills in every unset field with its default.
 func (c *Config) Defaults() {
-	c.defaultsDHCP6() // dhcp6.go
+	c.defaultsDHCP6()    // dhcp6.go
+	c.defaultsSecurity() // security.go
 	if c.DHCP.Mode == "" {
 		c.DHCP.Mode = ModeProxy
 	}
@@ -265,6 +268,7 @@ func (c *Config) Validate() error {
 		c.validateMenus,     // menu.go
 		c.validateCluster,   // cluster.go
 		c.validateRogue,     // rogue.go
+		c.validateSecurity,  // security.go
 	} {
 		es = append(es, section()...)
 	}

@@ -201,6 +201,13 @@ func TestValidateErrors(t *testing.T) {
 		{"limit duration out of range", "interfaces: [lo]\nlimits:\n  tftp_max_timeout: 300s\n" + base(""), "limits.tftp_max_timeout", 3, "write a duration from 1s to 4m15s"},
 		{"RA prefix not IPv6", "interfaces: [lo]\nrouter_advertisements:\n  enabled: true\n  prefixes: [192.0.2.0/24]\n" + base(""), "router_advertisements.prefixes[0]", 4, "write e.g. 2001:db8:0:1::/64"},
 		{"RA interval too short", "interfaces: [lo]\nrouter_advertisements:\n  interval: 1s\n" + base(""), "router_advertisements.interval", 3, "from 3s to 30m"},
+		{"bad api_auth", "interfaces: [lo]\napi_auth: maybe\n" + base(""), "api_auth", 2, "write auto"},
+		{"bad machine_urls", "interfaces: [lo]\nmachine_urls: secret\n" + base(""), "machine_urls", 2, "write token"},
+		{"api_tls not a certificate", "interfaces: [lo]\napi_addr: \":8443\"\napi_tls:\n  cert: {kernel}\n  key: {kernel}\n" + base(""), "api_tls", 3, "cannot load the certificate"},
+		{"api_tls half given", "interfaces: [lo]\napi_addr: \":8443\"\napi_tls:\n  cert: {kernel}\n" + base(""), "api_tls", 3, "give both cert and key"},
+		{"https_boot without a certificate", "interfaces: [lo]\nhttps_boot:\n  addr: \":4433\"\n" + base(""), "https_boot", 2, "no certificate"},
+		{"bad api_addr", "interfaces: [lo]\napi_addr: 8443\n" + base(""), "api_addr", 2, `":8443"`},
+		{"api_auth_exempt under /api", "interfaces: [lo]\napi_auth_exempt: [/api/machines]\n" + base(""), "api_auth_exempt[0]", 2, "outside /api/"},
 		{"per-client limit above the total", "interfaces: [lo]\nlimits:\n  tftp_transfers: 10\n  tftp_transfers_per_client: 20\n" + base(""), "limits.tftp_transfers_per_client", 4, "write at most 10"},
 	}
 	for _, tc := range tests {

@@ -118,7 +118,7 @@ func (h *Handler) localServer(r *http.Request) boot.Server {
 	if port == 0 {
 		port = 8080
 	}
-	s := boot.Server{HTTPPort: port}
+	s := boot.Server{HTTPPort: port, Token: h.Boot.MachineToken, TLS: r.TLS != nil}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 			s.IP = ap.Addr().Unmap()
@@ -144,16 +144,23 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if name == "script.ipxe" {
+	// The machine's directory: its script, its loader configuration, its
+	// profile's files, and anything else from the boot directories
+	// (loaders ask for their own files next to themselves: PXELINUX
+	// chained from iPXE asks for ldlinux.c32 here).
+	reqPath := boot.MachineDir(mac) + "/" + name
+	res := h.Boot.Resolve(reqPath)
+	if h.Boot.NeedsToken(res) {
+		h.refuseToken(w, r, m)
+		return
+	}
+	if res.Kind == boot.PathBootDir && res.Rel == "script.ipxe" {
 		h.script(w, r, mac)
 		return
 	}
-	// The machine's directory: its loader configuration, its profile's
-	// files, and anything else from the boot directories (loaders ask
-	// for their own files next to themselves: PXELINUX chained from
-	// iPXE asks for ldlinux.c32 here).
-	reqPath := boot.MachineDir(mac) + "/" + name
-	res := h.Boot.Resolve(reqPath)
+	if res.Token {
+		_, name, _ = strings.Cut(name, "/") // the name below the token
+	}
 	switch res.Kind {
 	case boot.PathGenerated:
 		text, err := boot.LoaderConfig(res.Profile, res.Config, reqPath)
@@ -181,6 +188,17 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.fromDirs(w, r, res.Rel, m)
+}
+
+// refuseToken answers a request for machine m's files that does not carry
+// m's URL token: 403, and the event joins the requester's timeline (by its
+// address), not m's.
+func (h *Handler) refuseToken(w http.ResponseWriter, r *http.Request, m string) {
+	h.errors.Add(1)
+	msg := "forbidden: this URL needs the machine's token (pxed gives each machine its own URLs)"
+	h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageHTTPError,
+		Detail: fmt.Sprintf("%s %s: 403 without machine %s's URL token", r.Method, quoteName(r.URL.Path), m)})
+	http.Error(w, msg, http.StatusForbidden)
 }
 
 // script serves mac's iPXE script.

@@ -75,6 +75,10 @@ type VMOptions struct {
 	// 0x3f8), which copies the text screen of the BIOS and of option ROMs
 	// (iPXE) to the serial port and turns serial input into keystrokes.
 	SerialInput bool
+	// CACerts (UEFI only) are the DER X.509 CA certificates OVMF trusts
+	// for HTTPS Boot, given through fw_cfg etc/edk2/https/cacerts
+	// (cacerts.go); none leaves OVMF's list empty.
+	CACerts [][]byte
 }
 
 // VM is a QEMU machine network-booting on a lab bridge.
@@ -176,6 +180,9 @@ func StartVM(t testing.TB, n *Net, opt VMOptions) *VM {
 		}
 	} else {
 		args = append(args, "-serial", "file:"+vm.SerialPath)
+	}
+	if len(opt.CACerts) > 0 {
+		opt.FwCfg = append(opt.FwCfg, caCertsFwCfg(t, dir, opt.CACerts))
 	}
 	for _, c := range opt.FwCfg {
 		args = append(args, "-fw_cfg", c)
