@@ -40,8 +40,10 @@ Usage:
              act as a PXE client and report what a machine would boot
   pxed storm --interface IF --clients N [--arch mix|A] [--fetch] [--rate R] [--json]
              boot N simulated machines at once and report latencies and failures
-  pxed leases [--data-dir DIR | --server HOST:PORT] [--json]
+  pxed leases [--data-dir DIR | --store DSN | --server HOST:PORT] [--json]
              list the leases of mode server (table or JSON)
+  pxed migrate [--data-dir DIR | --store DSN]
+             create or upgrade the lease database's schema, then exit
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runStorm(ctx, args[1:], stdout, stderr)
 	case "leases":
 		err = runLeases(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":
