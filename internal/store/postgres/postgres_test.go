@@ -409,3 +409,20 @@ func checkOneRowPerAddress(t *testing.T, s *Store) {
 		t.Fatalf("%d rows for %d addresses: an address has two holders", rows, distinct)
 	}
 }
+
+// The lease state machine over PostgreSQL, directly and through the cache
+// the DHCP server uses.
+func TestPostgresLifecycle(t *testing.T) {
+	t.Run("direct", func(t *testing.T) {
+		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return openTemp(t, Options{}) })
+	})
+	t.Run("cached", func(t *testing.T) {
+		storetest.RunLifecycle(t, func(t *testing.T) lease.Store {
+			c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		})
+	})
+}
