@@ -5,6 +5,9 @@
 // saying why, when Debian's PostgreSQL (/usr/lib/postgresql/*/bin) is not
 // installed.
 //
+// In short mode (go test -short, make unit) the tests that need a server
+// skip.
+//
 // One server per test binary is enough for most tests (Shared, with a new
 // database per test); tests that stop or restart the server take their own
 // (Start).
@@ -258,6 +261,9 @@ func (s *Server) CreateDatabase(ctx context.Context) (string, error) {
 // missing.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip(errShort)
+	}
 	s, err := New()
 	if err != nil {
 		skipOrFail(t, err)
@@ -281,6 +287,10 @@ func skipOrFail(t testing.TB, err error) {
 	t.Fatal(err)
 }
 
+// errShort skips the tests of a PostgreSQL server in short mode (make
+// unit: no servers).
+var errShort = errors.New("short mode: needs a PostgreSQL server")
+
 var shared struct {
 	once sync.Once
 	s    *Server
@@ -292,6 +302,9 @@ var shared struct {
 // stop it at the end). It skips the test when PostgreSQL is missing.
 func DB(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip(errShort)
+	}
 	shared.once.Do(func() { shared.s, shared.err = New() })
 	if shared.err != nil {
 		skipOrFail(t, shared.err)
