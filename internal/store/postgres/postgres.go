@@ -238,19 +238,19 @@ const columns = `addr, client_key, mac, hostname, state, expires, updated, versi
 // scanLease reads one row selected with columns.
 func scanLease(row pgx.CollectableRow) (lease.Lease, error) {
 	var (
-		l        lease.Lease
-		key, mac []byte
-		state    string
-		version  int64
+		l              lease.Lease
+		key, mac, host []byte
+		state          string
+		version        int64
 	)
-	if err := row.Scan(&l.Addr, &key, &mac, &l.Hostname, &state, &l.Expires, &l.Updated, &version); err != nil {
+	if err := row.Scan(&l.Addr, &key, &mac, &host, &state, &l.Expires, &l.Updated, &version); err != nil {
 		return lease.Lease{}, err
 	}
 	st, err := lease.ParseState(state)
 	if err != nil {
 		return lease.Lease{}, fmt.Errorf("lease %v: %w", l.Addr, err)
 	}
-	l.Key, l.State, l.Version = lease.ClientKey(key), st, uint64(version)
+	l.Key, l.Hostname, l.State, l.Version = lease.ClientKey(key), string(host), st, uint64(version)
 	if len(mac) > 0 {
 		l.MAC = net.HardwareAddr(mac)
 	}

@@ -19,7 +19,7 @@ import (
 // update the row whose version they name. It returns the addresses
 // written; the others lost their compare-and-swap.
 const writeSQL = `WITH req AS (
-	SELECT * FROM unnest($1::inet[], $2::bytea[], $3::bytea[], $4::text[], $5::text[],
+	SELECT * FROM unnest($1::inet[], $2::bytea[], $3::bytea[], $4::bytea[], $5::text[],
 		$6::timestamptz[], $7::timestamptz[], $8::bigint[])
 		AS r (addr, client_key, mac, hostname, state, expires, updated, version)
 ), ins AS (
@@ -37,12 +37,12 @@ SELECT addr FROM ins UNION ALL SELECT addr FROM upd`
 
 // segment is the leases of one writeSQL statement, as its arguments.
 type segment struct {
-	reqs             []*groupcommit.Req
-	addrs            []netip.Addr
-	keys, macs       [][]byte
-	hosts, states    []string
-	expires, updated []time.Time
-	versions         []int64
+	reqs              []*groupcommit.Req
+	addrs             []netip.Addr
+	keys, macs, hosts [][]byte
+	states            []string
+	expires, updated  []time.Time
+	versions          []int64
 }
 
 func (g *segment) add(r *groupcommit.Req) {
@@ -55,7 +55,7 @@ func (g *segment) add(r *groupcommit.Req) {
 	g.addrs = append(g.addrs, l.Addr)
 	g.keys = append(g.keys, []byte(l.Key))
 	g.macs = append(g.macs, mac)
-	g.hosts = append(g.hosts, l.Hostname)
+	g.hosts = append(g.hosts, []byte(l.Hostname))
 	g.states = append(g.states, l.State.String())
 	g.expires = append(g.expires, l.Expires)
 	g.updated = append(g.updated, l.Updated)

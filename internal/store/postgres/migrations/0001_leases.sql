@@ -1,12 +1,13 @@
 -- One row per address: the database itself refuses two holders of one
 -- address, whichever pxed server asks. version makes every write a
 -- compare-and-swap (see lease.Store.Put). Addresses are host addresses
--- (/32, /128) of either family; inet orders IPv4 before IPv6.
+-- (/32, /128) of either family; inet orders IPv4 before IPv6. A hostname
+-- is bytes as the client sent them (NUL, not UTF-8): bytea, like the key.
 CREATE TABLE leases (
     addr       inet        NOT NULL,
     client_key bytea       NOT NULL,
     mac        bytea,
-    hostname   text        NOT NULL DEFAULT '',
+    hostname   bytea       NOT NULL DEFAULT '',
     state      text        NOT NULL CHECK (state IN ('offered', 'bound', 'released', 'expired', 'declined')),
     expires    timestamptz NOT NULL,
     updated    timestamptz NOT NULL,
