@@ -5,7 +5,13 @@
 #
 # Usage (root): bench/dhcp.sh [-4 | -6] [--servers "kea dnsmasq pxed"] [--pxed BIN] [--period S]
 #                             [--steps N] [--start-rate R] [--max-rate R] [--clients N]
-#                             [--cpu-rate R[,R...]]
+#                             [--cpu-rate R[,R...]] [--store file|postgres]
+#
+# --store postgres: the leases of Kea (its PostgreSQL lease backend, schema by kea-admin
+# db-init pgsql) and of pxed (--store postgres://…) go to one PostgreSQL server this script
+# starts (initdb + pg_ctl in a directory under /var/tmp, as the postgres user, Unix socket only,
+# fsync and synchronous_commit on), a new database for every run; dnsmasq has no such backend
+# and is left out. The CPU columns count the DHCP server's process only, not PostgreSQL's.
 #
 # -6: DHCPv6 instead (SARR: Solicit-Advertise and Request-Reply; SA and RR below where DHCPv4
 # has DO and RA): the namespaces hold 2001:db8:1::1/64 and 2001:db8:1::2/64, perfdhcp -6 runs
@@ -33,6 +39,8 @@
 #            (DHCPv6: kea-dhcp6, the same)
 #   dnsmasq  --dhcp-leasefile (whole file rewritten after changes, not fsync'd)
 #   pxed     --data-dir: SQLite, WAL, synchronous=FULL, committed before the ACK is sent
+#   (--store postgres: Kea's PostgreSQL backend, one transaction per lease; pxed's, a commit per
+#   group of up to 64 leases before their ACKs are sent)
 #
 # Environment: KEEP_WORK=1 keeps the work dir; KEA_MT=true turns Kea's multi-threading on;
 # PXED_EXTRA="--flag value" adds (word-split) flags to pxed serve.
@@ -41,7 +49,8 @@
 set -euo pipefail
 
 FAMILY=4
-SERVERS="kea dnsmasq pxed"
+SERVERS=""
+STORE=file
 PXED_BIN=""
 PERIOD=8
 STEPS=8
@@ -54,7 +63,7 @@ RANGE_FIRST=198.18.1.0
 RANGE_LAST=198.19.255.250
 
 usage() {
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -69,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--max-rate) MAX_RATE="$2"; shift 2 ;;
 	--clients) CLIENTS="$2"; shift 2 ;;
 	--cpu-rate) CPU_RATES="$2"; shift 2 ;;
+	--store) STORE="$2"; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "dhcp.sh: unknown argument $1" >&2; usage ;;
 	esac
@@ -82,6 +92,16 @@ case "$CPU_RATES" in
 '' | ,* | *, | *,,* | *[!0-9,]*) echo "dhcp.sh: --cpu-rate wants rates separated by commas (e.g. 250,8000), got '$CPU_RATES'" >&2; exit 2 ;;
 esac
 CPU_RATES=${CPU_RATES//,/ }
+case "$STORE" in
+file) SERVERS=${SERVERS:-"kea dnsmasq pxed"} ;;
+postgres)
+	SERVERS=${SERVERS:-"kea pxed"}
+	case " $SERVERS " in
+	*" dnsmasq "*) echo "dhcp.sh: --store postgres: dnsmasq has no PostgreSQL lease backend; write --servers \"kea pxed\"" >&2; exit 2 ;;
+	esac
+	;;
+*) echo "dhcp.sh: --store $STORE: write file (each server's own lease file) or postgres" >&2; exit 2 ;;
+esac
 if [ "$CLIENTS" -lt 10000 ] || [ "$CLIENTS" -gt 130000 ]; then
 	echo "dhcp.sh: --clients $CLIENTS: write 10000..130000 (the pool holds ~131k addresses)" >&2
 	exit 2
@@ -116,6 +136,8 @@ IF_S="pxbs$TAG"
 IF_C="pxbc$TAG"
 WORK=$(mktemp -d /var/tmp/pxed-bench-dhcp.XXXXXX)
 SERVER_PGID=""
+PG_DIR="" # the PostgreSQL server's directory (data/, socket, log) with --store postgres
+PG_BIN=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -134,6 +156,7 @@ stop_server() {
 
 cleanup() {
 	stop_server
+	pg_stop
 	ip netns del "$NS_S" 2>/dev/null || true
 	ip netns del "$NS_C" 2>/dev/null || true
 	if [ -n "${KEEP_WORK:-}" ]; then
@@ -172,6 +195,39 @@ install_missing() {
 		exit 1
 	fi
 }
+
+# pg_start initdbs and starts the PostgreSQL server of --store postgres, as the postgres user
+# (initdb refuses root), listening on a Unix socket in PG_DIR only.
+pg_start() {
+	PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+		echo "dhcp.sh: --store postgres needs PostgreSQL: apt-get install postgresql" >&2
+		exit 2
+	fi
+	PG_DIR=$(mktemp -d /var/tmp/pxed-bench-pg.XXXXXX)
+	chmod 755 "$PG_DIR"
+	chown postgres:postgres "$PG_DIR"
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust --no-locale -E UTF8 \
+		>"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+		-o "-k $PG_DIR -c listen_addresses= -c max_connections=100 -c fsync=on -c synchronous_commit=on" \
+		start >/dev/null || { tail -20 "$PG_DIR/server.log" >&2; return 1; }
+	log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $NF }') on $PG_DIR (Unix socket)"
+}
+
+# pg_stop stops the server pg_start started (by its data directory) and removes it.
+pg_stop() {
+	[ -n "$PG_DIR" ] || return 0
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+	if [ -n "${KEEP_WORK:-}" ]; then log "PostgreSQL dir kept: $PG_DIR"; else rm -rf "$PG_DIR"; fi
+	PG_DIR=""
+}
+
+# pg_db DIR: the database name of the run whose state is in DIR (a new one per run).
+pg_db() { basename "$1" | tr -c 'a-z0-9\n' '_'; }
+
+# pg_psql DB SQL: one statement as the superuser.
+pg_psql() { runuser -u postgres -- psql -h "$PG_DIR" -U postgres -d "$1" -tAqc "$2"; }
 
 setup_net() {
 	local ns nodad=""
@@ -223,11 +279,14 @@ write_kea_conf() { # dir
 EOF
 		return
 	fi
+	local leasedb='{"type": "memfile", "persist": true, "name": "'"$1"'/kea-leases4.csv", "lfc-interval": 3600}'
+	if [ "$STORE" = postgres ]; then
+		leasedb='{"type": "postgresql", "name": "'"$(pg_db "$1")"'", "host": "'"$PG_DIR"'", "user": "postgres"}'
+	fi
 	cat >"$1/kea.json" <<EOF
 {"Dhcp4": {
   "interfaces-config": {"interfaces": ["$IF_S"], "dhcp-socket-type": "udp"},
-  "lease-database": {"type": "memfile", "persist": true, "name": "$1/kea-leases4.csv",
-                     "lfc-interval": 3600},
+  "lease-database": $leasedb,
   "multi-threading": {"enable-multi-threading": $KEA_MT, "thread-pool-size": 2,
                       "packet-queue-size": 256},
   "valid-lifetime": 3600,
@@ -243,6 +302,17 @@ EOF
 start_server() {
 	local name=$1 dir=$2
 	mkdir -p "$dir"
+	local store=() # pxed's --store
+	if [ "$STORE" = postgres ]; then
+		local db
+		db=$(pg_db "$dir")
+		pg_psql postgres "CREATE DATABASE $db" || return 1
+		case "$name" in
+		kea) kea-admin db-init pgsql -h "$PG_DIR" -u postgres -n "$db" >"$dir/kea-admin.log" 2>&1 ||
+			{ echo "dhcp.sh: kea-admin db-init pgsql failed:" >&2; tail -20 "$dir/kea-admin.log" >&2; return 1; } ;;
+		pxed) store=(--store "postgres://postgres@/$db?host=$PG_DIR&sslmode=disable") ;;
+		esac
+	fi
 	case "$name" in
 	kea)
 		write_kea_conf "$dir"
@@ -278,7 +348,7 @@ EOF
 		local dhcp=(--dhcp server --dhcp-range "$RANGE_FIRST-$RANGE_LAST")
 		[ "$FAMILY" = 6 ] && dhcp=(--dhcp off --dhcp6 server --dhcp6-range "$RANGE_FIRST-$RANGE_LAST")
 		setsid ip netns exec "$NS_S" "$PXED_BIN" serve --config "$dir/pxed.yaml" "${dhcp[@]}" \
-			--interface "$IF_S" --data-dir "$dir/data" \
+			--interface "$IF_S" --data-dir "$dir/data" "${store[@]}" \
 			--tftp-addr off --http-addr "127.0.0.1:8080" --log-level warn ${PXED_EXTRA:+$PXED_EXTRA} \
 			>"$dir/server.out" 2>&1 &
 		;;
@@ -386,6 +456,14 @@ percentiles() {
 
 # leases_on_disk SERVER DIR: distinct addresses in the server's lease storage after a run.
 leases_on_disk() {
+	if [ "$STORE" = postgres ]; then
+		case "$1" in
+		kea) pg_psql "$(pg_db "$2")" "SELECT count(DISTINCT address) FROM lease$FAMILY" 2>/dev/null || echo 0 ;;
+		pxed) "$PXED_BIN" leases --store "postgres://postgres@/$(pg_db "$2")?host=$PG_DIR&sslmode=disable" 2>/dev/null |
+			awk 'NR > 1 && $2 == "bound" { n++ } END { print n + 0 }' ;;
+		esac
+		return
+	fi
 	case "$1" in
 	kea) cat "$2/kea-leases$FAMILY.csv"* 2>/dev/null | awk -F, 'NR > 1 && $1 ~ /^[0-9]/ { a[$1] = 1 } END { print length(a) }' ;;
 	dnsmasq) awk 'NF >= 4 { a[$3] = 1 } END { print length(a) }' "$2/dnsmasq.leases" 2>/dev/null || echo 0 ;;
@@ -513,6 +591,10 @@ main() {
 		esac
 	done
 	PXED_EXTRA=${PXED_EXTRA:-}
+	if [ "$STORE" = postgres ]; then
+		[ "$FAMILY" = 4 ] || { echo "dhcp.sh: --store postgres is for DHCPv4 (-4) so far" >&2; exit 2; }
+		pg_start
+	fi
 	setup_net
 	: >"$WORK/steps" # name rate cpu-ms-per-1000 passed, one line per run
 	local fsync_rate
@@ -528,6 +610,7 @@ main() {
 	cpu_at_rates || failed=1
 
 	echo
+	[ "$STORE" = postgres ] && echo "lease store: PostgreSQL (Kea: its PostgreSQL lease backend; pxed: --store postgres://…; one server, fsync and synchronous_commit on)"
 	echo "DHCPv$FAMILY $EXCH, perfdhcp $(perfdhcp -v 2>&1 | awk '{ print $2 }'): -R $CLIENTS clients," \
 		"${PERIOD}s per step, <= $STEPS steps, pass = <1 % drops ($A1 and $A2); latency in ms"
 	echo "at the highest passing rate (p50/p99 from perfdhcp -x t per-exchange timestamps)"

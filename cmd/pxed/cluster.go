@@ -32,6 +32,9 @@ func serverID(cfg *config.Config) (string, error) {
 	if cfg.Cluster.ServerID != "" {
 		return cfg.Cluster.ServerID, nil
 	}
+	if cfg.DataDir == "" {
+		return "", usagef("cluster: name this server among its peers: write cluster.server_id (or pass --server-id), or give --data-dir where pxed keeps a name it makes")
+	}
 	path := filepath.Join(cfg.DataDir, serverIDFile)
 	if b, err := os.ReadFile(path); err == nil {
 		if id := strings.TrimSpace(string(b)); id != "" {

@@ -26,18 +26,16 @@ import (
 	"pxed/internal/store"
 )
 
-// leaseDB is the lease database's file name inside --data-dir.
-const leaseDB = "leases.db"
-
 // expiryInterval is how often expired leases are marked Expired.
 const expiryInterval = time.Minute
 
-// leaseServer is the server roles' state: the SQLite store, one lease
+// leaseServer is the server roles' state: the lease store (SQLite or
+// PostgreSQL), one lease
 // Manager per subnet of either family, and the Full DHCPv4 and DHCPv6
 // policies over them (nil when that family's mode is not server). Leases
 // of both families live in the one store.
 type leaseServer struct {
-	store    *store.SQLite
+	store    leaseStore
 	managers []*lease.Manager
 	full     *dhcp4.Full
 	full6    *dhcp6.Full
@@ -45,11 +43,13 @@ type leaseServer struct {
 	member   *cluster.Member // nil unless cluster.enabled
 }
 
-// openLeaseServer opens --data-dir/leases.db and builds the policies.
+// openLeaseServer opens the lease store (--store, else
+// --data-dir/leases.db) and builds the policies.
 func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, log *slog.Logger) (*leaseServer, error) {
 	v4, v6 := cfg.DHCP.Mode == config.ModeServer, cfg.DHCP6.Mode == config.ModeServer
-	if cfg.DataDir == "" {
-		return nil, usagef("dhcp and dhcp6 mode server keep their leases on disk: pass --data-dir DIR (or write data_dir: in the configuration)")
+	spec := storeSpec{dsn: cfg.Store, dataDir: cfg.DataDir}
+	if spec.dsn == "" && spec.dataDir == "" {
+		return nil, usagef("dhcp and dhcp6 mode server keep their leases on disk: pass --data-dir DIR (or write data_dir: in the configuration), or --store postgres://…")
 	}
 	var subs []config.ServerSubnet
 	var subs6 []config.ServerSubnet6
@@ -64,19 +64,15 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 			return nil, usageError{fmt.Errorf("configuration:\n%w", err)}
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("leases: data dir: %w", err)
-	}
-	path := filepath.Join(cfg.DataDir, leaseDB)
 	ci := store.DefaultCommitInterval
 	if d, ok := cfg.CommitInterval(); ok {
 		ci = d
 	}
-	opts := store.Options{Logger: log.With("proto", "store"), CommitInterval: ci}
+	sci := ci
 	if ci == 0 {
-		opts.CommitInterval = -1 // the store's "do not wait"
+		sci = -1 // the store's "do not wait"
 	}
-	st, err := store.Open(ctx, path, opts)
+	st, err := spec.open(ctx, sci, log.With("proto", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
@@ -86,7 +82,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 		return nil, err
 	}
 	// The leases are read from memory (a DISCOVER then costs no query);
-	// every write still commits to SQLite first.
+	// every write still commits to the database first.
 	cache, err := lease.NewCached(ctx, st)
 	if err != nil {
 		st.Close()
@@ -104,7 +100,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 			return nil, err
 		}
 	}
-	log.Info("leases stored", "db", path, "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
+	log.Info("leases stored", "db", spec.String(), "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
 	return ls, nil
 }
 
@@ -213,6 +209,7 @@ func runLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("leases", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "/var/lib/pxed", "directory holding leases.db (the server's --data-dir)")
+	dsn := fs.String("store", "", "read the leases from this PostgreSQL database (postgres://…, the server's --store) instead of --data-dir")
 	server := fs.String("server", "", "ask a running pxed at this HTTP address (e.g. 127.0.0.1:8080) instead, offers in memory included")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	if err := parseFlags(fs, args); err != nil {
@@ -223,7 +220,7 @@ func runLeases(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *server != "" {
 		out, err = leasesFromServer(ctx, *server)
 	} else {
-		out, err = leasesFromFile(ctx, *dataDir)
+		out, err = leasesFromStore(ctx, storeSpec{dsn: *dsn, dataDir: *dataDir})
 	}
 	if err != nil {
 		return err
@@ -252,12 +249,15 @@ func printLeases(w io.Writer, out []api.Lease) error {
 	return tw.Flush()
 }
 
-func leasesFromFile(ctx context.Context, dataDir string) ([]api.Lease, error) {
-	path := filepath.Join(dataDir, leaseDB)
-	if _, err := os.Stat(path); err != nil {
-		return nil, usagef("leases: no lease database at %s: pass the server's --data-dir", path)
+// leasesFromStore reads every row of the lease database.
+func leasesFromStore(ctx context.Context, spec storeSpec) ([]api.Lease, error) {
+	if spec.dsn == "" {
+		path := filepath.Join(spec.dataDir, leaseDB)
+		if _, err := os.Stat(path); err != nil {
+			return nil, usagef("leases: no lease database at %s: pass the server's --data-dir (or --store postgres://…)", path)
+		}
 	}
-	st, err := store.Open(ctx, path, store.Options{})
+	st, err := spec.open(ctx, 0, nil)
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}

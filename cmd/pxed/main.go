@@ -40,10 +40,12 @@ Usage:
              act as a PXE client and report what a machine would boot
   pxed storm --interface IF --clients N [--arch mix|A] [--fetch] [--rate R] [--json]
              boot N simulated machines at once and report latencies and failures
-  pxed leases [--data-dir DIR | --server HOST:PORT] [--json]
+  pxed leases [--data-dir DIR | --store DSN | --server HOST:PORT] [--json]
              list the leases of mode server (table or JSON)
   pxed tokens create --scope read|admin [--name N] [--data-dir DIR] | list | revoke ID|NAME
              API tokens (shown once at create; only their hashes are kept)
+  pxed migrate [--data-dir DIR | --store DSN]
+             create or upgrade the lease database's schema, then exit
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -74,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runLeases(ctx, args[1:], stdout, stderr)
 	case "tokens":
 		err = runTokens(ctx, args[1:], stdout, stderr) // tokens.go
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":

@@ -28,6 +28,7 @@ type serverFlags struct {
 	ipxeDir    string
 	logFormat  string
 	logLevel   string
+	store      string
 	ra         bool
 	cluster    bool
 	serverID   string
@@ -52,6 +53,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.commit, "dhcp-commit-interval", "", "server mode: least time between two lease commits under load (default 10ms; 0s commits at once)")
 	fs.StringVar(&f.bootDir, "boot-dir", "", "directory of files served over TFTP and HTTP")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for leases and machine state")
+	fs.StringVar(&f.store, "store", "", "lease database: postgres://USER:PASSWORD@HOST:PORT/DATABASE (default: the SQLite file leases.db in --data-dir)")
 	fs.StringVar(&f.tftpAddr, "tftp-addr", "", "TFTP listen HOST:PORT (default :69; off disables)")
 	fs.StringVar(&f.httpAddr, "http-addr", "", "HTTP listen HOST:PORT (default :8080)")
 	fs.StringVar(&f.ipxeDir, "ipxe-dir", "", "directory of iPXE binaries (default /usr/lib/ipxe)")
@@ -93,6 +95,7 @@ func (f *serverFlags) apply(c *config.Config) {
 	}
 	set(&c.BootDir, f.bootDir)
 	set(&c.DataDir, f.dataDir)
+	set(&c.Store, f.store)
 	set(&c.TFTPAddr, f.tftpAddr)
 	set(&c.HTTPAddr, f.httpAddr)
 	set(&c.IPXEDir, f.ipxeDir)

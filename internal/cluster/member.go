@@ -12,28 +12,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"pxed/internal/peers"
 )
 
-// Peer is one server's liveness row in the shared store.
-type Peer struct {
-	ID   string // unique per server (DATA_DIR/server-id)
-	Addr string // where its operators reach it (the HTTP listener), for reports
-	// ServerIDs are its DHCPv4 server identifiers (option 54: its address
-	// on each subnet), so that the others recognise a client still asking
-	// for it after it died.
-	ServerIDs []netip.Addr
-	Config    string // a hash of its lease configuration (subnets, ranges): peers must agree
-	// Age is how long ago its last heartbeat was, by the store's clock
-	// (so the servers' own clocks need not agree).
-	Age time.Duration
-}
+// Peer is one server's liveness row in the shared store (internal/peers).
+type Peer = peers.Peer
 
 // PeerStore keeps the liveness rows. The store that keeps the leases
 // implements it, so that a server that cannot reach the lease database
 // cannot heartbeat either, and its peers take its share over.
 type PeerStore interface {
-	// Heartbeat writes p's row with the store's current time.
-	Heartbeat(ctx context.Context, p Peer) error
+	// Announce writes p's row with the store's current time.
+	Announce(ctx context.Context, p Peer) error
 	// Peers returns every row, Age filled in.
 	Peers(ctx context.Context) ([]Peer, error)
 }
@@ -120,7 +111,7 @@ func (m *Member) Join(ctx context.Context) error {
 				ErrConfigMismatch, p.ID, p.Addr, p.Config, m.Self.Config, p.ID)
 		}
 	}
-	if err := m.Store.Heartbeat(ctx, m.Self); err != nil {
+	if err := m.Store.Announce(ctx, m.Self); err != nil {
 		return fmt.Errorf("cluster: join: heartbeat: %w", err)
 	}
 	return m.refresh(ctx)
@@ -139,7 +130,7 @@ func (m *Member) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		hctx, cancel := context.WithTimeout(ctx, m.timeout())
-		err := m.Store.Heartbeat(hctx, m.Self)
+		err := m.Store.Announce(hctx, m.Self)
 		if err == nil {
 			err = m.refresh(hctx)
 		}
@@ -251,28 +242,6 @@ func (m *Member) IsPeer(addr netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// FormatServerIDs and ParseServerIDs keep Peer.ServerIDs in one text
-// column: comma-separated addresses.
-func FormatServerIDs(ids []netip.Addr) string {
-	ss := make([]string, len(ids))
-	for i, a := range ids {
-		ss[i] = a.String()
-	}
-	return strings.Join(ss, ",")
-}
-
-// ParseServerIDs: see FormatServerIDs. Entries that are not addresses are
-// skipped.
-func ParseServerIDs(s string) []netip.Addr {
-	var out []netip.Addr
-	for _, f := range strings.Split(s, ",") {
-		if a, err := netip.ParseAddr(strings.TrimSpace(f)); err == nil {
-			out = append(out, a)
-		}
-	}
-	return out
 }
 
 // Stats are the membership counters.

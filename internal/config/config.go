@@ -35,6 +35,7 @@ type Config struct {
 	RouterAdvertisements RouterAdvertisements `yaml:"router_advertisements"` // ra.go
 	BootDir              string               `yaml:"boot_dir"`              // files served over TFTP and HTTP
 	DataDir              string               `yaml:"data_dir"`              // leases, machines
+	Store                string               `yaml:"store"`                 // lease database: "" (SQLite in DataDir) or postgres://… (store.go)
 	TFTPAddr             string               `yaml:"tftp_addr"`             // default ":69"
 	HTTPAddr             string               `yaml:"http_addr"`             // default ":8080"
 	IPXEDir              string               `yaml:"ipxe_dir"`              // default /usr/lib/ipxe
@@ -259,6 +260,7 @@ func (c *Config) Validate() error {
 		c.validateInterfaces,
 		c.validateDHCP,      // dhcp.go
 		c.validateServices,  // tftp_addr, http_addr, log_*
+		c.validateStore,     // store.go
 		c.validateBootFiles, // boot.go
 		c.validateLimits,    // limits.go
 		c.validateRA,        // ra.go

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"pxed/internal/store/schema"
 )
 
 // migrations holds the schema, one file per version: NNNN_name.sql.
@@ -59,6 +61,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	// A newer pxed may have migrated this file further than this binary
+	// knows: refuse rather than write under rules it does not know.
+	var newest int
+	if err := db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("store: read schema_migrations: %w", err)
+	}
+	if known := ms[len(ms)-1].version; newest > known {
+		return &schema.TooNewError{Database: "the SQLite lease database", Version: newest, Known: known}
 	}
 	for _, m := range ms {
 		if err := apply(ctx, db, m); err != nil {

@@ -5,46 +5,71 @@ import (
 	"fmt"
 	"time"
 
-	"pxed/internal/cluster"
+	"pxed/internal/peers"
 )
 
-var _ cluster.PeerStore = (*SQLite)(nil)
+var _ peers.Store = (*SQLite)(nil)
 
-// Heartbeat implements cluster.PeerStore: p's row, stamped now.
-func (s *SQLite) Heartbeat(ctx context.Context, p cluster.Peer) error {
-	_, err := s.wdb.ExecContext(ctx, `INSERT INTO peers (id, addr, server_ids, config, heartbeat) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, server_ids = excluded.server_ids, config = excluded.config,
-		heartbeat = excluded.heartbeat`,
-		p.ID, p.Addr, cluster.FormatServerIDs(p.ServerIDs), p.Config, time.Now().UnixNano())
+// Heartbeat implements peers.Store. The servers sharing a SQLite file run
+// on one host: its clock is the database's.
+func (s *SQLite) Heartbeat(ctx context.Context, id, addr string) error {
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO peers (id, addr, heartbeat) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, heartbeat = excluded.heartbeat`, id, addr, time.Now().UnixNano())
 	if err != nil {
-		return fmt.Errorf("store: heartbeat of %s: %w", p.ID, err)
+		return fmt.Errorf("store: heartbeat of %q: %w", id, err)
 	}
 	return nil
 }
 
-// Peers implements cluster.PeerStore. A SQLite file is shared only by
-// processes of one host, so the host's clock is the store's clock.
-func (s *SQLite) Peers(ctx context.Context) ([]cluster.Peer, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT id, addr, server_ids, config, heartbeat FROM peers ORDER BY id`)
+// Announce implements peers.Store.
+func (s *SQLite) Announce(ctx context.Context, p peers.Peer) error {
+	_, err := s.wdb.ExecContext(ctx, `INSERT INTO peers (id, addr, config, server_ids, heartbeat) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, config = excluded.config, server_ids = excluded.server_ids,
+		heartbeat = excluded.heartbeat`, p.ID, p.Addr, p.Config, peers.FormatServerIDs(p.ServerIDs), time.Now().UnixNano())
 	if err != nil {
-		return nil, fmt.Errorf("store: read peers: %w", err)
+		return fmt.Errorf("store: heartbeat of %q: %w", p.ID, err)
+	}
+	return nil
+}
+
+func (s *SQLite) peers(ctx context.Context, where string, args ...any) ([]peers.Peer, error) {
+	now := time.Now()
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, addr, config, server_ids, heartbeat FROM peers`+where+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: peers: %w", err)
 	}
 	defer rows.Close()
-	now := time.Now()
-	var out []cluster.Peer
+	var out []peers.Peer
 	for rows.Next() {
-		var p cluster.Peer
+		var p peers.Peer
 		var hb int64
 		var ids string
-		if err := rows.Scan(&p.ID, &p.Addr, &ids, &p.Config, &hb); err != nil {
-			return nil, fmt.Errorf("store: read peers: %w", err)
+		if err := rows.Scan(&p.ID, &p.Addr, &p.Config, &ids, &hb); err != nil {
+			return nil, fmt.Errorf("store: peers: %w", err)
 		}
-		p.ServerIDs = cluster.ParseServerIDs(ids)
-		p.Age = now.Sub(time.Unix(0, hb))
+		p.ServerIDs = peers.ParseServerIDs(ids)
+		p.Heartbeat = time.Unix(0, hb).UTC()
+		p.Age = now.Sub(p.Heartbeat)
 		out = append(out, p)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: read peers: %w", err)
+		return nil, fmt.Errorf("store: peers: %w", err)
 	}
 	return out, nil
+}
+
+// Peers implements peers.Store.
+func (s *SQLite) Peers(ctx context.Context) ([]peers.Peer, error) { return s.peers(ctx, "") }
+
+// Alive implements peers.Store.
+func (s *SQLite) Alive(ctx context.Context, within time.Duration) ([]peers.Peer, error) {
+	return s.peers(ctx, ` WHERE heartbeat > ?`, time.Now().Add(-within).UnixNano())
+}
+
+// RemovePeer implements peers.Store.
+func (s *SQLite) RemovePeer(ctx context.Context, id string) error {
+	if _, err := s.wdb.ExecContext(ctx, `DELETE FROM peers WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("store: remove peer %q: %w", id, err)
+	}
+	return nil
 }

@@ -1,14 +1,12 @@
 package store
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -139,7 +137,7 @@ func TestSQLiteReopenKeepsLeasesAndSchema(t *testing.T) {
 	}
 	var n int
 	if err := s.rdb.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(ms) {
-		t.Fatalf("schema_migrations rows = %d, %v; want %d, one per migration", n, err, len(ms))
+		t.Fatalf("schema_migrations rows = %d, %v; want one per migration, %d", n, err, len(ms))
 	}
 }
 
@@ -231,34 +229,7 @@ func TestSQLiteCrashChild(t *testing.T) {
 		fmt.Println("open:", err)
 		os.Exit(3)
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Go(func() {
-			key := lease.ClientKey("key-" + strconv.Itoa(w%2))
-			for i := 0; i < 1<<20; i++ { // bounded; the parent kills us long before
-				a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}).Next()
-				if i%16 != w/2 {
-					continue // writer pairs w, w^1 race for the same addresses
-				}
-				_, err := s.Put(context.Background(), lease.Lease{Addr: a, Key: key, State: lease.Bound,
-					Expires: time.Unix(2e9, 0), Updated: time.Unix(2e9, 0)})
-				if errors.Is(err, lease.ErrConflict) {
-					continue
-				}
-				mu.Lock()
-				if err != nil {
-					fmt.Fprintln(out, "err", err)
-				} else {
-					fmt.Fprintln(out, "ok", a, string(key))
-				}
-				out.Flush()
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	storetest.CrashChildPuts(s)
 	os.Exit(0)
 }
 
@@ -268,7 +239,7 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "leases.db")
 	// Kill after 2000 acknowledged writes: mid-run, with batches in flight.
-	acked := killMidRun(t, "TestSQLiteCrashChild", crashEnv, path, "ok", 2000, false)
+	acked := storetest.KillMidRun(t, "TestSQLiteCrashChild", crashEnv, path, "ok", 2000, false)
 
 	s, err := Open(context.Background(), path, Options{})
 	if err != nil {

@@ -1,10 +1,10 @@
--- One row per pxed server sharing this database (internal/cluster): its
--- heartbeat, written every second, tells the others it is alive. Times are
--- Unix nanoseconds by the database host's clock.
+-- One row per pxed server sharing this database: its heartbeat (Unix
+-- nanoseconds, UTC; see internal/peers). Version 2 is the machines
+-- inventory's.
 CREATE TABLE peers (
-    id        TEXT    NOT NULL PRIMARY KEY,
-    addr      TEXT    NOT NULL,
-    server_ids TEXT   NOT NULL DEFAULT '',
-    config    TEXT    NOT NULL,
+    id        TEXT    PRIMARY KEY,
+    addr      TEXT    NOT NULL DEFAULT '',
+    config    TEXT    NOT NULL DEFAULT '',   -- hash of its lease configuration (internal/cluster)
+    server_ids TEXT   NOT NULL DEFAULT '',   -- its DHCPv4 server identifiers, comma-separated
     heartbeat INTEGER NOT NULL
 );

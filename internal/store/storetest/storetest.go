@@ -94,6 +94,8 @@ func testRoundTrip(t *testing.T, s lease.Store) {
 		{Addr: addr(2), Key: lease.ClientKey("\x00opaque-id\xff"), Hostname: "ünïcode", State: lease.Offered, Expires: t0, Updated: t0},
 		{Addr: addr(3), Key: "", State: lease.Declined, Expires: t0.Add(time.Hour), Updated: t0}, // probe quarantine: no key, no MAC
 		{Addr: netip.MustParseAddr("2001:db8::1"), Key: "k6", State: lease.Released, Expires: t0, Updated: t0},
+		// A hostname is a client's option 12 or FQDN as sent: any bytes.
+		{Addr: addr(4), Key: "k4", Hostname: "nul\x00and\xffnot-utf8", State: lease.Bound, Expires: t0, Updated: t0},
 	}
 	for _, want := range cases {
 		got := put(t, s, want)

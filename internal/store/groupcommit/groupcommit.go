@@ -1,0 +1,282 @@
+// Package groupcommit is the committer a lease store backend puts in front
+// of its database: Puts from concurrent callers queue up, and one goroutine
+// hands them to the backend in batches, one transaction each, so many
+// leases share one commit (and one fsync, one round trip). A Put returns,
+// and a PutAsync's callback runs, only once the batch holding it is
+// committed.
+//
+// Pacing: a Put after a quiet spell is committed at once; under load a
+// commit starts Interval after the previous one began, or as soon as
+// MaxBatch Puts wait, whichever comes first.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"pxed/internal/lease"
+)
+
+// QueueLen is how many Puts may wait for the committer before Put (and the
+// DHCP reader behind PutAsync) waits too: a commit interval's worth at
+// tens of thousands of leases a second.
+const QueueLen = 4096
+
+// Req is one Put waiting for the committer.
+type Req struct {
+	Ctx   context.Context // the caller's; a Req whose Ctx is done is not written
+	Lease lease.Lease     // the write asked for
+	// Out and Err are set by the Flush: Out is the stored lease (new
+	// Version, times as stored) when the write succeeded, Err wraps
+	// lease.ErrConflict when its compare-and-swap failed, or Ctx.Err().
+	Out lease.Lease
+	Err error
+
+	done chan struct{}            // closed when finished (Put)
+	cb   func(lease.Lease, error) // called when finished (PutAsync)
+}
+
+// finish reports the outcome to whoever queued r.
+func (r *Req) finish() {
+	if r.cb == nil {
+		close(r.done)
+		return
+	}
+	if r.Err != nil {
+		r.cb(lease.Lease{}, fmt.Errorf("store: put %v version %d: %w", r.Lease.Addr, r.Lease.Version, r.Err))
+		return
+	}
+	r.cb(r.Out, nil)
+}
+
+// Flush writes batch in one transaction, in order, and commits it. It
+// skips the Reqs that already have an Err (their caller gave up) and sets
+// each other Req's Out or Err; a returned error (the transaction failed)
+// fails every Req that has no Err of its own.
+type Flush func(batch []*Req) error
+
+// Options tunes a Committer.
+type Options struct {
+	// MaxBatch caps the Puts in one transaction; values below 1 mean 1.
+	MaxBatch int
+	// Interval is the least time between the starts of two commits; 0
+	// commits as soon as the previous commit is done.
+	Interval time.Duration
+	// Logger receives commit failures; nil discards.
+	Logger *slog.Logger
+}
+
+// Stats counts the work of the committer.
+type Stats struct {
+	Puts    uint64 // Puts committed or refused with ErrConflict
+	Batches uint64 // transactions committed
+}
+
+// Committer queues Puts and flushes them in batches.
+type Committer struct {
+	flush    Flush
+	log      *slog.Logger
+	maxBatch int
+	interval time.Duration
+	reqs     chan *Req
+	quit     chan struct{}
+	done     chan struct{}
+	started  atomic.Bool
+	close    sync.Once
+	puts     atomic.Uint64
+	batches  atomic.Uint64
+}
+
+// New returns a Committer over flush; Start it.
+func New(flush Flush, opts Options) *Committer {
+	c := &Committer{
+		flush: flush, log: opts.Logger, maxBatch: max(opts.MaxBatch, 1), interval: max(opts.Interval, 0),
+		reqs: make(chan *Req, QueueLen),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Start starts the committer goroutine (once).
+func (c *Committer) Start() {
+	if c.started.CompareAndSwap(false, true) {
+		go c.loop()
+	}
+}
+
+// Queued is the number of Puts waiting for the committer.
+func (c *Committer) Queued() int { return len(c.reqs) }
+
+// Stats returns the committer's counters.
+func (c *Committer) Stats() Stats {
+	return Stats{Puts: c.puts.Load(), Batches: c.batches.Load()}
+}
+
+// Close stops the committer: Puts queued and not yet flushed fail with
+// lease.ErrClosed, a flush under way finishes first.
+func (c *Committer) Close() {
+	c.close.Do(func() {
+		close(c.quit)
+		if c.started.CompareAndSwap(false, true) {
+			close(c.done) // never started
+			c.failPending()
+			return
+		}
+		<-c.done
+	})
+}
+
+// Put queues l and returns once the transaction holding it is committed.
+func (c *Committer) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	if err := Check(l); err != nil {
+		return lease.Lease{}, err
+	}
+	r := &Req{Ctx: ctx, Lease: l, done: make(chan struct{})}
+	select {
+	case c.reqs <- r:
+	case <-c.quit:
+		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
+	case <-ctx.Done():
+		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, ctx.Err())
+	}
+	select {
+	case <-r.done:
+	case <-c.done:
+		select {
+		case <-r.done:
+		default:
+			return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
+		}
+	case <-ctx.Done():
+		return lease.Lease{}, fmt.Errorf("store: put %v: outcome unknown: %w", l.Addr, ctx.Err())
+	}
+	if r.Err != nil {
+		return lease.Lease{}, fmt.Errorf("store: put %v version %d: %w", l.Addr, l.Version, r.Err)
+	}
+	return r.Out, nil
+}
+
+// PutAsync is Put without the wait (lease.AsyncStore): done runs on the
+// committer's goroutine (or at once when the committer is closed or ctx
+// has ended), after the transaction holding l is committed.
+func (c *Committer) PutAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
+	if err := Check(l); err != nil {
+		done(lease.Lease{}, err)
+		return
+	}
+	r := &Req{Ctx: ctx, Lease: l, cb: done}
+	select {
+	case c.reqs <- r:
+	case <-c.quit:
+		r.Err = lease.ErrClosed
+		r.finish()
+	case <-ctx.Done():
+		r.Err = ctx.Err()
+		r.finish()
+	}
+}
+
+// Check refuses a lease no row can hold.
+func Check(l lease.Lease) error {
+	if !l.Addr.IsValid() {
+		return errors.New("store: put: invalid address")
+	}
+	if l.State < lease.Offered || l.State > lease.Declined {
+		return fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State)
+	}
+	return nil
+}
+
+// loop takes every Put waiting (up to maxBatch) and flushes them in one
+// transaction, then wakes their callers. While one batch is being
+// committed the next one queues up, so the batch size follows the load
+// with no added latency when idle.
+func (c *Committer) loop() {
+	defer close(c.done)
+	batch := make([]*Req, 0, c.maxBatch)
+	var last time.Time // start of the previous commit
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-c.reqs:
+			batch = append(batch, r)
+		case <-c.quit:
+			c.failPending()
+			return
+		}
+		if wait := c.interval - time.Since(last); wait > 0 {
+			// Busy: let this commit gather the Puts of the rest of the
+			// interval.
+			timer.Reset(wait)
+		gather:
+			for len(batch) < c.maxBatch {
+				select {
+				case r := <-c.reqs:
+					batch = append(batch, r)
+				case <-timer.C:
+					break gather
+				}
+			}
+			timer.Stop()
+		}
+	fill:
+		for len(batch) < c.maxBatch {
+			select {
+			case r := <-c.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		last = time.Now()
+		c.commit(batch)
+	}
+}
+
+// failPending fails the Puts queued at Close.
+func (c *Committer) failPending() {
+	for {
+		select {
+		case r := <-c.reqs:
+			r.Err = lease.ErrClosed
+			r.finish()
+		default:
+			return
+		}
+	}
+}
+
+// commit flushes one batch and reports each Put's outcome.
+func (c *Committer) commit(batch []*Req) {
+	for _, r := range batch {
+		if err := r.Ctx.Err(); err != nil {
+			r.Err = err // the caller has given up; do not write
+		}
+	}
+	err := c.flush(batch)
+	if err != nil {
+		c.log.Error("lease commit failed", "puts", len(batch), "err", err)
+	} else {
+		c.batches.Add(1)
+	}
+	for _, r := range batch {
+		if err != nil && r.Err == nil {
+			r.Err, r.Out = err, lease.Lease{}
+		}
+		if r.Err == nil || errors.Is(r.Err, lease.ErrConflict) {
+			c.puts.Add(1)
+		}
+		r.finish()
+	}
+}

@@ -1,0 +1,90 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"pxed/internal/lease"
+)
+
+func sample(i int) lease.Lease {
+	return lease.Lease{Addr: netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), Key: "k", State: lease.Bound}
+}
+
+// flushRecorder accepts every write and records the batch sizes.
+type flushRecorder struct {
+	mu      sync.Mutex
+	batches []int
+}
+
+func (f *flushRecorder) flush(batch []*Req) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range batch {
+		if r.Err == nil {
+			r.Out = r.Lease
+			r.Out.Version++
+			n++
+		}
+	}
+	f.batches = append(f.batches, n)
+	return nil
+}
+
+// Puts queued while the committer is busy go out in batches of at most
+// MaxBatch, and none returns before its batch is flushed.
+func TestQueuedPutsShareBatches(t *testing.T) {
+	f := &flushRecorder{}
+	c := New(f.flush, Options{MaxBatch: 64})
+	const writers = 100
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			l, err := c.Put(context.Background(), sample(w))
+			if err != nil || l.Version != 1 {
+				t.Errorf("Put = %+v, %v", l, err)
+			}
+		})
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.Queued() < writers; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d Puts queued", c.Queued())
+		}
+	}
+	c.Start()
+	wg.Wait()
+	c.Close()
+	if len(f.batches) != 2 || f.batches[0] != 64 || f.batches[1] != 36 {
+		t.Fatalf("batches %v, want [64 36]", f.batches)
+	}
+	if st := c.Stats(); st.Puts != writers || st.Batches != 2 {
+		t.Fatalf("Stats = %+v", st)
+	}
+}
+
+// A failed transaction fails every Put of its batch; Close fails the
+// Puts still queued with ErrClosed.
+func TestFailures(t *testing.T) {
+	boom := errors.New("disk on fire")
+	c := New(func([]*Req) error { return boom }, Options{})
+	c.Start()
+	if _, err := c.Put(context.Background(), sample(1)); !errors.Is(err, boom) {
+		t.Fatalf("Put in a failed batch: err = %v", err)
+	}
+	c.Close()
+	if _, err := c.Put(context.Background(), sample(2)); !errors.Is(err, lease.ErrClosed) {
+		t.Fatalf("Put after Close: err = %v", err)
+	}
+	never := New(func([]*Req) error { t.Error("flushed after Close"); return nil }, Options{})
+	done := make(chan error, 1)
+	never.PutAsync(context.Background(), sample(3), func(_ lease.Lease, err error) { done <- err })
+	never.Close()
+	if err := <-done; !errors.Is(err, lease.ErrClosed) {
+		t.Fatalf("queued PutAsync at Close: err = %v", err)
+	}
+}
