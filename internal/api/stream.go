@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,10 @@ type Stream struct {
 	MaxClients int
 	Logger     *slog.Logger // nil logs nothing
 
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
+	initOnce  sync.Once
+
 	clients atomic.Int64
 	dropped atomic.Uint64 // events not sent to a slow client
 	resyncs atomic.Uint64 // resync messages sent
@@ -65,6 +70,16 @@ func (s *Stream) Stats() StreamStats {
 	return StreamStats{Clients: s.clients.Load(), Dropped: s.dropped.Load(), Resyncs: s.resyncs.Load()}
 }
 
+// Close ends every stream open and refuses new ones (503): the server is
+// shutting down, and a stream would otherwise hold its shutdown. Give it to
+// http.Server.RegisterOnShutdown.
+func (s *Stream) Close() {
+	s.init()
+	s.closeOnce.Do(func() { close(s.closed) })
+}
+
+func (s *Stream) init() { s.initOnce.Do(func() { s.closed = make(chan struct{}) }) }
+
 // Register adds GET /api/events to mux.
 func (s *Stream) Register(mux *http.ServeMux) {
 	mux.Handle("GET /api/events", s)
@@ -85,6 +100,13 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.clients.Add(-1)
+	s.init()
+	select {
+	case <-s.closed:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "pxed is shutting down"})
+		return
+	default:
+	}
 	buffer := s.Buffer
 	if buffer <= 0 {
 		buffer = 256
@@ -132,6 +154,8 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-s.closed:
 			return
 		case <-tick.C:
 			fmt.Fprint(bw, ": keep-alive\n\n")
