@@ -250,7 +250,7 @@ function schedule() {
 function renderMachine(r, m) {
   if (!r.cells) {
     r.cells = [];
-    for (let i = 0; i < 8; i++) r.appendChild((r.cells[i] = el("span")));
+    for (let i = 0; i < 9; i++) r.appendChild((r.cells[i] = el("span")));
     r.cells[1].className = "mono";
     r.cells[2].className = "mono";
   }
@@ -260,14 +260,16 @@ function renderMachine(r, m) {
   r.classList.toggle("fresh", m._flash > 0 && Date.now() - m._flash < 700);
   c[0].replaceChildren(m.state ? badge(m.state, STATE_CLASS[m.state]) : el("span", "muted", "—"));
   c[1].textContent = m.mac;
-  c[2].textContent = m.address ? m.address + (m.hostname ? " · " + m.hostname : "") : (m.hostname || "—");
-  c[3].textContent = m.arch || "—";
-  c[4].textContent = m.firmware || "—";
-  c[5].textContent = m.profile || m.effective_profile || "—";
-  c[6].replaceChildren(m.last_stage ? badge(m.last_stage, STAGE_CLASS[m.last_stage]) : el("span", "muted", "—"));
-  c[6].dataset.stage = m.last_stage || "";
-  c[7].textContent = ago(m.last_seen);
-  c[7].title = m.last_seen || "";
+  c[2].textContent = m.address || "—";
+  c[3].textContent = m.hostname || "—";
+  c[4].textContent = m.arch || "—";
+  c[5].textContent = m.firmware || "—";
+  c[6].textContent = m.profile || m.effective_profile || "—";
+  c[6].title = m.profile ? "" : m.effective_profile ? "from a selector or the default" : "";
+  c[7].replaceChildren(m.last_stage ? badge(m.last_stage, STAGE_CLASS[m.last_stage]) : el("span", "muted", "—"));
+  c[7].dataset.stage = m.last_stage || "";
+  c[8].textContent = ago(m.last_seen);
+  c[8].title = m.last_seen || "";
 }
 
 // fillVisible: with the MAC-only machine list (a pxed without the
@@ -458,10 +460,15 @@ function drawFacts() {
 function drawProgress() {
   const p = $("#detail .progress");
   if (!p) return;
-  // The stages of the latest boot: from the last DHCP discover on.
+  // The stages of the latest boot: a boot ends with its kernel, initrd,
+  // image or check-in; the next DHCP discover starts another.
+  const tl = S.timeline, FINAL = new Set(["kernel", "initrd", "image", "checkin"]);
   let start = 0;
-  for (let i = S.timeline.length - 1; i >= 0; i--) if (S.timeline[i].stage === "dhcp-discover") { start = i; break; }
-  const seen = new Set(S.timeline.slice(start).map((e) => e.stage));
+  for (let i = 0; i < tl.length; i++) {
+    if (!FINAL.has(tl[i].stage)) continue;
+    for (let j = i + 1; j < tl.length; j++) if (tl[j].stage === "dhcp-discover") { start = j; break; }
+  }
+  const seen = new Set(tl.slice(start).map((e) => e.stage));
   p.replaceChildren();
   for (const [name, ok, bad] of PROGRESS) {
     const s = el("span", "", name);
