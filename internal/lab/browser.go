@@ -81,8 +81,29 @@ func Forward(t testing.TB, ns, addr string) string {
 	if err != nil {
 		t.Fatalf("lab: forward: %v", err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
+	track := func(c net.Conn, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if on {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close() // an event stream never ends by itself
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -94,14 +115,21 @@ func Forward(t testing.TB, ns, addr string) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer c.Close()
+				track(c, true)
+				defer func() { c.Close(); track(c, false) }()
 				up, err := dialIn(ns, addr)
 				if err != nil {
 					return
 				}
-				defer up.Close()
-				go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-				_, _ = io.Copy(c, up)
+				track(up, true)
+				defer func() { up.Close(); track(up, false) }()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+				<-done // either side ended: end both
+				c.Close()
+				up.Close()
+				<-done
 			}()
 		}
 	}()
