@@ -232,3 +232,34 @@ func readSSEGated(t *testing.T, r io.Reader) *gatedSSE {
 	g.ch = readSSE(pr)
 	return g
 }
+
+// TestStreamOutlivesServerTimeouts: a stream lasts longer than the HTTP
+// server's ReadTimeout and WriteTimeout (pxed bounds every request with
+// them): events still arrive on the same connection afterwards.
+func TestStreamOutlivesServerTimeouts(t *testing.T) {
+	l := &events.Log{}
+	mux := http.NewServeMux()
+	(&Stream{Events: l, Heartbeat: 20 * time.Millisecond, WriteTimeout: time.Second}).Register(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 100*time.Millisecond, 100*time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	msgs := readSSE(resp.Body)
+	next(t, msgs, false)
+	// Heartbeats for well past both timeouts (counted, not timed: 20 of
+	// them at 20 ms take at least 400 ms).
+	for i := 0; i < 20; i++ {
+		if m := next(t, msgs, false); m.event != ":" {
+			t.Fatalf("got %+v, want keep-alive comments only", m)
+		}
+	}
+	l.Record(events.Event{MAC: "52:54:00:00:00:04", Stage: events.StageKernel})
+	if m := next(t, msgs, true); !strings.Contains(m.data, "52:54:00:00:00:04") {
+		t.Fatalf("got %+v, want the event after the server's timeouts passed", m)
+	}
+}
