@@ -30,7 +30,7 @@ type Stream struct {
 	// machine inventory's changes); it returns the feed and a function that
 	// ends the subscription. Messages it drops are its own to count.
 	Extra func(buffer int) (<-chan Message, func())
-	// Buffer is the number of events held for one client; 0 means 256.
+	// Buffer is the number of events held for one client; 0 means 1024.
 	Buffer int
 	// Heartbeat is the interval of the keep-alive comment; 0 means 15 s.
 	Heartbeat time.Duration
@@ -109,7 +109,7 @@ func (s *Stream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	buffer := s.Buffer
 	if buffer <= 0 {
-		buffer = 256
+		buffer = 1024
 	}
 	beat := s.Heartbeat
 	if beat <= 0 {

@@ -28,6 +28,7 @@ const S = {
   token: localStorage.getItem("pxed.token") || "",
   dirty: false, resort: false,
   loadedAt: Date.now(),
+  resyncs: 0,          // resync messages received (events the stream dropped)
 };
 window.pxedState = S; // for tests and curious operators
 
@@ -280,7 +281,7 @@ function fillVisible() {
   if (S.inventory) return;
   for (const m of mlist.visible()) {
     if (filling >= 4) return;
-    if (!m || !m._legacy || m._filled) continue;
+    if (!m || m._filled) continue;
     m._filled = true;
     filling++;
     api("GET", "/api/machines/" + macKey(m.mac) + "/timeline").then((tl) => {
@@ -326,7 +327,22 @@ function applyEvent(e) {
   if (e.stage === "rogue-server") rogueFromEvent(e);
   if (e.stage === "dhcp-ack" && $("#tab-leases").classList.contains("on")) loadLeasesSoon();
   schedule();
-  setTimeout(schedule, 750); // un-flash
+  unflashSoon();
+}
+
+// unflashSoon redraws once the rows' flash is over (one timer, however
+// many events arrive).
+let unflashTimer = 0, lastFlash = 0;
+function unflashSoon() {
+  lastFlash = Date.now();
+  if (unflashTimer) return;
+  const tick = () => {
+    const left = lastFlash + 750 - Date.now();
+    if (left > 0) { unflashTimer = setTimeout(tick, left); return; }
+    unflashTimer = 0;
+    schedule();
+  };
+  unflashTimer = setTimeout(tick, 750);
 }
 
 function onMessage(type, data) {
@@ -340,10 +356,14 @@ function onMessage(type, data) {
     S.resort = true;
     if (m.mac === S.selected) { drawFacts(); drawActions(); }
     schedule();
-  } else if (type === "resync") resync();
+    unflashSoon();
+  } else if (type === "resync") { S.resyncs++; resync(); }
 }
 
+// resync fetches the state again after events were missed. With the
+// MAC-only list, the visible rows fetch their timelines again.
 function resync() {
+  if (!S.inventory) for (const m of S.machines.values()) m._filled = false;
   loadMachines();
   if (S.selected) select(S.selected, true);
 }
