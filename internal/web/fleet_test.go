@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"pxed/internal/api"
@@ -288,7 +289,7 @@ func TestScreenshots(t *testing.T) {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	shot := func(name string) {
+	shotIn := func(dir, name string) {
 		t.Helper()
 		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		if err != nil {
@@ -302,6 +303,7 @@ func TestScreenshots(t *testing.T) {
 		}
 		t.Logf("%s: %d KB", filepath.Join(dir, name), len(png)>>10)
 	}
+	shot := func(name string) { t.Helper(); shotIn(dir, name) }
 	do(t, ctx, "open the page", chromedp.EmulateViewport(1600, 860), chromedp.Navigate(url+"/"))
 	waitJS(t, ctx, "48 machines", `document.querySelector('#count').textContent === '48 machines'`)
 	waitJS(t, ctx, "the counters", `document.querySelectorAll('#metrics .metric').length >= 8`)
@@ -311,4 +313,10 @@ func TestScreenshots(t *testing.T) {
 	waitJS(t, ctx, "the timeline", `document.querySelectorAll('#timeline li').length === 10`)
 	evalJS[bool](t, ctx, `document.activeElement.blur(), true`)
 	shot("webui-timeline.png")
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatalf("dark mode: %v", err)
+	}
+	waitJS(t, ctx, "the dark theme", `getComputedStyle(document.body).backgroundColor === 'rgb(15, 20, 27)'`)
+	shotIn(t.TempDir(), "webui-dark.png") // checked, not kept: README shows the light theme
 }
