@@ -106,6 +106,12 @@ func TestPageFollowsBootLive(t *testing.T) {
 	if again := evalJS[float64](t, ctx, `pxedState.loadedAt`); again != loaded {
 		t.Error("the page reloaded: stages must arrive in place")
 	}
+
+	// A machine known only by its (IPv6) address: its row opens its timeline.
+	l.Record(events.Event{IP: netip.MustParseAddr("2001:db8::99"), Stage: events.StageTFTPError, Detail: "grubx64.efi: file not found"})
+	waitJS(t, ctx, "the address-keyed row", `document.querySelector('`+row("2001:db8::99")+`')`)
+	do(t, ctx, "open its timeline", chromedp.Click(chromedp.CSS(row("2001:db8::99"))))
+	waitJS(t, ctx, "its timeline", `document.querySelector('#detail h2').textContent.startsWith('2001:db8::99') && document.querySelector('#timeline li[data-stage="tftp-error"]:not(.new)')`)
 }
 
 // TestPage5000Machines: with 5,000 machines the list holds all of them

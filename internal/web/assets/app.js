@@ -59,7 +59,9 @@ async function api(method, path, body) {
   return data;
 }
 
-const macKey = (m) => encodeURIComponent(m.replaceAll(":", "-"));
+// macKey is a machine's key as a URL path element: a MAC in the boot URLs'
+// dashed form; an address (a machine whose MAC is unknown) as it is.
+const macKey = (m) => encodeURIComponent(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(m) ? m.replaceAll(":", "-") : m);
 
 // ---- formatting ------------------------------------------------------------
 
