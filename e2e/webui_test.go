@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -49,13 +50,13 @@ func pageEval[T any](t *testing.T, ctx context.Context, expr string) T {
 func machineRow(mac string) string { return `#mlist .row[data-mac="` + mac + `"]:not([hidden])` }
 
 // TestWebUIFollowsProbe: our PXE client (pxed probe) boots twice as UEFI
-// while the page is open: the machine appears with the first boot; with its
-// timeline open, the second boot's stages are appended live.
+// from pxed as the DHCP server while the page is open: the machine appears
+// with the first boot; with its timeline open, the second boot's stages are
+// appended live; the leases tab lists its lease.
 func TestWebUIFollowsProbe(t *testing.T) {
 	n := lab.NewNet(t)
-	startAddressOnly(t, n, "dhcp", "192.0.2.2", "192.0.2.100", "192.0.2.200")
-	startPxed(t, n)
-	h := n.AddHost(t, "probe", mustPrefix("192.0.2.50/24"))
+	startServerMode(t, n, t.TempDir())
+	h := n.AddHost(t, "probe", netip.Prefix{})
 	const mac = "52:54:00:00:0b:01"
 	if out, err := lab.Run(t, h.NS, "ip", "link", "set", h.Iface, "address", mac); err != nil {
 		t.Fatalf("set the probe's MAC: %v\n%s", err, out)
@@ -85,6 +86,10 @@ func TestWebUIFollowsProbe(t *testing.T) {
 	if again := pageEval[float64](t, ctx, `pxedState.loadedAt`); again != loaded {
 		t.Error("the page reloaded: the machine and its stages must arrive in place")
 	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.tabs button[data-tab="leases"]`))); err != nil {
+		t.Fatalf("leases tab: %v", err)
+	}
+	pageJS(t, ctx, "the probe's lease", `[...document.querySelectorAll('#llist .row:not([hidden])')].some(r => r.textContent.includes('`+mac+`') && r.textContent.includes('192.0.2.1'))`)
 }
 
 // TestWebUIFollowsQEMUBoot: a BIOS machine (SeaBIOS + iPXE) PXE-boots to
