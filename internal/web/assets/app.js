@@ -61,7 +61,8 @@ async function api(method, path, body) {
 
 // macKey is a machine's key as a URL path element: a MAC in the boot URLs'
 // dashed form; an address (a machine whose MAC is unknown) as it is.
-const macKey = (m) => encodeURIComponent(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(m) ? m.replaceAll(":", "-") : m);
+const isMAC = (k) => /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(k);
+const macKey = (m) => encodeURIComponent(isMAC(m) ? m.replaceAll(":", "-") : m);
 
 // ---- formatting ------------------------------------------------------------
 
@@ -193,7 +194,8 @@ async function loadMachines() {
     S.inventory = list.length > 0 && typeof list[0] === "object";
     const seen = new Set();
     for (const x of list) seen.add(upsert(normalize(x)).mac);
-    if (S.inventory) for (const k of [...S.machines.keys()]) if (!seen.has(k)) S.machines.delete(k); // forgotten
+    // Forgotten machines leave; rows known by address only (no MAC yet) stay.
+    if (S.inventory) for (const k of [...S.machines.keys()]) if (!seen.has(k) && isMAC(k)) S.machines.delete(k);
     S.resort = true;
     schedule();
   } catch (e) {
@@ -322,6 +324,7 @@ function applyEvent(e) {
   if (S.sortKey === "last_seen" || S.sortKey === "last_stage" || S.sortKey === "address" || S.query || S.stateFilter) S.resort = true;
   if (key === S.selected) {
     S.timeline.push(e);
+    if (S.timeline.length > 1000) S.timeline.splice(0, S.timeline.length - 1000);
     appendTimeline(e, true);
     drawProgress();
     drawFacts();
