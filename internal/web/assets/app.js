@@ -198,6 +198,7 @@ async function loadMachines() {
     if (S.inventory) for (const k of [...S.machines.keys()]) if (!seen.has(k) && isMAC(k)) S.machines.delete(k);
     S.resort = true;
     schedule();
+    if (S.selected) drawDetail(); // opened from the URL before the list came, or changed
   } catch (e) {
     if (e.status !== 401) toast("machines: " + e.message, true);
   }
