@@ -204,8 +204,9 @@ func TestPageActions(t *testing.T) {
 	waitJS(t, ctx, "the row denied from the stream", `document.querySelector('`+row(mac)+` .badge').textContent === 'denied'`)
 }
 
-// TestPageWithoutInventoryHidesActions: against today's API (MACs only, no
-// fleet endpoints) the page shows no action buttons, and no rogue banner.
+// TestPageWithoutInventoryHidesActions: against the API without the fleet
+// endpoints (MACs only) the page shows no action buttons, no rogue banner
+// until a rogue-server event, and the leases tab says why it is empty.
 func TestPageWithoutInventoryHidesActions(t *testing.T) {
 	ctx := lab.Browser(t)
 	l := &events.Log{}
@@ -218,6 +219,13 @@ func TestPageWithoutInventoryHidesActions(t *testing.T) {
 	}
 	if hidden := evalJS[bool](t, ctx, `document.querySelector('#rogues').hidden`); !hidden {
 		t.Error("rogue banner shown with no rogue")
+	}
+	// No GET /api/rogues here: a rogue-server event alone raises the warning,
+	// and makes no machine row.
+	l.Record(events.Event{IP: netip.MustParseAddr("192.0.2.254"), Stage: "rogue-server", Detail: "dhcp+pxe offer to 52:54:00:00:00:09: file rogue.efi"})
+	waitJS(t, ctx, "the rogue warning", `!document.querySelector('#rogues').hidden && document.querySelector('#rogues').textContent.includes('192.0.2.254')`)
+	if n := evalJS[int](t, ctx, `pxedState.machines.size`); n != 1 {
+		t.Errorf("%d machines after a rogue-server event, want the 1 machine (a rogue server is no machine)", n)
 	}
 	do(t, ctx, "leases tab", chromedp.Click(chromedp.CSS(`.tabs button[data-tab="leases"]`)))
 	waitJS(t, ctx, "the leases note (not the DHCP server)", `!document.querySelector('#lnote').hidden`)

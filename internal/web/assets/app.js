@@ -23,7 +23,8 @@ const S = {
   inventory: false,    // GET /api/machines returns objects (the fleet inventory)
   profiles: null,      // names from GET /api/profiles, or null when absent
   noAction: new Set(), // actions this pxed does not have (404/405)
-  rogues: new Map(),   // server → {server, mac, offered, count, last_seen}
+  rogues: new Map(),   // server%interface → {server, mac, interface, offered, count, last_seen}
+  roguesAPI: null,     // GET /api/rogues answers (true), 404 (false), not asked yet (null)
   leases: [], leasesOK: true,
   token: localStorage.getItem("pxed.token") || "",
   dirty: false, resort: false,
@@ -307,6 +308,8 @@ function learnFrom(m, tl) {
 // ---- live events -----------------------------------------------------------
 
 function applyEvent(e) {
+  if (e.stage === "rogue-server") rogueFromEvent(e);
+  if (e.stage === "rogue-server" && !e.mac) return; // about another server, not a machine
   const key = e.mac || e.ip;
   if (!key) return;
   let m = S.machines.get(key);
@@ -330,7 +333,6 @@ function applyEvent(e) {
     drawProgress();
     drawFacts();
   }
-  if (e.stage === "rogue-server") rogueFromEvent(e);
   if (e.stage === "dhcp-ack" && $("#tab-leases").classList.contains("on")) loadLeasesSoon();
   schedule();
   unflashSoon();
@@ -606,22 +608,36 @@ async function loadProfiles() {
 
 // ---- rogue servers ---------------------------------------------------------
 
+// rogueFromEvent: a rogue-server event makes the page fetch GET
+// /api/rogues again (once for a burst); a pxed without it gets a warning
+// built from the event.
+let rogueTimer = 0;
 function rogueFromEvent(e) {
-  const server = e.ip || e.detail || "unknown";
-  const r = S.rogues.get(server) || { server, count: 0 };
+  if (S.roguesAPI !== false) {
+    clearTimeout(rogueTimer);
+    rogueTimer = setTimeout(loadRogues, 300);
+    return;
+  }
+  if (!e.ip) return; // the copy on the answered client's timeline
+  const r = S.rogues.get(e.ip) || { server: e.ip, count: 0 };
   r.count++;
   r.last_seen = e.time;
   r.detail = e.detail;
-  S.rogues.set(server, r);
+  S.rogues.set(e.ip, r);
   drawRogues();
 }
 
 async function loadRogues() {
   try {
     const list = (await api("GET", "/api/rogues")) || [];
-    for (const r of list) S.rogues.set(r.server, r);
+    S.roguesAPI = true;
+    S.rogues.clear();
+    for (const r of list) S.rogues.set(r.server + "%" + (r.interface || ""), r);
     drawRogues();
-  } catch (_) { /* no rogue detection in this pxed */ }
+  } catch (e) {
+    // 404: detection off, or a pxed without it: events are the only source.
+    if (e.status === 404) S.roguesAPI = false;
+  }
 }
 
 function drawRogues() {
@@ -653,7 +669,7 @@ const METRICS = [
   ["TFTP bytes", ["pxed_tftp_bytes_total"], "bytes"],
   ["HTTP errors", ["pxed_http_errors_total"], "bad"],
   ["Pool exhausted", ["pxed_dhcp_pool_exhausted_total", "pxed_dhcp6_pool_exhausted_total"], "bad"],
-  ["Rogue offers", ["pxed_rogue_offers_total"], "bad"],
+  ["Rogue replies", ["pxed_rogue_dhcp_replies_total"], "bad"],
 ];
 let lastMetrics = null;
 
