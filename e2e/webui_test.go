@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,46 @@ func TestWebUIFollowsQEMUBoot(t *testing.T) {
 	// held machine here, click the page's Approve button
 	// (#detail [data-action="approve"], with an admin token typed into
 	// #token-dlg) and wait for the marker: approving from the page lets it boot.
+}
+
+// TestWebUIWithToken: once pxed has API tokens, the page asks for one
+// (the API answers 401), shows the machines and follows the stream with a
+// read token typed once, and keeps it across a reload.
+func TestWebUIWithToken(t *testing.T) {
+	n := lab.NewNet(t)
+	dataDir := t.TempDir()
+	out, err := lab.Run(t, "", pxedBin, "tokens", "create", "--data-dir", dataDir, "--scope", "read", "--name", "webui")
+	if err != nil {
+		t.Fatalf("pxed tokens create: %v\n%s", err, out)
+	}
+	token := strings.Fields(out)[0]
+	startServerMode(t, n, dataDir)
+	h := n.AddHost(t, "probe", netip.Prefix{})
+	const mac = "52:54:00:00:0b:03"
+	if out, err := lab.Run(t, h.NS, "ip", "link", "set", h.Iface, "address", mac); err != nil {
+		t.Fatalf("set the probe's MAC: %v\n%s", err, out)
+	}
+	if out, err := lab.Run(t, h.NS, pxedBin, "probe", "--interface", h.Iface, "--arch", "efi-x64", "--timeout-scale", probeScale); err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+
+	addr := lab.Forward(t, n.NS(), "192.0.2.1:8080")
+	ctx := lab.Browser(t)
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+addr+"/")); err != nil {
+		t.Fatalf("open the page: %v", err)
+	}
+	pageJS(t, ctx, "the token dialog", `document.querySelector('#token-dlg').open`)
+	if n := pageEval[int](t, ctx, `pxedState.machines.size`); n != 0 {
+		t.Errorf("%d machines shown without a token, want none", n)
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#token-in"), token),
+		chromedp.Click(chromedp.CSS(`#token-dlg button[value="save"]`))); err != nil {
+		t.Fatalf("type the token: %v", err)
+	}
+	pageJS(t, ctx, "the machine with the token", `document.querySelector('`+machineRow(mac)+`')`)
+	pageJS(t, ctx, "the live event stream", `document.querySelector('#live').textContent === 'live'`)
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	pageJS(t, ctx, "the machine after a reload, with the kept token", `document.querySelector('`+machineRow(mac)+`') && !document.querySelector('#token-dlg').open`)
 }
