@@ -167,6 +167,7 @@ func TestPageActions(t *testing.T) {
 	do(t, ctx, "open the page", chromedp.Navigate(url+"/#"+mac))
 	waitJS(t, ctx, "the held machine's actions", `document.querySelector('#detail [data-action="approve"]')`)
 	waitJS(t, ctx, "the state", `document.querySelector('`+row(mac)+` .badge').textContent === 'pending'`)
+	waitJS(t, ctx, "the pending count", `document.querySelector('#pending').textContent === '1 pending approval'`)
 
 	// Without a token the API refuses, and the page asks for one.
 	do(t, ctx, "approve without a token", chromedp.Click(chromedp.CSS(`#detail [data-action="approve"]`)))
@@ -177,6 +178,7 @@ func TestPageActions(t *testing.T) {
 
 	do(t, ctx, "approve", chromedp.Click(chromedp.CSS(`#detail [data-action="approve"]`)))
 	waitJS(t, ctx, "the row approved in place", `document.querySelector('`+row(mac)+` .badge').textContent === 'approved'`)
+	waitJS(t, ctx, "no pending count", `document.querySelector('#pending').hidden`)
 	if got, want := f.lastCall(), "POST /api/machines/52-54-00-aa-00-01/approve Bearer "+adminToken; got != want {
 		t.Errorf("approve called %q, want %q", got, want)
 	}

@@ -233,7 +233,14 @@ function compare(a, b) {
 
 function rebuildView() {
   const v = [];
-  for (const m of S.machines.values()) if (matches(m)) v.push(m);
+  let pending = 0;
+  for (const m of S.machines.values()) {
+    if (m.state === "pending") pending++;
+    if (matches(m)) v.push(m);
+  }
+  const p = $("#pending");
+  p.hidden = pending === 0;
+  p.textContent = pending + " pending approval";
   v.sort(compare);
   S.view = v;
   $("#count").textContent = v.length === S.machines.size ? v.length + " machines"
@@ -793,6 +800,18 @@ function init() {
   });
   for (const b of document.querySelectorAll(".tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
   $("#token-btn").addEventListener("click", () => askToken());
+  $("#pending").addEventListener("click", () => {
+    showTab("machines");
+    $("#state-filter").value = S.stateFilter = "pending";
+    S.resort = true;
+    schedule();
+  });
+  document.addEventListener("keydown", (ev) => { // "/" searches, as on many sites
+    if (ev.key === "/" && !/^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement.tagName) && !$("#token-dlg").open) {
+      ev.preventDefault();
+      $(document.querySelector("#tab-leases.on") ? "#lq" : "#q").focus();
+    }
+  });
   $("#token-dlg").addEventListener("close", () => {
     const v = $("#token-dlg").returnValue;
     if (v === "save") S.token = $("#token-in").value.trim();
