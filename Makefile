@@ -2,7 +2,7 @@
 GO ?= go
 LAB ?= $(CURDIR)/.cache/lab
 
-.PHONY: build test unit assets demo bench-tftp fuzz lint clean package
+.PHONY: build test unit assets demo bench-tftp fuzz lint clean package screenshots
 
 build:
 	$(GO) build -o pxed ./cmd/pxed
@@ -21,6 +21,10 @@ package:
 # Unit tests only: no root, no network namespaces, no QEMU.
 unit:
 	$(GO) test -count=1 -short ./...
+
+# README's web page screenshots (docs/*.png), rendered by headless Chromium.
+screenshots:
+	$(GO) test -count=1 -run TestScreenshots ./internal/web -screenshots $(CURDIR)/docs
 
 # Kernel (Debian linux-image, apt-get download) and busybox initramfs for the lab.
 assets:

@@ -24,6 +24,7 @@ import (
 	"pxed/internal/events"
 	"pxed/internal/httpboot"
 	"pxed/internal/tftp"
+	"pxed/internal/web"
 )
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -160,6 +161,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		apiHandler.Rogues = rw.apiRogues
 	}
 	apiHandler.Register(mux)
+	stream := &api.Stream{Events: evlog, Logger: log.With("proto", "http")}
+	stream.Register(mux)           // GET /api/events
+	(&web.Handler{}).Register(mux) // the web page at / and /ui/
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		if tftpConn != nil {
@@ -183,6 +187,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	registerMetrics(reg, dsrv, tftpSrv, hb)
 	registerMulticastMetrics(reg, tftpSrv)
 	registerLimitMetrics(reg, evlog, conns)
+	registerStreamMetrics(reg, stream)
 	registerLoaderMetrics(reg, &loaderN, hb)
 	if d6 != nil {
 		registerDHCP6Metrics(reg, d6)
@@ -203,6 +208,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		MaxHeaderBytes:    lim.HTTPMaxHeaderBytes,
 		ConnState:         conns.ConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	httpSrv.RegisterOnShutdown(stream.Close) // event streams end, not hold the shutdown
 
 	// What is open so far, closed again when a later socket fails.
 	opened := []io.Closer{hl}

@@ -28,6 +28,7 @@ var endpoints = []struct {
 	{"GET", "/api/machines/52:54:00:00:00:01/timeline", "", 200},
 	{"GET", "/api/machines/52-54-00-00-00-01/timeline", "", 200},
 	{"GET", "/api/leases", "", 200},
+	{"GET", "/api/events", "", 503},           // the stream, closed here so it answers at once
 	{"GET", "/api/no-such-endpoint", "", 404}, // guarded too: no probing without a token
 	{"POST", "/api/machines", "{}", 405},      // a write: admin scope first, then the method check
 }
@@ -40,6 +41,9 @@ func newAPI(t *testing.T) (*apiauth.Store, http.Handler) {
 	h := &api.Handler{Events: ev, Leases: func(context.Context) ([]api.Lease, error) { return nil, nil }}
 	mux := http.NewServeMux()
 	h.Register(mux)
+	st := &api.Stream{Events: ev}
+	st.Close()
+	st.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("GET /boot/{path...}", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("POST /api/machines/{mac}/checkin", func(w http.ResponseWriter, r *http.Request) {})

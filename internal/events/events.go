@@ -135,7 +135,7 @@ type Log struct {
 	byIP     map[netip.Addr]*learned
 	byMAC    map[string]netip.Addr // the address each learned MAC had last
 	ipOrder  list.List             // of netip.Addr, oldest learned first
-	subs     map[int]chan Event
+	subs     map[int]*subscriber
 	nextSub  int
 
 	evicted, mismatches atomic.Uint64
@@ -291,10 +291,11 @@ func (l *Log) Record(e Event) {
 // subscribers.
 func (l *Log) storeLocked(e Event) {
 	l.appendLocked(e)
-	for _, ch := range l.subs {
+	for _, s := range l.subs {
 		select {
-		case ch <- e:
+		case s.ch <- e:
 		default:
+			s.dropped.Add(1)
 		}
 	}
 }
@@ -495,25 +496,53 @@ func (l *Log) Machines() []string {
 // (buffered; events are dropped for a subscriber that falls behind) and a
 // function that ends the subscription.
 func (l *Log) Subscribe(buffer int) (<-chan Event, func()) {
+	s := l.Follow(buffer)
+	return s.C, s.Close
+}
+
+// Subscription is a feed of the events recorded since Follow. A subscriber
+// that falls behind misses events (the log never waits for it) and Dropped
+// says how many.
+type Subscription struct {
+	C     <-chan Event // the events, in the order recorded; closed by Close
+	s     *subscriber
+	close func()
+}
+
+type subscriber struct {
+	ch      chan Event
+	dropped atomic.Uint64
+}
+
+// Dropped returns how many events this subscription missed because its
+// buffer was full.
+func (s *Subscription) Dropped() uint64 { return s.s.dropped.Load() }
+
+// Close ends the subscription and closes C; it may be called more than once.
+func (s *Subscription) Close() { s.close() }
+
+// Follow subscribes to the events recorded from now on, with a buffer of
+// buffer events (1024 when 0 or less).
+func (l *Log) Follow(buffer int) *Subscription {
 	if buffer <= 0 {
 		buffer = 1024
 	}
-	ch := make(chan Event, buffer)
+	sub := &subscriber{ch: make(chan Event, buffer)}
 	l.mu.Lock()
 	if l.subs == nil {
-		l.subs = make(map[int]chan Event)
+		l.subs = make(map[int]*subscriber)
 	}
 	id := l.nextSub
 	l.nextSub++
-	l.subs[id] = ch
+	l.subs[id] = sub
 	l.mu.Unlock()
 	var once sync.Once
-	return ch, func() {
+	return &Subscription{C: sub.ch, s: sub, close: func() {
 		once.Do(func() {
 			l.mu.Lock()
 			delete(l.subs, id)
 			l.mu.Unlock()
-			close(ch)
+			close(sub.ch)
 		})
-	}
+	}}
 }

@@ -1,7 +1,8 @@
 // Package lab builds private network labs for end-to-end tests: network namespaces joined by a
 // bridge, hosts attached through veth pairs, processes started inside a namespace in their own
 // process group, and QEMU machines (SeaBIOS + iPXE ROM, or OVMF) network-booting on a tap device
-// added to the bridge.
+// added to the bridge; and a headless Chromium for the web page's tests (Browser), which reaches a
+// server inside a lab through Forward.
 //
 // Everything a helper creates is removed by t.Cleanup, also when the test fails: processes are
 // killed by process group, taps and namespaces deleted. Nothing touches the machine's real
