@@ -28,9 +28,15 @@ type clusterServer struct {
 // (address ip), with the shared lease store given by storeArgs.
 func startClusterServer(t *testing.T, ns, iface, ip, id string, storeArgs ...string) *clusterServer {
 	t.Helper()
+	return startClusterServerRange(t, ns, iface, ip, id, serverRange, storeArgs...)
+}
+
+// startClusterServerRange is startClusterServer leasing range rng.
+func startClusterServerRange(t *testing.T, ns, iface, ip, id, rng string, storeArgs ...string) *clusterServer {
+	t.Helper()
 	kernel, initrd := lab.Assets(t)
 	args := append([]string{"boot", "--interface", iface, "--kernel", kernel, "--initrd", initrd,
-		"--http-addr", ip + ":8080", "--tftp-addr", ip + ":69", "--dhcp-range", serverRange,
+		"--http-addr", ip + ":8080", "--tftp-addr", ip + ":69", "--dhcp-range", rng,
 		"--cluster", "--server-id", id, "--log-level", "info"}, storeArgs...)
 	p := lab.Start(t, ns, pxedBin, args...)
 	lab.WaitFor(t, 15*time.Second, "pxed "+id+" to serve HTTP", func() bool {
