@@ -49,6 +49,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if bc.Menus != nil {
 		bc.Menus.Choices = choices
 	}
+	// The catalog: every request decides from one snapshot of it; a
+	// reload or an API change stores a new one.
+	catalog := boot.NewCatalog(bc)
 
 	httpPort := 8080
 	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
@@ -69,7 +72,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	var tftpConn, mtftpConn net.PacketConn
 	mcast := multicastTFTP(cfg, log.With("proto", "tftp")) // mtftp.go
 	if cfg.TFTPAddr != "off" {
-		tftpSrv = &tftp.Server{Handler: machineTFTP(bc, evlog, &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
+		tftpSrv = &tftp.Server{Handler: machineTFTP(catalog, evlog, &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
 			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
 			QueueWait: lim.TFTPQueueWait.D(), MaxTimeout: lim.TFTPMaxTimeout.D(),
 			OnStart: func(r tftp.Request) {
@@ -87,14 +90,14 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 	// HTTP: boot files, scripts, API, metrics.
 	mux := http.NewServeMux()
-	hb := &httpboot.Handler{Boot: bc, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
+	hb := &httpboot.Handler{Boot: catalog, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
 		WriteTimeout: lim.HTTPWriteTimeout.D()}
 	hb.Register(mux)
 	apiHandler := &api.Handler{Events: evlog}
 	var dsrv *dhcp4.Server
 	var leases *leaseServer
 	if cfg.DHCP.Mode == config.ModeServer || cfg.DHCP6.Mode == config.ModeServer {
-		ls, err := openLeaseServer(ctx, cfg, bc, log)
+		ls, err := openLeaseServer(ctx, cfg, catalog, log)
 		if err != nil {
 			if tftpConn != nil {
 				tftpConn.Close()
@@ -106,7 +109,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	switch cfg.DHCP.Mode {
 	case config.ModeProxy:
-		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc, MTFTP: newMTFTPTable(cfg, mcast)}, HTTPPort: httpPort,
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: catalog, MTFTP: newMTFTPTable(cfg, mcast)}, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	case config.ModeServer:
 		leases.full.MTFTP = newMTFTPTable(cfg, mcast)
@@ -130,10 +133,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	switch cfg.DHCP6.Mode {
 	case config.ModeProxy:
-		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, HTTPPort: httpPort, DUID: duid,
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: catalog}, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	case config.ModeServer:
-		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, Full: leases.full6, HTTPPort: httpPort, DUID: duid,
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: catalog}, Full: leases.full6, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	}
 	if leases != nil {

@@ -23,8 +23,9 @@ type loaderCounts struct{ tftp atomic.Uint64 }
 // directory boot/<mac>/, and any other name there from the boot
 // directories (GRUB, shim and PXELINUX load their own files from where
 // they were loaded); every other name goes to dirs unchanged.
-func machineTFTP(bc *boot.Config, ev events.Recorder, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
+func machineTFTP(src boot.Source, ev events.Recorder, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
 	return func(req tftp.Request) (tftp.File, int64, error) {
+		bc := src.Snapshot() // one snapshot per request
 		name := tftp.CleanName(req.Filename)
 		res := bc.Resolve(name)
 		claimed := ""

@@ -27,7 +27,7 @@ import (
 
 // Handler serves boot files. The zero value serves nothing; set Boot.
 type Handler struct {
-	Boot *boot.Config
+	Boot boot.Source // one snapshot per request
 	// Dirs are served under /files/, a name looked up in each in order
 	// (the boot directory, then the iPXE directory for UEFI HTTP boot
 	// NBPs); none serves no files.
@@ -139,13 +139,17 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := boot.Normalize(mac)
-	if h.Boot == nil {
+	var bc *boot.Config
+	if h.Boot != nil {
+		bc = h.Boot.Snapshot()
+	}
+	if bc == nil {
 		h.fail(w, r, m, http.StatusNotFound, "no boot configuration")
 		return
 	}
 	name := r.PathValue("name")
 	if name == "script.ipxe" {
-		h.script(w, r, mac)
+		h.script(w, r, bc, mac)
 		return
 	}
 	// The machine's directory: its loader configuration, its profile's
@@ -153,7 +157,7 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 	// for their own files next to themselves: PXELINUX chained from
 	// iPXE asks for ldlinux.c32 here).
 	reqPath := boot.MachineDir(mac) + "/" + name
-	res := h.Boot.Resolve(reqPath)
+	res := bc.Resolve(reqPath)
 	switch res.Kind {
 	case boot.PathGenerated:
 		text, err := boot.LoaderConfig(res.Profile, res.Config, reqPath)
@@ -176,7 +180,7 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, m, http.StatusBadRequest, "bad path")
 		return
 	}
-	if _, ok := h.Boot.ProfileFor(mac); !ok {
+	if _, ok := bc.ProfileFor(mac); !ok {
 		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
 		return
 	}
@@ -184,9 +188,9 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 }
 
 // script serves mac's iPXE script.
-func (h *Handler) script(w http.ResponseWriter, r *http.Request, mac net.HardwareAddr) {
+func (h *Handler) script(w http.ResponseWriter, r *http.Request, bc *boot.Config, mac net.HardwareAddr) {
 	m := boot.Normalize(mac)
-	p, ok := h.Boot.ProfileFor(mac)
+	p, ok := bc.ProfileFor(mac)
 	if !ok {
 		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
 		return
