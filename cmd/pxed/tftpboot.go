@@ -34,7 +34,15 @@ func machineTFTP(src boot.Source, ev events.Recorder, n *loaderCounts, dirs tftp
 		}
 		switch res.Kind {
 		case boot.PathGenerated:
-			text, err := boot.LoaderConfig(res.Profile, res.Config, name)
+			p := res.Profile
+			if res.MAC != nil {
+				var err error
+				if p, err = bc.Expand(p, boot.Server{}, res.MAC); err != nil {
+					ev.Record(events.Event{Claimed: claimed, IP: req.Client.Addr(), Stage: events.StageTemplateError, Detail: err.Error()})
+					return nil, 0, fmt.Errorf("tftp: %q: %v: %w", name, err, tftp.ErrNotFound)
+				}
+			}
+			text, err := boot.LoaderConfig(p, res.Config, name)
 			if err != nil {
 				return nil, 0, fmt.Errorf("tftp: %q: %v: %w", name, err, tftp.ErrNotFound)
 			}

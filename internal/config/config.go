@@ -47,6 +47,11 @@ type Config struct {
 	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
 
+	// The fleet (fleet.go): what to do with machines nobody approved,
+	// and the selectors that pick a profile for machines without one.
+	UnknownMachines string     `yaml:"unknown_machines"` // boot (default), hold, ignore
+	Selectors       []Selector `yaml:"selectors"`
+
 	// Menu is the PXE boot menu; InterfaceMenus give an interface its
 	// own, a profile's menu: its machines theirs (menu.go).
 	Menu           *Menu            `yaml:"menu"`
@@ -258,6 +263,7 @@ func (c *Config) Validate() error {
 		c.validateProfiles,  // boot.go
 		c.validateLoaders,   // loader.go
 		c.validateMenus,     // menu.go
+		c.validateFleet,     // fleet.go
 	} {
 		es = append(es, section()...)
 	}

@@ -160,7 +160,13 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 	res := bc.Resolve(reqPath)
 	switch res.Kind {
 	case boot.PathGenerated:
-		text, err := boot.LoaderConfig(res.Profile, res.Config, reqPath)
+		p, err := bc.Expand(res.Profile, h.localServer(r), mac)
+		if err != nil {
+			h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageTemplateError, Detail: err.Error()})
+			h.fail(w, r, m, http.StatusInternalServerError, err.Error())
+			return
+		}
+		text, err := boot.LoaderConfig(p, res.Config, reqPath)
 		if err != nil {
 			h.fail(w, r, m, http.StatusNotFound, err.Error())
 			return
@@ -193,6 +199,17 @@ func (h *Handler) script(w http.ResponseWriter, r *http.Request, bc *boot.Config
 	p, ok := bc.ProfileFor(mac)
 	if !ok {
 		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
+		return
+	}
+	p, err := bc.Expand(p, h.localServer(r), mac)
+	if err != nil {
+		// The machine learns why on its console; the timeline too.
+		h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageTemplateError, Detail: err.Error()})
+		h.errors.Add(1)
+		text := boot.ErrorScript(mac, err.Error())
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeContent(w, r, "script.ipxe", time.Time{}, strings.NewReader(text))
 		return
 	}
 	script, err := boot.Script(p, h.localServer(r), mac)
