@@ -201,7 +201,7 @@ func (c *Config) profileOf(mac net.HardwareAddr, class, uuid string) (Profile, b
 	case Drop:
 		return Profile{}, false
 	}
-	name := c.profileName(key, class, uuid)
+	name := c.profileName(key, class, CanonicalUUID(uuid))
 	if name == "" {
 		return Profile{}, false
 	}

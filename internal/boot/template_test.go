@@ -123,3 +123,14 @@ func TestSpecialScripts(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalUUID(t *testing.T) {
+	// QEMU -uuid 01234567-89ab-cdef-0123-456789abcdef: SeaBIOS/OVMF send
+	// 67452301ab89efcd0123456789abcdef in option 97.
+	if got := CanonicalUUID("67452301ab89efcd0123456789abcdef"); got != "01234567-89ab-cdef-0123-456789abcdef" {
+		t.Errorf("CanonicalUUID = %q", got)
+	}
+	if got := CanonicalUUID("zz"); got != "zz" {
+		t.Errorf("CanonicalUUID(zz) = %q", got)
+	}
+}

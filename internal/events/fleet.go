@@ -13,3 +13,16 @@ const (
 	StageConfigReload    Stage = "config-reload"    // the configuration file was reloaded, or refused
 	StageTemplateError   Stage = "template-error"   // a profile's template failed for a machine
 )
+
+// Restore puts events kept from an earlier run (oldest first) back on
+// their machines' timelines, without logging them or sending them to
+// subscribers.
+func (l *Log) Restore(evs []Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range evs {
+		if e.MAC != "" {
+			l.appendLocked(e)
+		}
+	}
+}
