@@ -1,5 +1,6 @@
-// Package api is pxed's JSON API: the machines pxed has seen, each one's
-// boot timeline, and the leases of the DHCP server.
+// Package api is pxed's JSON API: the machines inventory (approve, deny,
+// profile, labels, boot-once, check-in), the runtime profiles, each
+// machine's boot timeline, and the leases of the DHCP server.
 package api
 
 import (
@@ -19,6 +20,14 @@ type Handler struct {
 	// Leases lists the DHCP server's leases, outstanding offers included;
 	// nil when pxed is not the DHCP server (GET /api/leases answers 404).
 	Leases func(context.Context) ([]Lease, error)
+	// Fleet is the machines inventory and runtime profiles (fleet.go);
+	// nil: GET /api/machines lists the MACs with a timeline, the other
+	// machines and profiles endpoints answer 404.
+	Fleet Fleet
+	// CheckinAuth checks the token of a check-in (POST
+	// /api/machines/{mac}/checkin?token=T) for mac (normalized); nil
+	// accepts any.
+	CheckinAuth func(mac, token string) bool
 }
 
 // Lease is one address of the DHCP server, as GET /api/leases and
@@ -35,11 +44,14 @@ type Lease struct {
 
 // Register adds the API routes to mux:
 //
-//	GET /api/machines                  → ["aa:bb:…", …]
+//	GET /api/machines                  → [{mac, uuid, arch, …}, …] (?state=, ?label=k=v)
 //	GET /api/machines/{mac}/timeline   → [{time, mac, stage, detail, bytes, duration}, …]
 //	GET /api/leases                    → [{address, state, client, mac, hostname, expires, updated}, …]
+//
+// and the machines and profiles endpoints of fleet.go.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/machines", h.machines)
+	h.registerFleet(mux)
 	mux.HandleFunc("GET /api/machines/{mac}/timeline", h.timeline)
 	mux.HandleFunc("GET /api/leases", h.leases)
 }
@@ -69,6 +81,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (h *Handler) machines(w http.ResponseWriter, r *http.Request) {
+	if h.Fleet != nil {
+		h.machineList(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, h.Events.Machines())
 }
 

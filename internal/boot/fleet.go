@@ -3,6 +3,7 @@ package boot
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 )
 
@@ -248,4 +249,11 @@ func ErrorScript(mac net.HardwareAddr, why string) string {
 		return r
 	}, why)
 	return "#!ipxe\necho pxed: cannot boot " + Normalize(mac) + ": " + why + "\necho pxed: retrying in 30 seconds\nsleep 30\nreboot\n"
+}
+
+// Observer notes the boot clients a DHCP server sees and what it decided
+// for them (the machines inventory: fleet.Fleet). ip is the address the
+// client uses or is given, hostname its option 12; either may be zero.
+type Observer interface {
+	Observe(m Machine, ip netip.Addr, hostname string, plan Plan)
 }

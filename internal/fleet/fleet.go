@@ -326,7 +326,7 @@ type Filter struct {
 func (f *Fleet) List(flt Filter) []Machine {
 	snap := f.Catalog.Snapshot()
 	f.mu.RLock()
-	out := make([]Machine, 0, len(f.machines))
+	sel := make([]*Machine, 0, len(f.machines))
 	for _, m := range f.machines {
 		if flt.State != "" && m.State != flt.State {
 			continue
@@ -336,12 +336,15 @@ func (f *Fleet) List(flt Filter) []Machine {
 				continue
 			}
 		}
-		c := *m
-		c.elem = nil
-		out = append(out, c)
+		sel = append(sel, m)
+	}
+	sort.Slice(sel, func(i, j int) bool { return sel[i].MAC < sel[j].MAC })
+	out := make([]Machine, len(sel))
+	for i, m := range sel {
+		out[i] = *m
+		out[i].elem = nil
 	}
 	f.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
 	for i := range out {
 		out[i].EffectiveProfile = effective(snap, out[i].MAC)
 	}
