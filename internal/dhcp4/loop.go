@@ -77,14 +77,14 @@ type Server struct {
 	// stalling everyone else. Packets beyond Workers plus the queue are
 	// dropped and counted (clients retransmit).
 	Workers   int
-	Responder Responder    // required
-	HTTPPort  int          // put in boot URLs; default 8080
-	Events    *events.Log  // nil records nothing
+	Responder Responder   // required
+	HTTPPort  int         // put in boot URLs; default 8080
+	Events    *events.Log // nil records nothing
 	// Fleet notes every boot client the server sees, answered or not
 	// (the machines inventory); nil notes nothing. Called on the loop:
 	// it must not block.
-	Fleet boot.Observer
-	Logger    *slog.Logger // nil discards
+	Fleet  boot.Observer
+	Logger *slog.Logger // nil discards
 	// ListenAddr overrides the address sockets bind to (tests); default 0.0.0.0.
 	ListenAddr netip.Addr
 	// BatchWait paces the reader under load: after a read of several
