@@ -38,20 +38,28 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // serve runs every part the configuration enables until ctx ends. Sockets
 // are opened first, so a port in use or a missing interface fails at start.
-func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
+// file, when set, is the configuration file reloaded on SIGHUP and when it
+// changes (flags applied over it again).
+func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string, flags *serverFlags) error {
 	log := newLogger(cfg, logw)
 	lim := cfg.Limits
 	fitDescriptors(&lim, openFileLimit(), log)
 	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
 		MaxBytes: int64(lim.EventsMemoryMB) << 20, MaxAddresses: lim.Addresses}
-	bc := cfg.Boot()
-	choices := &boot.Choices{} // menu items chosen (boot.Menus)
-	if bc.Menus != nil {
-		bc.Menus.Choices = choices
-	}
+	deps := &fleetDeps{choices: &boot.Choices{}} // menu items chosen (boot.Menus)
+	choices := deps.choices
+	bc := deps.baseConfig(cfg)
 	// The catalog: every request decides from one snapshot of it; a
-	// reload or an API change stores a new one.
-	catalog := boot.NewCatalog(bc)
+	// reload or an API change stores a new one (fleet.go).
+	catalog := &boot.Catalog{}
+	inv, closeInv, err := openFleet(ctx, cfg, catalog, bc, evlog, log)
+	if err != nil {
+		return err
+	}
+	defer closeInv()
+	if len(cfg.Profiles) == 0 {
+		log.Info("no boot profile yet: serving files only and answering no firmware until profiles are added (configuration file or PUT /api/profiles/NAME)")
+	}
 
 	httpPort := 8080
 	if _, p, err := net.SplitHostPort(cfg.HTTPAddr); err == nil {
@@ -93,7 +101,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	hb := &httpboot.Handler{Boot: catalog, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
 		WriteTimeout: lim.HTTPWriteTimeout.D()}
 	hb.Register(mux)
-	apiHandler := &api.Handler{Events: evlog}
+	apiHandler := &api.Handler{Events: evlog, Fleet: inv}
 	var dsrv *dhcp4.Server
 	var leases *leaseServer
 	if cfg.DHCP.Mode == config.ModeServer || cfg.DHCP6.Mode == config.ModeServer {
@@ -118,6 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	if dsrv != nil {
 		dsrv.Choices, dsrv.MulticastGroups = choices, cfg.MenuMulticastGroups()
+		dsrv.Fleet = inv
 	}
 	var d6 *dhcp6.Server
 	var duid dhcpv6.DUID // nil: one per interface, from its MAC
@@ -139,6 +148,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: catalog}, Full: leases.full6, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	}
+	if d6 != nil {
+		d6.Fleet = inv
+	}
 	if leases != nil {
 		apiHandler.Leases = leases.apiLeases
 	}
@@ -157,6 +169,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	registerMulticastMetrics(reg, tftpSrv)
 	registerLimitMetrics(reg, evlog, conns)
 	registerLoaderMetrics(reg, &loaderN, hb)
+	registerFleetMetrics(reg, inv)
 	if d6 != nil {
 		registerDHCP6Metrics(reg, d6)
 	}
@@ -251,11 +264,18 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if leases != nil {
 		leases.runExpiry(dctx)
 	}
+	invDone := make(chan struct{})
+	go func() { defer close(invDone); inv.Run(dctx) }()
+	if file != "" {
+		rl := &reloader{file: file, flags: flags, running: cfg, log: log, ev: evlog,
+			apply: func(c *config.Config) { inv.SetBase(deps.baseConfig(c)) }}
+		go rl.run(dctx)
+	}
 	for _, r := range ras {
 		go r.Run(dctx)
 	}
 	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "dhcp6", cfg.DHCP6.Mode, "tftp", cfg.TFTPAddr,
-		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)
+		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default, "unknown_machines", string(bc.Unknown))
 
 	var runErr error
 	select {
@@ -269,6 +289,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	dcancel()
 	<-dhcpDone // no request is in flight when the lease store closes
 	<-dhcp6Done
+	<-invDone // the inventory's last changes are written
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(sctx)

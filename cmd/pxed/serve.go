@@ -29,6 +29,7 @@ type serverFlags struct {
 	logFormat  string
 	logLevel   string
 	ra         bool
+	unknown    string
 }
 
 type stringList []string
@@ -51,6 +52,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ipxeDir, "ipxe-dir", "", "directory of iPXE binaries (default /usr/lib/ipxe)")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
+	fs.StringVar(&f.unknown, "unknown-machines", "", "machines neither approved nor under machines: boot (default), hold (wait for approval: pxed machines approve MAC) or ignore (not answered)")
 	fs.BoolVar(&f.ra, "router-advertisements", false, "send IPv6 router advertisements (O flag, the interfaces' prefixes) on a segment with no router")
 }
 
@@ -91,6 +93,7 @@ func (f *serverFlags) apply(c *config.Config) {
 	set(&c.IPXEDir, f.ipxeDir)
 	set(&c.LogFormat, f.logFormat)
 	set(&c.LogLevel, f.logLevel)
+	set(&c.UnknownMachines, f.unknown)
 	if f.ra {
 		c.RouterAdvertisements.Enabled = true
 		// Machines must ask pxed for their addresses when it leases them.
@@ -125,5 +128,5 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("configuration:\n%w", err)}
 	}
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, stderr, *file, &sf)
 }

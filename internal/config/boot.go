@@ -121,8 +121,8 @@ func (c *Config) validateBootFiles() Errors {
 			add(c.errorf("boot_files."+class, "unknown architecture class %q: write one of %s", class, strings.Join(classNames(), ", ")))
 			continue
 		}
-		if name == "" {
-			continue
+		if name == "" || len(c.Profiles) == 0 {
+			continue // no profile: no firmware is answered, no NBP is needed yet
 		}
 		if _, err := c.FindBootFile(name); err != nil {
 			add(c.errorf("boot_files."+class, "%v", err))
