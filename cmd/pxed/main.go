@@ -42,6 +42,10 @@ Usage:
              boot N simulated machines at once and report latencies and failures
   pxed leases [--data-dir DIR | --server HOST:PORT] [--json]
              list the leases of mode server (table or JSON)
+  pxed machines list|show|set|approve|deny|boot-once|forget [MAC] [--server HOST:PORT]
+             the machines inventory of a running pxed
+  pxed profiles list|show|set|delete [NAME] [--server HOST:PORT]
+             the runtime profiles of a running pxed
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -70,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runStorm(ctx, args[1:], stdout, stderr)
 	case "leases":
 		err = runLeases(ctx, args[1:], stdout, stderr)
+	case "machines":
+		err = runMachines(ctx, args[1:], stdout, stderr)
+	case "profiles":
+		err = runProfiles(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":
