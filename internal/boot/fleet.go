@@ -128,10 +128,14 @@ func (c *Config) lookup(mac string) (Entry, bool) {
 // and approved machines do; denied machines do not; the others follow
 // Config.Unknown.
 func (c *Config) Admission(mac string) Admission {
+	e, _ := c.lookup(mac)
+	return c.admission(mac, e)
+}
+
+func (c *Config) admission(mac string, e Entry) Admission {
 	if _, ok := c.Machines[mac]; ok {
 		return Admit
 	}
-	e, _ := c.lookup(mac)
 	switch e.State {
 	case StateApproved:
 		return Admit
@@ -152,11 +156,10 @@ func (c *Config) Admission(mac string) Admission {
 // the first selector that matches, the default profile. class and uuid
 // are the request's facts ("" when it carries none: the inventory's are
 // used).
-func (c *Config) profileName(mac, class, uuid string) string {
+func (c *Config) profileName(mac string, e Entry, class, uuid string) string {
 	if chosen, ok := c.chosen(mac); ok {
 		return chosen
 	}
-	e, _ := c.lookup(mac)
 	if e.BootOnce != nil && e.BootOnce.Profile != "" {
 		return e.BootOnce.Profile
 	}
@@ -194,7 +197,8 @@ func special(kind string) Profile { return Profile{Name: "(" + kind + ")", Speci
 // profileOf resolves mac's profile with the request's facts.
 func (c *Config) profileOf(mac net.HardwareAddr, class, uuid string) (Profile, bool) {
 	key := Normalize(mac)
-	switch c.Admission(key) {
+	e, _ := c.lookup(key)
+	switch c.admission(key, e) {
 	case Hold:
 		return special(SpecialHold), true
 	case Deny:
@@ -202,7 +206,7 @@ func (c *Config) profileOf(mac net.HardwareAddr, class, uuid string) (Profile, b
 	case Drop:
 		return Profile{}, false
 	}
-	name := c.profileName(key, class, CanonicalUUID(uuid))
+	name := c.profileName(key, e, class, CanonicalUUID(uuid))
 	if name == "" {
 		return Profile{}, false
 	}
