@@ -101,6 +101,10 @@ type Fleet struct {
 	unsub     func()
 
 	evicted, dropped, ignoredUnknown atomic.Uint64
+
+	subMu   sync.Mutex
+	subs    map[int]chan Change
+	nextSub int
 }
 
 // Stats are the inventory's counters.
@@ -308,9 +312,17 @@ func (f *Fleet) Observe(bm boot.Machine, ip netip.Addr, hostname string, plan bo
 	m.LastSeen = now
 	f.track(m)
 	f.dirty[key] = true
+	var added Machine
+	if ev != nil {
+		added = *m
+		added.elem = nil
+	}
 	f.mu.Unlock()
-	if ev != nil && f.Events != nil {
-		f.Events.Record(*ev)
+	if ev != nil {
+		f.publish(Change{Machine: added})
+		if f.Events != nil {
+			f.Events.Record(*ev)
+		}
 	}
 }
 
@@ -430,6 +442,7 @@ func (f *Fleet) update(mac string, change func(m *Machine) (*events.Event, error
 		f.Events.Record(*ev)
 	}
 	c.EffectiveProfile = effective(f.Catalog.Snapshot(), key)
+	f.publish(Change{Machine: c})
 	return c, nil
 }
 
@@ -564,8 +577,11 @@ func (f *Fleet) Forget(mac string) error {
 	delete(f.dirty, key)
 	f.deleted[key] = true
 	f.rebuildLocked()
+	gone := *m
+	gone.elem = nil
 	f.mu.Unlock()
 	f.wake()
+	f.publish(Change{Machine: gone, Forgotten: true})
 	return nil
 }
 

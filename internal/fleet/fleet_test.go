@@ -262,3 +262,33 @@ func TestPersistence(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestSubscribe: new machines, operator changes and forgetting reach a
+// subscriber; seeing a known machine again does not.
+func TestSubscribe(t *testing.T) {
+	f := open(t, &fleet.Fleet{}, base())
+	ch, cancel := f.Subscribe(16)
+	defer cancel()
+	observe(f, ipxe(1))
+	observe(f, ipxe(1))
+	if _, err := f.Approve(mac(1).String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Forget(mac(1).String()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 3 {
+		c := <-ch
+		got = append(got, fmt.Sprintf("%s/%s/%v", c.Machine.MAC, c.Machine.State, c.Forgotten))
+	}
+	want := "[52:54:00:00:00:01/new/false 52:54:00:00:00:01/approved/false 52:54:00:00:00:01/approved/true]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("changes %v, want %v", got, want)
+	}
+	select {
+	case c := <-ch:
+		t.Errorf("unexpected change %+v", c)
+	default:
+	}
+}
