@@ -16,6 +16,11 @@ import (
 	"pxed/internal/store"
 )
 
+// machinesDB is the inventory's database file inside --data-dir: its own
+// file, so that its batched writes never hold the SQLite write lock a
+// lease commit (and the DHCPACK behind it) waits for.
+const machinesDB = "machines.db"
+
 // fleetDeps is what the fleet's wiring takes from serve.
 type fleetDeps struct {
 	choices *boot.Choices
@@ -43,7 +48,7 @@ func openFleet(ctx context.Context, cfg *config.Config, catalog *boot.Catalog, b
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, nil, fmt.Errorf("inventory: data dir: %w", err)
 		}
-		st, err := store.Open(ctx, filepath.Join(cfg.DataDir, leaseDB), store.Options{Logger: log.With("proto", "store")})
+		st, err := store.Open(ctx, filepath.Join(cfg.DataDir, machinesDB), store.Options{Logger: log.With("proto", "store")})
 		if err != nil {
 			return nil, nil, fmt.Errorf("inventory: %w", err)
 		}
