@@ -102,6 +102,9 @@ func (s *SQLite) SaveMachines(ctx context.Context, ms []fleet.Machine) error {
 
 // DeleteMachine implements fleet.Store; its kept events go too.
 func (s *SQLite) DeleteMachine(ctx context.Context, mac string) error {
+	s.evMu.Lock()
+	delete(s.evCount, mac)
+	s.evMu.Unlock()
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM machines WHERE mac = ?`, mac); err != nil {
 			return err
@@ -155,16 +158,21 @@ func (s *SQLite) DeleteProfile(ctx context.Context, name string) error {
 	})
 }
 
-// AppendEvents implements fleet.Store: the events, then each machine
-// named cut to its newest keep, in one transaction.
+// AppendEvents implements fleet.Store: the events, and the machines that
+// have gathered twice keep cut to their newest keep, in one transaction
+// (cutting every machine at every flush cost a query per machine).
 func (s *SQLite) AppendEvents(ctx context.Context, evs []events.Event, keep int) error {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	if s.evCount == nil {
+		s.evCount = map[string]int{}
+	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO machine_events (mac, time, stage, detail, ip, bytes, duration) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		macs := map[string]bool{}
 		for _, e := range evs {
 			ip := ""
 			if e.IP.IsValid() {
@@ -173,19 +181,24 @@ func (s *SQLite) AppendEvents(ctx context.Context, evs []events.Event, keep int)
 			if _, err := st.ExecContext(ctx, e.MAC, unixNano(e.Time), string(e.Stage), e.Detail, ip, e.Bytes, int64(e.Dur)); err != nil {
 				return err
 			}
-			macs[e.MAC] = true
+			s.evCount[e.MAC]++
 		}
-		for mac := range macs {
+		for mac, n := range s.evCount {
+			if n < 2*keep {
+				continue
+			}
 			if _, err := tx.ExecContext(ctx, `DELETE FROM machine_events WHERE mac = ? AND id <= (
 				SELECT id FROM machine_events WHERE mac = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, mac, mac, keep); err != nil {
 				return err
 			}
+			s.evCount[mac] = keep
 		}
 		return nil
 	})
 }
 
-// LoadEvents implements fleet.Store.
+// LoadEvents implements fleet.Store: every kept event, a machine's
+// between keep and three times keep (AppendEvents cuts them in steps).
 func (s *SQLite) LoadEvents(ctx context.Context) ([]events.Event, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT mac, time, stage, detail, ip, bytes, duration FROM machine_events ORDER BY id`)
 	if err != nil {
