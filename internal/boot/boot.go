@@ -138,6 +138,11 @@ type Plan struct {
 	// Menu is the boot menu of an offer or the item a boot server
 	// request chose (menu.go); nil: none.
 	Menu *MenuPlan
+
+	// Dropped: an unknown machine not answered on purpose
+	// (unknown_machines: ignore). The loops count it and record no
+	// event: a flood of unknown MACs must cost little.
+	Dropped bool
 }
 
 // Normalize formats a MAC the way Config.Machines keys and URLs use it.
@@ -162,7 +167,7 @@ func (c *Config) Decide(m Machine, s Server) Plan {
 	p, ok := c.profileOf(m.MAC, m.Class, m.UUID)
 	if !ok {
 		if c.Admission(Normalize(m.MAC)) == Drop {
-			return Plan{Reason: fmt.Sprintf("unknown machine %s not answered (unknown_machines: ignore)", Normalize(m.MAC))}
+			return Plan{Dropped: true, Reason: fmt.Sprintf("unknown machine %s not answered (unknown_machines: ignore)", Normalize(m.MAC))}
 		}
 		return Plan{Reason: fmt.Sprintf("no profile for %s and no default profile", Normalize(m.MAC))}
 	}

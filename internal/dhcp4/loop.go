@@ -370,7 +370,7 @@ func (h *handler) ignored(ctx context.Context, pkt *dhcpv4.DHCPv4, res Result, m
 	if h.s.Fleet != nil && res.Machine.Firmware != boot.FirmwareUnknown {
 		h.s.Fleet.Observe(res.Machine, res.Learn, hostname(pkt), res.Plan)
 	}
-	if ev != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover {
+	if ev != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover && !res.Plan.Dropped {
 		ev.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: res.Reason})
 	}
 	if mp := res.Plan.Menu; mp != nil && mp.Chosen != nil {

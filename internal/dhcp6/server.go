@@ -460,7 +460,7 @@ func (h *handler) ignoredMsg(ctx context.Context, q request, res Result, mac str
 	if h.s.Fleet != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown {
 		h.s.Fleet.Observe(res.Machine, res.Learn, "", res.Plan)
 	}
-	if h.s.Events != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown && q.msg.MessageType == dhcpv6.MessageTypeSolicit {
+	if h.s.Events != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown && q.msg.MessageType == dhcpv6.MessageTypeSolicit && !res.Plan.Dropped {
 		h.s.Events.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: "dhcpv6: " + res.Reason})
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"pxed/internal/boot"
 	"pxed/internal/events"
+	"pxed/internal/lograte"
 )
 
 // Error kinds; the API maps them to HTTP statuses in one place.
@@ -101,6 +102,7 @@ type Fleet struct {
 	unsub     func()
 
 	evicted, dropped, ignoredUnknown atomic.Uint64
+	warn                             lograte.Limiter // unknown machines ignored: one line per interval
 
 	subMu   sync.Mutex
 	subs    map[int]chan Change
@@ -261,11 +263,11 @@ func (f *Fleet) Observe(bm boot.Machine, ip netip.Addr, hostname string, plan bo
 	}
 	m := f.machines[key]
 	if m == nil {
-		if f.base.Unknown == boot.UnknownIgnore && plan.Action == boot.Ignore {
+		if plan.Dropped {
 			// Unknown and not answered: not worth a row (a flood of
 			// random MACs must not fill the inventory).
 			f.mu.Unlock()
-			f.ignoredUnknown.Add(1)
+			f.ignoreUnknown(key)
 			return
 		}
 		if len(f.machines) >= f.max() {
@@ -291,8 +293,8 @@ func (f *Fleet) Observe(bm boot.Machine, ip netip.Addr, hostname string, plan bo
 		f.machines[key] = m
 		delete(f.deleted, key)
 		ev = &events.Event{MAC: key, Stage: stage, Detail: detail}
-	} else if plan.Action == boot.Ignore && f.base.Unknown == boot.UnknownIgnore && m.State != boot.StateApproved {
-		f.ignoredUnknown.Add(1)
+	} else if plan.Dropped {
+		defer f.ignoreUnknown(key)
 	}
 	if bm.UUID != "" {
 		m.UUID = boot.CanonicalUUID(bm.UUID)
@@ -323,6 +325,15 @@ func (f *Fleet) Observe(bm boot.Machine, ip netip.Addr, hostname string, plan bo
 		if f.Events != nil {
 			f.Events.Record(*ev)
 		}
+	}
+}
+
+// ignoreUnknown counts an unknown machine not answered and logs it at most
+// once per interval, with how many were not logged.
+func (f *Fleet) ignoreUnknown(mac string) {
+	f.ignoredUnknown.Add(1)
+	if ok, n := f.warn.Allow("unknown-ignored"); ok {
+		f.log().Info("unknown machine not answered (unknown_machines: ignore; approve it to boot it)", "mac", mac, "others_not_logged", n)
 	}
 }
 
