@@ -250,18 +250,23 @@ func (l *attackLab) timeline(t *testing.T, key string) []apiEvent {
 	return evs
 }
 
-// machines returns how many machines pxed keeps a timeline for.
+// machines returns how many machines pxed keeps: the larger of its
+// inventory (GET /api/machines) and its timelines (pxed_events_machines).
 func (l *attackLab) machines(t *testing.T) int {
 	t.Helper()
 	body, code, err := l.get("/api/machines")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("/api/machines: %d %v", code, err)
 	}
-	var macs []string
-	if err := json.Unmarshal([]byte(body), &macs); err != nil {
+	var ms []json.RawMessage
+	if err := json.Unmarshal([]byte(body), &ms); err != nil {
 		t.Fatalf("/api/machines: %v", err)
 	}
-	return len(macs)
+	n := len(ms)
+	if tl := int(l.metrics(t)["pxed_events_machines"]); tl > n {
+		n = tl
+	}
+	return n
 }
 
 // host adds a lab host with address addr (and extra addresses on the same

@@ -57,7 +57,7 @@ func runBoot(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("boot:\n%w", flagNames(err))}
 	}
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, stderr, "", nil)
 }
 
 // flagNames renames the configuration fields that `pxed boot` fills from
@@ -80,6 +80,8 @@ func flagNames(err error) error {
 			e.Field = "--initrd"
 		case strings.HasPrefix(e.Field, "interfaces["):
 			e.Field = "--interface"
+		case e.Field == "unknown_machines":
+			e.Field = "--unknown-machines"
 		case e.Field == "profiles.default":
 			e.Field = "--kernel/--initrd"
 		default:

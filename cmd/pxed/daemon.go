@@ -39,20 +39,35 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 
 // serve runs every part the configuration enables until ctx ends. Sockets
 // are opened first, so a port in use or a missing interface fails at start.
-func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
+// file, when set, is the configuration file reloaded on SIGHUP and when it
+// changes (flags applied over it again).
+func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string, flags *serverFlags) error {
 	log := newLogger(cfg, logw)
 	lim := cfg.Limits
 	fitDescriptors(&lim, openFileLimit(), log)
 	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
 		MaxBytes: int64(lim.EventsMemoryMB) << 20, MaxAddresses: lim.Addresses}
-	bc := cfg.Boot()
+	deps := &fleetDeps{choices: &boot.Choices{}} // menu items chosen (boot.Menus)
+	choices := deps.choices
+	bc := deps.baseConfig(cfg)
 	sec, err := newSecurity(cfg, bc, log) // security.go: tokens, secret URLs, TLS
 	if err != nil {
 		return err
 	}
-	choices := &boot.Choices{} // menu items chosen (boot.Menus)
-	if bc.Menus != nil {
-		bc.Menus.Choices = choices
+	// A reload builds the configuration again: it keeps the machines'
+	// secret URLs, HTTPS Boot and check-in tokens (fleet.go).
+	deps.machineToken, deps.httpsPort, deps.checkinToken = bc.MachineToken, bc.HTTPSPort, sec.Key.CheckinToken
+	bc.CheckinToken = deps.checkinToken
+	// The catalog: every request decides from one snapshot of it; a
+	// reload or an API change stores a new one (fleet.go).
+	catalog := &boot.Catalog{}
+	inv, closeInv, err := openFleet(ctx, cfg, catalog, bc, evlog, log)
+	if err != nil {
+		return err
+	}
+	defer closeInv()
+	if len(cfg.Profiles) == 0 {
+		log.Info("no boot profile yet: serving files only and answering no firmware until profiles are added (configuration file or PUT /api/profiles/NAME)")
 	}
 
 	httpPort := 8080
@@ -74,7 +89,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	var tftpConn, mtftpConn net.PacketConn
 	mcast := multicastTFTP(cfg, log.With("proto", "tftp")) // mtftp.go
 	if cfg.TFTPAddr != "off" {
-		tftpSrv = &tftp.Server{Handler: machineTFTP(bc, evlog, tftpOwner(cfg, evlog, log), &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
+		tftpSrv = &tftp.Server{Handler: machineTFTP(catalog, evlog, tftpOwner(cfg, evlog, log), &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
 			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
 			QueueWait: lim.TFTPQueueWait.D(), MaxTimeout: lim.TFTPMaxTimeout.D(),
 			OnStart: func(r tftp.Request) {
@@ -92,14 +107,14 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 
 	// HTTP: boot files, scripts, API, metrics.
 	mux := http.NewServeMux()
-	hb := &httpboot.Handler{Boot: bc, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
+	hb := &httpboot.Handler{Boot: catalog, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
 		WriteTimeout: lim.HTTPWriteTimeout.D()}
 	hb.Register(mux)
-	apiHandler := &api.Handler{Events: evlog}
+	apiHandler := &api.Handler{Events: evlog, Fleet: inv, CheckinAuth: sec.Key.VerifyCheckin}
 	var dsrv *dhcp4.Server
 	var leases *leaseServer
 	if cfg.DHCP.Mode == config.ModeServer || cfg.DHCP6.Mode == config.ModeServer {
-		ls, err := openLeaseServer(ctx, cfg, bc, log)
+		ls, err := openLeaseServer(ctx, cfg, catalog, log)
 		if err != nil {
 			if tftpConn != nil {
 				tftpConn.Close()
@@ -120,7 +135,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	switch cfg.DHCP.Mode {
 	case config.ModeProxy:
-		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: bc, MTFTP: newMTFTPTable(cfg, mcast)}, HTTPPort: httpPort,
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: catalog, MTFTP: newMTFTPTable(cfg, mcast)}, HTTPPort: httpPort,
 			Events: evlog, Logger: log.With("proto", "dhcp")}
 	case config.ModeServer:
 		leases.full.MTFTP = newMTFTPTable(cfg, mcast)
@@ -129,6 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	if dsrv != nil {
 		dsrv.Choices, dsrv.MulticastGroups = choices, cfg.MenuMulticastGroups()
+		dsrv.Fleet = inv
 	}
 	var d6 *dhcp6.Server
 	var duid dhcpv6.DUID // nil: one per interface, from its MAC
@@ -144,11 +160,14 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	}
 	switch cfg.DHCP6.Mode {
 	case config.ModeProxy:
-		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, HTTPPort: httpPort, DUID: duid,
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: catalog}, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
 	case config.ModeServer:
-		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: bc}, Full: leases.full6, HTTPPort: httpPort, DUID: duid,
+		d6 = &dhcp6.Server{Interfaces: cfg.Interfaces, Proxy: &dhcp6.Proxy{Boot: catalog}, Full: leases.full6, HTTPPort: httpPort, DUID: duid,
 			Events: evlog, Logger: log.With("proto", "dhcp6")}
+	}
+	if d6 != nil {
+		d6.Fleet = inv
 	}
 	if leases != nil {
 		apiHandler.Leases = leases.apiLeases
@@ -189,6 +208,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	registerLimitMetrics(reg, evlog, conns)
 	registerStreamMetrics(reg, stream)
 	registerLoaderMetrics(reg, &loaderN, hb)
+	registerFleetMetrics(reg, inv)
 	if d6 != nil {
 		registerDHCP6Metrics(reg, d6)
 	}
@@ -296,6 +316,13 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if leases != nil {
 		leases.runExpiry(dctx)
 	}
+	invDone := make(chan struct{})
+	go func() { defer close(invDone); inv.Run(dctx) }()
+	if file != "" {
+		rl := &reloader{file: file, flags: flags, running: cfg, log: log, ev: evlog,
+			apply: func(c *config.Config) { inv.SetBase(deps.baseConfig(c)) }}
+		go rl.run(dctx)
+	}
 	for _, r := range ras {
 		go r.Run(dctx)
 	}
@@ -303,7 +330,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		go rw.run(dctx)
 	}
 	log.Info("pxed serving", "interfaces", cfg.Interfaces, "dhcp", cfg.DHCP.Mode, "dhcp6", cfg.DHCP6.Mode, "tftp", cfg.TFTPAddr,
-		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default)
+		"http", hl.Addr().String(), "boot_files", bc.BootFiles, "default_profile", bc.Default, "unknown_machines", string(bc.Unknown))
 
 	var runErr error
 	select {
@@ -317,6 +344,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	dcancel()
 	<-dhcpDone // no request is in flight when the lease store closes
 	<-dhcp6Done
+	<-invDone // the inventory's last changes are written
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(sctx)

@@ -45,7 +45,7 @@ type leaseServer struct {
 
 // openLeaseServer opens the lease store (--store, else
 // --data-dir/leases.db) and builds the policies.
-func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, log *slog.Logger) (*leaseServer, error) {
+func openLeaseServer(ctx context.Context, cfg *config.Config, bc boot.Source, log *slog.Logger) (*leaseServer, error) {
 	v4, v6 := cfg.DHCP.Mode == config.ModeServer, cfg.DHCP6.Mode == config.ModeServer
 	spec := storeSpec{dsn: cfg.Store, dataDir: cfg.DataDir}
 	if spec.dsn == "" && spec.dataDir == "" {
@@ -105,7 +105,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc *boot.Config, l
 }
 
 // addSubnets4 builds the DHCPv4 server policy.
-func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *lease.Cached, subs []config.ServerSubnet, log *slog.Logger) error {
+func (ls *leaseServer) addSubnets4(cfg *config.Config, bc boot.Source, cache *lease.Cached, subs []config.ServerSubnet, log *slog.Logger) error {
 	ls.full = &dhcp4.Full{Boot: bc, StarvationClients: cfg.Limits.DHCPNewClients, StarvationWindow: cfg.Limits.DHCPNewClientsWindow.D()}
 	var probe func(context.Context, netip.Addr) bool
 	if t := cfg.ProbeTimeout(); t > 0 {
@@ -139,7 +139,7 @@ func (ls *leaseServer) addSubnets4(cfg *config.Config, bc *boot.Config, cache *l
 // addSubnets6 builds the DHCPv6 server policy. IPv6 has no address
 // probe: a client checks its address itself (duplicate address detection)
 // and declines it when taken, so every message is answered on the reader.
-func (ls *leaseServer) addSubnets6(cfg *config.Config, bc *boot.Config, cache *lease.Cached, subs []config.ServerSubnet6, log *slog.Logger) error {
+func (ls *leaseServer) addSubnets6(cfg *config.Config, bc boot.Source, cache *lease.Cached, subs []config.ServerSubnet6, log *slog.Logger) error {
 	ls.full6 = &dhcp6.Full{Boot: bc, Preference: cfg.DHCP6Preference(), RapidCommit: cfg.DHCP6.RapidCommit, DeferredWrites: true}
 	for _, s := range subs {
 		m, err := lease.New(cache, ls.leaseConfig(lease.Config{Subnet: s.Lease, Authoritative: true, Logger: log.With("proto", "lease")}))

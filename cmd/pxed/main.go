@@ -46,6 +46,10 @@ Usage:
              API tokens (shown once at create; only their hashes are kept)
   pxed migrate [--data-dir DIR | --store DSN]
              create or upgrade the lease database's schema, then exit
+  pxed machines list|show|set|approve|deny|boot-once|forget [MAC] [--server HOST:PORT]
+             the machines inventory of a running pxed
+  pxed profiles list|show|set|delete [NAME] [--server HOST:PORT]
+             the runtime profiles of a running pxed
   pxed version
 
 Run 'pxed COMMAND -h' for a command's flags.
@@ -78,6 +82,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runTokens(ctx, args[1:], stdout, stderr) // tokens.go
 	case "migrate":
 		err = runMigrate(ctx, args[1:], stdout, stderr)
+	case "machines":
+		err = runMachines(ctx, args[1:], stdout, stderr)
+	case "profiles":
+		err = runProfiles(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "pxed", version)
 	case "help", "-h", "--help":

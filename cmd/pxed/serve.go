@@ -34,6 +34,7 @@ type serverFlags struct {
 	serverID   string
 
 	securityFlags // security.go
+	unknown    string
 }
 
 type stringList []string
@@ -60,6 +61,7 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "", "log level: debug, info, warn, error")
 	f.securityFlags.register(fs)
+	fs.StringVar(&f.unknown, "unknown-machines", "", "machines neither approved nor under machines: boot (default), hold (wait for approval: pxed machines approve MAC) or ignore (not answered)")
 	fs.BoolVar(&f.ra, "router-advertisements", false, "send IPv6 router advertisements (O flag, the interfaces' prefixes) on a segment with no router")
 }
 
@@ -106,6 +108,7 @@ func (f *serverFlags) apply(c *config.Config) {
 	}
 	set(&c.Cluster.ServerID, f.serverID)
 	f.securityFlags.apply(c)
+	set(&c.UnknownMachines, f.unknown)
 	if f.ra {
 		c.RouterAdvertisements.Enabled = true
 		// Machines must ask pxed for their addresses when it leases them.
@@ -140,5 +143,5 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("configuration:\n%w", err)}
 	}
-	return serve(ctx, cfg, stderr)
+	return serve(ctx, cfg, stderr, *file, &sf)
 }

@@ -25,11 +25,12 @@ type loaderCounts struct{ tftp atomic.Uint64 }
 // directories (GRUB, shim and PXELINUX load their own files from where
 // they were loaded); every other name goes to dirs unchanged.
 //
-// With per-machine secret URLs (bc.MachineToken), a name that names a
+// With per-machine secret URLs (the configuration's MachineToken), a name that names a
 // machine is served only with that machine's token in the path, or to
 // the address DHCP last saw that machine use (owner; machinesecret.go).
-func machineTFTP(bc *boot.Config, ev events.Recorder, owner func(netip.Addr) string, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
+func machineTFTP(src boot.Source, ev events.Recorder, owner func(netip.Addr) string, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
 	return func(req tftp.Request) (tftp.File, int64, error) {
+		bc := src.Snapshot() // one snapshot per request
 		name := tftp.CleanName(req.Filename)
 		res := bc.Resolve(name)
 		claimed := ""
@@ -41,7 +42,15 @@ func machineTFTP(bc *boot.Config, ev events.Recorder, owner func(netip.Addr) str
 		}
 		switch res.Kind {
 		case boot.PathGenerated:
-			text, err := boot.LoaderConfig(res.Profile, res.Config, name)
+			p := res.Profile
+			if res.MAC != nil {
+				var err error
+				if p, err = bc.Expand(p, boot.Server{}, res.MAC); err != nil {
+					ev.Record(events.Event{Claimed: claimed, IP: req.Client.Addr(), Stage: events.StageTemplateError, Detail: err.Error()})
+					return nil, 0, fmt.Errorf("tftp: %q: %v: %w", name, err, tftp.ErrNotFound)
+				}
+			}
+			text, err := boot.LoaderConfig(p, res.Config, name)
 			if err != nil {
 				return nil, 0, fmt.Errorf("tftp: %q: %v: %w", name, err, tftp.ErrNotFound)
 			}

@@ -1,5 +1,6 @@
-// Package api is pxed's JSON API: the machines pxed has seen, each one's
-// boot timeline, and the leases of the DHCP server.
+// Package api is pxed's JSON API: the machines inventory (approve, deny,
+// profile, labels, boot-once, check-in), the runtime profiles, each
+// machine's boot timeline, and the leases of the DHCP server.
 package api
 
 import (
@@ -22,6 +23,14 @@ type Handler struct {
 	// Rogues lists other DHCP servers seen answering boot clients
 	// (rogues.go); nil when rogue detection is off (404).
 	Rogues func() []Rogue
+	// Fleet is the machines inventory and runtime profiles (fleet.go);
+	// nil: GET /api/machines lists the MACs with a timeline, the other
+	// machines and profiles endpoints answer 404.
+	Fleet Fleet
+	// CheckinAuth checks the token of a check-in (POST
+	// /api/machines/{mac}/checkin?token=T) for mac (normalized); nil
+	// accepts any.
+	CheckinAuth func(mac, token string) bool
 }
 
 // Lease is one address of the DHCP server, as GET /api/leases and
@@ -38,12 +47,15 @@ type Lease struct {
 
 // Register adds the API routes to mux:
 //
-//	GET /api/machines                  → ["aa:bb:…", …]
+//	GET /api/machines                  → [{mac, uuid, arch, …}, …] (?state=, ?label=k=v)
 //	GET /api/machines/{mac}/timeline   → [{time, mac, stage, detail, bytes, duration}, …]
 //	GET /api/leases                    → [{address, state, client, mac, hostname, expires, updated}, …]
 //	GET /api/rogues                    → [{server, mac, interface, first_seen, last_seen, count, offered: {…}}, …]
+//
+// and the machines and profiles endpoints of fleet.go.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/machines", h.machines)
+	h.registerFleet(mux)
 	mux.HandleFunc("GET /api/machines/{mac}/timeline", h.timeline)
 	mux.HandleFunc("GET /api/leases", h.leases)
 	mux.HandleFunc("GET /api/rogues", h.rogues) // rogues.go
@@ -74,6 +86,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (h *Handler) machines(w http.ResponseWriter, r *http.Request) {
+	if h.Fleet != nil {
+		h.machineList(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, h.Events.Machines())
 }
 

@@ -76,6 +76,10 @@ type Profile struct {
 	// SecureBoot, with Loader GRUB, hands UEFI machines the signed shim,
 	// which loads the signed GRUB, which loads the signed kernel.
 	SecureBoot bool
+	// Special is set on the pseudo-profiles the decision makes for
+	// machines that boot no profile (fleet.go): SpecialLocal,
+	// SpecialHold, SpecialDeny; "" for a real profile.
+	Special string
 }
 
 // Config is the whole decision's input besides the machine.
@@ -93,6 +97,14 @@ type Config struct {
 	// Boot (secure.go). Zero: neither.
 	MachineToken func(mac net.HardwareAddr) string
 	HTTPSPort    int
+	// The fleet (fleet.go): the inventory, selectors, and what to do
+	// with machines nobody approved ("" boots them).
+	Fleet     Fleet
+	Selectors []Selector
+	Unknown   UnknownPolicy
+	// CheckinToken gives the token of a machine's check-in URL
+	// (templates' .CheckinURL); nil: no token.
+	CheckinToken func(mac string) string
 }
 
 // Server is where this answer comes from: the address of the interface the
@@ -133,28 +145,22 @@ type Plan struct {
 	// Menu is the boot menu of an offer or the item a boot server
 	// request chose (menu.go); nil: none.
 	Menu *MenuPlan
+
+	// Dropped: an unknown machine not answered on purpose
+	// (unknown_machines: ignore). The loops count it and record no
+	// event: a flood of unknown MACs must cost little.
+	Dropped bool
 }
 
 // Normalize formats a MAC the way Config.Machines keys and URLs use it.
 func Normalize(mac net.HardwareAddr) string { return strings.ToLower(mac.String()) }
 
 // ProfileFor returns the profile of mac and whether it has one.
+// (fleet.go: a menu choice, boot-once, runtime profile, machines:,
+// selectors, default; a pseudo-profile with Special set for machines held,
+// denied or booting locally).
 func (c *Config) ProfileFor(mac net.HardwareAddr) (Profile, bool) {
-	name, ok := c.Machines[Normalize(mac)]
-	if !ok {
-		name = c.Default
-	}
-	if chosen, ok := c.chosen(Normalize(mac)); ok {
-		name = chosen // a boot menu item chosen lately
-	}
-	if name == "" {
-		return Profile{}, false
-	}
-	p, ok := c.Profiles[name]
-	if ok && p.Name == "" {
-		p.Name = name
-	}
-	return p, ok
+	return c.profileOf(mac, "", "")
 }
 
 // Decide returns what to answer machine m.
@@ -166,9 +172,24 @@ func (c *Config) Decide(m Machine, s Server) Plan {
 	if len(m.MAC) == 0 {
 		return Plan{Reason: "no client hardware address"}
 	}
-	p, ok := c.ProfileFor(m.MAC)
+	p, ok := c.profileOf(m.MAC, m.Class, m.UUID)
 	if !ok {
+		if c.Admission(Normalize(m.MAC)) == Drop {
+			return Plan{Dropped: true, Reason: fmt.Sprintf("unknown machine %s not answered (unknown_machines: ignore)", Normalize(m.MAC))}
+		}
 		return Plan{Reason: fmt.Sprintf("no profile for %s and no default profile", Normalize(m.MAC))}
+	}
+	switch {
+	case p.Special == SpecialDeny:
+		return Plan{Profile: p.Name, Reason: fmt.Sprintf("machine %s is denied", Normalize(m.MAC))}
+	case p.Special == SpecialLocal && m.Firmware != FirmwareIPXE:
+		return Plan{Profile: p.Name, Reason: "local boot: not answered (the firmware goes on to its next boot device)"}
+	case p.Special != "" && m.Firmware == FirmwareIPXE:
+		why := "iPXE: local boot script (exit)"
+		if p.Special == SpecialHold {
+			why = "iPXE: held, waiting for approval"
+		}
+		return Plan{Action: ServeScript, BootFile: ScriptURL(s, m.MAC), VendorClass: "PXEClient", Profile: p.Name, Reason: why}
 	}
 	if Of(p) != LoaderIPXE {
 		return decideLoader(p, m, s)
@@ -265,6 +286,9 @@ func FileURL(s Server, name string) string {
 // BIOS kernels ignore it.
 func Script(p Profile, s Server, mac net.HardwareAddr) (string, error) {
 	b := MachineBase(s, mac)
+	if p.Special != "" {
+		return specialScript(p, s, mac), nil
+	}
 	if p.Script != "" {
 		r := strings.NewReplacer("${base}", b, "${mac}", Normalize(mac))
 		out := r.Replace(p.Script)

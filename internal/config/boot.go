@@ -96,6 +96,8 @@ func (c *Config) Boot() *boot.Config {
 		bc.Profiles[name] = c.bootProfile(name)
 	}
 	bc.Menus = c.bootMenus() // menu.go
+	bc.Selectors = c.bootSelectors()
+	bc.Unknown = boot.UnknownPolicy(c.UnknownMachines)
 	for mac, p := range c.Machines {
 		if hw, err := net.ParseMAC(mac); err == nil {
 			bc.Machines[boot.Normalize(hw)] = p
@@ -119,8 +121,8 @@ func (c *Config) validateBootFiles() Errors {
 			add(c.errorf("boot_files."+class, "unknown architecture class %q: write one of %s", class, strings.Join(classNames(), ", ")))
 			continue
 		}
-		if name == "" {
-			continue
+		if name == "" || len(c.Profiles) == 0 {
+			continue // no profile: no firmware is answered, no NBP is needed yet
 		}
 		if _, err := c.FindBootFile(name); err != nil {
 			add(c.errorf("boot_files."+class, "%v", err))
@@ -133,9 +135,8 @@ func (c *Config) validateBootFiles() Errors {
 func (c *Config) validateProfiles() Errors {
 	var es Errors
 	add := func(e *Error) { es = append(es, e) }
-	if len(c.Profiles) == 0 {
-		add(c.errorf("profiles", "no boot profile: give --kernel and --initrd, or write a profiles: section with a kernel"))
-	}
+	// No profile at all is fine: pxed serves files and answers no
+	// firmware until profiles exist (the API may add them).
 	for _, name := range sortedKeys(c.Profiles) {
 		p := c.Profiles[name]
 		f := "profiles." + name

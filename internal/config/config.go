@@ -53,6 +53,11 @@ type Config struct {
 	// boot clients, off does not (rogue.go).
 	RogueDetection string `yaml:"rogue_detection"`
 
+	// The fleet (fleet.go): what to do with machines nobody approved,
+	// and the selectors that pick a profile for machines without one.
+	UnknownMachines string     `yaml:"unknown_machines"` // boot (default), hold, ignore
+	Selectors       []Selector `yaml:"selectors"`
+
 	// Menu is the PXE boot menu; InterfaceMenus give an interface its
 	// own, a profile's menu: its machines theirs (menu.go).
 	Menu           *Menu            `yaml:"menu"`
@@ -271,6 +276,7 @@ func (c *Config) Validate() error {
 		c.validateCluster,   // cluster.go
 		c.validateRogue,     // rogue.go
 		c.validateSecurity,  // security.go
+		c.validateFleet,     // fleet.go
 	} {
 		es = append(es, section()...)
 	}

@@ -65,12 +65,12 @@ func (f *Full) bootp(req Request, sn *Subnet, res *Result, key lease.ClientKey) 
 	f.subnetOptions(reply, sn, req, l.Addr)
 	reply.Options.Del(dhcpv4.OptionServerIdentifier) // a DHCP option; BOOTP names the server in siaddr
 	res.Reason = fmt.Sprintf("bootp %v (no lease end)", l.Addr)
-	if f.Boot != nil {
+	if bc := snapshot(f.Boot); bc != nil {
 		m := res.Machine
 		if m.Firmware == boot.FirmwareUnknown {
 			m.Firmware, m.Class = boot.FirmwarePXE, "bios"
 		}
-		plan := f.Boot.Decide(m, req.Server)
+		plan := bc.Decide(m, req.Server)
 		res.Plan = plan
 		if plan.Action == boot.ServeNBP && len(plan.BootFile) < 128 {
 			reply.ServerIPAddr = net.IP(req.Server.IP.AsSlice())

@@ -78,10 +78,14 @@ type Server struct {
 	// stalling everyone else. Packets beyond Workers plus the queue are
 	// dropped and counted (clients retransmit).
 	Workers   int
-	Responder Responder    // required
-	HTTPPort  int          // put in boot URLs; default 8080
-	Events    *events.Log  // nil records nothing
-	Logger    *slog.Logger // nil discards
+	Responder Responder   // required
+	HTTPPort  int         // put in boot URLs; default 8080
+	Events    *events.Log // nil records nothing
+	// Fleet notes every boot client the server sees, answered or not
+	// (the machines inventory); nil notes nothing. Called on the loop:
+	// it must not block.
+	Fleet  boot.Observer
+	Logger *slog.Logger // nil discards
 	// ListenAddr overrides the address sockets bind to (tests); default 0.0.0.0.
 	ListenAddr netip.Addr
 	// BatchWait paces the reader under load: after a read of several
@@ -369,7 +373,10 @@ func (h *handler) ignored(ctx context.Context, pkt *dhcpv4.DHCPv4, res Result, m
 		h.log.Debug("dhcp ignored", "mac", mac, "xid", pkt.TransactionID.String(), "type", pkt.MessageType().String(),
 			"why", res.Reason, "firmware", res.Machine.Firmware.String())
 	}
-	if ev != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover {
+	if h.s.Fleet != nil && res.Machine.Firmware != boot.FirmwareUnknown {
+		h.s.Fleet.Observe(res.Machine, res.Learn, hostname(pkt), res.Plan)
+	}
+	if ev != nil && res.Machine.Firmware != boot.FirmwareUnknown && pkt.MessageType() == dhcpv4.MessageTypeDiscover && !res.Plan.Dropped {
 		ev.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: res.Reason})
 	}
 	if mp := res.Plan.Menu; mp != nil && mp.Chosen != nil {
@@ -412,6 +419,13 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.Debug("dhcp replied", "mac", a.mac, "xid", a.pkt.TransactionID.String(), "type", a.pkt.MessageType().String(),
 			"reply", res.Reply.MessageType().String(), "dst", r.To.String(), "file", res.Plan.BootFile)
+	}
+	if h.s.Fleet != nil && res.Machine.Firmware != boot.FirmwareUnknown {
+		ip := res.Learn
+		if y, ok := netip.AddrFromSlice(res.Reply.YourIPAddr.To4()); ok && !y.IsUnspecified() {
+			ip = y
+		}
+		h.s.Fleet.Observe(res.Machine, ip, hostname(a.pkt), res.Plan)
 	}
 	ev := h.s.Events
 	if ev == nil {
@@ -547,4 +561,18 @@ func archName(m boot.Machine) string {
 		return "arch-" + strconv.Itoa(int(m.Arch))
 	}
 	return "arch-?"
+}
+
+// hostname is the client's option 12, "" when absent or not printable.
+func hostname(p *dhcpv4.DHCPv4) string {
+	h := p.HostName()
+	if len(h) > 63 {
+		return ""
+	}
+	for _, r := range h {
+		if r <= ' ' || r >= 0x7f {
+			return ""
+		}
+	}
+	return h
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
+	"pxed/internal/boot"
+	"pxed/internal/fleet"
 	"pxed/internal/lease"
 )
 
@@ -46,17 +48,30 @@ func BenchmarkLoop(b *testing.B) {
 	b.Run("proxy", func(b *testing.B) {
 		benchLoop(b, &Proxy{Boot: proxyConfig()}, PortBootServer, false)
 	})
+	b.Run("proxy-inventory", func(b *testing.B) {
+		// The same, each machine noted in the inventory (fleet.Observe):
+		// 60,000 MACs cycle through an inventory of 20,000, so most
+		// packets also evict a machine.
+		f := &fleet.Fleet{Catalog: &boot.Catalog{}}
+		if err := f.Open(context.Background(), proxyConfig()); err != nil {
+			b.Fatal(err)
+		}
+		benchLoopWith(b, &Proxy{Boot: f.Catalog}, PortBootServer, false, f)
+	})
 	b.Run("workers", func(b *testing.B) { benchLoop(b, full(false), PortDHCP, true) })
 	b.Run("durable", func(b *testing.B) { benchLoop(b, full(true), PortDHCP, true) })
 }
 
 // benchLoop runs the benchmark of one Responder on port: with dora, each
 // window is DISCOVERs then the REQUESTs made from their OFFERs.
-func benchLoop(b *testing.B, r Responder, port Port, dora bool) {
+func benchLoop(b *testing.B, r Responder, port Port, dora bool) { benchLoopWith(b, r, port, dora, nil) }
+
+// benchLoopWith is benchLoop with an inventory observer.
+func benchLoopWith(b *testing.B, r Responder, port Port, dora bool, obs boot.Observer) {
 	const window = 64
 	relay := netip.MustParseAddr("127.0.0.2")
 	srv := &Server{Interfaces: []string{"lo"}, Ports: []Port{port}, Responder: r, ListenAddr: netip.MustParseAddr("127.0.0.1"),
-		BatchWait: -1}
+		BatchWait: -1, Fleet: obs}
 	var (
 		socks  []*Socket
 		client *net.UDPConn

@@ -186,7 +186,7 @@ func isZeroOrBroadcast(mac net.HardwareAddr) bool {
 // it answers PXE clients only, never hands out addresses, and gives each the
 // boot file its firmware needs.
 type Proxy struct {
-	Boot *boot.Config
+	Boot boot.Source // one snapshot per request
 	// MTFTP, when set, offers boot files by PXE MTFTP to BIOS PXE ROMs
 	// (mtftp.go); nil: no option 43 sub-options 1–5.
 	MTFTP MTFTPTable
@@ -227,7 +227,7 @@ func (px *Proxy) Respond(req Request) Result {
 		res.Reason = "not a PXE client (no option 60 PXEClient/HTTPClient)"
 		return res
 	}
-	plan := px.Boot.DecideMenu(m, req.Server, bsReq)
+	plan := px.Boot.Snapshot().DecideMenu(m, req.Server, bsReq)
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = plan.Reason

@@ -54,7 +54,7 @@ func (s *Subnet) prefix() netip.Prefix { return s.Leases.Subnet().Prefix }
 // for the starvation check; do not copy a Full once used.
 type Full struct {
 	Subnets []*Subnet
-	Boot    *boot.Config
+	Boot    boot.Source // one snapshot per request
 	// Authoritative makes the server NAK a DHCPREQUEST that matches no
 	// subnet (RFC 2131 §4.3.2); otherwise it stays silent. Requests inside
 	// a subnet follow that subnet Manager's own setting.
@@ -487,11 +487,12 @@ func (f *Full) subnetOptions(reply *dhcpv4.DHCPv4, sn *Subnet, req Request, addr
 // clients get a plain lease.
 func (f *Full) pxe(reply *dhcpv4.DHCPv4, req Request, res *Result) {
 	m := res.Machine
-	if m.Firmware == boot.FirmwareUnknown || f.Boot == nil {
+	bc := snapshot(f.Boot)
+	if m.Firmware == boot.FirmwareUnknown || bc == nil {
 		res.Reason = "plain lease (not a PXE client)"
 		return
 	}
-	plan := f.Boot.DecideMenu(m, req.Server, nil)
+	plan := bc.DecideMenu(m, req.Server, nil)
 	res.Plan = plan
 	if plan.Action == boot.Ignore {
 		res.Reason = "plain lease (" + plan.Reason + ")"
@@ -616,4 +617,12 @@ func ips(as []netip.Addr) []byte {
 		}
 	}
 	return b
+}
+
+// snapshot is src's configuration now; nil when there is none.
+func snapshot(src boot.Source) *boot.Config {
+	if src == nil {
+		return nil
+	}
+	return src.Snapshot()
 }

@@ -52,7 +52,7 @@ type Subnet struct {
 // Managers it calls.
 type Full struct {
 	Subnets []*Subnet
-	Boot    *boot.Config
+	Boot    boot.Source // one snapshot per request
 	// Preference is the preference option (7) of every Advertise, 0–255;
 	// negative sends none. 255 makes a client take this Advertise at once
 	// instead of collecting others for its first retransmission timeout
@@ -187,7 +187,7 @@ func (f *Full) Respond(req Request) Result {
 		sn.addOptions(reply)
 	}
 	what := strings.Join(x.done, ", ")
-	if bootInfo && res.decide(f.Boot, req.Server) {
+	if bootInfo && res.decide(f.Boot.Snapshot(), req.Server) {
 		res.addBoot(reply)
 		what = strings.TrimPrefix(what+"; boot "+res.URL, "; ")
 	}

@@ -145,7 +145,7 @@ type Result struct {
 
 // Proxy is the ProxyDHCPv6 policy. It is pure and safe for concurrent use.
 type Proxy struct {
-	Boot *boot.Config
+	Boot boot.Source // one snapshot per request
 }
 
 // Respond answers one request; see the package documentation.
@@ -200,7 +200,7 @@ func (p *Proxy) Respond(req Request) Result {
 	case len(mc.MAC) == 0:
 		return res.ignore(NoMAC, "no MAC in the client's DUID or source address")
 	}
-	if !res.decide(p.Boot, req.Server) {
+	if !res.decide(p.Boot.Snapshot(), req.Server) {
 		return res.ignore(NoPlan, res.Plan.Reason)
 	}
 	reply := &dhcpv6.Message{MessageType: replyType, TransactionID: m.TransactionID}

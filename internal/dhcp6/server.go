@@ -55,6 +55,9 @@ type Server struct {
 	// ports are added, so the server role keeps one in its data dir).
 	DUID   dhcpv6.DUID
 	Events *events.Log
+	// Fleet notes every boot client the server sees (the machines
+	// inventory); nil notes nothing. It must not block.
+	Fleet  boot.Observer
 	Logger *slog.Logger // nil discards
 
 	loops              udploop.Counters
@@ -454,7 +457,10 @@ func (h *handler) ignoredMsg(ctx context.Context, q request, res Result, mac str
 		h.log.Debug("dhcp6 ignored", "mac", mac, "src", q.src.String(), "xid", q.msg.TransactionID.String(),
 			"type", q.msg.MessageType.String(), "why", res.Ignored.String(), "reason", res.Reason)
 	}
-	if h.s.Events != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown && q.msg.MessageType == dhcpv6.MessageTypeSolicit {
+	if h.s.Fleet != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown {
+		h.s.Fleet.Observe(res.Machine, res.Learn, "", res.Plan)
+	}
+	if h.s.Events != nil && mac != "" && res.Machine.Firmware != boot.FirmwareUnknown && q.msg.MessageType == dhcpv6.MessageTypeSolicit && !res.Plan.Dropped {
 		h.s.Events.Record(events.Event{MAC: mac, Stage: events.StageIgnored, Detail: "dhcpv6: " + res.Reason})
 	}
 }
@@ -480,6 +486,9 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	if h.log.Enabled(ctx, slog.LevelDebug) {
 		h.log.Debug("dhcp6 replied", "mac", a.mac, "xid", a.req.TransactionID.String(), "type", a.req.MessageType.String(),
 			"reply", res.Reply.MessageType.String(), "dst", r.To.String(), "url", res.URL)
+	}
+	if h.s.Fleet != nil && a.mac != "" && res.Machine.Firmware != boot.FirmwareUnknown {
+		h.s.Fleet.Observe(res.Machine, res.Learn, "", res.Plan)
 	}
 	ev := h.s.Events
 	if ev == nil || a.mac == "" {

@@ -27,7 +27,7 @@ import (
 
 // Handler serves boot files. The zero value serves nothing; set Boot.
 type Handler struct {
-	Boot *boot.Config
+	Boot boot.Source // one snapshot per request
 	// Dirs are served under /files/, a name looked up in each in order
 	// (the boot directory, then the iPXE directory for UEFI HTTP boot
 	// NBPs); none serves no files.
@@ -112,13 +112,13 @@ func remoteIP(r *http.Request) netip.Addr {
 }
 
 // localServer is the address the request arrived on: the one the machine can
-// reach, used in the URLs of its script.
-func (h *Handler) localServer(r *http.Request) boot.Server {
+// reach, used in the URLs of its script (with bc's machine tokens).
+func (h *Handler) localServer(r *http.Request, bc *boot.Config) boot.Server {
 	port := h.HTTPPort
 	if port == 0 {
 		port = 8080
 	}
-	s := boot.Server{HTTPPort: port, Token: h.Boot.MachineToken, TLS: r.TLS != nil}
+	s := boot.Server{HTTPPort: port, Token: bc.MachineToken, TLS: r.TLS != nil}
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 		if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 			s.IP = ap.Addr().Unmap()
@@ -139,7 +139,11 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := boot.Normalize(mac)
-	if h.Boot == nil {
+	var bc *boot.Config
+	if h.Boot != nil {
+		bc = h.Boot.Snapshot()
+	}
+	if bc == nil {
 		h.fail(w, r, m, http.StatusNotFound, "no boot configuration")
 		return
 	}
@@ -149,13 +153,13 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 	// (loaders ask for their own files next to themselves: PXELINUX
 	// chained from iPXE asks for ldlinux.c32 here).
 	reqPath := boot.MachineDir(mac) + "/" + name
-	res := h.Boot.Resolve(reqPath)
-	if h.Boot.NeedsToken(res) {
+	res := bc.Resolve(reqPath)
+	if bc.NeedsToken(res) {
 		h.refuseToken(w, r, m)
 		return
 	}
 	if res.Kind == boot.PathBootDir && res.Rel == "script.ipxe" {
-		h.script(w, r, mac)
+		h.script(w, r, bc, mac)
 		return
 	}
 	if res.Token {
@@ -163,7 +167,13 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 	}
 	switch res.Kind {
 	case boot.PathGenerated:
-		text, err := boot.LoaderConfig(res.Profile, res.Config, reqPath)
+		p, err := bc.Expand(res.Profile, h.localServer(r, bc), mac)
+		if err != nil {
+			h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageTemplateError, Detail: err.Error()})
+			h.fail(w, r, m, http.StatusInternalServerError, err.Error())
+			return
+		}
+		text, err := boot.LoaderConfig(p, res.Config, reqPath)
 		if err != nil {
 			h.fail(w, r, m, http.StatusNotFound, err.Error())
 			return
@@ -183,7 +193,7 @@ func (h *Handler) machineFile(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, m, http.StatusBadRequest, "bad path")
 		return
 	}
-	if _, ok := h.Boot.ProfileFor(mac); !ok {
+	if _, ok := bc.ProfileFor(mac); !ok {
 		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
 		return
 	}
@@ -202,14 +212,25 @@ func (h *Handler) refuseToken(w http.ResponseWriter, r *http.Request, m string) 
 }
 
 // script serves mac's iPXE script.
-func (h *Handler) script(w http.ResponseWriter, r *http.Request, mac net.HardwareAddr) {
+func (h *Handler) script(w http.ResponseWriter, r *http.Request, bc *boot.Config, mac net.HardwareAddr) {
 	m := boot.Normalize(mac)
-	p, ok := h.Boot.ProfileFor(mac)
+	p, ok := bc.ProfileFor(mac)
 	if !ok {
 		h.fail(w, r, m, http.StatusNotFound, "no profile for this machine")
 		return
 	}
-	script, err := boot.Script(p, h.localServer(r), mac)
+	p, err := bc.Expand(p, h.localServer(r, bc), mac)
+	if err != nil {
+		// The machine learns why on its console; the timeline too.
+		h.record(events.Event{Claimed: m, IP: remoteIP(r), Stage: events.StageTemplateError, Detail: err.Error()})
+		h.errors.Add(1)
+		text := boot.ErrorScript(mac, err.Error())
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		http.ServeContent(w, r, "script.ipxe", time.Time{}, strings.NewReader(text))
+		return
+	}
+	script, err := boot.Script(p, h.localServer(r, bc), mac)
 	if err != nil {
 		h.fail(w, r, m, http.StatusNotFound, err.Error())
 		return

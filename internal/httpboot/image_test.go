@@ -42,9 +42,9 @@ func imageFixture(t *testing.T, image string, content []byte) (*fixture, string)
 	if err := os.WriteFile(file, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := f.h.Boot.Profiles["linux"]
+	p := f.h.Boot.Snapshot().Profiles["linux"]
 	p.Image = file
-	f.h.Boot.Profiles["linux"] = p
+	f.h.Boot.Snapshot().Profiles["linux"] = p
 	return f, knownPath + "/" + image
 }
 
@@ -135,9 +135,9 @@ func TestLargeImageRange(t *testing.T) {
 	if err := fh.Close(); err != nil {
 		t.Fatal(err)
 	}
-	p := f.h.Boot.Profiles["linux"]
+	p := f.h.Boot.Snapshot().Profiles["linux"]
 	p.Image = file
-	f.h.Boot.Profiles["linux"] = p
+	f.h.Boot.Snapshot().Profiles["linux"] = p
 	f.log.Learn(netip.MustParseAddr("127.0.0.1"), knownMAC) // the test server's client
 	srv := httptest.NewServer(f.mux)
 	defer srv.Close()

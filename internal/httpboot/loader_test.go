@@ -20,9 +20,9 @@ func TestMachineDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.bootDir, "ldlinux.c32"), []byte("LDLINUX"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.h.Boot.Profiles["pxelinux"] = boot.Profile{Name: "pxelinux", Kernel: filepath.Join(f.dir, "vmlinuz"),
+	f.h.Boot.Snapshot().Profiles["pxelinux"] = boot.Profile{Name: "pxelinux", Kernel: filepath.Join(f.dir, "vmlinuz"),
 		Initrds: []string{filepath.Join(f.dir, "initrd.img")}, Cmdline: "console=ttyS0", Loader: boot.LoaderPXELINUX}
-	f.h.Boot.Machines["52:54:00:00:00:23"] = "pxelinux"
+	f.h.Boot.Snapshot().Machines["52:54:00:00:00:23"] = "pxelinux"
 	const pxl = "/boot/52-54-00-00-00-23"
 	tests := []struct {
 		name  string

@@ -102,6 +102,10 @@ type SQLite struct {
 	close              sync.Once
 	puts               atomic.Uint64
 	batches            atomic.Uint64
+
+	// Events of each machine appended since its last cut (machines.go).
+	evMu    sync.Mutex
+	evCount map[string]int
 }
 
 var _ lease.AsyncStore = (*SQLite)(nil)
