@@ -180,7 +180,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 		apiHandler.Rogues = rw.apiRogues
 	}
 	apiHandler.Register(mux)
-	stream := &api.Stream{Events: evlog, Logger: log.With("proto", "http")}
+	stream := &api.Stream{Events: evlog, Logger: log.With("proto", "http"), Extra: machineMessages(inv)}
 	stream.Register(mux)           // GET /api/events
 	(&web.Handler{}).Register(mux) // the web page at / and /ui/
 	hl, err := net.Listen("tcp", cfg.HTTPAddr)

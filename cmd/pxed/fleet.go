@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"pxed/internal/api"
 	"pxed/internal/boot"
 	"pxed/internal/config"
 	"pxed/internal/events"
@@ -80,4 +81,32 @@ func registerFleetMetrics(reg *prometheus.Registry, f *fleet.Fleet) {
 		func(s fleet.Stats) uint64 { return s.Dropped })
 	counter("pxed_unknown_ignored_total", "DHCP requests of unknown machines not answered (unknown_machines: ignore).",
 		func(s fleet.Stats) uint64 { return s.IgnoredUnknown })
+}
+
+// machineMessages feeds GET /api/events the inventory's changes: `event:
+// machine` with the machine's row, and `event: resync` when one is
+// forgotten (the page fetches the list again). A stream that falls behind
+// misses changes, never blocks the inventory.
+func machineMessages(inv *fleet.Fleet) func(buffer int) (<-chan api.Message, func()) {
+	if inv == nil {
+		return nil
+	}
+	return func(buffer int) (<-chan api.Message, func()) {
+		ch, cancel := inv.Subscribe(buffer)
+		out := make(chan api.Message, buffer)
+		go func() {
+			defer close(out)
+			for c := range ch {
+				m := api.Message{Event: "machine", Data: c.Machine}
+				if c.Forgotten {
+					m = api.Message{Event: "resync", Data: map[string]any{"dropped": 0, "forgotten": c.Machine.MAC}}
+				}
+				select {
+				case out <- m:
+				default: // the stream is behind: it resyncs on its own drops
+				}
+			}
+		}()
+		return out, cancel
+	}
 }

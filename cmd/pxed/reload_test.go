@@ -17,6 +17,7 @@ import (
 
 	"pxed/internal/config"
 	"pxed/internal/events"
+	"pxed/internal/machinekey"
 	"pxed/internal/tftp"
 )
 
@@ -106,11 +107,12 @@ func TestServeFilesWithoutProfile(t *testing.T) {
 	}
 	tftpAddr := uc.LocalAddr().String()
 	uc.Close()
+	data := t.TempDir()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"serve", "--dhcp", "off", "--boot-dir", dir, "--tftp-addr", tftpAddr,
-			"--http-addr", "127.0.0.1:0"}, io.Discard, pw)
+			"--http-addr", "127.0.0.1:0", "--data-dir", data}, io.Discard, pw)
 		pw.Close()
 	}()
 	httpAddr := regexp.MustCompile(`http=(127\.0\.0\.1:\d+)`)
@@ -135,7 +137,12 @@ func TestServeFilesWithoutProfile(t *testing.T) {
 	if resp.StatusCode != 200 || string(b) != "hello\n" {
 		t.Errorf("GET /files/hello.txt: %d %q", resp.StatusCode, b)
 	}
-	resp, err = http.Get("http://" + addr + "/boot/52-54-00-00-00-01/script.ipxe")
+	key, err := machinekey.Load(data) // the machine's own URL, with its secret token
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("52:54:00:00:00:01")
+	resp, err = http.Get("http://" + addr + "/boot/52-54-00-00-00-01/" + key.URLToken(mac) + "/script.ipxe")
 	if err != nil {
 		t.Fatal(err)
 	}

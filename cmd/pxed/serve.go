@@ -34,7 +34,7 @@ type serverFlags struct {
 	serverID   string
 
 	securityFlags // security.go
-	unknown    string
+	unknown       string
 }
 
 type stringList []string

@@ -11,7 +11,9 @@ import (
 
 	"pxed/internal/api"
 	"pxed/internal/apiauth"
+	"pxed/internal/boot"
 	"pxed/internal/events"
+	"pxed/internal/fleet"
 )
 
 // endpoints are every API endpoint with a request that succeeds when the
@@ -31,6 +33,16 @@ var endpoints = []struct {
 	{"GET", "/api/events", "", 503},           // the stream, closed here so it answers at once
 	{"GET", "/api/no-such-endpoint", "", 404}, // guarded too: no probing without a token
 	{"POST", "/api/machines", "{}", 405},      // a write: admin scope first, then the method check
+	// The fleet (internal/api/fleet.go).
+	{"GET", "/api/machines/52:54:00:00:00:02", "", 200},
+	{"PATCH", "/api/machines/52:54:00:00:00:02", `{"labels": {"rack": "r1"}}`, 200},
+	{"POST", "/api/machines/52:54:00:00:00:02/approve", "", 200},
+	{"POST", "/api/machines/52:54:00:00:00:02/deny", "", 200},
+	{"POST", "/api/machines/52:54:00:00:00:02/boot-once", `{"profile": "linux", "then": "local"}`, 200},
+	{"DELETE", "/api/machines/52:54:00:00:00:09", "", 404},
+	{"GET", "/api/profiles", "", 200},
+	{"GET", "/api/profiles/linux", "", 200},
+	{"DELETE", "/api/profiles/nosuch", "", 404},
 }
 
 func newAPI(t *testing.T) (*apiauth.Store, http.Handler) {
@@ -38,7 +50,15 @@ func newAPI(t *testing.T) (*apiauth.Store, http.Handler) {
 	ev := &events.Log{}
 	ev.Learn(netip.MustParseAddr("192.0.2.10"), "52:54:00:00:00:01")
 	ev.Record(events.Event{IP: netip.MustParseAddr("192.0.2.10"), Stage: events.StageScript})
-	h := &api.Handler{Events: ev, Leases: func(context.Context) ([]api.Lease, error) { return nil, nil }}
+	inv := &fleet.Fleet{Catalog: &boot.Catalog{}, Events: ev}
+	base := &boot.Config{Profiles: map[string]boot.Profile{"linux": {Name: "linux", Kernel: "vmlinuz"}}, Default: "linux"}
+	if err := inv.Open(context.Background(), base); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.Patch("52:54:00:00:00:02", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := &api.Handler{Events: ev, Fleet: inv, Leases: func(context.Context) ([]api.Lease, error) { return nil, nil }}
 	mux := http.NewServeMux()
 	h.Register(mux)
 	st := &api.Stream{Events: ev}
@@ -46,7 +66,6 @@ func newAPI(t *testing.T) (*apiauth.Store, http.Handler) {
 	st.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("GET /boot/{path...}", func(w http.ResponseWriter, r *http.Request) {})
-	mux.HandleFunc("POST /api/machines/{mac}/checkin", func(w http.ResponseWriter, r *http.Request) {})
 	mux.HandleFunc("POST /ui/approve", func(w http.ResponseWriter, r *http.Request) {})
 	store := apiauth.Open(t.TempDir())
 	return store, (&apiauth.Guard{Tokens: store, Exempt: []string{"/boot/", "/files/", "/healthz", "/metrics"}}).Wrap(mux)
@@ -129,7 +148,7 @@ func TestExempt(t *testing.T) {
 	}{
 		{"GET", "/healthz", 200},
 		{"GET", "/boot/52-54-00-00-00-01/x/script.ipxe", 200},
-		{"POST", "/api/machines/52:54:00:00:00:01/checkin", 200},
+		{"POST", "/api/machines/52:54:00:00:00:02/checkin", 200},
 		{"POST", "/api/machines/52:54:00:00:00:01/checkin/x", 401},
 		{"POST", "/ui/approve", 401},
 	} {

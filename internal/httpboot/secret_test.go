@@ -22,7 +22,7 @@ func testToken(mac net.HardwareAddr) string {
 // the victim's.
 func TestSecretURLs(t *testing.T) {
 	f := newFixture(t, false)
-	f.h.Boot.MachineToken = testToken
+	f.h.Boot.Snapshot().MachineToken = testToken
 	victim := "52:54:00:12:34:56"
 	victimTok := "tok525400123456"
 	attacker := netip.MustParseAddr("192.0.2.66")

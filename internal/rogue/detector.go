@@ -17,7 +17,7 @@ import (
 
 // StageRogueServer is the event of a reply from another DHCP or ProxyDHCP
 // server on pxed's networks.
-const StageRogueServer events.Stage = "rogue-server"
+const StageRogueServer = events.StageRogueServer
 
 // DefaultMaxServers is Detector.MaxServers when 0.
 const DefaultMaxServers = 64
