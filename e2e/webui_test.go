@@ -124,10 +124,52 @@ func TestWebUIFollowsQEMUBoot(t *testing.T) {
 	if again := pageEval[float64](t, ctx, `pxedState.loadedAt`); again != loaded {
 		t.Error("the page reloaded: the machine and its stages must arrive in place")
 	}
-	// TODO(issue 11, approval): once `unknown_machines: hold` merges, boot a
-	// held machine here, click the page's Approve button
-	// (#detail [data-action="approve"], with an admin token typed into
-	// #token-dlg) and wait for the marker: approving from the page lets it boot.
+}
+
+// TestWebUIApproveHeldMachine: with `unknown_machines: hold` a new machine
+// (SeaBIOS + iPXE) appears on the page as pending while it polls the
+// waiting script; clicking Approve on the page lets it boot to the marker
+// with its profile, and the page shows the approval and the boot live.
+func TestWebUIApproveHeldMachine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startFleetPxed(t, n, "unknown_machines: hold\n")
+	ctx := openPage(t, n)
+
+	const mac = "52:54:00:00:0b:04"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, Timeout: 5 * time.Minute})
+	pageJS(t, ctx, "the held machine's row", `document.querySelector('`+machineRow(mac)+`')`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(machineRow(mac)))); err != nil {
+		t.Fatalf("open the machine: %v", err)
+	}
+	pageJS(t, ctx, "the machine pending approval", `pxedState.machines.get('`+mac+`') && pxedState.machines.get('`+mac+`').state === 'pending'`)
+	// It waits: the script it polls says so; no kernel before approval.
+	lab.WaitFor(t, 3*time.Minute, "the held machine to poll its script twice", func() bool {
+		k := 0
+		for _, e := range timeline(t, n, mac) {
+			if e.Stage == "script" {
+				k++
+			}
+		}
+		return k >= 2
+	})
+	if strings.Contains(vm.Serial(), lab.BootMarker) {
+		t.Fatal("a held machine booted before approval")
+	}
+	pageJS(t, ctx, "the Approve button", `document.querySelector('#detail [data-action="approve"]')`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#detail [data-action="approve"]`))); err != nil {
+		t.Fatalf("click Approve: %v", err)
+	}
+	pageJS(t, ctx, "the approval on the page", `pxedState.machines.get('`+mac+`').state === 'approved'`)
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("%s after %v, approved from the page", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	pageJS(t, ctx, "the kernel of the approved boot, live", `document.querySelector('#timeline li.new[data-stage="kernel"]')`)
+	if err := stagesInOrder(timeline(t, n, mac), "machine-held", "script", "machine-approved", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestWebUIWithToken: once pxed has API tokens, the page asks for one
