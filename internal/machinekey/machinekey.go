@@ -38,9 +38,12 @@ func New() (*Key, error) {
 	return &Key{k: k}, nil
 }
 
-// Load reads the key from dir/secret, creating it (mode 0600) when it
-// does not exist yet.
+// Load reads the key from dir/secret, creating it (mode 0600, and dir,
+// mode 0750) when it does not exist yet.
 func Load(dir string) (*Key, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("machinekey: data dir: %w", err)
+	}
 	p := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(p)
 	if err == nil {

@@ -47,3 +47,17 @@ func TestKey(t *testing.T) {
 		t.Error("a short key file was accepted")
 	}
 }
+
+// TestLoadMakesDataDir: a data dir that does not exist yet (a first
+// `pxed boot --data-dir /var/lib/pxed/new`) is made, not an error.
+func TestLoadMakesDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "new", "data")
+	k, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load on a data dir that does not exist: %v", err)
+	}
+	again, err := Load(dir)
+	if err != nil || again.CheckinToken("52:54:00:00:00:01") != k.CheckinToken("52:54:00:00:00:01") {
+		t.Fatalf("Load again: %v, or another key", err)
+	}
+}
