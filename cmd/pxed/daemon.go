@@ -478,6 +478,8 @@ func registerLimitMetrics(reg *prometheus.Registry, ev *events.Log, conns *connl
 	counter("pxed_http_connections_reclaimed_total", "Idle HTTP connections closed to make room for new ones.",
 		func() float64 { return float64(conns.Stats().Reclaimed) })
 	gauge("pxed_events_machines", "Machines with a timeline.", func() float64 { return float64(ev.Stats().Machines) })
+	counter("pxed_events_recorded_total", "Boot events recorded (each also sent to every event stream that keeps up).",
+		func() float64 { return float64(ev.Stats().Recorded) })
 	gauge("pxed_events_bytes", "Accounted bytes of all timelines.", func() float64 { return float64(ev.Stats().Bytes) })
 	gauge("pxed_events_addresses", "Address-to-machine associations learned from DHCP.", func() float64 { return float64(ev.Stats().Addresses) })
 	counter("pxed_events_evicted_total", "Machines whose timeline was forgotten to stay within limits.machines or limits.events_memory_mb.",

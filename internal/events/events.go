@@ -138,8 +138,8 @@ type Log struct {
 	subs     map[int]*subscriber
 	nextSub  int
 
-	evicted, mismatches atomic.Uint64
-	warn                lograte.Limiter
+	evicted, mismatches, recorded atomic.Uint64
+	warn                          lograte.Limiter
 
 	logMu         sync.Mutex
 	logSecond     time.Time // start of the current one-second window
@@ -170,6 +170,7 @@ type Stats struct {
 	Addresses     int    // learned address→MAC associations
 	Evicted       uint64 // machines forgotten to stay within MaxMachines or MaxBytes
 	ClaimMismatch uint64 // requests whose claimed MAC was not their address's machine
+	Recorded      uint64 // events recorded (stored and sent to the subscribers)
 }
 
 // Stats returns the log's counters.
@@ -177,7 +178,7 @@ func (l *Log) Stats() Stats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return Stats{Machines: len(l.machines), Bytes: l.bytes, Addresses: len(l.byIP),
-		Evicted: l.evicted.Load(), ClaimMismatch: l.mismatches.Load()}
+		Evicted: l.evicted.Load(), ClaimMismatch: l.mismatches.Load(), Recorded: l.recorded.Load()}
 }
 
 // Learn records that mac currently uses ip. Only what the server knows
@@ -290,6 +291,7 @@ func (l *Log) Record(e Event) {
 // storeLocked appends e to its machine's timeline and sends it to the
 // subscribers.
 func (l *Log) storeLocked(e Event) {
+	l.recorded.Add(1)
 	l.appendLocked(e)
 	for _, s := range l.subs {
 		select {
