@@ -361,13 +361,14 @@ func (f *Fleet) List(flt Filter) []Machine {
 		}
 		sel = append(sel, m)
 	}
-	sort.Slice(sel, func(i, j int) bool { return sel[i].MAC < sel[j].MAC })
 	out := make([]Machine, len(sel))
 	for i, m := range sel {
 		out[i] = *m
 		out[i].elem = nil
 	}
 	f.mu.RUnlock()
+	// Sorted outside the lock: the DHCP path's Observe waits for none of it.
+	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
 	for i := range out {
 		out[i].EffectiveProfile = effective(snap, out[i].MAC)
 	}
