@@ -160,15 +160,15 @@ func TestSQLiteGroupCommitBatches(t *testing.T) {
 			returned.Add(1)
 		})
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(s.reqs) < writers; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); s.commit.Queued() < writers; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d Puts queued", len(s.reqs))
+			t.Fatalf("only %d Puts queued", s.commit.Queued())
 		}
 	}
 	if n := returned.Load(); n != 0 {
 		t.Fatalf("%d Puts returned before any commit", n)
 	}
-	go s.commitLoop() // the committer becomes free
+	s.commit.Start() // the committer becomes free
 	wg.Wait()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
