@@ -40,16 +40,10 @@ import (
 // Defaults for the zero fields of Options.
 const (
 	DefaultBusyTimeout = 5 * time.Second
-	// DefaultMaxBatch caps a commit at 64 leases: a busy server's ACKs
-	// then leave in bursts of at most 64 (one burst per commit), which a
-	// relay agent or a load generator's socket absorbs where 500 overflow.
-	DefaultMaxBatch = 64
-	// DefaultCommitInterval: under load a commit starts 10 ms after the
-	// previous one began, or once MaxBatch leases wait, whichever comes
-	// first; an acknowledgement waits at most this much longer. A commit
-	// costs about the same CPU for one lease as for 64, so spacing them is
-	// most of a busy server's savings (bench/README-dhcp.md).
-	DefaultCommitInterval = 10 * time.Millisecond
+	// DefaultMaxBatch and DefaultCommitInterval: at most 64 leases per
+	// commit, a commit at most every 10 ms under load (see groupcommit).
+	DefaultMaxBatch       = groupcommit.DefaultMaxBatch
+	DefaultCommitInterval = groupcommit.DefaultInterval
 	DefaultReaders        = 4
 )
 
@@ -122,15 +116,6 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = DefaultBusyTimeout
 	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = DefaultMaxBatch
-	}
-	switch {
-	case opts.CommitInterval == 0:
-		opts.CommitInterval = DefaultCommitInterval
-	case opts.CommitInterval < 0:
-		opts.CommitInterval = 0
-	}
 	if opts.Readers <= 0 {
 		opts.Readers = DefaultReaders
 	}
@@ -156,7 +141,7 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	// reopened (and its statements prepared again) on the next burst.
 	rdb.SetMaxIdleConns(opts.Readers)
 	s := &SQLite{rdb: rdb, wdb: wdb}
-	s.commit = groupcommit.New(s.flush, groupcommit.Options{MaxBatch: opts.MaxBatch, Interval: opts.CommitInterval, Logger: opts.Logger})
+	s.commit = groupcommit.New(s.flush, groupcommit.StoreOptions(opts.MaxBatch, opts.CommitInterval, opts.Logger))
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
