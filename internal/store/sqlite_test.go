@@ -37,13 +37,7 @@ func TestSQLiteConformance(t *testing.T) {
 
 // lease.Cached over SQLite is a Store like any other.
 func TestCachedSQLiteConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
+	storetest.Run(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 }
 
 // PutAsync keeps Put's contract, and queued writes apply in order.
@@ -56,11 +50,7 @@ func TestSQLiteAsyncConformance(t *testing.T) {
 // once the Deferred has been waited for.
 func TestCachedSQLiteDeferredConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return storetest.DeferredPuts(c)
+		return storetest.DeferredPuts(storetest.Cached(t, openTemp(t, Options{})))
 	})
 }
 

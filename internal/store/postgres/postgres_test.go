@@ -44,13 +44,7 @@ func TestPostgresConformance(t *testing.T) {
 }
 
 func TestCachedPostgresConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
+	storetest.Run(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 }
 
 func TestPostgresAsyncConformance(t *testing.T) {
@@ -60,11 +54,7 @@ func TestPostgresAsyncConformance(t *testing.T) {
 
 func TestCachedPostgresDeferredConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return storetest.DeferredPuts(c)
+		return storetest.DeferredPuts(storetest.Cached(t, openTemp(t, Options{})))
 	})
 }
 
@@ -417,12 +407,6 @@ func TestPostgresLifecycle(t *testing.T) {
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return openTemp(t, Options{}) })
 	})
 	t.Run("cached", func(t *testing.T) {
-		storetest.RunLifecycle(t, func(t *testing.T) lease.Store {
-			c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		})
+		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 	})
 }
