@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -43,20 +42,7 @@ func TestManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
 const doraCrashEnv = "PXED_STORE_DORA_CRASH_CHILD"
 
 func TestManagerCrashChild(t *testing.T) {
-	path := os.Getenv(doraCrashEnv)
-	if path == "" {
-		t.Skip("helper process for TestManagerAcksSurviveSIGKILL, runs only when " + doraCrashEnv + " is set")
-	}
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(3)
-	}
-	if err := storetest.CrashChildDORA(s); err != nil {
-		fmt.Println("manager:", err)
-		os.Exit(3)
-	}
-	os.Exit(0)
+	storetest.CrashChild(t, doraCrashEnv, "TestManagerAcksSurviveSIGKILL", openPath, storetest.CrashChildDORA)
 }
 
 func TestManagerAcksSurviveSIGKILL(t *testing.T) {
@@ -70,22 +56,8 @@ func TestManagerAcksSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
 	defer s.Close()
-	for a, key := range acked {
-		l, err := s.Get(context.Background(), a)
-		if err != nil {
-			t.Fatalf("acknowledged lease %v for %s lost: %v", a, key, err)
-		}
-		if l.Key != key || l.State != lease.Bound {
-			t.Fatalf("address %v acknowledged to %s, stored %s %v", a, key, l.Key, l.State)
-		}
-	}
-	var rows, distinct int
-	if err := s.rdb.QueryRow(`SELECT count(*), count(DISTINCT addr) FROM leases`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if rows != distinct {
-		t.Fatalf("%d rows for %d addresses", rows, distinct)
-	}
+	storetest.CheckAcked(t, s, acked, true)
+	rows := storetest.CheckOneRowPerAddress(t, s)
 	t.Logf("SIGKILL after %d DHCPACKs: all present and bound; %d rows", len(acked), rows)
 }
 

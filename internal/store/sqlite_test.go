@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -210,18 +208,11 @@ func TestSQLiteCommitInterval(t *testing.T) {
 const crashEnv = "PXED_STORE_CRASH_CHILD"
 
 func TestSQLiteCrashChild(t *testing.T) {
-	path := os.Getenv(crashEnv)
-	if path == "" {
-		t.Skip("helper process for TestSQLiteSurvivesSIGKILL, runs only when " + crashEnv + " is set")
-	}
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(3)
-	}
-	storetest.CrashChildPuts(s)
-	os.Exit(0)
+	storetest.CrashChild(t, crashEnv, "TestSQLiteSurvivesSIGKILL", openPath, storetest.CrashChildPuts)
 }
+
+// openPath opens the database at path with the default options.
+func openPath(path string) (lease.Store, error) { return Open(context.Background(), path, Options{}) }
 
 func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
@@ -236,22 +227,8 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
 	defer s.Close()
-	for a, key := range acked {
-		l, err := s.Get(context.Background(), a)
-		if err != nil {
-			t.Fatalf("acknowledged lease %v lost after SIGKILL: %v", a, err)
-		}
-		if l.Key != key {
-			t.Fatalf("address %v: acknowledged to %s, stored for %s", a, key, l.Key)
-		}
-	}
-	var rows, distinct int
-	if err := s.rdb.QueryRow(`SELECT count(*), count(DISTINCT addr) FROM leases`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if rows != distinct {
-		t.Fatalf("%d rows for %d addresses: an address has two holders", rows, distinct)
-	}
+	storetest.CheckAcked(t, s, acked, false)
+	rows := storetest.CheckOneRowPerAddress(t, s)
 	var check string
 	if err := s.rdb.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
 		t.Fatalf("integrity_check = %q, %v", check, err)
