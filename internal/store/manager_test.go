@@ -4,18 +4,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"pxed/internal/lease"
 	"pxed/internal/store/storetest"
 )
-
-func benchSubnet() lease.Subnet { return storetest.BenchSubnet() }
-
-var dora = storetest.DORA
 
 // Two Managers (two servers) on two connections to one database file,
 // 256 clients at once over a pool of 200: every client that is acknowledged
@@ -62,43 +55,9 @@ func TestManagerAcksSurviveSIGKILL(t *testing.T) {
 }
 
 // BenchmarkManagerDORA measures full DISCOVER+REQUEST cycles over SQLite
-// with 1 and 64 concurrent clients: one durable write each (the ACK; the
-// offer is held in memory).
+// with 1 and 64 concurrent clients.
 func BenchmarkManagerDORA(b *testing.B) {
 	for _, clients := range []int{1, 64} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			if b.N > 60000 {
-				b.Skip("pool holds 65k addresses")
-			}
-			s := openTemp(b, Options{})
-			m, err := lease.New(s, lease.Config{Subnet: benchSubnet(), Authoritative: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range clients {
-				wg.Go(func() {
-					for {
-						n := next.Add(1)
-						if n > int64(b.N) {
-							return
-						}
-						if _, err := dora(context.Background(), m, lease.ClientKey(fmt.Sprint("c", n))); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			el := time.Since(start)
-			b.StopTimer()
-			st := s.Stats()
-			b.ReportMetric(float64(b.N)/el.Seconds(), "leases/s")
-			b.ReportMetric(float64(st.Puts)/float64(max(st.Batches, 1)), "writes/commit")
-		})
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { storetest.BenchDORA(b, openTemp(b, Options{}), clients) })
 	}
 }

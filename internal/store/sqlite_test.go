@@ -236,43 +236,11 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 	t.Logf("SIGKILL after %d acknowledged leases; all present, %d rows in the table, integrity ok", len(acked), rows)
 }
 
-// benchPuts measures durable Puts/s with writers concurrent callers.
-func benchPuts(b *testing.B, writers, maxBatch int) {
-	s := openTemp(b, Options{MaxBatch: maxBatch})
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range writers {
-		wg.Go(func() {
-			for n := range work {
-				a := netip.AddrFrom4([4]byte{198, 18 + byte(n>>16&1), byte(n >> 8), byte(n)})
-				if _, err := s.Put(context.Background(), lease.Lease{Addr: a, Key: "k", State: lease.Bound,
-					Expires: time.Unix(2e9, 0), Updated: time.Unix(2e9, 0)}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	for i := range b.N {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	el := time.Since(start)
-	b.StopTimer()
-	st := s.Stats()
-	b.ReportMetric(float64(b.N)/el.Seconds(), "leases/s")
-	b.ReportMetric(float64(st.Batches)/el.Seconds(), "commits/s")
-	b.ReportMetric(float64(st.Puts)/float64(max(st.Batches, 1)), "leases/commit")
-}
-
 // BenchmarkPut compares one writer (one fsync per lease) with 64
 // concurrent writers, with and without group commit. Run with
 // -benchtime=3000x or more; addresses wrap after 131072.
 func BenchmarkPut(b *testing.B) {
-	b.Run("writers=1", func(b *testing.B) { benchPuts(b, 1, 0) })
-	b.Run("writers=64/batch=1", func(b *testing.B) { benchPuts(b, 64, 1) })
-	b.Run("writers=64/group", func(b *testing.B) { benchPuts(b, 64, 0) })
+	b.Run("writers=1", func(b *testing.B) { storetest.BenchPuts(b, openTemp(b, Options{}), 1) })
+	b.Run("writers=64/batch=1", func(b *testing.B) { storetest.BenchPuts(b, openTemp(b, Options{MaxBatch: 1}), 64) })
+	b.Run("writers=64/group", func(b *testing.B) { storetest.BenchPuts(b, openTemp(b, Options{}), 64) })
 }
