@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -378,26 +376,4 @@ func hasStage(t *testing.T, s *clusterServer, mac, stage string) bool {
 		return false
 	}
 	return strings.Contains(out, `"stage": "`+stage+`"`) || strings.Contains(out, `"stage":"`+stage+`"`)
-}
-
-// leasesArgs runs `pxed leases --json` with args (e.g. --store DSN); it
-// fails the test on an address listed twice.
-func leasesArgs(t *testing.T, args ...string) map[string]leaseRow {
-	t.Helper()
-	out, err := exec.Command(pxedBin, append([]string{"leases", "--json"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("pxed leases %v: %v\n%s", args, err, out)
-	}
-	var rows []leaseRow
-	if err := json.Unmarshal(out, &rows); err != nil {
-		t.Fatalf("pxed leases --json: %v\n%s", err, out)
-	}
-	m := map[string]leaseRow{}
-	for _, r := range rows {
-		if _, dup := m[r.Address]; dup {
-			t.Fatalf("pxed leases lists %s twice", r.Address)
-		}
-		m[r.Address] = r
-	}
-	return m
 }

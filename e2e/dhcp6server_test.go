@@ -192,11 +192,6 @@ profiles:
 machines:
   "52:54:00:00:0b:02": live
 `)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pxed output:\n%s", tail(pxed.Output(), 8<<10))
-		}
-	})
 	for _, tc := range []struct {
 		name, mac, option string
 		fwcfg             []string

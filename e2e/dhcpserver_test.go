@@ -44,9 +44,16 @@ type leaseRow struct {
 // leases runs `pxed leases --json` on dataDir.
 func leases(t *testing.T, dataDir string) map[string]leaseRow {
 	t.Helper()
-	out, err := exec.Command(pxedBin, "leases", "--data-dir", dataDir, "--json").CombinedOutput()
+	return leasesArgs(t, "--data-dir", dataDir)
+}
+
+// leasesArgs runs `pxed leases --json` with args (e.g. --store DSN); it
+// fails the test on an address listed twice.
+func leasesArgs(t *testing.T, args ...string) map[string]leaseRow {
+	t.Helper()
+	out, err := exec.Command(pxedBin, append([]string{"leases", "--json"}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("pxed leases: %v\n%s", err, out)
+		t.Fatalf("pxed leases %v: %v\n%s", args, err, out)
 	}
 	var rows []leaseRow
 	if err := json.Unmarshal(out, &rows); err != nil {

@@ -109,7 +109,8 @@ func logTimeline(t *testing.T, n *lab.Net, mac string) []timedEvent {
 }
 
 // startServeConfig writes cfg (a YAML template: %[1]s is the lab bridge,
-// %[2]s a data directory) and runs `pxed serve --config` on it.
+// %[2]s a data directory) and runs `pxed serve --config` on it; when the
+// test fails, the tail of pxed's output is logged.
 func startServeConfig(t *testing.T, n *lab.Net, cfg string) *lab.Proc {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "pxed.yaml")
@@ -117,6 +118,11 @@ func startServeConfig(t *testing.T, n *lab.Net, cfg string) *lab.Proc {
 		t.Fatal(err)
 	}
 	p := lab.Start(t, n.NS(), pxedBin, "serve", "--config", file)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pxed output:\n%s", tail(p.Output(), 12<<10))
+		}
+	})
 	waitServing(t, n, p)
 	return p
 }
@@ -188,11 +194,6 @@ machines:
   "52:54:00:00:09:02": live
   "52:54:00:00:09:12": live
 `)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pxed output:\n%s", tail(pxed.Output(), 8<<10))
-		}
-	})
 	isoSize := fileSize(t, iso)
 	mac := func(v4, v6mac string) string {
 		if v6 {
@@ -310,7 +311,7 @@ func TestHTTPBootOVMFServerRole(t *testing.T) {
 	n := lab.NewNet(t)
 	iso := buildLiveISO(t)
 	data := t.TempDir()
-	pxed := startServeConfig(t, n, `interfaces: [%[1]s]
+	startServeConfig(t, n, `interfaces: [%[1]s]
 data_dir: `+data+`
 tftp_addr: "192.0.2.1:69"
 http_addr: "192.0.2.1:8080"
@@ -323,11 +324,6 @@ profiles:
   live:
     image: `+iso+`
 `)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pxed output:\n%s", tail(pxed.Output(), 8<<10))
-		}
-	})
 	const mac = "52:54:00:00:09:21"
 	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 5 * time.Minute, FwCfg: uefiHTTPOnly})
 	vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)

@@ -40,11 +40,6 @@ profiles:
   live:
     image: `+iso+`
 `)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pxed output:\n%s", tail(pxed.Output(), 8<<10))
-		}
-	})
 
 	t.Run("trusted", func(t *testing.T) {
 		const mac = "52:54:00:00:0a:01"

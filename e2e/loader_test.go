@@ -43,11 +43,6 @@ profiles:
   "52:54:00:00:10:01": secure
   "52:54:00:00:10:02": pxelinux
 `)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pxed output:\n%s", tail(pxed.Output(), 12<<10))
-		}
-	})
 	return pxed
 }
 

@@ -32,11 +32,6 @@ profiles:
     initrds: [`+initrd+`]
     cmdline: console=ttyS0 panic=-1 pxed.profile=rescue
 `+menu)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("pxed output:\n%s", tail(p.Output(), 8<<10))
-		}
-	})
 	return p
 }
 

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"pxed/internal/boot"
@@ -65,21 +62,7 @@ func TestMachineTFTPSecret(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.from.String()+" "+tc.file, func(t *testing.T) {
-			f, size, err := h(tftp.Request{Filename: tc.file, Client: netip.AddrPortFrom(tc.from, 2000)})
-			if tc.body == "" {
-				if !errors.Is(err, tftp.ErrAccess) {
-					t.Fatalf("err = %v, want access violation", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			b, _ := io.ReadAll(io.NewSectionReader(f, 0, size))
-			if !strings.Contains(string(b), tc.body) {
-				t.Fatalf("read %q, want %q", b, tc.body)
-			}
+			checkTFTP(t, h, tftp.Request{Filename: tc.file, Client: netip.AddrPortFrom(tc.from, 2000)}, tc.body, tftp.ErrAccess)
 		})
 	}
 	// pxed answering no DHCP knows no addresses: TFTP is not tied to them.

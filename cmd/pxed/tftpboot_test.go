@@ -57,21 +57,7 @@ func TestMachineTFTP(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			f, size, err := h(tftp.Request{Filename: tc.file, Client: client})
-			if tc.body == "" {
-				if !errors.Is(err, tftp.ErrNotFound) {
-					t.Fatalf("err = %v, want file not found", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			b, err := io.ReadAll(io.NewSectionReader(f, 0, size))
-			if err != nil || !strings.Contains(string(b), tc.body) {
-				t.Fatalf("read %q, %v; want %q", b, err, tc.body)
-			}
+			checkTFTP(t, h, tftp.Request{Filename: tc.file, Client: client}, tc.body, tftp.ErrNotFound)
 		})
 	}
 	if got := n.tftp.Load(); got != 3 {
@@ -79,5 +65,26 @@ func TestMachineTFTP(t *testing.T) {
 	}
 	if tl := log.Timeline("192.0.2.50"); len(tl) == 0 || tl[len(tl)-1].Stage != events.StageLoaderConfig {
 		t.Errorf("no loader-config event: %+v", tl)
+	}
+}
+
+// checkTFTP asks h for req and checks that the file it opens holds body
+// or, when body is "", that h refuses it with refusal.
+func checkTFTP(t *testing.T, h tftp.Handler, req tftp.Request, body string, refusal error) {
+	t.Helper()
+	f, size, err := h(req)
+	if body == "" {
+		if !errors.Is(err, refusal) {
+			t.Fatalf("err = %v, want %v", err, refusal)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, 0, size))
+	if err != nil || !strings.Contains(string(b), body) {
+		t.Fatalf("read %q, %v; want %q", b, err, body)
 	}
 }

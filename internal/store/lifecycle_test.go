@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"testing"
 
 	"pxed/internal/lease"
@@ -15,12 +14,6 @@ func TestSQLiteLifecycle(t *testing.T) {
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return openTemp(t, Options{}) })
 	})
 	t.Run("cached", func(t *testing.T) {
-		storetest.RunLifecycle(t, func(t *testing.T) lease.Store {
-			c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		})
+		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 	})
 }

@@ -3,20 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"pxed/internal/lease"
 	"pxed/internal/store/storetest"
 )
-
-func benchSubnet() lease.Subnet { return storetest.BenchSubnet() }
-
-var dora = storetest.DORA
 
 // Two Managers (two servers) on two connections to one database file,
 // 256 clients at once over a pool of 200: every client that is acknowledged
@@ -43,20 +35,7 @@ func TestManagersSharingSQLiteNeverShareAnAddress(t *testing.T) {
 const doraCrashEnv = "PXED_STORE_DORA_CRASH_CHILD"
 
 func TestManagerCrashChild(t *testing.T) {
-	path := os.Getenv(doraCrashEnv)
-	if path == "" {
-		t.Skip("helper process for TestManagerAcksSurviveSIGKILL, runs only when " + doraCrashEnv + " is set")
-	}
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(3)
-	}
-	if err := storetest.CrashChildDORA(s); err != nil {
-		fmt.Println("manager:", err)
-		os.Exit(3)
-	}
-	os.Exit(0)
+	storetest.CrashChild(t, doraCrashEnv, "TestManagerAcksSurviveSIGKILL", openPath, storetest.CrashChildDORA)
 }
 
 func TestManagerAcksSurviveSIGKILL(t *testing.T) {
@@ -70,63 +49,15 @@ func TestManagerAcksSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
 	defer s.Close()
-	for a, key := range acked {
-		l, err := s.Get(context.Background(), a)
-		if err != nil {
-			t.Fatalf("acknowledged lease %v for %s lost: %v", a, key, err)
-		}
-		if l.Key != key || l.State != lease.Bound {
-			t.Fatalf("address %v acknowledged to %s, stored %s %v", a, key, l.Key, l.State)
-		}
-	}
-	var rows, distinct int
-	if err := s.rdb.QueryRow(`SELECT count(*), count(DISTINCT addr) FROM leases`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if rows != distinct {
-		t.Fatalf("%d rows for %d addresses", rows, distinct)
-	}
+	storetest.CheckAcked(t, s, acked, true)
+	rows := storetest.CheckOneRowPerAddress(t, s)
 	t.Logf("SIGKILL after %d DHCPACKs: all present and bound; %d rows", len(acked), rows)
 }
 
 // BenchmarkManagerDORA measures full DISCOVER+REQUEST cycles over SQLite
-// with 1 and 64 concurrent clients: one durable write each (the ACK; the
-// offer is held in memory).
+// with 1 and 64 concurrent clients.
 func BenchmarkManagerDORA(b *testing.B) {
 	for _, clients := range []int{1, 64} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			if b.N > 60000 {
-				b.Skip("pool holds 65k addresses")
-			}
-			s := openTemp(b, Options{})
-			m, err := lease.New(s, lease.Config{Subnet: benchSubnet(), Authoritative: true})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			b.ResetTimer()
-			start := time.Now()
-			for range clients {
-				wg.Go(func() {
-					for {
-						n := next.Add(1)
-						if n > int64(b.N) {
-							return
-						}
-						if _, err := dora(context.Background(), m, lease.ClientKey(fmt.Sprint("c", n))); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			el := time.Since(start)
-			b.StopTimer()
-			st := s.Stats()
-			b.ReportMetric(float64(b.N)/el.Seconds(), "leases/s")
-			b.ReportMetric(float64(st.Puts)/float64(max(st.Batches, 1)), "writes/commit")
-		})
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) { storetest.BenchDORA(b, openTemp(b, Options{}), clients) })
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"pxed/internal/lease"
+	"pxed/internal/store/storetest"
 )
 
 // Two servers share one lease database, each reading it through its own
@@ -31,11 +32,7 @@ func TestSharedStoreRebindAtPeer(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		c, err := lease.NewCached(ctx, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := lease.New(c, lease.Config{Subnet: subnet, Authoritative: true, Shared: shared})
+		m, err := lease.New(storetest.Cached(t, st), lease.Config{Subnet: subnet, Authoritative: true, Shared: shared})
 		if err != nil {
 			t.Fatal(err)
 		}

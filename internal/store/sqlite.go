@@ -6,7 +6,8 @@
 // Durability: the database runs in WAL mode with synchronous=FULL, and
 // Put returns only after its transaction is committed (fsync'd). Writes
 // from concurrent callers are batched into one transaction per flush
-// (group commit), so many leases share one fsync.
+// (group commit, internal/store/groupcommit), so many leases share one
+// fsync.
 //
 // Concurrency: the leases table has one row per address (UNIQUE (addr))
 // and a version column; Put inserts with ON CONFLICT (addr) DO NOTHING or
@@ -22,17 +23,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"pxed/internal/lease"
+	"pxed/internal/store/groupcommit"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -40,23 +40,12 @@ import (
 // Defaults for the zero fields of Options.
 const (
 	DefaultBusyTimeout = 5 * time.Second
-	// DefaultMaxBatch caps a commit at 64 leases: a busy server's ACKs
-	// then leave in bursts of at most 64 (one burst per commit), which a
-	// relay agent or a load generator's socket absorbs where 500 overflow.
-	DefaultMaxBatch = 64
-	// DefaultCommitInterval: under load a commit starts 10 ms after the
-	// previous one began, or once MaxBatch leases wait, whichever comes
-	// first; an acknowledgement waits at most this much longer. A commit
-	// costs about the same CPU for one lease as for 64, so spacing them is
-	// most of a busy server's savings (bench/README-dhcp.md).
-	DefaultCommitInterval = 10 * time.Millisecond
+	// DefaultMaxBatch and DefaultCommitInterval: at most 64 leases per
+	// commit, a commit at most every 10 ms under load (see groupcommit).
+	DefaultMaxBatch       = groupcommit.DefaultMaxBatch
+	DefaultCommitInterval = groupcommit.DefaultInterval
 	DefaultReaders        = 4
 )
-
-// putQueue is how many Puts may wait for the committer before Put (and the
-// DHCP reader behind PutAsync) waits too: a commit interval's worth at
-// tens of thousands of leases a second.
-const putQueue = 4096
 
 // Options tunes a SQLite store. The zero value works.
 type Options struct {
@@ -80,10 +69,7 @@ type Options struct {
 }
 
 // Stats counts the work of the committer.
-type Stats struct {
-	Puts    uint64 // Puts committed or refused with ErrConflict
-	Batches uint64 // transactions committed
-}
+type Stats = groupcommit.Stats
 
 // SQLite is a lease.Store in a SQLite database file.
 type SQLite struct {
@@ -93,15 +79,8 @@ type SQLite struct {
 	// SQL text.
 	getStmt, byKeyStmt *sql.Stmt // on rdb
 	insStmt, updStmt   *sql.Stmt // on wdb, bound to each batch's transaction
-	log                *slog.Logger
-	maxBatch           int
-	interval           time.Duration // see Options.CommitInterval
-	reqs               chan *putReq
-	quit               chan struct{}
-	done               chan struct{}
+	commit             *groupcommit.Committer
 	close              sync.Once
-	puts               atomic.Uint64
-	batches            atomic.Uint64
 
 	// Events of each machine appended since its last cut (machines.go).
 	evMu    sync.Mutex
@@ -109,29 +88,6 @@ type SQLite struct {
 }
 
 var _ lease.AsyncStore = (*SQLite)(nil)
-
-// putReq is one Put waiting for the committer.
-type putReq struct {
-	ctx  context.Context
-	l    lease.Lease
-	out  lease.Lease
-	err  error
-	done chan struct{}            // closed when finished (Put)
-	cb   func(lease.Lease, error) // called when finished (PutAsync)
-}
-
-// finish reports the outcome to whoever queued r.
-func (r *putReq) finish() {
-	if r.cb == nil {
-		close(r.done)
-		return
-	}
-	if r.err != nil {
-		r.cb(lease.Lease{}, fmt.Errorf("store: put %v version %d: %w", r.l.Addr, r.l.Version, r.err))
-		return
-	}
-	r.cb(r.out, nil)
-}
 
 // dsn returns the connection string of path with the durability settings.
 func dsn(path string, busy time.Duration, write bool) string {
@@ -155,7 +111,7 @@ func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if err != nil {
 		return nil, err
 	}
-	go s.commitLoop()
+	s.commit.Start()
 	return s, nil
 }
 
@@ -163,15 +119,6 @@ func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = DefaultBusyTimeout
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = DefaultMaxBatch
-	}
-	switch {
-	case opts.CommitInterval == 0:
-		opts.CommitInterval = DefaultCommitInterval
-	case opts.CommitInterval < 0:
-		opts.CommitInterval = 0
 	}
 	if opts.Readers <= 0 {
 		opts.Readers = DefaultReaders
@@ -197,15 +144,8 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	// Keep every reader open: a connection closed for being idle would be
 	// reopened (and its statements prepared again) on the next burst.
 	rdb.SetMaxIdleConns(opts.Readers)
-	s := &SQLite{
-		rdb: rdb, wdb: wdb, log: opts.Logger, maxBatch: opts.MaxBatch, interval: opts.CommitInterval,
-		reqs: make(chan *putReq, putQueue),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+	s := &SQLite{rdb: rdb, wdb: wdb}
+	s.commit = groupcommit.New(s.flush, groupcommit.StoreOptions(opts.MaxBatch, opts.CommitInterval, opts.Logger))
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
@@ -251,8 +191,7 @@ func (s *SQLite) closeDBs() error {
 func (s *SQLite) Close() error {
 	var err error
 	s.close.Do(func() {
-		close(s.quit)
-		<-s.done
+		s.commit.Close()
 		err = s.closeDBs()
 		if err != nil {
 			err = fmt.Errorf("store: close: %w", err)
@@ -262,9 +201,7 @@ func (s *SQLite) Close() error {
 }
 
 // Stats returns the committer's counters.
-func (s *SQLite) Stats() Stats {
-	return Stats{Puts: s.puts.Load(), Batches: s.batches.Load()}
-}
+func (s *SQLite) Stats() Stats { return s.commit.Stats() }
 
 const columns = `addr, client_key, mac, hostname, state, expires, updated, version`
 
@@ -437,124 +374,14 @@ func (s *SQLite) collect(rows *sql.Rows, err error) ([]lease.Lease, error) {
 // Put implements lease.Store: it queues l for the committer and returns
 // once the transaction holding it is committed to disk.
 func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-	if err := checkPut(l); err != nil {
-		return lease.Lease{}, err
-	}
-	r := &putReq{ctx: ctx, l: l, done: make(chan struct{})}
-	select {
-	case s.reqs <- r:
-	case <-s.quit:
-		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
-	case <-ctx.Done():
-		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, ctx.Err())
-	}
-	select {
-	case <-r.done:
-	case <-s.done:
-		select {
-		case <-r.done:
-		default:
-			return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
-		}
-	case <-ctx.Done():
-		return lease.Lease{}, fmt.Errorf("store: put %v: outcome unknown: %w", l.Addr, ctx.Err())
-	}
-	if r.err != nil {
-		return lease.Lease{}, fmt.Errorf("store: put %v version %d: %w", l.Addr, l.Version, r.err)
-	}
-	return r.out, nil
-}
-
-// checkPut refuses a lease no row can hold.
-func checkPut(l lease.Lease) error {
-	if !l.Addr.IsValid() {
-		return errors.New("store: put: invalid address")
-	}
-	if l.State < lease.Offered || l.State > lease.Declined {
-		return fmt.Errorf("store: put %v: invalid state %v", l.Addr, l.State)
-	}
-	return nil
+	return s.commit.Put(ctx, l)
 }
 
 // PutAsync implements lease.AsyncStore: Put without the wait. done runs
 // on the committer's goroutine (or at once when the store is closed or
 // ctx has ended), after the transaction holding l is committed to disk.
 func (s *SQLite) PutAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
-	if err := checkPut(l); err != nil {
-		done(lease.Lease{}, err)
-		return
-	}
-	r := &putReq{ctx: ctx, l: l, cb: done}
-	select {
-	case s.reqs <- r:
-	case <-s.quit:
-		r.err = lease.ErrClosed
-		r.finish()
-	case <-ctx.Done():
-		r.err = ctx.Err()
-		r.finish()
-	}
-}
-
-// commitLoop is the committer: it takes every Put waiting (up to
-// maxBatch) and commits them in one transaction, then wakes their callers.
-// While one batch is being fsync'd the next one queues up, so the batch
-// size follows the load with no added latency when idle.
-func (s *SQLite) commitLoop() {
-	defer close(s.done)
-	batch := make([]*putReq, 0, s.maxBatch)
-	var last time.Time // start of the previous commit
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		batch = batch[:0]
-		select {
-		case r := <-s.reqs:
-			batch = append(batch, r)
-		case <-s.quit:
-			s.failPending()
-			return
-		}
-		if wait := s.interval - time.Since(last); wait > 0 {
-			// Busy: let this commit gather the Puts of the rest of the
-			// interval.
-			timer.Reset(wait)
-		gather:
-			for len(batch) < s.maxBatch {
-				select {
-				case r := <-s.reqs:
-					batch = append(batch, r)
-				case <-timer.C:
-					break gather
-				}
-			}
-			timer.Stop()
-		}
-	fill:
-		for len(batch) < s.maxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		last = time.Now()
-		s.flush(batch)
-	}
-}
-
-// failPending fails the Puts queued at Close.
-func (s *SQLite) failPending() {
-	for {
-		select {
-		case r := <-s.reqs:
-			r.err = lease.ErrClosed
-			r.finish()
-		default:
-			return
-		}
-	}
+	s.commit.PutAsync(ctx, l, done)
 }
 
 const (
@@ -563,29 +390,10 @@ const (
 		version = version + 1 WHERE addr = ? AND version = ?`
 )
 
-// flush commits one batch and reports each Put's outcome.
-func (s *SQLite) flush(batch []*putReq) {
-	err := s.commit(batch)
-	if err != nil {
-		s.log.Error("lease commit failed", "puts", len(batch), "err", err)
-	} else {
-		s.batches.Add(1)
-	}
-	for _, r := range batch {
-		if err != nil && r.err == nil {
-			r.err, r.out = err, lease.Lease{}
-		}
-		if r.err == nil || errors.Is(r.err, lease.ErrConflict) {
-			s.puts.Add(1)
-		}
-		r.finish()
-	}
-}
-
-// commit runs the batch in one transaction. A Put whose condition fails
-// gets ErrConflict and does not affect the others; any other error aborts
-// the whole batch.
-func (s *SQLite) commit(batch []*putReq) error {
+// flush is the committer's groupcommit.Flush: it runs the batch in one
+// transaction. A Put whose condition fails gets ErrConflict and does not
+// affect the others; any other error aborts the whole batch.
+func (s *SQLite) flush(batch []*groupcommit.Req) error {
 	ctx := context.Background()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
@@ -596,11 +404,10 @@ func (s *SQLite) commit(batch []*putReq) error {
 	// already prepared: Tx.Stmt reuses them rather than parsing again.
 	var ins, upd *sql.Stmt
 	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err // the caller has given up; do not write
-			continue
+		if r.Err != nil {
+			continue // the caller has given up; do not write
 		}
-		l := r.l
+		l := r.Lease
 		var mac []byte
 		if len(l.MAC) > 0 {
 			mac = l.MAC
@@ -627,12 +434,12 @@ func (s *SQLite) commit(batch []*putReq) error {
 			return fmt.Errorf("write %v: %w", l.Addr, err)
 		}
 		if n == 0 {
-			r.err = lease.ErrConflict
+			r.Err = lease.ErrConflict
 			continue
 		}
 		l.Version++
 		l.Expires, l.Updated = time.Unix(0, l.Expires.UnixNano()).UTC(), time.Unix(0, l.Updated.UnixNano()).UTC()
-		r.out = l
+		r.Out = l
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)

@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,13 +35,7 @@ func TestSQLiteConformance(t *testing.T) {
 
 // lease.Cached over SQLite is a Store like any other.
 func TestCachedSQLiteConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
+	storetest.Run(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 }
 
 // PutAsync keeps Put's contract, and queued writes apply in order.
@@ -56,11 +48,7 @@ func TestSQLiteAsyncConformance(t *testing.T) {
 // once the Deferred has been waited for.
 func TestCachedSQLiteDeferredConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return storetest.DeferredPuts(c)
+		return storetest.DeferredPuts(storetest.Cached(t, openTemp(t, Options{})))
 	})
 }
 
@@ -160,15 +148,15 @@ func TestSQLiteGroupCommitBatches(t *testing.T) {
 			returned.Add(1)
 		})
 	}
-	for deadline := time.Now().Add(10 * time.Second); len(s.reqs) < writers; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); s.commit.Queued() < writers; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d Puts queued", len(s.reqs))
+			t.Fatalf("only %d Puts queued", s.commit.Queued())
 		}
 	}
 	if n := returned.Load(); n != 0 {
 		t.Fatalf("%d Puts returned before any commit", n)
 	}
-	go s.commitLoop() // the committer becomes free
+	s.commit.Start() // the committer becomes free
 	wg.Wait()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -220,18 +208,11 @@ func TestSQLiteCommitInterval(t *testing.T) {
 const crashEnv = "PXED_STORE_CRASH_CHILD"
 
 func TestSQLiteCrashChild(t *testing.T) {
-	path := os.Getenv(crashEnv)
-	if path == "" {
-		t.Skip("helper process for TestSQLiteSurvivesSIGKILL, runs only when " + crashEnv + " is set")
-	}
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(3)
-	}
-	storetest.CrashChildPuts(s)
-	os.Exit(0)
+	storetest.CrashChild(t, crashEnv, "TestSQLiteSurvivesSIGKILL", openPath, storetest.CrashChildPuts)
 }
+
+// openPath opens the database at path with the default options.
+func openPath(path string) (lease.Store, error) { return Open(context.Background(), path, Options{}) }
 
 func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
@@ -246,22 +227,8 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
 	defer s.Close()
-	for a, key := range acked {
-		l, err := s.Get(context.Background(), a)
-		if err != nil {
-			t.Fatalf("acknowledged lease %v lost after SIGKILL: %v", a, err)
-		}
-		if l.Key != key {
-			t.Fatalf("address %v: acknowledged to %s, stored for %s", a, key, l.Key)
-		}
-	}
-	var rows, distinct int
-	if err := s.rdb.QueryRow(`SELECT count(*), count(DISTINCT addr) FROM leases`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if rows != distinct {
-		t.Fatalf("%d rows for %d addresses: an address has two holders", rows, distinct)
-	}
+	storetest.CheckAcked(t, s, acked, false)
+	rows := storetest.CheckOneRowPerAddress(t, s)
 	var check string
 	if err := s.rdb.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
 		t.Fatalf("integrity_check = %q, %v", check, err)
@@ -269,43 +236,11 @@ func TestSQLiteSurvivesSIGKILL(t *testing.T) {
 	t.Logf("SIGKILL after %d acknowledged leases; all present, %d rows in the table, integrity ok", len(acked), rows)
 }
 
-// benchPuts measures durable Puts/s with writers concurrent callers.
-func benchPuts(b *testing.B, writers, maxBatch int) {
-	s := openTemp(b, Options{MaxBatch: maxBatch})
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for range writers {
-		wg.Go(func() {
-			for n := range work {
-				a := netip.AddrFrom4([4]byte{198, 18 + byte(n>>16&1), byte(n >> 8), byte(n)})
-				if _, err := s.Put(context.Background(), lease.Lease{Addr: a, Key: "k", State: lease.Bound,
-					Expires: time.Unix(2e9, 0), Updated: time.Unix(2e9, 0)}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	for i := range b.N {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	el := time.Since(start)
-	b.StopTimer()
-	st := s.Stats()
-	b.ReportMetric(float64(b.N)/el.Seconds(), "leases/s")
-	b.ReportMetric(float64(st.Batches)/el.Seconds(), "commits/s")
-	b.ReportMetric(float64(st.Puts)/float64(max(st.Batches, 1)), "leases/commit")
-}
-
 // BenchmarkPut compares one writer (one fsync per lease) with 64
 // concurrent writers, with and without group commit. Run with
 // -benchtime=3000x or more; addresses wrap after 131072.
 func BenchmarkPut(b *testing.B) {
-	b.Run("writers=1", func(b *testing.B) { benchPuts(b, 1, 0) })
-	b.Run("writers=64/batch=1", func(b *testing.B) { benchPuts(b, 64, 1) })
-	b.Run("writers=64/group", func(b *testing.B) { benchPuts(b, 64, 0) })
+	b.Run("writers=1", func(b *testing.B) { storetest.BenchPuts(b, openTemp(b, Options{}), 1) })
+	b.Run("writers=64/batch=1", func(b *testing.B) { storetest.BenchPuts(b, openTemp(b, Options{MaxBatch: 1}), 64) })
+	b.Run("writers=64/group", func(b *testing.B) { storetest.BenchPuts(b, openTemp(b, Options{}), 64) })
 }

@@ -88,3 +88,20 @@ func TestFailures(t *testing.T) {
 		t.Fatalf("queued PutAsync at Close: err = %v", err)
 	}
 }
+
+// A store's options: 0 is the default, a negative interval none.
+func TestStoreOptions(t *testing.T) {
+	for _, c := range []struct {
+		maxBatch, wantBatch int
+		interval, wantIntvl time.Duration
+	}{
+		{0, DefaultMaxBatch, 0, DefaultInterval},
+		{1, 1, -1, 0},
+		{500, 500, time.Second, time.Second},
+	} {
+		o := StoreOptions(c.maxBatch, c.interval, nil)
+		if o.MaxBatch != c.wantBatch || o.Interval != c.wantIntvl {
+			t.Errorf("StoreOptions(%d, %v) = %d, %v; want %d, %v", c.maxBatch, c.interval, o.MaxBatch, o.Interval, c.wantBatch, c.wantIntvl)
+		}
+	}
+}

@@ -44,9 +44,9 @@ import (
 const (
 	// DefaultMaxBatch and DefaultCommitInterval are the SQLite store's:
 	// at most 64 leases per commit, a commit at most every 10 ms under
-	// load.
-	DefaultMaxBatch       = 64
-	DefaultCommitInterval = 10 * time.Millisecond
+	// load (see groupcommit).
+	DefaultMaxBatch       = groupcommit.DefaultMaxBatch
+	DefaultCommitInterval = groupcommit.DefaultInterval
 	DefaultReaders        = 4
 	// DefaultConnectTimeout bounds Open (connect, migrate) and every new
 	// connection, so a wrong host fails at start instead of hanging.
@@ -182,15 +182,6 @@ func open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = DefaultMaxBatch
-	}
-	switch {
-	case opts.CommitInterval == 0:
-		opts.CommitInterval = DefaultCommitInterval
-	case opts.CommitInterval < 0:
-		opts.CommitInterval = 0
-	}
 	if opts.Readers <= 0 {
 		opts.Readers = DefaultReaders
 	}
@@ -214,7 +205,7 @@ func open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.rpool.Close()
 		return nil, fmt.Errorf("store: %s: %w", s.name, err)
 	}
-	s.commit = groupcommit.New(s.flush, groupcommit.Options{MaxBatch: opts.MaxBatch, Interval: opts.CommitInterval, Logger: opts.Logger})
+	s.commit = groupcommit.New(s.flush, groupcommit.StoreOptions(opts.MaxBatch, opts.CommitInterval, opts.Logger))
 	return s, nil
 }
 

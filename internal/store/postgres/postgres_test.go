@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -44,13 +43,7 @@ func TestPostgresConformance(t *testing.T) {
 }
 
 func TestCachedPostgresConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	})
+	storetest.Run(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 }
 
 func TestPostgresAsyncConformance(t *testing.T) {
@@ -60,11 +53,7 @@ func TestPostgresAsyncConformance(t *testing.T) {
 
 func TestCachedPostgresDeferredConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) lease.Store {
-		c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return storetest.DeferredPuts(c)
+		return storetest.DeferredPuts(storetest.Cached(t, openTemp(t, Options{})))
 	})
 }
 
@@ -345,18 +334,11 @@ const (
 )
 
 func TestPostgresCrashChild(t *testing.T) {
-	dsn := os.Getenv(crashEnv)
-	if dsn == "" {
-		t.Skip("helper process for TestPostgresSurvivesSIGKILL, runs only when " + crashEnv + " is set")
-	}
-	s, err := Open(context.Background(), dsn, Options{})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(3)
-	}
-	storetest.CrashChildPuts(s)
-	os.Exit(0)
+	storetest.CrashChild(t, crashEnv, "TestPostgresSurvivesSIGKILL", openDSN, storetest.CrashChildPuts)
 }
+
+// openDSN opens the store on dsn with the default options.
+func openDSN(dsn string) (lease.Store, error) { return Open(context.Background(), dsn, Options{}) }
 
 func TestPostgresSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
@@ -366,25 +348,12 @@ func TestPostgresSurvivesSIGKILL(t *testing.T) {
 	acked := storetest.KillMidRun(t, "TestPostgresCrashChild", crashEnv, dsn, "ok", 2000, false)
 	s := openDB(t, dsn, Options{})
 	storetest.CheckAcked(t, s, acked, false)
-	checkOneRowPerAddress(t, s)
+	storetest.CheckOneRowPerAddress(t, s)
 	t.Logf("SIGKILL after %d acknowledged leases; all present", len(acked))
 }
 
 func TestPostgresManagerCrashChild(t *testing.T) {
-	dsn := os.Getenv(doraCrashEnv)
-	if dsn == "" {
-		t.Skip("helper process for TestPostgresManagerAcksSurviveSIGKILL, runs only when " + doraCrashEnv + " is set")
-	}
-	s, err := Open(context.Background(), dsn, Options{})
-	if err != nil {
-		fmt.Println("open:", err)
-		os.Exit(3)
-	}
-	if err := storetest.CrashChildDORA(s); err != nil {
-		fmt.Println(err)
-		os.Exit(3)
-	}
-	os.Exit(0)
+	storetest.CrashChild(t, doraCrashEnv, "TestPostgresManagerAcksSurviveSIGKILL", openDSN, storetest.CrashChildDORA)
 }
 
 func TestPostgresManagerAcksSurviveSIGKILL(t *testing.T) {
@@ -395,19 +364,8 @@ func TestPostgresManagerAcksSurviveSIGKILL(t *testing.T) {
 	acked := storetest.KillMidRun(t, "TestPostgresManagerCrashChild", doraCrashEnv, dsn, "ack", 1500, true)
 	s := openDB(t, dsn, Options{})
 	storetest.CheckAcked(t, s, acked, true)
-	checkOneRowPerAddress(t, s)
+	storetest.CheckOneRowPerAddress(t, s)
 	t.Logf("SIGKILL after %d DHCPACKs: all present and bound", len(acked))
-}
-
-func checkOneRowPerAddress(t *testing.T, s *Store) {
-	t.Helper()
-	var rows, distinct int
-	if err := s.rpool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT addr) FROM leases`).Scan(&rows, &distinct); err != nil {
-		t.Fatal(err)
-	}
-	if rows != distinct {
-		t.Fatalf("%d rows for %d addresses: an address has two holders", rows, distinct)
-	}
 }
 
 // The lease state machine over PostgreSQL, directly and through the cache
@@ -417,12 +375,6 @@ func TestPostgresLifecycle(t *testing.T) {
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return openTemp(t, Options{}) })
 	})
 	t.Run("cached", func(t *testing.T) {
-		storetest.RunLifecycle(t, func(t *testing.T) lease.Store {
-			c, err := lease.NewCached(context.Background(), openTemp(t, Options{}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return c
-		})
+		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, Options{})) })
 	})
 }

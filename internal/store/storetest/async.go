@@ -26,6 +26,17 @@ func (a asyncPuts) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) 
 	return r.l, r.err
 }
 
+// Cached returns s behind lease.Cached, the cache the DHCP server reads
+// through, failing the test when it cannot load s.
+func Cached(t testing.TB, s lease.Store) *lease.Cached {
+	t.Helper()
+	c, err := lease.NewCached(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // DeferredPuts returns s as a Store whose Put is PutDeferred under a
 // lease.Deferred and then waits for it, as the DHCP loop does before it sends a
 // reply, so that Run checks lease.Cached's deferred writes against Put's

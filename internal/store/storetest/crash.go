@@ -74,10 +74,33 @@ func KillMidRun(t *testing.T, childTest, env, value, tag string, want int, stric
 	return acked
 }
 
+// CrashChild is the body of a crash test's child process, run by
+// KillMidRun from parentTest with env set to the store's location: it
+// opens the store there and runs child on it until killed (exit status 3
+// when either fails). Without env it skips: the test is only a helper
+// process.
+func CrashChild(t *testing.T, env, parentTest string, open func(string) (lease.Store, error), child func(lease.Store) error) {
+	where := os.Getenv(env)
+	if where == "" {
+		t.Skip("helper process for " + parentTest + ", runs only when " + env + " is set")
+	}
+	s, err := open(where)
+	if err != nil {
+		fmt.Println("open:", err)
+		os.Exit(3)
+	}
+	if err := child(s); err != nil {
+		fmt.Println(err)
+		os.Exit(3)
+	}
+	os.Exit(0)
+}
+
 // CrashChildPuts is the child of a store crash test: 32 goroutines claim
 // addresses of 198.18.0.0/16 (two keys race for each address) and print
-// "ok ADDR KEY" after each Put that returned nil, until killed.
-func CrashChildPuts(s lease.Store) {
+// "ok ADDR KEY" after each Put that returned nil, until killed. A failed
+// Put is printed as an "err" line; it returns nil.
+func CrashChildPuts(s lease.Store) error {
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -106,6 +129,7 @@ func CrashChildPuts(s lease.Store) {
 		})
 	}
 	wg.Wait()
+	return nil
 }
 
 // CheckAcked fails the test unless every acknowledged lease is in s for
@@ -121,4 +145,22 @@ func CheckAcked(t *testing.T, s lease.Store, acked map[netip.Addr]lease.ClientKe
 			t.Fatalf("address %v acknowledged to %s, stored %s %v", a, key, l.Key, l.State)
 		}
 	}
+}
+
+// CheckOneRowPerAddress fails the test when s holds two leases of one
+// address, and returns how many leases it holds.
+func CheckOneRowPerAddress(t *testing.T, s lease.Store) int {
+	t.Helper()
+	ls, err := s.Find(context.Background(), lease.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[netip.Addr]bool{}
+	for _, l := range ls {
+		if seen[l.Addr] {
+			t.Fatalf("%d rows: address %v has two holders", len(ls), l.Addr)
+		}
+		seen[l.Addr] = true
+	}
+	return len(ls)
 }
