@@ -206,8 +206,6 @@ func TestRuntimeProfiles(t *testing.T) {
 	}
 }
 
-func ptr(s string) *string { return &s }
-
 // TestSubscribe: new machines, operator changes and forgetting reach a
 // subscriber; seeing a known machine again does not.
 func TestSubscribe(t *testing.T) {
