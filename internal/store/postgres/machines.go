@@ -172,8 +172,8 @@ func (m *Machines) SaveMachines(ctx context.Context, ms []fleet.Machine) error {
 		for _, mc := range ms {
 			b.Queue(upsertMachine+`labels = excluded.labels, profile = excluded.profile, state = excluded.state, boot_once = excluded.boot_once, `+
 				seenSet, machineArgs(mc)...)
-			b.Queue(`DELETE FROM machines_forgotten WHERE mac = $1`, mc.MAC)
 		}
+		unforget(b, ms)
 	})
 }
 
@@ -200,7 +200,19 @@ func (m *Machines) SaveSeen(ctx context.Context, ms []fleet.Machine) error {
 		for _, mc := range ms {
 			b.Queue(upsertMachine+seenSet, machineArgs(mc)...)
 		}
+		unforget(b, ms)
 	})
+}
+
+// unforget drops the marks of machines forgotten that are written again,
+// in the transaction that writes them: a peer's read sees either the mark
+// or the row, never a mark newer than it looks.
+func unforget(b *pgx.Batch, ms []fleet.Machine) {
+	macs := make([]string, len(ms))
+	for i, mc := range ms {
+		macs[i] = mc.MAC
+	}
+	b.Queue(`DELETE FROM machines_forgotten WHERE mac = ANY($1)`, macs)
 }
 
 // DeleteMachine implements fleet.Store; its kept events go too, and the
