@@ -38,7 +38,7 @@ type Machines struct {
 	pollMu  sync.Mutex
 	mCursor uint64             // machines and forgotten: xmin of the previous read
 	eCursor uint64             // events: xmin of the previous read
-	eSeen   map[int64]struct{} // events read at eCursor or later
+	eSeen   map[int64]struct{} // events read at eCursor or later; nil until LoadEvents
 }
 
 var _ fleet.SharedStore = (*Machines)(nil)
@@ -400,6 +400,9 @@ func (m *Machines) PeerChanges(ctx context.Context) (fleet.Delta, error) {
 		if d.Forgotten, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return err
 		}
+		if m.eSeen == nil {
+			return nil // LoadEvents never called: the timelines are not kept here
+		}
 		rows, err = tx.Query(ctx, `SELECT `+eventColumns+` FROM machine_events WHERE txid >= $1::text::xid8 AND server <> $2 ORDER BY time, id`, ec, m.id)
 		if err != nil {
 			return err
@@ -431,6 +434,9 @@ func (m *Machines) PeerChanges(ctx context.Context) (fleet.Delta, error) {
 	if d.Profiles, err = m.LoadProfiles(ctx); err != nil {
 		return fleet.Delta{}, err
 	}
-	m.mCursor, m.eCursor, m.eSeen = next, next, seen
+	m.mCursor = next
+	if m.eSeen != nil {
+		m.eCursor, m.eSeen = next, seen
+	}
 	return d, nil
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -142,4 +143,54 @@ func TestSaveSeenKeepsOperatorFields(t *testing.T) {
 		got.Hostname != "new" || !got.LastSeen.Equal(seen.LastSeen) || !got.FirstSeen.Equal(t0) || got.LastStage != "script" {
 		t.Fatalf("after sightings: %+v", got)
 	}
+}
+
+// BenchmarkFleetFlush measures one flush of a storm's second: 1,000
+// machines seen (SaveSeen) and 5,000 events (AppendEvents), each one
+// transaction and one round trip, and the poll a peer makes of them.
+func BenchmarkFleetFlush(b *testing.B) {
+	ctx := context.Background()
+	dsn := pgtest.DB(b)
+	s, err := OpenMachines(ctx, dsn, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	peer, err := OpenMachines(ctx, dsn, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer peer.Close()
+	if _, err := peer.LoadEvents(ctx); err != nil {
+		b.Fatal(err)
+	}
+	ms := make([]fleet.Machine, 1000)
+	evs := make([]events.Event, 5000)
+	var save, appendEv, poll time.Duration
+	for i := 0; i < b.N; i++ {
+		now := time.Now()
+		for j := range ms {
+			ms[j] = fleet.Machine{MAC: fmt.Sprintf("52:54:00:%02x:%02x:%02x", i&0xff, j>>8, j&0xff), State: boot.StateNew, FirstSeen: now, LastSeen: now, Arch: "efi-x64"}
+		}
+		for j := range evs {
+			evs[j] = events.Event{MAC: ms[j%len(ms)].MAC, Time: now, Stage: events.StageTFTPDone, Detail: "ipxe.efi", Bytes: 1 << 20}
+		}
+		t0 := time.Now()
+		if err := s.SaveSeen(ctx, ms); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := s.AppendEvents(ctx, evs, fleet.DefaultKeepEvents); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		d, err := peer.PeerChanges(ctx)
+		if err != nil || len(d.Events) != len(evs) {
+			b.Fatalf("poll: %d events, %v", len(d.Events), err)
+		}
+		save, appendEv, poll = save+t1.Sub(t0), appendEv+t2.Sub(t1), poll+time.Since(t2)
+	}
+	b.ReportMetric(float64(save.Milliseconds())/float64(b.N), "ms/save-1000-machines")
+	b.ReportMetric(float64(appendEv.Milliseconds())/float64(b.N), "ms/append-5000-events")
+	b.ReportMetric(float64(poll.Milliseconds())/float64(b.N), "ms/peer-poll")
 }
