@@ -3,7 +3,9 @@
 // the profiles added through the API on top of the configuration file's,
 // and the catalog snapshot the boot decision reads, rebuilt whenever one
 // of them changes. The DHCP path only touches memory (Observe); a
-// background loop writes what changed to the Store in batches.
+// background loop writes what changed to the Store in batches and, on a
+// SharedStore (several servers on one PostgreSQL), reads what the other
+// servers changed (shared.go).
 package fleet
 
 import (
