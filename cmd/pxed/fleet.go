@@ -16,6 +16,7 @@ import (
 	"pxed/internal/events"
 	"pxed/internal/fleet"
 	"pxed/internal/store"
+	"pxed/internal/store/postgres"
 )
 
 // machinesDB is the inventory's database file inside --data-dir: its own
@@ -46,12 +47,24 @@ func (d *fleetDeps) baseConfig(cfg *config.Config) *boot.Config {
 	return bc
 }
 
-// openFleet opens the inventory (in the data directory's database when
-// there is one, else in memory) over the configuration's catalog.
+// openFleet opens the inventory over the configuration's catalog: in the
+// PostgreSQL database of store: / --store when there is one (shared with
+// the other servers on it: each polls the others' changes every second),
+// else in the data directory's database, else in memory.
 func openFleet(ctx context.Context, cfg *config.Config, catalog *boot.Catalog, bc *boot.Config, ev *events.Log, log *slog.Logger) (*fleet.Fleet, func(), error) {
 	f := &fleet.Fleet{Catalog: catalog, Events: ev, Max: cfg.Limits.Machines, BootDir: cfg.BootDir, Logger: log.With("part", "inventory")}
 	closeStore := func() {}
-	if cfg.DataDir != "" {
+	if config.IsPostgres(cfg.Store) {
+		// Connections of its own: its batched writes never wait behind a
+		// lease commit.
+		st, err := postgres.OpenMachines(ctx, cfg.Store, postgres.Options{Logger: log.With("proto", "store")})
+		if err != nil {
+			return nil, nil, fmt.Errorf("inventory: %w", err)
+		}
+		log.Info("inventory shared in PostgreSQL", "database", st.String())
+		f.Store = st
+		closeStore = func() { st.Close() }
+	} else if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 			return nil, nil, fmt.Errorf("inventory: data dir: %w", err)
 		}

@@ -26,3 +26,26 @@ func (l *Log) Restore(evs []Event) {
 		}
 	}
 }
+
+// Merge puts events other servers saw (each server's oldest first) on
+// their machines' timelines in time order, without logging them or
+// sending them to subscribers.
+func (l *Log) Merge(evs []Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range evs {
+		if e.MAC == "" {
+			continue
+		}
+		l.appendLocked(e)
+		m := l.machines[e.MAC]
+		if m == nil {
+			continue
+		}
+		ev := m.events
+		for i := len(ev) - 1; i > 0 && ev[i].Time.Before(ev[i-1].Time); i-- {
+			ev[i], ev[i-1] = ev[i-1], ev[i]
+		}
+		m.last = ev[len(ev)-1].Time
+	}
+}

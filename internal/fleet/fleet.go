@@ -3,7 +3,9 @@
 // the profiles added through the API on top of the configuration file's,
 // and the catalog snapshot the boot decision reads, rebuilt whenever one
 // of them changes. The DHCP path only touches memory (Observe); a
-// background loop writes what changed to the Store in batches.
+// background loop writes what changed to the Store in batches and, on a
+// SharedStore (several servers on one PostgreSQL), reads what the other
+// servers changed (shared.go).
 package fleet
 
 import (
@@ -87,7 +89,10 @@ type Fleet struct {
 	// FlushInterval is the most time a change waits before it is
 	// written; 0 means 500 ms.
 	FlushInterval time.Duration
-	Now           func() time.Time
+	// SyncInterval is how often a fleet on a SharedStore reads the other
+	// servers' changes; 0 means DefaultSyncInterval.
+	SyncInterval time.Duration
+	Now          func() time.Time
 
 	mu        sync.RWMutex
 	base      *boot.Config
@@ -95,6 +100,8 @@ type Fleet struct {
 	machines  map[string]*Machine
 	evictable list.List // of *Machine, least recently seen first
 	dirty     map[string]bool
+	opDirty   map[string]bool // changed by an operator here since the last flush
+	profGen   uint64          // runtime profile changes made here
 	deleted   map[string]bool
 	pendEv    []events.Event
 	kick      chan struct{}
@@ -153,7 +160,7 @@ func (f *Fleet) Open(ctx context.Context, base *boot.Config) error {
 	f.base = base
 	f.profiles = map[string]Profile{}
 	f.machines = map[string]*Machine{}
-	f.dirty, f.deleted = map[string]bool{}, map[string]bool{}
+	f.dirty, f.deleted, f.opDirty = map[string]bool{}, map[string]bool{}, map[string]bool{}
 	f.kick = make(chan struct{}, 1)
 	f.mu.Unlock()
 	if f.Events != nil && f.evc == nil {
@@ -444,6 +451,7 @@ func (f *Fleet) update(mac string, change func(m *Machine) (*events.Event, error
 	}
 	f.track(m)
 	f.dirty[key] = true
+	f.opDirty[key] = true
 	f.rebuildLocked() // the snapshot's Fleet is f itself; a new snapshot marks the change
 	c := *m
 	c.elem = nil
@@ -587,6 +595,7 @@ func (f *Fleet) Forget(mac string) error {
 	}
 	delete(f.machines, key)
 	delete(f.dirty, key)
+	delete(f.opDirty, key)
 	f.deleted[key] = true
 	f.rebuildLocked()
 	gone := *m

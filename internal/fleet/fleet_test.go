@@ -13,7 +13,6 @@ import (
 	"pxed/internal/boot"
 	"pxed/internal/events"
 	"pxed/internal/fleet"
-	"pxed/internal/store"
 )
 
 func base() *boot.Config {
@@ -206,62 +205,6 @@ func TestRuntimeProfiles(t *testing.T) {
 		t.Errorf("after delete: %+v, want the file's profile again", p)
 	}
 }
-
-// TestPersistence: machines, runtime profiles and timelines survive a
-// restart (SQLite), the timelines bounded.
-func TestPersistence(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	path := filepath.Join(dir, "pxed.db")
-	st, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := &events.Log{}
-	f := open(t, &fleet.Fleet{Store: st, Events: ev, BootDir: dir, KeepEvents: 5}, base())
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { f.Run(rctx); close(done) }()
-	m := boot.Machine{MAC: mac(9), Firmware: boot.FirmwarePXE, Class: "efi-x64", HasArch: true, UUID: "67452301ab89efcd0123456789abcdef"}
-	f.Observe(m, netip.MustParseAddr("192.0.2.50"), "node9", boot.Plan{})
-	if _, err := f.PutProfile(fleet.Profile{Name: "rt", Kernel: "vmlinuz"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Patch(mac(9).String(), ptr("rt"), map[string]string{"rack": "r1"}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 20 {
-		ev.Record(events.Event{MAC: mac(9).String(), Stage: events.StageScript, Detail: fmt.Sprint(i)})
-	}
-	cancel()
-	<-done // Run flushes what is left
-	st.Close()
-
-	st2, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st2.Close()
-	ev2 := &events.Log{}
-	f2 := open(t, &fleet.Fleet{Store: st2, Events: ev2, BootDir: dir}, base())
-	got, err := f2.Get(mac(9).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.UUID != "01234567-89ab-cdef-0123-456789abcdef" || got.Address != "192.0.2.50" || got.Hostname != "node9" ||
-		got.Labels["rack"] != "r1" || got.Profile != "rt" || got.EffectiveProfile != "rt" || got.Arch != "efi-x64" || got.LastStage != "script" {
-		t.Errorf("after restart: %+v", got)
-	}
-	tl := ev2.Timeline(mac(9).String())
-	if len(tl) != 5 || tl[4].Detail != "19" {
-		t.Errorf("timeline after restart: %d events (want the last 5), last %+v", len(tl), tl[len(tl)-1])
-	}
-}
-
-func ptr(s string) *string { return &s }
 
 // TestSubscribe: new machines, operator changes and forgetting reach a
 // subscriber; seeing a known machine again does not.

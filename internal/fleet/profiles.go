@@ -186,6 +186,7 @@ func (f *Fleet) PutProfile(p Profile) (ProfileView, error) {
 		}
 	}
 	f.mu.Lock()
+	f.profGen++
 	f.profiles[p.Name] = p
 	f.rebuildLocked()
 	f.mu.Unlock()
@@ -215,6 +216,7 @@ func (f *Fleet) DeleteProfile(name string) error {
 			return fmt.Errorf("delete profile %s: %w", name, err)
 		}
 	}
+	f.profGen++
 	delete(f.profiles, name)
 	f.rebuildLocked()
 	return nil

@@ -23,6 +23,17 @@ func (f *Fleet) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var syncC <-chan time.Time
+	ss, shared := f.Store.(SharedStore)
+	if shared {
+		si := f.SyncInterval
+		if si <= 0 {
+			si = DefaultSyncInterval
+		}
+		st := time.NewTicker(si)
+		defer st.Stop()
+		syncC = st.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -35,6 +46,11 @@ func (f *Fleet) Run(ctx context.Context) {
 			f.Flush(ctx)
 		case <-f.kick:
 			f.Flush(ctx)
+		case <-syncC:
+			// Flushed first: what this server changed is written before
+			// the rows read back can be compared with it.
+			f.Flush(ctx)
+			f.sync(ctx, ss)
 		}
 	}
 }
@@ -73,16 +89,21 @@ func (f *Fleet) noteEvent(e events.Event) {
 // Flush writes the changes made since the last flush.
 func (f *Fleet) Flush(ctx context.Context) {
 	f.mu.Lock()
-	if len(f.dirty) == 0 && len(f.deleted) == 0 && len(f.pendEv) == 0 {
+	if len(f.dirty) == 0 && len(f.deleted) == 0 && len(f.pendEv) == 0 && len(f.opDirty) == 0 {
 		f.mu.Unlock()
 		return
 	}
-	var ms []Machine
+	ss, shared := f.Store.(SharedStore)
+	var ms, seen []Machine // seen: only the facts changed (SharedStore)
 	for mac := range f.dirty {
 		if m := f.machines[mac]; m != nil {
 			c := *m
 			c.elem = nil
-			ms = append(ms, c)
+			if shared && !f.opDirty[mac] {
+				seen = append(seen, c)
+			} else {
+				ms = append(ms, c)
+			}
 		}
 	}
 	var del []string
@@ -90,7 +111,7 @@ func (f *Fleet) Flush(ctx context.Context) {
 		del = append(del, mac)
 	}
 	evs := f.pendEv
-	f.dirty, f.deleted, f.pendEv = map[string]bool{}, map[string]bool{}, nil
+	f.dirty, f.deleted, f.opDirty, f.pendEv = map[string]bool{}, map[string]bool{}, map[string]bool{}, nil
 	f.mu.Unlock()
 	if f.Store == nil {
 		return
@@ -104,6 +125,19 @@ func (f *Fleet) Flush(ctx context.Context) {
 			f.log().Error("inventory: saving machines failed; retrying at the next flush", "machines", len(ms), "err", err)
 			f.mu.Lock()
 			for _, m := range ms {
+				f.dirty[m.MAC] = true
+				if shared {
+					f.opDirty[m.MAC] = true
+				}
+			}
+			f.mu.Unlock()
+		}
+	}
+	if len(seen) > 0 {
+		if err := ss.SaveSeen(ctx, seen); err != nil {
+			f.log().Error("inventory: saving machines failed; retrying at the next flush", "machines", len(seen), "err", err)
+			f.mu.Lock()
+			for _, m := range seen {
 				f.dirty[m.MAC] = true
 			}
 			f.mu.Unlock()
