@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -90,15 +91,21 @@ func TestBootOnceThenCheckin(t *testing.T) {
 	if got := cmdlineProfile(vm.Serial()); got != "install" {
 		t.Fatalf("first boot: profile %q, want install (boot-once)", got)
 	}
-	if !strings.Contains(vm.Serial(), "pxed.checkin=http://192.0.2.1:8080/api/machines/"+mac+"/checkin") {
-		t.Errorf("the install command line lacks its check-in URL (template .CheckinURL)")
+	m := regexp.MustCompile(`pxed\.checkin=http://192\.0\.2\.1:8080(/api/machines/` + mac + `/checkin\?token=\S+)`).FindStringSubmatch(vm.Serial())
+	if m == nil {
+		t.Fatalf("the install command line lacks its check-in URL with its token (template .CheckinURL)")
 	}
 	vm.Proc.Stop()
-	// What the installed system does when done (the lab initramfs has
-	// no network client, so the test does it for it).
-	api(t, n, "POST", "/api/machines/"+mac+"/checkin", "")
-	if m := machine(t, n, mac); m.BootOnce != nil || m.EffectiveProfile != "linux" {
-		t.Fatalf("after check-in: %+v, want no boot-once and profile linux", m)
+	// Without the machine's token nobody checks it in.
+	if out, err := lab.Run(t, n.NS(), "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+		"http://192.0.2.1:8080/api/machines/"+mac+"/checkin"); err != nil || out != "401" {
+		t.Errorf("check-in without the token: %v %s, want 401", err, out)
+	}
+	// What the installed system does when done, with the URL it was given
+	// (the lab initramfs has no network client, so the test does it).
+	api(t, n, "POST", m[1], "")
+	if got := machine(t, n, mac); got.BootOnce != nil || got.EffectiveProfile != "linux" {
+		t.Fatalf("after check-in: %+v, want no boot-once and profile linux", got)
 	}
 
 	vm2 := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, MAC: mac})
