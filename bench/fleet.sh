@@ -96,7 +96,8 @@ SSE=""
 dropped1=$(metric pxed_events_stream_dropped_total)
 recorded1=$(metric pxed_events_recorded_total)
 recorded=$(python3 -c "import sys; print(int(float(sys.argv[2]) - float(sys.argv[1])))" "$recorded0" "$recorded1") # while the stream was open
-streamed=$(grep -c '^data: ' "$WORK/events.sse" || true)
+# Boot events are the data lines of unnamed messages (`event: machine` ones are inventory rows).
+streamed=$(awk '/^event: / { named = 1; next } /^data: / { if (!named) n++; named = 0 } END { print n + 0 }' "$WORK/events.sse")
 
 python3 - "$WORK/storm.json" "$WORK/lat" "$recorded" "$streamed" "$(python3 -c "import sys; print(int(float(sys.argv[2]) - float(sys.argv[1])))" "${dropped0:-0}" "${dropped1:-0}")" "$(machines)" <<'EOF'
 import json, sys

@@ -15,7 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -375,7 +375,7 @@ func (f *Fleet) List(flt Filter) []Machine {
 	}
 	f.mu.RUnlock()
 	// Sorted outside the lock: the DHCP path's Observe waits for none of it.
-	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
+	slices.SortFunc(out, func(a, b Machine) int { return strings.Compare(a.MAC, b.MAC) })
 	for i := range out {
 		out[i].EffectiveProfile = effective(snap, out[i].MAC)
 	}
