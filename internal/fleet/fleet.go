@@ -376,10 +376,35 @@ func (f *Fleet) List(flt Filter) []Machine {
 	f.mu.RUnlock()
 	// Sorted outside the lock: the DHCP path's Observe waits for none of it.
 	slices.SortFunc(out, func(a, b Machine) int { return strings.Compare(a.MAC, b.MAC) })
+	// The effective profiles are decided over these copies (listed, a
+	// boot.Fleet of them), not through Lookup: thousands of read locks
+	// taken one by one would each wait behind a storm's writers.
+	if snap != nil {
+		own := *snap
+		idx := make(listed, len(out))
+		for i := range out {
+			idx[out[i].MAC] = &out[i]
+		}
+		own.Fleet = idx
+		snap = &own
+	}
 	for i := range out {
 		out[i].EffectiveProfile = effective(snap, out[i].MAC)
 	}
 	return out
+}
+
+// listed is a boot.Fleet over copies of the machines, by MAC.
+type listed map[string]*Machine
+
+// Lookup implements boot.Fleet as Fleet.Lookup does, over the copies.
+func (l listed) Lookup(mac string) (boot.Entry, bool) {
+	m := l[mac]
+	if m == nil {
+		return boot.Entry{}, false
+	}
+	return boot.Entry{Profile: m.Profile, Labels: m.Labels, State: m.State, BootOnce: m.BootOnce,
+		Class: m.Arch, UUID: m.UUID, IP: m.Address, Hostname: m.Hostname}, true
 }
 
 func effective(snap *boot.Config, mac string) string {
