@@ -11,10 +11,11 @@ import (
 // NIC splits. A window of DATA packets then costs one system call instead of
 // one per block.
 const (
-	solUDP       = 17  // SOL_UDP
-	udpSegment   = 103 // UDP_SEGMENT, linux/udp.h
-	gsoMaxSegs   = 64  // UDP_MAX_SEGMENTS
-	gsoMaxBuffer = 65000
+	solUDP        = 17  // SOL_UDP
+	udpSegment    = 103 // UDP_SEGMENT, linux/udp.h
+	gsoMaxSegs    = 64  // UDP_MAX_SEGMENTS
+	gsoMaxBuffer  = 65000
+	mmsgMaxBuffer = 256 << 10 // a sendmmsg batch's buffer, at most
 )
 
 type gsoState struct {
@@ -27,8 +28,13 @@ type gsoState struct {
 // of seg bytes.
 func newGSO(s *Server, ws uint64, seg int) gsoState {
 	n := min(int(min(ws, gsoMaxSegs)), gsoMaxBuffer/seg)
-	if n < 2 || s.noGSO.Load() || s.DisableGSO {
+	if n < 2 {
 		return gsoState{segs: 1}
+	}
+	if s.noGSO.Load() || s.DisableGSO {
+		// Batches for sendmmsg, which has no 64 KiB bound: a whole
+		// window of up to 64 packets, within mmsgMaxBuffer.
+		return gsoState{segs: max(n, min(int(min(ws, gsoMaxSegs)), mmsgMaxBuffer/seg))}
 	}
 	oob := make([]byte, syscall.CmsgSpace(2))
 	h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))

@@ -516,3 +516,65 @@ func TestShutdownWaits(t *testing.T) {
 	}
 	sameBytes(t, got, want)
 }
+
+// TestWithoutGSO serves windows where UDP GSO is off (a kernel or route
+// without it): the window's packets go out with sendmmsg, over IPv4 and IPv6,
+// with a short last batch, and with loss.
+func TestWithoutGSO(t *testing.T) {
+	dir := t.TempDir()
+	sizes := []int{1468*16 - 1, 1468 * 64, 1<<20 + 3}
+	files := map[int][]byte{}
+	for _, n := range sizes {
+		files[n] = testFile(t, dir, fmt.Sprintf("f%d", n), n)
+	}
+	for _, network := range []string{"udp4", "udp6"} {
+		host := map[string]string{"udp4": "127.0.0.1", "udp6": "::1"}[network]
+		conn, err := net.ListenPacket(network, net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Logf("%s: no loopback (%v): skipped", network, err)
+			continue
+		}
+		srv := &Server{Handler: Dir(dir), DisableGSO: true, Timeout: 40 * time.Millisecond, Retries: 20}
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(conn) }()
+		addr := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+		for _, win := range []int{4, 16, 64} {
+			for _, n := range sizes {
+				t.Run(fmt.Sprintf("%s/windowsize=%d/size=%d", network, win, n), func(t *testing.T) {
+					got, tr, err := get(t, &Client{Blksize: 1468, Windowsize: win, Tsize: true}, addr, fmt.Sprintf("f%d", n))
+					if err != nil {
+						t.Fatal(err)
+					}
+					sameBytes(t, got, files[n])
+					if tr.Windowsize != win {
+						t.Fatalf("windowsize %d, want %d", tr.Windowsize, win)
+					}
+				})
+			}
+		}
+		t.Run(network+"/loss=5%/windowsize=16", func(t *testing.T) {
+			var lc *lossy.Conn
+			c := &Client{Blksize: 1468, Windowsize: 16, Timeout: 40 * time.Millisecond, Retries: 20,
+				Dial: func() (net.PacketConn, error) {
+					pc, err := net.ListenPacket(network, net.JoinHostPort(host, "0"))
+					if err != nil {
+						return nil, err
+					}
+					lc = lossy.New(pc, 0.05, 2*time.Millisecond, 3)
+					return lc, nil
+				}}
+			got, _, err := get(t, c, addr, fmt.Sprintf("f%d", 1<<20+3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameBytes(t, got, files[1<<20+3])
+			if lc.Dropped() == 0 {
+				t.Fatal("no packet was dropped: the test did not test loss")
+			}
+		})
+		srv.Close()
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	}
+}

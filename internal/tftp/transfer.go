@@ -33,6 +33,7 @@ type transfer struct {
 	frc   syscall.RawConn // the file, when an *os.File, for preadv
 	iov   []unix.Iovec    // preadv's buffers, reused
 	rsa   unix.RawSockaddrAny
+	mm    mmsgState      // sendmmsg's vectors, where GSO is off
 	lconn net.PacketConn // the listener the request came in on, for "server busy"
 
 	acked  atomic.Bool // an ACK came: the client is alive (watchFirstAck)
@@ -406,7 +407,8 @@ func (t *transfer) preadv(buf []byte, bs int, off int64, want int) (int, error) 
 }
 
 // writeBatch sends nb DATA packets laid out back to back in b, each seg bytes
-// but the last: with UDP GSO in one system call, else one by one.
+// but the last: with UDP GSO in one system call, else with sendmmsg(2), else
+// one by one.
 func (t *transfer) writeBatch(conn *net.UDPConn, g *gsoState, b []byte, nb, seg int) error {
 	if nb > 1 && g.on {
 		_, _, err := conn.WriteMsgUDPAddrPort(b, g.oob, t.peer)
@@ -424,6 +426,13 @@ func (t *transfer) writeBatch(conn *net.UDPConn, g *gsoState, b []byte, nb, seg 
 		} else {
 			return nil // packet loss; retransmission deals with it
 		}
+	}
+	if nb > 1 {
+		sent, err := t.sendmmsg(conn, &t.mm, b, seg)
+		if !errors.Is(err, errNoMMsg) {
+			return err
+		}
+		b = b[sent*seg:]
 	}
 	for len(b) > 0 {
 		n := min(seg, len(b))

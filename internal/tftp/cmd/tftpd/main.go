@@ -23,6 +23,7 @@ func main() {
 	verbose := flag.Bool("v", false, "log every transfer")
 	maxWin := flag.Int("max-windowsize", 0, "largest windowsize granted (0: 64)")
 	mcast := flag.String("multicast", "", "serve RFC 2090 multicast requests from this IPv4 multicast prefix (e.g. 239.255.70.0/24)")
+	noGSO := flag.Bool("no-gso", false, "send windows one datagram per system call (the path taken where UDP GSO fails)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGTERM")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -37,6 +38,7 @@ func main() {
 		Handler:       tftp.Dir(*root),
 		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 		MaxWindowsize: *maxWin,
+		DisableGSO:    *noGSO,
 	}
 	if *mcast != "" {
 		p, err := netip.ParsePrefix(*mcast)
