@@ -418,13 +418,20 @@ func (t *transfer) writeBatch(conn *net.UDPConn, g *gsoState, b []byte, nb, seg 
 		if errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("tftp: %q: %w", t.req.Filename, err)
 		}
-		if !errors.Is(err, syscall.ENOBUFS) && !errors.Is(err, syscall.EAGAIN) {
-			// EIO, EINVAL, ENOPROTOOPT...: no GSO on this path or kernel.
+		switch {
+		case errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EPERM),
+			errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+			return nil // packet loss (a full queue, a firewall, a route): retransmission deals with it
+		case errors.Is(err, syscall.ENOPROTOOPT), errors.Is(err, syscall.EOPNOTSUPP):
+			// This kernel has no UDP GSO: no transfer tries it again.
 			g.on = false
 			t.srv.noGSO.Store(true)
-			t.srv.logger().Debug("tftp: UDP GSO unavailable, sending packets one by one", "client", t.peer, "err", err)
-		} else {
-			return nil // packet loss; retransmission deals with it
+			t.srv.logger().Debug("tftp: UDP GSO unavailable, sending with sendmmsg", "client", t.peer, "err", err)
+		default:
+			// EIO, EINVAL, EMSGSIZE: not on this transfer's path (its
+			// device, its MTU); other transfers keep GSO.
+			g.on = false
+			t.srv.logger().Debug("tftp: UDP GSO unavailable to this client, sending with sendmmsg", "client", t.peer, "err", err)
 		}
 	}
 	if nb > 1 {
