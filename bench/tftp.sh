@@ -3,6 +3,7 @@
 # loopback, one after another in one run, with the atftp client.
 #
 #   sudo bench/tftp.sh            # REPS=3 SIZE_MB=64 CLIENTS=500 by default
+#   sudo PXED_FLAGS=-no-gso bench/tftp.sh   # pxed without UDP GSO (sendmmsg)
 #
 # For each server and option set (blksize 512, 1468, 65464 lockstep; windowsize
 # 4, 16, 64 at blksize 1468 where the server supports it) it prints MB/s (best
@@ -27,6 +28,7 @@ BASE_PORT=${BASE_PORT:-16900}
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CACHE:-$ROOT_DIR/.cache/bench-debs}
 XFER_TIMEOUT=${XFER_TIMEOUT:-300}
+read -ra PXED_FLAGS <<<"${PXED_FLAGS:-}" # extra flags for pxed's tftpd (see go run ./internal/tftp/cmd/tftpd -h)
 
 [[ $(id -u) == 0 ]] || { echo "tftp.sh: run as root (tftpd-hpa chroots, dnsmasq binds port 69)" >&2; exit 2; }
 for b in atftp go dnsmasq dpkg-deb apt-get; do
@@ -75,7 +77,7 @@ start() {
 	case $name in
 	pxed)
 		PORT=$((BASE_PORT + 1))
-		setsid "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" 2>"$WORK/$name.log" &
+		setsid "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" ${PXED_FLAGS[@]+"${PXED_FLAGS[@]}"} 2>"$WORK/$name.log" &
 		;;
 	tftpd-hpa)
 		PORT=$((BASE_PORT + 2))
