@@ -51,16 +51,8 @@ func (s *SQLite) LoadMachines(ctx context.Context) ([]fleet.Machine, error) {
 			return nil, fmt.Errorf("store: load machines: %w", err)
 		}
 		m.FirstSeen, m.LastSeen, m.LastEvent, m.State = fromNano(first), fromNano(last), fromNano(lastEv), boot.State(state)
-		if labels != "" && labels != "{}" {
-			if err := json.Unmarshal([]byte(labels), &m.Labels); err != nil {
-				return nil, fmt.Errorf("store: machine %s: labels: %w", m.MAC, err)
-			}
-		}
-		if once != "" {
-			m.BootOnce = &boot.BootOnce{}
-			if err := json.Unmarshal([]byte(once), m.BootOnce); err != nil {
-				return nil, fmt.Errorf("store: machine %s: boot_once: %w", m.MAC, err)
-			}
+		if err := fleet.SetStoredColumns(&m, labels, once); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
 		}
 		out = append(out, m)
 	}
@@ -81,16 +73,7 @@ func (s *SQLite) SaveMachines(ctx context.Context, ms []fleet.Machine) error {
 		}
 		defer st.Close()
 		for _, m := range ms {
-			labels := "{}"
-			if len(m.Labels) > 0 {
-				b, _ := json.Marshal(m.Labels)
-				labels = string(b)
-			}
-			once := ""
-			if m.BootOnce != nil {
-				b, _ := json.Marshal(m.BootOnce)
-				once = string(b)
-			}
+			labels, once := fleet.StoredColumns(m)
 			if _, err := st.ExecContext(ctx, m.MAC, m.UUID, m.Arch, m.Firmware, unixNano(m.FirstSeen), unixNano(m.LastSeen), m.Address,
 				m.Hostname, labels, m.Profile, string(m.State), once, m.LastStage, unixNano(m.LastEvent)); err != nil {
 				return fmt.Errorf("machine %s: %w", m.MAC, err)

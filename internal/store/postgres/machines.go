@@ -90,31 +90,14 @@ func scanMachine(row pgx.CollectableRow) (fleet.Machine, error) {
 		return m, err
 	}
 	m.FirstSeen, m.LastSeen, m.LastEvent, m.State = fromTS(first), fromTS(last), fromTS(lastEv), boot.State(state)
-	if labels != "" && labels != "{}" {
-		if err := json.Unmarshal([]byte(labels), &m.Labels); err != nil {
-			return m, fmt.Errorf("machine %s: labels: %w", m.MAC, err)
-		}
-	}
-	if once != "" {
-		m.BootOnce = &boot.BootOnce{}
-		if err := json.Unmarshal([]byte(once), m.BootOnce); err != nil {
-			return m, fmt.Errorf("machine %s: boot_once: %w", m.MAC, err)
-		}
+	if err := fleet.SetStoredColumns(&m, labels, once); err != nil {
+		return m, err
 	}
 	return m, nil
 }
 
 func machineArgs(m fleet.Machine) []any {
-	labels := "{}"
-	if len(m.Labels) > 0 {
-		b, _ := json.Marshal(m.Labels)
-		labels = string(b)
-	}
-	once := ""
-	if m.BootOnce != nil {
-		b, _ := json.Marshal(m.BootOnce)
-		once = string(b)
-	}
+	labels, once := fleet.StoredColumns(m)
 	return []any{m.MAC, m.UUID, m.Arch, m.Firmware, ts(m.FirstSeen), ts(m.LastSeen), m.Address, m.Hostname,
 		labels, m.Profile, string(m.State), once, m.LastStage, ts(m.LastEvent)}
 }
