@@ -124,9 +124,8 @@ func (f *Full) shared(req Request) bool {
 		if p.ServerIdentifier() != nil {
 			return false // SELECTING: it names its server
 		}
-		ciaddr := AddrFromIP(p.ClientIPAddr)
-		relayed := !AddrFromIP(p.GatewayIPAddr).IsUnspecified() && AddrFromIP(p.GatewayIPAddr).IsValid()
-		return !ciaddr.IsValid() || ciaddr.IsUnspecified() || relayed || req.Dst == Broadcast || !req.Dst.IsValid()
+		set := func(ip net.IP) bool { a := AddrFromIP(ip); return a.IsValid() && !a.IsUnspecified() }
+		return !set(p.ClientIPAddr) || set(p.GatewayIPAddr) || req.Dst == Broadcast || !req.Dst.IsValid()
 	}
 	return false
 }

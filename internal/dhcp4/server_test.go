@@ -448,3 +448,34 @@ func TestProberLoopback(t *testing.T) {
 		t.Fatalf("probe 127.0.0.1 = %v, %v; want in use (the kernel answers)", used, err)
 	}
 }
+
+// TestFullOwnsLeavesPeersClients: in a cluster (Full.Owns) the messages
+// every server may get (DISCOVER, INIT-REBOOT, REBINDING, relayed
+// REQUESTs) of a client this server does not own are left to its owner;
+// a SELECTING REQUEST names its server and a unicast renewal comes to this
+// one, so those are still answered here.
+func TestFullOwnsLeavesPeersClients(t *testing.T) {
+	fx := newFullFixture(t, true)
+	fx.full.Owns = func([]byte) bool { return false }
+	mac := net.HardwareAddr{0x52, 0x54, 0, 0, 0x0c, 0x01}
+	local := netip.MustParseAddr("192.0.2.1")
+	for _, c := range []struct {
+		name string
+		p    *dhcpv4.DHCPv4
+		dst  netip.Addr
+		peer bool
+	}{
+		{"discover", msg(t, dhcpv4.MessageTypeDiscover, mac), Broadcast, true},
+		{"init-reboot", msg(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.100")))), Broadcast, true},
+		{"rebinding", msg(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithClientIP(ip4("192.0.2.100"))), Broadcast, true},
+		{"relayed renewal", msg(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithClientIP(ip4("198.51.100.10")), dhcpv4.WithGatewayIP(ip4("198.51.100.1"))), local, true},
+		{"renewal to this server", msg(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithClientIP(ip4("192.0.2.100"))), local, false},
+		{"selecting", msg(t, dhcpv4.MessageTypeRequest, mac, dhcpv4.WithServerIP(ip4("192.0.2.1")),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(ip4("192.0.2.1"))), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip4("192.0.2.100")))), Broadcast, false},
+	} {
+		res := fx.full.Respond(Request{Packet: c.p, Port: PortDHCP, Server: server, Ctx: context.Background(), Dst: c.dst})
+		if res.PeerShare != c.peer {
+			t.Errorf("%s: PeerShare %v (%s), want %v", c.name, res.PeerShare, res.Reason, c.peer)
+		}
+	}
+}
