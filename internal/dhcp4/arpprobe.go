@@ -13,6 +13,8 @@ import (
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
+
+	"pxed/internal/udploop"
 )
 
 // ARP probing (RFC 5227 §2.1.1) for addresses on one of the server's own
@@ -263,21 +265,14 @@ func (a *arpProber) list() {
 		if ifi.Flags&net.FlagLoopback != 0 || ifi.Flags&net.FlagUp == 0 {
 			continue
 		}
-		addrs, err := ifi.Addrs()
+		ps, err := udploop.InterfacePrefixes(&ifi)
 		if err != nil {
 			continue
 		}
-		for _, ad := range addrs {
-			pn, ok := ad.(*net.IPNet)
-			if !ok {
-				continue
+		for _, p := range ps {
+			if p.Addr().Is4() {
+				a.prefixes = append(a.prefixes, linkPrefix{p: p.Masked(), ifi: ifi})
 			}
-			ip, ok := netip.AddrFromSlice(pn.IP)
-			ones, bits := pn.Mask.Size()
-			if !ok || bits != 32 || !ip.Unmap().Is4() {
-				continue
-			}
-			a.prefixes = append(a.prefixes, linkPrefix{p: netip.PrefixFrom(ip.Unmap(), ones).Masked(), ifi: ifi})
 		}
 	}
 }
