@@ -220,28 +220,29 @@ func (m *Member) PeerGone(id netip.Addr) bool {
 		return false
 	}
 	live := m.Share().live
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, p := range m.peers {
-		if slices.Contains(p.ServerIDs, id) {
-			return !slices.Contains(live, p.ID)
-		}
-	}
-	return false
+	peer, ok := m.peerWith(id)
+	return ok && !slices.Contains(live, peer)
 }
 
 // IsPeer reports whether addr is a DHCPv4 server identifier of another
 // server of the cluster, live or not (for rogue server detection: a
 // peer's replies are expected).
 func (m *Member) IsPeer(addr netip.Addr) bool {
+	_, ok := m.peerWith(addr)
+	return ok
+}
+
+// peerWith returns the ID of the other server whose row, as last read,
+// lists addr among its server identifiers.
+func (m *Member) peerWith(addr netip.Addr) (string, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range m.peers {
 		if p.ID != m.Self.ID && slices.Contains(p.ServerIDs, addr) {
-			return true
+			return p.ID, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // Stats are the membership counters.
