@@ -159,10 +159,10 @@ func TestWebUIApproveHeldMachine(t *testing.T) {
 	if strings.Contains(vm.Serial(), lab.BootMarker) {
 		t.Fatal("a held machine booted before approval")
 	}
-	pageJS(t, ctx, "the Approve button", `document.querySelector('#detail [data-action="approve"]')`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#detail [data-action="approve"]`))); err != nil {
-		t.Fatalf("click Approve: %v", err)
-	}
+	// Found and clicked in one script run: the page redraws the action
+	// buttons in place as events arrive.
+	pageJS(t, ctx, "a click on the Approve button",
+		`(() => { const b = document.querySelector('#detail [data-action="approve"]'); if (!b) return false; b.click(); return true; })()`)
 	pageJS(t, ctx, "the approval on the page", `pxedState.machines.get('`+mac+`').state === 'approved'`)
 	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
 	t.Logf("%s after %v, approved from the page", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))

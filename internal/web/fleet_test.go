@@ -170,13 +170,13 @@ func TestPageActions(t *testing.T) {
 	waitJS(t, ctx, "the pending count", `document.querySelector('#pending').textContent === '1 pending approval'`)
 
 	// Without a token the API refuses, and the page asks for one.
-	do(t, ctx, "approve without a token", chromedp.Click(chromedp.CSS(`#detail [data-action="approve"]`)))
+	press(t, ctx, "approve without a token", `#detail [data-action="approve"]`)
 	waitJS(t, ctx, "the token dialog", `document.querySelector('#token-dlg').open`)
 	do(t, ctx, "type the token", chromedp.SendKeys(chromedp.CSS("#token-in"), adminToken),
 		chromedp.Click(chromedp.CSS(`#token-dlg button[value="save"]`)))
 	waitJS(t, ctx, "the token kept", `localStorage.getItem('pxed.token') === '`+adminToken+`'`)
 
-	do(t, ctx, "approve", chromedp.Click(chromedp.CSS(`#detail [data-action="approve"]`)))
+	press(t, ctx, "approve", `#detail [data-action="approve"]`)
 	waitJS(t, ctx, "the row approved in place", `document.querySelector('`+row(mac)+` .badge').textContent === 'approved'`)
 	waitJS(t, ctx, "no pending count", `document.querySelector('#pending').hidden`)
 	if got, want := f.lastCall(), "POST /api/machines/52-54-00-aa-00-01/approve Bearer "+adminToken; got != want {
@@ -184,14 +184,14 @@ func TestPageActions(t *testing.T) {
 	}
 
 	evalJS[bool](t, ctx, `(s => { s.value = 'rescue'; return true })(document.querySelector('#detail select[title="profile"]'))`)
-	do(t, ctx, "assign", chromedp.Click(chromedp.CSS(`#detail [data-action="assign"]`)))
+	press(t, ctx, "assign", `#detail [data-action="assign"]`)
 	waitJS(t, ctx, "the profile on the row", `document.querySelector('`+row(mac)+`').children[6].textContent === 'rescue'`)
 	if got, want := f.lastCall(), `PATCH /api/machines/52-54-00-aa-00-01 Bearer `+adminToken+` {"profile":"rescue"}`; got != want {
 		t.Errorf("assign called %q, want %q", got, want)
 	}
 
 	evalJS[bool](t, ctx, `(d => { d.querySelector('select[title="boot once"]').value = 'ubuntu-24.04'; d.querySelector('select[title="then"]').value = 'local'; return true })(document.querySelector('#detail'))`)
-	do(t, ctx, "boot once", chromedp.Click(chromedp.CSS(`#detail [data-action="boot-once"]`)))
+	press(t, ctx, "boot once", `#detail [data-action="boot-once"]`)
 	waitJS(t, ctx, "boot-once in the facts", `document.querySelector('#detail .facts').textContent.includes('ubuntu-24.04 → then local')`)
 	if got, want := f.lastCall(), `POST /api/machines/52-54-00-aa-00-01/boot-once Bearer `+adminToken+` {"profile":"ubuntu-24.04","then":"local"}`; got != want {
 		t.Errorf("boot-once called %q, want %q", got, want)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,15 @@ func waitJS(t *testing.T, ctx context.Context, what, expr string) {
 	if err != nil {
 		t.Fatalf("page: waiting for %s (%s): %v", what, expr, err)
 	}
+}
+
+// press clicks the element sel selects, found and clicked in one script
+// run: the page redraws a machine's action buttons in place (a profile
+// list or an event arrives), so a node looked up first and clicked after
+// may be gone by then ("Could not find node with given id").
+func press(t *testing.T, ctx context.Context, what, sel string) {
+	t.Helper()
+	waitJS(t, ctx, what, `(() => { const e = document.querySelector(`+strconv.Quote(sel)+`); if (!e) return false; e.click(); return true; })()`)
 }
 
 func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
