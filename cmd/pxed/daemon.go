@@ -89,7 +89,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	var tftpConn, mtftpConn net.PacketConn
 	mcast := multicastTFTP(cfg, log.With("proto", "tftp")) // mtftp.go
 	if cfg.TFTPAddr != "off" {
-		tftpSrv = &tftp.Server{Handler: machineTFTP(catalog, evlog, tftpOwner(cfg, evlog, log), &loaderN, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
+		tftpSrv = &tftp.Server{Handler: machineTFTP(catalog, evlog, tftpOwner(cfg, evlog, log), &loaderN, httpPort, tftpHandler(cfg)), Logger: log.With("proto", "tftp"),
 			MaxTransfers: lim.TFTPTransfers, MaxPerClient: lim.TFTPTransfersPerClient, QueueLen: lim.TFTPQueue,
 			QueueWait: lim.TFTPQueueWait.D(), MaxTimeout: lim.TFTPMaxTimeout.D(),
 			OnStart: func(r tftp.Request) {

@@ -39,7 +39,7 @@ func TestMachineTFTPSecret(t *testing.T) {
 	log.Learn(victimIP, "52:54:00:00:00:23")
 	log.Learn(otherIP, "52:54:00:00:00:24")
 	var n loaderCounts
-	h := machineTFTP(bc, log, log.MACForIP, &n, tftp.Dir(dir))
+	h := machineTFTP(bc, log, log.MACForIP, &n, 8080, tftp.Dir(dir))
 	tok := key.URLToken(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 0x23})
 	tests := []struct {
 		from netip.Addr
@@ -66,7 +66,7 @@ func TestMachineTFTPSecret(t *testing.T) {
 		})
 	}
 	// pxed answering no DHCP knows no addresses: TFTP is not tied to them.
-	open := machineTFTP(bc, log, nil, &n, tftp.Dir(dir))
+	open := machineTFTP(bc, log, nil, &n, 8080, tftp.Dir(dir))
 	if _, _, err := open(tftp.Request{Filename: "pxelinux.cfg/01-52-54-00-00-00-23", Client: netip.AddrPortFrom(unknownIP, 2000)}); err != nil {
 		t.Errorf("no DHCP (owner nil): %v, want served", err)
 	}

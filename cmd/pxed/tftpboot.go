@@ -28,7 +28,10 @@ type loaderCounts struct{ tftp atomic.Uint64 }
 // With per-machine secret URLs (the configuration's MachineToken), a name that names a
 // machine is served only with that machine's token in the path, or to
 // the address DHCP last saw that machine use (owner; machinesecret.go).
-func machineTFTP(src boot.Source, ev events.Recorder, owner func(netip.Addr) string, n *loaderCounts, dirs tftp.Handler) tftp.Handler {
+//
+// Templates in a generated configuration see the server as the address
+// the request was sent to, with the HTTP port httpPort ({{.ServerURL}}).
+func machineTFTP(src boot.Source, ev events.Recorder, owner func(netip.Addr) string, n *loaderCounts, httpPort int, dirs tftp.Handler) tftp.Handler {
 	return func(req tftp.Request) (tftp.File, int64, error) {
 		bc := src.Snapshot() // one snapshot per request
 		name := tftp.CleanName(req.Filename)
@@ -45,7 +48,7 @@ func machineTFTP(src boot.Source, ev events.Recorder, owner func(netip.Addr) str
 			p := res.Profile
 			if res.MAC != nil {
 				var err error
-				if p, err = bc.Expand(p, boot.Server{}, res.MAC); err != nil {
+				if p, err = bc.Expand(p, tftpServer(req, bc, httpPort), res.MAC); err != nil {
 					ev.Record(events.Event{Claimed: claimed, IP: req.Client.Addr(), Stage: events.StageTemplateError, Detail: err.Error()})
 					return nil, 0, fmt.Errorf("tftp: %q: %v: %w", name, err, tftp.ErrNotFound)
 				}
@@ -78,6 +81,17 @@ func machineTFTP(src boot.Source, ev events.Recorder, owner func(netip.Addr) str
 		req.Filename = res.Rel
 		return dirs(req)
 	}
+}
+
+// tftpServer is the server a TFTP request reached: its local address and
+// the HTTP port, for the URLs a template builds; no address when the
+// request's destination is unknown.
+func tftpServer(req tftp.Request, bc *boot.Config, httpPort int) boot.Server {
+	ip := req.Local.Unmap()
+	if !ip.IsValid() || ip.IsUnspecified() {
+		return boot.Server{}
+	}
+	return boot.Server{IP: ip, HTTPPort: httpPort, Token: bc.MachineToken}
 }
 
 func profileName(r boot.Resolved) string {

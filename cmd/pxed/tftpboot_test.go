@@ -37,7 +37,7 @@ func TestMachineTFTP(t *testing.T) {
 	}
 	log := &events.Log{}
 	var n loaderCounts
-	h := machineTFTP(bc, log, log.MACForIP, &n, tftp.Dir(bootDir))
+	h := machineTFTP(bc, log, log.MACForIP, &n, 8080, tftp.Dir(bootDir))
 	client := netip.MustParseAddrPort("192.0.2.50:2000")
 	tests := []struct {
 		file string
@@ -86,5 +86,35 @@ func checkTFTP(t *testing.T, h tftp.Handler, req tftp.Request, body string, refu
 	b, err := io.ReadAll(io.NewSectionReader(f, 0, size))
 	if err != nil || !strings.Contains(string(b), body) {
 		t.Fatalf("read %q, %v; want %q", b, err, body)
+	}
+}
+
+// TestMachineTFTPServerURL: a template in a profile whose loader
+// configuration is fetched over TFTP sees the server as the address the
+// request reached, with the HTTP port ({{.ServerURL}} was empty once).
+func TestMachineTFTPServerURL(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("KERNEL"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bc := &boot.Config{
+		Profiles: map[string]boot.Profile{"p": {Name: "p", Kernel: filepath.Join(dir, "vmlinuz"), Loader: boot.LoaderPXELINUX,
+			Cmdline: "console=ttyS0 url={{.ServerURL}}/install"}},
+		Machines: map[string]string{"52:54:00:00:00:23": "p"},
+	}
+	log := &events.Log{}
+	var n loaderCounts
+	h := machineTFTP(bc, log, log.MACForIP, &n, 8081, tftp.Dir(dir))
+	name := "boot/52-54-00-00-00-23/pxelinux.cfg/01-52-54-00-00-00-23"
+	for local, want := range map[string]string{
+		"192.0.2.1":        "url=http://192.0.2.1:8081/install",
+		"::ffff:192.0.2.1": "url=http://192.0.2.1:8081/install",
+		"2001:db8::1":      "url=http://[2001:db8::1]:8081/install",
+		"0.0.0.0":          "url=/install", // destination unknown: no server to name
+	} {
+		t.Run(local, func(t *testing.T) {
+			req := tftp.Request{Filename: name, Client: netip.MustParseAddrPort("192.0.2.50:2000"), Local: netip.MustParseAddr(local)}
+			checkTFTP(t, h, req, want, nil)
+		})
 	}
 }

@@ -78,7 +78,7 @@ func (s *Server) handleMTFTP(conn net.PacketConn, local netip.Addr, from netip.A
 		return
 	}
 	s.mu.Unlock()
-	req := Request{Filename: p.Filename, Client: from}
+	req := Request{Filename: p.Filename, Client: from, Local: local}
 	if s.Handler == nil {
 		s.reply(conn, from, ErrCodeNotFound, "file not found")
 		return

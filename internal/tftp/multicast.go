@@ -299,7 +299,7 @@ func (s *Server) joinMulticast(local netip.Addr, from netip.AddrPort, p Packet) 
 	if octet, _ := isMode(p.Mode); !octet || (m.Files != nil && !m.Files(name)) {
 		return false
 	}
-	req := Request{Filename: p.Filename, Client: from, Options: opts}
+	req := Request{Filename: p.Filename, Client: from, Local: local, Options: opts}
 	if s.Handler == nil {
 		return false
 	}

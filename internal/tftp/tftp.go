@@ -44,6 +44,7 @@ type File interface {
 type Request struct {
 	Filename string
 	Client   netip.AddrPort
+	Local    netip.Addr        // the server address the request was sent to (IP_PKTINFO); may be unspecified
 	Options  map[string]string // lower-case option names as the client sent them
 }
 

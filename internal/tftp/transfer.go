@@ -135,7 +135,7 @@ func (t *transfer) serve(tr *Transfer) error {
 	if _, why := isMode(t.req.Mode); why != "" {
 		return refuse(ErrCodeIllegalOperation, why, errors.New(why))
 	}
-	req := Request{Filename: t.req.Filename, Client: t.peer, Options: OptionMap(t.req.Options)}
+	req := Request{Filename: t.req.Filename, Client: t.peer, Local: t.local, Options: OptionMap(t.req.Options)}
 	var (
 		f    File
 		size int64
