@@ -160,6 +160,13 @@ func (c *Config) profileName(mac string, e Entry, class, uuid string) string {
 	if chosen, ok := c.chosen(mac); ok {
 		return chosen
 	}
+	return c.assignedName(mac, e, class, uuid)
+}
+
+// assignedName is the profile mac is given, a menu choice aside: its
+// boot-once profile, its runtime assignment, the configuration's
+// machines:, the first matching selector, the default.
+func (c *Config) assignedName(mac string, e Entry, class, uuid string) string {
 	if e.BootOnce != nil && e.BootOnce.Profile != "" {
 		return e.BootOnce.Profile
 	}

@@ -141,10 +141,12 @@ func (c *Config) menuFor(m Machine, s Server) *Menu {
 	if ms == nil {
 		return nil
 	}
-	name, ok := c.Machines[Normalize(m.MAC)]
-	if !ok {
-		name = c.Default
-	}
+	// The menu of the profile the machine is given (runtime assignment,
+	// selectors and all, as Decide resolves it), not of one it chose in a
+	// menu: the firmware shows the same menu again.
+	key := Normalize(m.MAC)
+	e, _ := c.lookup(key)
+	name := c.assignedName(key, e, m.Class, CanonicalUUID(m.UUID))
 	if mn := ms.ByProfile[name]; mn != nil {
 		return mn
 	}

@@ -147,3 +147,36 @@ func TestChoices(t *testing.T) {
 		t.Fatalf("ProfileFor after the TTL = %q, want the default linux", p.Name)
 	}
 }
+
+// TestMenuFollowsAssignedProfile: the menu shown is that of the profile
+// Decide gives the machine, however it was given (a runtime assignment,
+// a selector, as machines: does), and not of a profile chosen in a menu
+// (the firmware shows the menu it showed before). Menus once followed
+// machines: only.
+func TestMenuFollowsAssignedProfile(t *testing.T) {
+	secure := &MenuPlan{Timeout: 255, NoMulticast: true, Items: []MenuEntry{{7, "Secure"}}}
+	global := menuConfig(nil).DecideMenu(pxeMachine(macB, 7, "efi-x64"), srv, nil).Menu
+	assigned := menuConfig(nil)
+	assigned.Fleet = fleetMap{Normalize(macB): {Profile: "secure"}}
+	selected := menuConfig(nil)
+	selected.Selectors = []Selector{{Profile: "secure", Class: "efi-x64"}}
+	once := menuConfig(nil)
+	once.Fleet = fleetMap{Normalize(macB): {BootOnce: &BootOnce{Profile: "secure"}}}
+	for _, tc := range []struct {
+		name string
+		cfg  *Config
+		want *MenuPlan
+	}{
+		{"runtime assignment", assigned, secure},
+		{"selector", selected, secure},
+		{"boot-once", once, secure},
+		{"a choice made in the menu", menuConfig(fixedChoice{Normalize(macB): "secure"}), global},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.cfg.DecideMenu(pxeMachine(macB, 7, "efi-x64"), srv, nil)
+			if !reflect.DeepEqual(p.Menu, tc.want) {
+				t.Fatalf("Menu = %+v (%s)\nwant %+v", p.Menu, p.Reason, tc.want)
+			}
+		})
+	}
+}
