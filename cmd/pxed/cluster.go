@@ -125,6 +125,9 @@ func (ls *leaseServer) joinCluster(ctx context.Context) error {
 	if ls.full != nil {
 		ls.full.Owns, ls.full.PeerGone = m.OwnsClient, m.PeerGone
 	}
+	if ls.full6 != nil {
+		ls.full6.Owns = m.OwnsClient
+	}
 	go m.Run(ctx)
 	return nil
 }

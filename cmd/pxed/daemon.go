@@ -460,6 +460,8 @@ func registerDHCP6Metrics(reg *prometheus.Registry, d *dhcp6.Server) {
 	counter("pxed_dhcp6_pool_exhausted_total", "DHCPv6 IAs answered NoAddrsAvail (server role): the pool has no address left.",
 		func() float64 { return float64(d.Stats().PoolExhausted) })
 	counter("pxed_dhcp6_ignored_total", "Valid DHCPv6 messages not answered.", func() float64 { return float64(d.Stats().Ignored) })
+	counter("pxed_dhcp6_peer_share_total", "DHCPv6 Solicits, Rebinds and Confirms left to the cluster peer that owns the client.",
+		func() float64 { return float64(d.Stats().PeerShare) })
 	counter("pxed_dhcp6_replies_total", "DHCPv6 replies sent.", func() float64 { return float64(d.Stats().Replied) })
 	counter("pxed_dhcp6_send_errors_total", "DHCPv6 replies that could not be sent.", func() float64 { return float64(d.Stats().SendErrs) })
 }

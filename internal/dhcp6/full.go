@@ -66,6 +66,14 @@ type Full struct {
 	// then answered on the socket's reader and each reply that announces
 	// a lease write is sent once that write is durable.
 	DeferredWrites bool
+	// Owns, when set, says whether this server answers the client with
+	// this DUID: the servers of a cluster split their clients
+	// (cluster.Member.OwnsClient, the RFC 3074 hash of the DUID), as they
+	// split DHCPv4's. Only the messages every server receives and none
+	// names (Solicit, Rebind, Confirm) are left to the client's owner; a
+	// Request, Renew, Release or Decline names its server, and an
+	// Information-request binds nothing. Set it before serving.
+	Owns func(duid []byte) bool
 }
 
 // Quick reports whether messages may be answered on the socket's reader.
@@ -101,6 +109,9 @@ func (f *Full) Respond(req Request) Result {
 		}
 	default:
 		return ignore(Unsupported, mt.String()+" is not answered by a DHCPv6 server")
+	}
+	if f.Owns != nil && sid == nil && mt != dhcpv6.MessageTypeInformationRequest && !f.Owns(cid.ToBytes()) {
+		return ignore(PeerShare, mt.String()+": a client another server of the cluster answers")
 	}
 	mc := Machine(m, req.Src.Addr())
 	if len(mc.MAC) == 0 {

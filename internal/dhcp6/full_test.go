@@ -298,3 +298,38 @@ func TestFullInformationRequestWithoutClientID(t *testing.T) {
 		t.Fatalf("information-request: %v %s", res.Reply, res.Reason)
 	}
 }
+
+// TestFullOwns: in a cluster, the Solicits, Rebinds and Confirms of a
+// client another server owns are left to it (counted as peer-share, no
+// address offered); what names this server, and Information-requests,
+// are answered whoever owns the client.
+func TestFullOwns(t *testing.T) {
+	mine, theirs := llt(clientMAC), llt(net.HardwareAddr{0x52, 0x54, 0, 0, 0, 0x77})
+	f, st := newFull(t, func(f *Full) {
+		f.Owns = func(duid []byte) bool { return string(duid) == string(mine.ToBytes()) }
+	})
+	if res := respond(t, f, plain(dhcpv6.MessageTypeSolicit, mine, nil, 1)); res.Reply == nil || res.Reply.MessageType != dhcpv6.MessageTypeAdvertise {
+		t.Fatalf("own client's solicit: %s", res.Reason)
+	}
+	for _, m := range []*dhcpv6.Message{
+		plain(dhcpv6.MessageTypeSolicit, theirs, nil, 1),
+		plain(dhcpv6.MessageTypeRebind, theirs, nil, 1, "2001:db8::101"),
+		plain(dhcpv6.MessageTypeConfirm, theirs, nil, 1, "2001:db8::101"),
+	} {
+		if res := respond(t, f, m); res.Reply != nil || res.Ignored != PeerShare {
+			t.Fatalf("%s of a peer's client: %v %s", m.MessageType, res.Ignored, res.Reason)
+		}
+	}
+	if ls, _ := st.Find(context.Background(), lease.Filter{}); len(ls) != 0 {
+		t.Fatalf("%d leases written", len(ls))
+	}
+	// A Request naming this server (its Advertise reached the client
+	// before the share moved) is answered and binds.
+	res := respond(t, f, plain(dhcpv6.MessageTypeRequest, theirs, serverDUID, 1, "2001:db8::101"))
+	if res.Reply == nil || res.Reply.MessageType != dhcpv6.MessageTypeReply {
+		t.Fatalf("request naming this server: %s", res.Reason)
+	}
+	if res := respond(t, f, plain(dhcpv6.MessageTypeInformationRequest, theirs, nil, 1)); res.Reply == nil {
+		t.Fatalf("information-request: %s", res.Reason)
+	}
+}

@@ -114,11 +114,12 @@ const (
 	NoSubnet                    // server role: no dhcp6 subnet for the client's link
 	NoBinding                   // server role: a Rebind or Confirm pxed has nothing to say to
 	StoreError                  // server role: the lease store failed: no reply rather than a wrong one
+	PeerShare                   // server role in a cluster: a client another live server answers (Full.Owns)
 )
 
 func (i Ignore) String() string {
 	return [...]string{"answered", "not-boot-client", "unsupported", "other-server", "no-client-id", "no-mac",
-		"stateful-ipxe", "http-boot", "no-plan", "no-subnet", "no-binding", "store-error"}[i]
+		"stateful-ipxe", "http-boot", "no-plan", "no-subnet", "no-binding", "store-error", "peer-share"}[i]
 }
 
 // Result is the policy's answer: a reply to send, or why not.

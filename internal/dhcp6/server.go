@@ -36,6 +36,9 @@ type Stats struct {
 	Overload  uint64 // messages dropped because every worker was busy
 	// PoolExhausted counts IAs the server role answered NoAddrsAvail.
 	PoolExhausted uint64
+	// PeerShare counts messages left to the cluster peer that owns the
+	// client (Full.Owns).
+	PeerShare uint64
 }
 
 // Server is the DHCPv6 loop, of the ProxyDHCPv6 or the stateful server
@@ -62,6 +65,7 @@ type Server struct {
 
 	loops              udploop.Counters
 	malformed, ignored atomic.Uint64
+	peerShare          atomic.Uint64
 	exhausted          atomic.Uint64
 	warnings           lograte.Limiter
 	macs               macCache
@@ -71,7 +75,7 @@ type Server struct {
 func (s *Server) Stats() Stats {
 	l := s.loops.Stats()
 	return Stats{Received: l.Received, Malformed: s.malformed.Load(), Ignored: s.ignored.Load(),
-		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload, PoolExhausted: s.exhausted.Load()}
+		Replied: l.Replied, SendErrs: l.SendErrs, Overload: l.Overload, PoolExhausted: s.exhausted.Load(), PeerShare: s.peerShare.Load()}
 }
 
 // Socket is one bound socket: an interface and a port.
@@ -447,6 +451,10 @@ func slaacAddr(global, ll netip.Addr) (netip.Addr, bool) {
 // ignoredMsg counts, logs and records a message the policy did not answer.
 func (h *handler) ignoredMsg(ctx context.Context, q request, res Result, mac string) {
 	h.s.ignored.Add(1)
+	if res.Ignored == PeerShare {
+		h.s.peerShare.Add(1) // the peer that owns the client records it
+		return
+	}
 	if h.s.Events != nil && mac != "" {
 		if res.Learn.IsValid() {
 			h.s.Events.Learn(res.Learn, mac)
