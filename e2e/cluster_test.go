@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -200,4 +201,60 @@ func TestClusterKillOneMidStorm(t *testing.T) {
 		t.Fatalf("booted %d of %d after one server was killed (failures %v, e.g. %v)", r.Booted, machines, r.Failures, r.Examples)
 	}
 	boundOnce(t, data, machines)
+}
+
+// TestClusterDHCPv6Split: two cluster members that are also the segment's
+// DHCPv6 server (--dhcp6-range) split the DHCPv6 clients by DUID as they
+// split DHCPv4's: perfdhcp -6 (a new DUID per exchange, Solicit to
+// ff02::1:2, which both servers receive) gets one Advertise per Solicit,
+// from the client's owner, each server answers some clients and leaves
+// the others to its peer, and no address is bound twice.
+func TestClusterDHCPv6Split(t *testing.T) {
+	if _, err := exec.LookPath("perfdhcp"); err != nil {
+		t.Skip("needs perfdhcp (apt-get install kea-admin)")
+	}
+	n := lab.NewNet(t)
+	data := t.TempDir()
+	hb := n.AddHost(t, "srvb", mustPrefix("192.0.2.2/24"))
+	if out, err := lab.Run(t, hb.NS, "ip", "addr", "add", "2001:db8::2/64", "dev", hb.Iface, "nodad"); err != nil {
+		t.Fatalf("ip addr add: %v\n%s", err, out)
+	}
+	v6 := []string{"--data-dir", data, "--dhcp6-range", serverRange6}
+	a := startClusterServer(t, n.NS(), n.Bridge(), "192.0.2.1", "pxe-a", v6...)
+	b := startClusterServer(t, hb.NS, hb.Iface, "192.0.2.2", "pxe-b", v6...)
+	lab.WaitFor(t, 10*time.Second, "both servers to see two live members", func() bool {
+		return a.view(t).live() == 2 && b.view(t).live() == 2
+	})
+	h := clientHost(t, n, "perfdhcp6", 9)
+	waitLinkLocal(t, h)
+	const rate, seconds = 50, 2 // 100 exchanges: the range holds 256 addresses
+	out, err := lab.Run(t, h.NS, "perfdhcp", "-6", "-g", "single", "-l", h.Iface, "-r", strconv.Itoa(rate),
+		"-R", "10000", "-p", strconv.Itoa(seconds), "-W", "500000", "-x", "l")
+	if err != nil && !strings.Contains(err.Error(), "exit status 3") { // 3: some exchanges not completed
+		t.Fatalf("perfdhcp -6: %v\n%s", err, out)
+	}
+	r := parsePerfdhcp(out)
+	sa, rr := r.stats["SOLICIT-ADVERTISE"], r.stats["REQUEST-REPLY"]
+	t.Logf("SOLICIT-ADVERTISE sent %d received %d; REQUEST-REPLY sent %d received %d", sa.sent, sa.received, rr.sent, rr.received)
+	if sa.sent < rate*seconds*9/10 || (sa.sent-sa.received)*100 >= sa.sent || (rr.sent-rr.received)*100 >= rr.sent {
+		t.Fatalf("perfdhcp: Solicits %d/%d, Requests %d/%d answered, want all of about %d:\n%s", sa.received, sa.sent, rr.received, rr.sent, rate*seconds, out)
+	}
+	var replies float64
+	for _, s := range []*clusterServer{a, b} {
+		sent, left := s.metric(t, "pxed_dhcp6_replies_total"), s.metric(t, "pxed_dhcp6_peer_share_total")
+		t.Logf("%s: %v DHCPv6 replies, %v Solicits left to the peer", s.ip, sent, left)
+		if sent == 0 || left == 0 {
+			t.Errorf("%s sent %v replies and left %v to its peer: the servers did not split the clients", s.ip, sent, left)
+		}
+		replies += sent
+	}
+	// One Advertise per Solicit and one Reply per Request: each message
+	// was answered by one server, not by both.
+	if want := float64(sa.sent + rr.sent); replies > want {
+		t.Errorf("the two servers sent %v replies to %v messages: some were answered twice", replies, want)
+	}
+	if len(r.leases) != rr.received {
+		t.Fatalf("perfdhcp listed %d leases for %d Replies", len(r.leases), rr.received)
+	}
+	boundOnce(t, data, rr.received)
 }

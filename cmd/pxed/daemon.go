@@ -149,7 +149,11 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	var d6 *dhcp6.Server
 	var duid dhcpv6.DUID // nil: one per interface, from its MAC
 	if cfg.DHCP6.Mode != config.ModeOff && cfg.DataDir != "" {
-		d, err := serverDUID(cfg.DataDir, cfg.Interfaces, time.Now())
+		file, err := duidFileFor(cfg)
+		var d dhcpv6.DUID
+		if err == nil {
+			d, err = serverDUID(cfg.DataDir, file, cfg.Interfaces, time.Now())
+		}
 		if err != nil {
 			if tftpConn != nil {
 				tftpConn.Close()

@@ -13,20 +13,37 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"pxed/internal/config"
 )
 
 // duidFile is the DHCPv6 server identifier's file inside --data-dir.
 const duidFile = "dhcp6-duid"
 
+// duidFileFor is the DUID file of cfg's server: dhcp6-duid, or in a
+// cluster dhcp6-duid.<server-id>, so that members sharing a data
+// directory (SQLite on one host) have DUIDs of their own: a Request names
+// one server, and one only must answer it.
+func duidFileFor(cfg *config.Config) (string, error) {
+	if !cfg.Cluster.Enabled {
+		return duidFile, nil
+	}
+	id, err := serverID(cfg)
+	if err != nil {
+		return "", err
+	}
+	return duidFile + "." + id, nil
+}
+
 // duidEpoch is DUID-LLT's time origin (RFC 8415 §11.2).
 var duidEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // serverDUID returns pxed's DHCPv6 server identifier, kept in
-// dataDir/dhcp6-duid (RFC 8415 §11: a server's DUID must not change):
-// read when the file exists, else made once, a DUID-LLT of the first of
-// ifaces that has an Ethernet address and now, and written there.
-func serverDUID(dataDir string, ifaces []string, now time.Time) (dhcpv6.DUID, error) {
-	path := filepath.Join(dataDir, duidFile)
+// dataDir/file (RFC 8415 §11: a server's DUID must not change): read
+// when the file exists, else made once, a DUID-LLT of the first of ifaces
+// that has an Ethernet address and now, and written there.
+func serverDUID(dataDir, file string, ifaces []string, now time.Time) (dhcpv6.DUID, error) {
+	path := filepath.Join(dataDir, file)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
