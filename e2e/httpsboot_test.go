@@ -91,10 +91,19 @@ profiles:
 		if strings.Contains(serial, lab.BootMarker) {
 			t.Fatalf("the machine booted from a server whose certificate it does not trust")
 		}
+		refused := false
 		for _, e := range logTimeline(t, n, mac) {
 			if e.Stage == "image" {
 				t.Errorf("pxed sent the image to the machine that refused its certificate: %+v", e)
 			}
+			if e.Stage == "http-error" && strings.Contains(e.Detail, "TLS handshake failed") && strings.Contains(e.Detail, "enroll the CA") {
+				refused = true
+			}
+		}
+		// The firmware says only that it got no file: the machine's
+		// timeline says why.
+		if !refused {
+			t.Errorf("no http-error event explaining the refused handshake on the machine's timeline")
 		}
 		var handshake string
 		for _, l := range strings.Split(pxed.Output(), "\n") {

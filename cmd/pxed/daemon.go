@@ -302,7 +302,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 		go func() { errc <- tftpSrv.ServeMTFTP(mtftpConn) }()
 	}
 	go func() { errc <- httpSrv.Serve(conns) }()
-	sec.serve(httpSrv, mux, errc)
+	sec.serve(httpSrv, mux, evlog, errc)
 	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	dhcpDone := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"pxed/internal/apiauth"
 	"pxed/internal/boot"
 	"pxed/internal/config"
+	"pxed/internal/events"
 	"pxed/internal/machinekey"
 )
 
@@ -164,10 +166,14 @@ func (s *security) bootPath(p string) bool {
 
 // serve starts the servers of the listeners listen opened, with base's
 // timeouts, reporting their end on errc.
-func (s *security) serve(base *http.Server, mux http.Handler, errc chan<- error) {
+func (s *security) serve(base *http.Server, mux http.Handler, ev events.Recorder, errc chan<- error) {
 	start := func(ln net.Listener, h http.Handler, what string) {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: base.ReadHeaderTimeout, ReadTimeout: base.ReadTimeout,
 			WriteTimeout: base.WriteTimeout, IdleTimeout: base.IdleTimeout, MaxHeaderBytes: base.MaxHeaderBytes, ErrorLog: base.ErrorLog}
+		if ln == s.bootLn && base.ErrorLog != nil {
+			// Failed handshakes become events of the machine (handshake.go).
+			srv.ErrorLog = log.New(handshakeLog{out: base.ErrorLog.Writer(), ev: ev}, base.ErrorLog.Prefix(), base.ErrorLog.Flags())
+		}
 		s.servers = append(s.servers, srv)
 		s.log.Info("listening", "what", what, "addr", ln.Addr().String())
 		go func() { errc <- srv.Serve(ln) }()
