@@ -91,7 +91,11 @@ type lockedWriter struct {
 	w  *bytes.Buffer
 }
 
-func (l lockedWriter) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.w.Write(p) }
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
 
 func TestHandshakeDetail(t *testing.T) {
 	for why, want := range map[string]string{
