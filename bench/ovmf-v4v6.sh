@@ -26,11 +26,12 @@
 # Solicit, from tcpdump on the bridge), pxed's offer (its first dhcp-offer event), the firmware's
 # REQUEST/Request to the address server (the end of its offer collection), pxed's boot service
 # answer (dhcp-ack, port 4011), the NBP loaded (tftp-done) and the marker on the serial console.
-# "collect" is first DHCP message → Request: how long EDK II waited for more offers. In v6-server
-# "dhcp1" is the Solicit of EDK II's Ip6Config (the RA's M flag), not PXE's: the phase table
-# (bench/phases.sh over a capture of everything on the bridge) tells them apart and breaks the
-# boot down further: router solicitation and advertisement, DAD, TFTP, iPXE's DHCPv4, router
-# solicitation and DHCPv6, script and kernel.
+# "collect" is first DHCP message → Request: how long EDK II waited for more offers. Over IPv6
+# "dhcp1" is PXE's Solicit (option 61), not the one EDK II's Ip6Config sends on the RA's M flag
+# (server role; pxed's first "offer" event there answers that one). The phase table
+# (bench/phases.sh over a capture of everything on the bridge) breaks each boot down further:
+# router solicitation and advertisement, DAD, TFTP, iPXE's DHCPv4, router solicitation and
+# DHCPv6, script and kernel.
 # Needs: qemu-system-x86, ovmf, dnsmasq-base, tcpdump, jq, curl, bc, bsdextrautils (column), go (and kea-dhcp6-server for
 # v6-pref255); lab assets (make assets).
 # Exit: 0 when every boot reached the marker, 1 otherwise, 2 on usage errors.
@@ -271,17 +272,20 @@ boot() {
 	esac
 
 	# The firmware's DHCP from tcpdump: the first DISCOVER/Solicit and the first REQUEST/Request
-	# to the address server (port 67/547; not the one to 4011).
+	# to the address server after it (port 67/547; not the one to 4011). PXE's Solicit is the one
+	# with option 61: EDK II's Ip6Config sends its own on the RA's M flag.
 	local first req
 	first=$(awk '
 		/^[0-9]+\.[0-9]+ IP6? / { ts = $1 }
-		/dhcp6 solicit/ { print ts; exit }
+		/dhcp6 solicit/ && /opt_61/ { print ts; exit }
 		/DHCP-Message.*Discover/ { print ts; exit }' "$WORK/$name.dhcp")
 	req=$(awk '
 		/^[0-9]+\.[0-9]+ IP6? / { ts = $1; to4011 = 0 }
 		/\.4011: / { to4011 = 1 }
-		/dhcp6 request/ && !to4011 { print ts; exit }
-		/DHCP-Message.*Request/ && !to4011 { print ts; exit }' "$WORK/$name.dhcp")
+		/dhcp6 solicit/ && /opt_61/ { pxe = 1 }
+		/DHCP-Message.*Discover/ { pxe = 1 }
+		/dhcp6 request/ && !to4011 && pxe { print ts; exit }
+		/DHCP-Message.*Request/ && !to4011 && pxe { print ts; exit }' "$WORK/$name.dhcp")
 
 	# pxed's timeline: events since t0.
 	local tl evs=()
