@@ -26,8 +26,13 @@
 # Solicit, from tcpdump on the bridge), pxed's offer (its first dhcp-offer event), the firmware's
 # REQUEST/Request to the address server (the end of its offer collection), pxed's boot service
 # answer (dhcp-ack, port 4011), the NBP loaded (tftp-done) and the marker on the serial console.
-# "collect" is first DHCP message → Request: how long EDK II waited for more offers.
-# Needs: qemu-system-x86, ovmf, dnsmasq-base, tcpdump, jq, curl, bc, go (and kea-dhcp6-server for
+# "collect" is first DHCP message → Request: how long EDK II waited for more offers. Over IPv6
+# "dhcp1" is PXE's Solicit (option 61), not the one EDK II's Ip6Config sends on the RA's M flag
+# (server role; pxed's first "offer" event there answers that one). The phase table
+# (bench/phases.sh over a capture of everything on the bridge) breaks each boot down further:
+# router solicitation and advertisement, DAD, TFTP, iPXE's DHCPv4, router solicitation and
+# DHCPv6, script and kernel.
+# Needs: qemu-system-x86, ovmf, dnsmasq-base, tcpdump, jq, curl, bc, bsdextrautils (column), go (and kea-dhcp6-server for
 # v6-pref255); lab assets (make assets).
 # Exit: 0 when every boot reached the marker, 1 otherwise, 2 on usage errors.
 set -euo pipefail
@@ -58,8 +63,8 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "ovmf-v4v6.sh: needs root (network namespaces, tap devices)" >&2
 	exit 2
 fi
-for bin in qemu-system-x86_64 dnsmasq tcpdump jq curl bc ip go; do
-	command -v "$bin" >/dev/null || { echo "ovmf-v4v6.sh: needs $bin (apt-get install qemu-system-x86 ovmf dnsmasq-base tcpdump jq curl bc iproute2)" >&2; exit 2; }
+for bin in qemu-system-x86_64 dnsmasq tcpdump jq curl bc column ip go; do
+	command -v "$bin" >/dev/null || { echo "ovmf-v4v6.sh: needs $bin (apt-get install qemu-system-x86 ovmf dnsmasq-base tcpdump jq curl bc bsdextrautils iproute2)" >&2; exit 2; }
 done
 case " $MODES " in
 *" v6-pref255 "*) command -v kea-dhcp6 >/dev/null || { echo "ovmf-v4v6.sh: v6-pref255 needs kea-dhcp6 (apt-get install kea-dhcp6-server)" >&2; exit 2; } ;;
@@ -107,7 +112,7 @@ cleanup() {
 	for pg in "${PGIDS[@]}"; do stop_group "$pg"; done
 	ip netns del "$NS_D" 2>/dev/null || true
 	ip netns del "$NS_S" 2>/dev/null || true
-	[ -z "$OUT" ] || cp "$WORK"/*.log "$WORK"/*.serial "$WORK"/*.dhcp "$WORK"/*.json "$OUT/" 2>/dev/null || true
+	[ -z "$OUT" ] || cp "$WORK"/*.log "$WORK"/*.serial "$WORK"/*.dhcp "$WORK"/*.json "$WORK"/*.pcap "$WORK"/*.t0 "$OUT/" 2>/dev/null || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -230,6 +235,9 @@ boot() {
 	: >"$WORK/$name.serial"
 	start "tcpdump-$name" "$NS_S" tcpdump -i br0 -n -l -tt -v 'udp port 67 or udp port 547 or udp port 4011'
 	local dump_pg=$LAST_PG
+	# Everything on the bridge (ICMPv6, TFTP, HTTP too), for the per-phase table (bench/phases.sh).
+	start "pcap-$name" "$NS_S" tcpdump -i br0 -n -s 700 -U -w "$WORK/$name.pcap"
+	local pcap_pg=$LAST_PG
 	sleep 0.5 # tcpdump opens its socket
 	local t0 now
 	t0=$(date +%s.%N)
@@ -250,6 +258,9 @@ boot() {
 	done
 	stop_group "$qemu_pg"
 	stop_group "$dump_pg"
+	stop_group "$pcap_pg"
+	echo "$t0" >"$WORK/$name.t0"
+	printf '%s\t%s\t%s\n' "$mode" "$run" "$("$REPO/bench/phases.sh" "$WORK/$name.pcap" "$t0")" >>"$WORK/phases"
 	cp "$WORK/tcpdump-$name.log" "$WORK/$name.dhcp"
 	ip -n "$NS_S" link del "$tap"
 	local option
@@ -261,17 +272,20 @@ boot() {
 	esac
 
 	# The firmware's DHCP from tcpdump: the first DISCOVER/Solicit and the first REQUEST/Request
-	# to the address server (port 67/547; not the one to 4011).
+	# to the address server after it (port 67/547; not the one to 4011). PXE's Solicit is the one
+	# with option 61: EDK II's Ip6Config sends its own on the RA's M flag.
 	local first req
 	first=$(awk '
 		/^[0-9]+\.[0-9]+ IP6? / { ts = $1 }
-		/dhcp6 solicit/ { print ts; exit }
+		/dhcp6 solicit/ && /opt_61/ { print ts; exit }
 		/DHCP-Message.*Discover/ { print ts; exit }' "$WORK/$name.dhcp")
 	req=$(awk '
 		/^[0-9]+\.[0-9]+ IP6? / { ts = $1; to4011 = 0 }
 		/\.4011: / { to4011 = 1 }
-		/dhcp6 request/ && !to4011 { print ts; exit }
-		/DHCP-Message.*Request/ && !to4011 { print ts; exit }' "$WORK/$name.dhcp")
+		/dhcp6 solicit/ && /opt_61/ { pxe = 1 }
+		/DHCP-Message.*Discover/ { pxe = 1 }
+		/dhcp6 request/ && !to4011 && pxe { print ts; exit }
+		/DHCP-Message.*Request/ && !to4011 && pxe { print ts; exit }' "$WORK/$name.dhcp")
 
 	# pxed's timeline: events since t0.
 	local tl evs=()
@@ -315,6 +329,7 @@ boot() {
 RESULT=0
 : >"$WORK/results"
 : >"$WORK/collect"
+: >"$WORK/phases"
 for run in $(seq "$RUNS"); do
 	for mode in $MODES; do
 		log "boot $mode, run $run"
@@ -330,6 +345,12 @@ paste "$WORK/results" <(cut -f2 "$WORK/collect") | while IFS=$'\t' read -r mode 
 		"${ack/-/0}" "${nbp/-/0}" "${script/-/0}" "$fam" "${marker/-/0}" "${collect/-/0}" "$option"
 done
 echo
+echo "phases, seconds from QEMU start, from the capture of everything on the bridge (bench/phases.sh says what each column is):"
+{
+	printf 'mode\trun\t%s\n' "$("$REPO/bench/phases.sh" --header)"
+	cat "$WORK/phases"
+} | column -t
+echo
 echo "median per mode (marker; first DHCP message → NBP loaded):"
 for mode in $MODES; do
 	med() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -337,5 +358,5 @@ for mode in $MODES; do
 	d=$(awk -F'\t' -v m="$mode" '$1 == m && $7 != "-" && $3 != "-" { print $7 - $3 }' "$WORK/results" | med)
 	printf '  %-11s marker %6s s   dhcp→nbp %6s s\n' "$mode" "$m" "$d"
 done
-[ -z "$OUT" ] || { mkdir -p "$OUT"; cp "$WORK/results" "$OUT/"; }
+[ -z "$OUT" ] || { mkdir -p "$OUT"; cp "$WORK/results" "$WORK/phases" "$OUT/"; }
 exit $RESULT

@@ -26,8 +26,11 @@
 //     from pxed that arrives before the address server's Advertise ends
 //     the exchange with nothing to choose and the boot fails. pxed
 //     therefore sends no preference option: the firmware collects for its
-//     first retransmission timeout (4 s in PxeBcDxe), as it does over
-//     IPv4, where it waits for offers just as long.
+//     first retransmission timeout (IRT 4 s in PxeBcDxe, which Dhcp6Dxe
+//     counts in whole 1 s ticks: ~4.8 s), about as it waits for offers
+//     over IPv4 (3.8 s). No rule lets a proxy know that the address
+//     server's Advertise (unicast to the client) has arrived, so none
+//     makes a 255 safe.
 //
 // UEFI HTTP Boot over IPv6 (EDK II's HttpBootDxe: vendor class
 // "HTTPClient" under enterprise 343, option 61 = 16 and the other HTTP

@@ -3,8 +3,10 @@
 // firmware and iPXE whether to ask DHCPv6 for an address or only for
 // configuration (pxed's ProxyDHCPv6 answers the latter), and prefix
 // information lets them configure addresses by SLAAC (RFC 4862). It sends
-// one every Interval and answers router solicitations at once, so a
-// machine that just started need not wait for the next one.
+// one every Interval and answers each router solicitation within
+// MaxRADelay: unicast to a sender that has an address, else to all nodes
+// at most once a MinDelayBetweenRAs (see Solicited), so a machine that
+// just started, firmware or iPXE, need not wait for the next one.
 package ra
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"time"
@@ -111,7 +114,7 @@ func (s *Sender) Open() error {
 	p := c.IPv6PacketConn()
 	// RFC 4861 §6.1.2: hosts drop advertisements whose hop limit is not 255.
 	errs := []error{p.SetMulticastHopLimit(255), p.SetHopLimit(255), p.SetMulticastInterface(ifi),
-		p.SetControlMessage(ipv6.FlagInterface, true), p.JoinGroup(ifi, &net.IPAddr{IP: net.ParseIP("ff02::2")})}
+		p.SetControlMessage(ipv6.FlagInterface|ipv6.FlagHopLimit, true), p.JoinGroup(ifi, &net.IPAddr{IP: net.ParseIP("ff02::2")})}
 	var f ipv6.ICMPFilter
 	f.SetAll(true)
 	f.Accept(ipv6.ICMPTypeRouterSolicitation)
@@ -132,8 +135,8 @@ func (s *Sender) Close() error {
 	return s.conn.Close()
 }
 
-// Run advertises every Interval and on each router solicitation until ctx
-// ends; it closes the socket.
+// Run advertises every Interval and answers router solicitations (see
+// Solicited) until ctx ends; it closes the socket.
 func (s *Sender) Run(ctx context.Context) error {
 	log := s.Logger
 	if log == nil {
@@ -143,56 +146,114 @@ func (s *Sender) Run(ctx context.Context) error {
 	if iv <= 0 {
 		iv = DefaultInterval
 	}
-	solicited := make(chan struct{}, 1)
+	solicited := make(chan netip.Addr, 64)
 	go func() {
 		<-ctx.Done()
 		s.conn.Close()
 	}()
-	go s.readSolicitations(solicited, log)
+	go s.readSolicitations(solicited)
 	log.Info("router advertisements", "interface", s.Interface, "managed", s.Config.Managed, "other", s.Config.Other,
 		"prefixes", s.Config.Prefixes, "router_lifetime", s.Config.RouterLifetime, "interval", iv)
 	t := time.NewTicker(iv)
 	defer t.Stop()
-	var last time.Time
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	var q queue
+	s.send(netip.Addr{}, log) // a starting router's first advertisement (RFC 4861 §6.2.4)
+	q.lastMulticast = time.Now()
 	for {
-		// RFC 4861 §6.2.6 asks for at most one advertisement per 3 s in
-		// answer to solicitations: a flood of them costs one a 3 s.
-		if time.Since(last) >= 3*time.Second || last.IsZero() {
-			s.send(log)
-			last = time.Now()
+		if at, ok := q.next(); ok {
+			wake.Reset(time.Until(at))
+		} else {
+			wake.Stop()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			last = time.Time{}
-		case <-solicited:
+			s.send(netip.Addr{}, log)
+			q.sentMulticast(time.Now())
+		case src := <-solicited:
+			q.add(src, time.Now(), rand.N(MaxRADelay+1))
+		case <-wake.C:
+			now := time.Now()
+			for _, to := range q.due(now) {
+				s.send(to, log)
+				if !to.IsValid() {
+					q.sentMulticast(now)
+				}
+			}
 		}
 	}
 }
 
-func (s *Sender) send(log *slog.Logger) {
+// send sends the advertisement to to, or to all nodes when to is the zero
+// Addr.
+func (s *Sender) send(to netip.Addr, log *slog.Logger) {
+	dst := allNodes
+	if to.IsValid() {
+		dst = &net.IPAddr{IP: to.AsSlice(), Zone: s.ifi.Name}
+	}
 	cm := &ipv6.ControlMessage{IfIndex: s.ifi.Index, HopLimit: 255}
-	if _, err := s.conn.IPv6PacketConn().WriteTo(s.msg, cm, allNodes); err != nil {
-		log.Warn("ra: send failed", "interface", s.Interface, "err", err)
+	if _, err := s.conn.IPv6PacketConn().WriteTo(s.msg, cm, dst); err != nil {
+		log.Warn("ra: send failed", "interface", s.Interface, "to", dst, "err", err)
 	}
 }
 
-// readSolicitations signals solicited (without blocking) for each router
-// solicitation received on the interface, until the socket is closed.
-func (s *Sender) readSolicitations(solicited chan<- struct{}, log *slog.Logger) {
+// readSolicitations passes the source of each valid router solicitation
+// received on the interface to solicited (dropping it when the loop is that
+// far behind), until the socket is closed.
+func (s *Sender) readSolicitations(solicited chan<- netip.Addr) {
 	buf := make([]byte, 1500)
 	for {
-		n, cm, _, err := s.conn.IPv6PacketConn().ReadFrom(buf)
+		n, cm, src, err := s.conn.IPv6PacketConn().ReadFrom(buf)
 		if err != nil {
 			return
 		}
-		if n < 8 || buf[0] != byte(ipv6.ICMPTypeRouterSolicitation) || (cm != nil && cm.IfIndex != s.ifi.Index) {
+		from, ok := validSolicitation(buf[:n], cm, src, s.ifi.Index)
+		if !ok {
 			continue
 		}
 		select {
-		case solicited <- struct{}{}:
+		case solicited <- from:
 		default:
 		}
 	}
+}
+
+// validSolicitation checks a received ICMPv6 message as RFC 4861 §6.1.1
+// asks of a router solicitation and returns its source (unspecified: the
+// sender has no address yet).
+func validSolicitation(b []byte, cm *ipv6.ControlMessage, src net.Addr, ifIndex int) (netip.Addr, bool) {
+	if len(b) < 8 || b[0] != byte(ipv6.ICMPTypeRouterSolicitation) || b[1] != 0 {
+		return netip.Addr{}, false
+	}
+	if cm != nil && ((cm.IfIndex != 0 && cm.IfIndex != ifIndex) || (cm.HopLimit != 0 && cm.HopLimit != 255)) {
+		return netip.Addr{}, false
+	}
+	ia, ok := src.(*net.IPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	from, ok := netip.AddrFromSlice(ia.IP)
+	if !ok || !from.Is6() || from.IsMulticast() {
+		return netip.Addr{}, false
+	}
+	from = from.WithZone("")
+	if from.IsUnspecified() && hasSourceLinkLayer(b[8:]) {
+		return netip.Addr{}, false // §6.1.1: no source link-layer option from ::
+	}
+	return from, true
+}
+
+// hasSourceLinkLayer reports whether the options (RFC 4861 §4.6) hold a
+// source link-layer address option; false also when they are malformed.
+func hasSourceLinkLayer(opts []byte) bool {
+	for len(opts) >= 2 && opts[1] != 0 && len(opts) >= 8*int(opts[1]) {
+		if opts[0] == 1 {
+			return true
+		}
+		opts = opts[8*int(opts[1]):]
+	}
+	return false
 }

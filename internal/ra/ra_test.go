@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv6"
 )
 
 // TestMessage checks each field of RFC 4861 §4.2 (and the options of §4.6)
@@ -61,4 +64,127 @@ func TestMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSolicited names the cases of RFC 4861 §6.2.6 the answer to a router
+// solicitation follows.
+func TestSolicited(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	fw := netip.MustParseAddr("fe80::5054:ff:fe00:4601")
+	tests := []struct {
+		name      string
+		src       netip.Addr
+		last      time.Time
+		delay     time.Duration
+		wantTo    netip.Addr
+		wantAfter time.Duration // at - now
+	}{
+		{"§6.2.6 unicast to a source with an address, after the random delay", fw, now.Add(-time.Second), 200 * time.Millisecond, fw, 200 * time.Millisecond},
+		{"RFC 7772 §5.1 unicast is not held back by the multicast limit (iPXE 1 s after the periodic advertisement)", fw, now.Add(-time.Second), 0, fw, 0},
+		{"§6.2.6 from the unspecified address: to all nodes", netip.IPv6Unspecified(), now.Add(-time.Minute), 300 * time.Millisecond, netip.Addr{}, 300 * time.Millisecond},
+		{"§6.2.6 to all nodes at most once a MIN_DELAY_BETWEEN_RAS: deferred, not dropped", netip.IPv6Unspecified(), now.Add(-time.Second), 100 * time.Millisecond, netip.Addr{}, 2 * time.Second},
+		{"no advertisement sent yet", netip.IPv6Unspecified(), time.Time{}, 0, netip.Addr{}, 0},
+		{"a delay beyond MAX_RA_DELAY_TIME is cut to it", fw, time.Time{}, time.Hour, fw, MaxRADelay},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			to, at := Solicited(tc.src, now, tc.last, tc.delay)
+			if to != tc.wantTo || at.Sub(now) != tc.wantAfter {
+				t.Errorf("Solicited = %v at +%v, want %v at +%v", to, at.Sub(now), tc.wantTo, tc.wantAfter)
+			}
+		})
+	}
+}
+
+// TestQueue checks that solicitations share a pending answer, that an
+// advertisement to all nodes answers those waiting for one, and that a
+// flood of sources ends in one advertisement to all nodes.
+func TestQueue(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	a, b := netip.MustParseAddr("fe80::1"), netip.MustParseAddr("fe80::2")
+	var q queue
+	q.sentMulticast(now.Add(-time.Second))
+	q.add(a, now, 100*time.Millisecond)
+	q.add(a, now.Add(50*time.Millisecond), 0) // shares the first one's answer
+	q.add(netip.IPv6Unspecified(), now, 0)
+	q.add(b, now, 400*time.Millisecond)
+	if at, ok := q.next(); !ok || at != now.Add(100*time.Millisecond) {
+		t.Fatalf("next = %v %v, want +100ms", at, ok)
+	}
+	if got := q.due(now.Add(100 * time.Millisecond)); !slices.Equal(got, []netip.Addr{a}) {
+		t.Errorf("due at +100ms = %v, want [%v]", got, a)
+	}
+	if got := q.due(now.Add(time.Second)); !slices.Equal(got, []netip.Addr{b}) {
+		t.Errorf("due at +1s = %v, want [%v] (all nodes waits for +2s)", got, b)
+	}
+	q.sentMulticast(now.Add(1500 * time.Millisecond)) // the periodic one answers the waiting solicitation
+	if at, ok := q.next(); ok {
+		t.Errorf("pending after the periodic advertisement: %v", at)
+	}
+
+	var flood queue
+	for i := range maxPending + 10 {
+		src := netip.AddrFrom16([16]byte{0xfe, 0x80, 14: byte(i >> 8), 15: byte(i)})
+		flood.add(src, now, 0)
+	}
+	got := flood.due(now)
+	if len(got) != maxPending+1 || got[0].IsValid() {
+		t.Errorf("%d answers to a flood, first %v: want %d unicast and one to all nodes, first", len(got), got[0], maxPending)
+	}
+}
+
+// TestValidSolicitation checks RFC 4861 §6.1.1.
+func TestValidSolicitation(t *testing.T) {
+	fw := &net.IPAddr{IP: net.ParseIP("fe80::5054:ff:fe00:4601"), Zone: "eth0"}
+	rs := []byte{133, 0, 0, 0, 0, 0, 0, 0}
+	withSLLA := append(slices.Clone(rs), 1, 1, 0x52, 0x54, 0, 0, 0x46, 1)
+	tests := []struct {
+		name string
+		b    []byte
+		cm   *ipv6.ControlMessage
+		src  net.Addr
+		want netip.Addr
+		ok   bool
+	}{
+		{"from a link-local address", withSLLA, &ipv6.ControlMessage{IfIndex: 2, HopLimit: 255}, fw, netip.MustParseAddr("fe80::5054:ff:fe00:4601"), true},
+		{"from :: without options (EDK II before DAD)", rs, &ipv6.ControlMessage{IfIndex: 2, HopLimit: 255}, &net.IPAddr{IP: net.IPv6unspecified}, netip.IPv6Unspecified(), true},
+		{"§6.1.1 from :: with a source link-layer option", withSLLA, nil, &net.IPAddr{IP: net.IPv6unspecified}, netip.Addr{}, false},
+		{"§6.1.1 hop limit not 255", rs, &ipv6.ControlMessage{IfIndex: 2, HopLimit: 64}, fw, netip.Addr{}, false},
+		{"another interface", rs, &ipv6.ControlMessage{IfIndex: 3, HopLimit: 255}, fw, netip.Addr{}, false},
+		{"§6.1.1 code not 0", []byte{133, 1, 0, 0, 0, 0, 0, 0}, nil, fw, netip.Addr{}, false},
+		{"too short", rs[:7], nil, fw, netip.Addr{}, false},
+		{"not a solicitation", []byte{134, 0, 0, 0, 0, 0, 0, 0}, nil, fw, netip.Addr{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := validSolicitation(tc.b, tc.cm, tc.src, 2)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("validSolicitation = %v %v, want %v %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+// FuzzValidSolicitation feeds arbitrary ICMPv6 messages from the
+// unspecified address: never a panic, and an accepted one is a router
+// solicitation whose options hold no source link-layer address.
+func FuzzValidSolicitation(f *testing.F) {
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0x52, 0x54, 0, 0, 0x46, 1})
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0, 5, 0, 1, 1})
+	f.Add([]byte{133, 0, 0, 0, 0, 0, 0, 0, 14, 2, 0, 0, 0, 0, 0, 0, 1, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		from, ok := validSolicitation(b, nil, &net.IPAddr{IP: net.IPv6unspecified}, 1)
+		if !ok {
+			return
+		}
+		if b[0] != 133 || b[1] != 0 || !from.IsUnspecified() {
+			t.Fatalf("accepted % x from %v", b, from)
+		}
+		for o := b[8:]; len(o) >= 8 && o[1] != 0 && len(o) >= 8*int(o[1]); o = o[8*int(o[1]):] {
+			if o[0] == 1 {
+				t.Fatalf("accepted a source link-layer option from ::: % x", b)
+			}
+		}
+	})
 }
