@@ -203,3 +203,71 @@ func TestMenuLocalBoot(t *testing.T) {
 		}
 	}
 }
+
+// oneItemMenu is a menu whose only network item boots the linux profile
+// at once (timeout 0: no prompt), with discovery (a YAML flow list) and
+// extra lines (multicast_address:) as given.
+func oneItemMenu(discovery, extra string) string {
+	return `menu:
+  timeout: 0
+  discovery: ` + discovery + `
+` + extra + `  items:
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+    - description: "Local disk"
+      local: true
+`
+}
+
+// TestMenuDiscoveryBroadcast gives OVMF a menu with broadcast discovery
+// only (discovery control: no multicast, no boot server list): EDK II
+// (PxeBcDiscoverBootFile: multicast if allowed, else broadcast, else the
+// list) broadcasts its boot server request to port 67
+// (PxeBcDhcp4Discover with no destination: 255.255.255.255,
+// PXEBC_DHCP4_S_PORT), pxed answers it there and the machine boots the
+// item.
+func TestMenuDiscoveryBroadcast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, oneItemMenu("[broadcast]", ""))
+	const mac = "52:54:00:00:0c:31"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 4 * time.Minute})
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("broadcast discovery: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
+	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by broadcast to port 67") {
+		t.Errorf("pxe-menu-item %q, want the linux item (type 32769, layer 0) asked by broadcast to port 67", d)
+	}
+}
+
+// TestMenuDiscoveryMulticast gives SeaBIOS's iPXE NIC ROM a menu with
+// multicast discovery only: iPXE (start_pxebs: the multicast address
+// unless discovery control forbids it, then broadcast, then the list)
+// sends its boot server request to 239.0.2.1:4011, which pxed joined on
+// the lab interface, and boots the item.
+func TestMenuDiscoveryMulticast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, oneItemMenu("[multicast]", "  multicast_address: 239.0.2.1\n"))
+	const mac = "52:54:00:00:0c:32"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, Timeout: 4 * time.Minute})
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("multicast discovery: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
+	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by multicast to 239.0.2.1:4011") {
+		t.Errorf("pxe-menu-item %q, want the linux item (type 32769, layer 0) asked by multicast to 239.0.2.1:4011", d)
+	}
+}
