@@ -76,7 +76,8 @@ func menuDetail(evs []event, stage string) string {
 // TestMenuDefaultOnTimeout boots SeaBIOS with the iPXE NIC ROM and OVMF
 // (EDK II's own PXE) through a two-item menu: each shows the prompt, lets
 // it time out and boots the default item (Linux, sent first), asking
-// pxed's boot server for it on port 4011.
+// pxed's boot server for it by unicast on port 4011 (the offer lists
+// pxed as the boot server and turns broadcast and multicast off).
 func TestMenuDefaultOnTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU machines (30-60 s each under TCG); not in -short")
@@ -103,8 +104,9 @@ func TestMenuDefaultOnTimeout(t *testing.T) {
 			if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
 				t.Error(err)
 			}
-			if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32770 layer 0`) || !strings.Contains(d, "profile linux") {
-				t.Errorf("pxe-menu-item %q, want the linux item (type 32770, layer 0)", d)
+			if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32770 layer 0`) || !strings.Contains(d, "profile linux") ||
+				!strings.Contains(d, "request by unicast to port 4011") {
+				t.Errorf("pxe-menu-item %q, want the linux item (type 32770, layer 0) asked by unicast to port 4011", d)
 			}
 		})
 	}
