@@ -76,7 +76,8 @@ func menuDetail(evs []event, stage string) string {
 // TestMenuDefaultOnTimeout boots SeaBIOS with the iPXE NIC ROM and OVMF
 // (EDK II's own PXE) through a two-item menu: each shows the prompt, lets
 // it time out and boots the default item (Linux, sent first), asking
-// pxed's boot server for it on port 4011.
+// pxed's boot server for it by unicast on port 4011 (the offer lists
+// pxed as the boot server and turns broadcast and multicast off).
 func TestMenuDefaultOnTimeout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU machines (30-60 s each under TCG); not in -short")
@@ -103,8 +104,9 @@ func TestMenuDefaultOnTimeout(t *testing.T) {
 			if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
 				t.Error(err)
 			}
-			if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32770 layer 0`) || !strings.Contains(d, "profile linux") {
-				t.Errorf("pxe-menu-item %q, want the linux item (type 32770, layer 0)", d)
+			if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32770 layer 0`) || !strings.Contains(d, "profile linux") ||
+				!strings.Contains(d, "request by unicast to port 4011") {
+				t.Errorf("pxe-menu-item %q, want the linux item (type 32770, layer 0) asked by unicast to port 4011", d)
 			}
 		})
 	}
@@ -201,5 +203,73 @@ func TestMenuLocalBoot(t *testing.T) {
 		if e.Stage == "pxe-menu-item" || e.Stage == "tftp-start" {
 			t.Errorf("local boot reached pxed: %s %s", e.Stage, e.Detail)
 		}
+	}
+}
+
+// oneItemMenu is a menu whose only network item boots the linux profile
+// at once (timeout 0: no prompt), with discovery (a YAML flow list) and
+// extra lines (multicast_address:) as given.
+func oneItemMenu(discovery, extra string) string {
+	return `menu:
+  timeout: 0
+  discovery: ` + discovery + `
+` + extra + `  items:
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+    - description: "Local disk"
+      local: true
+`
+}
+
+// TestMenuDiscoveryBroadcast gives OVMF a menu with broadcast discovery
+// only (discovery control: no multicast, no boot server list): EDK II
+// (PxeBcDiscoverBootFile: multicast if allowed, else broadcast, else the
+// list) broadcasts its boot server request to port 67
+// (PxeBcDhcp4Discover with no destination: 255.255.255.255,
+// PXEBC_DHCP4_S_PORT), pxed answers it there and the machine boots the
+// item.
+func TestMenuDiscoveryBroadcast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, oneItemMenu("[broadcast]", ""))
+	const mac = "52:54:00:00:0c:31"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 4 * time.Minute})
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("broadcast discovery: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
+	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by broadcast to port 67") {
+		t.Errorf("pxe-menu-item %q, want the linux item (type 32769, layer 0) asked by broadcast to port 67", d)
+	}
+}
+
+// TestMenuDiscoveryMulticast gives SeaBIOS's iPXE NIC ROM a menu with
+// multicast discovery only: iPXE (start_pxebs: the multicast address
+// unless discovery control forbids it, then broadcast, then the list)
+// sends its boot server request to 239.0.2.1:4011, which pxed joined on
+// the lab interface, and boots the item.
+func TestMenuDiscoveryMulticast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	startMenuPxed(t, n, oneItemMenu("[multicast]", "  multicast_address: 239.0.2.1\n"))
+	const mac = "52:54:00:00:0c:32"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, Timeout: 4 * time.Minute})
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("multicast discovery: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
+	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by multicast to 239.0.2.1:4011") {
+		t.Errorf("pxe-menu-item %q, want the linux item (type 32769, layer 0) asked by multicast to 239.0.2.1:4011", d)
 	}
 }

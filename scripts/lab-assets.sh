@@ -3,8 +3,10 @@
 #   DIR/vmlinuz     a Debian 6.1 kernel (newest linux-image-6.1.0-N-amd64 apt can download)
 #   DIR/initrd.img  a tiny busybox initramfs (cpio newc, gzip) whose /init prints the marker
 #                   line PXED-BOOT-OK and `uname -r` on the console and powers off
-#   DIR/loaders/    Debian's signed shim (shimx64.efi) and GRUB (grubx64.efi = grubnetx64), and
-#                   PXELINUX (pxelinux.0, ldlinux.c32), for the loader tests
+#   DIR/loaders/    Debian's signed shim (shimx64.efi) and GRUB (grubx64.efi = grubnetx64),
+#                   PXELINUX (pxelinux.0, ldlinux.c32), and GRUB built from Debian's unsigned
+#                   GRUB for BIOS (grub/i386-pc/core.0) and UEFI HTTP Boot (grubx64-http.efi),
+#                   for the loader tests
 #   DIR/README      where they came from
 # Called by `make assets`; used by internal/lab (end-to-end QEMU tests) and scripts/demo.sh.
 set -euo pipefail
@@ -167,6 +169,53 @@ else
 	fetch_loaders
 fi
 
+# ---- GRUB images built from Debian's unsigned GRUB ------------------------------------------
+# Debian ships no GRUB network image for BIOS, and its signed network image for UEFI
+# (grubnetx64) has no http module. Both are made with grub-mkimage from grub-common (run from the
+# extracted package, not installed: it needs liblzma5 and libdevmapper1.02.1; grub-mknetdir would
+# need libefivar too) and the modules of grub-pc-bin and grub-efi-amd64-bin:
+#   loaders/grub/i386-pc/core.0  BIOS, prefix /grub, with the modules beside it: the layout of
+#                                `grub-mknetdir --net-directory=loaders --subdir=grub`
+#   loaders/grubx64-http.efi     UEFI, with http and no prefix: loaded by UEFI HTTP Boot from the
+#                                machine's directory, it reads grub.cfg from there
+# The modules GRUB needs to read pxed's configuration and boot Linux are built in, so that it
+# asks for few files over the network.
+GRUB_MODULES="normal linux echo regexp configfile test sleep"
+
+build_grub() {
+	local pkg deb origin=
+	mkdir -p "$work/grub"
+	for pkg in grub-common grub-pc-bin grub-efi-amd64-bin; do
+		log "downloading $pkg (apt-get download)"
+		if ! (cd "$work/grub" && apt-get download -q "$pkg" >"$work/download.log" 2>&1); then
+			echo "lab-assets: apt-get download $pkg failed: $(tail -n1 "$work/download.log")" >&2
+			return 1
+		fi
+		deb=$(ls "$work"/grub/"${pkg}"_*.deb | head -n1)
+		dpkg-deb -x "$deb" "$work/grub/x"
+		origin+="$pkg $(dpkg-deb -f "$deb" Version), "
+	done
+	local mkimage=$work/grub/x/usr/bin/grub-mkimage lib=$work/grub/x/usr/lib/grub out=$DIR/loaders
+	rm -rf "$out/grub.tmp" && mkdir -p "$out/grub.tmp/i386-pc"
+	cp "$lib"/i386-pc/*.mod "$lib"/i386-pc/*.lst "$out/grub.tmp/i386-pc/"
+	"$mkimage" -O i386-pc-pxe -d "$lib/i386-pc" -p /grub -o "$out/grub.tmp/i386-pc/core.0" pxe tftp $GRUB_MODULES
+	"$mkimage" -O x86_64-efi -d "$lib/x86_64-efi" -p '' -o "$out/grubx64-http.efi.tmp" efinet http tftp $GRUB_MODULES
+	rm -rf "$out/grub" && mv "$out/grub.tmp" "$out/grub"
+	mv "$out/grubx64-http.efi.tmp" "$out/grubx64-http.efi"
+	{
+		echo "grub/i386-pc/core.0 <- grub-mkimage -O i386-pc-pxe -p /grub pxe tftp $GRUB_MODULES"
+		echo "grubx64-http.efi <- grub-mkimage -O x86_64-efi -p '' efinet http tftp $GRUB_MODULES"
+		echo "  from ${origin%, }"
+	} >"$out/.grub-origin"
+	log "grub: $out/grub/i386-pc/core.0 ($(stat -c %s "$out/grub/i386-pc/core.0") bytes), $out/grubx64-http.efi ($(stat -c %s "$out/grubx64-http.efi") bytes)"
+}
+
+if [[ -s $DIR/loaders/grub/i386-pc/core.0 && -s $DIR/loaders/grubx64-http.efi && -s $DIR/loaders/.grub-origin ]]; then
+	log "grub: $DIR/loaders/grub/i386-pc/core.0 and grubx64-http.efi already present, kept"
+else
+	build_grub
+fi
+
 # ---- README ---------------------------------------------------------------------------------
 cat >"$DIR/README" <<EOF
 pxed lab boot assets, written by scripts/lab-assets.sh (make assets). Safe to delete; rerun to rebuild.
@@ -178,6 +227,6 @@ initrd.img  busybox initramfs (cpio newc, gzip): $(cat "$DIR/.initrd-origin").
             /dev/console and /dev/ttyS0 (boot with console=ttyS0), then runs \`poweroff -f\`.
             On UEFI it also prints "pxed-lab: Secure boot enabled" (or disabled), as dmesg says.
             No kernel modules: nothing is needed after the kernel has booted.
-loaders/    $(sed 's/^/            /' "$DIR/loaders/.origin" | sed '1s/^ *//')
+loaders/    $(cat "$DIR/loaders/.origin" "$DIR/loaders/.grub-origin" | sed 's/^/            /' | sed '1s/^ *//')
 EOF
 log "done: $DIR (vmlinuz, initrd.img, README)"

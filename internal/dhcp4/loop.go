@@ -286,7 +286,8 @@ type answered struct {
 	pkt *dhcpv4.DHCPv4 // the request
 	res Result
 	mac string
-	dst Dest // dst.Addr is the Reply's To
+	dst Dest       // dst.Addr is the Reply's To
+	in  netip.Addr // the request's destination address (IP_PKTINFO); zero when unknown
 }
 
 // reply is a reply ready to send.
@@ -355,7 +356,7 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 			to = Dest{Addr: netip.AddrPortFrom(Broadcast, 68), Why: to.Why + " (sent as broadcast)"}
 		}
 	}
-	return reply{Wire: appendPacket(buf, res.Reply), To: to.Addr, Meta: answered{pkt: pkt, res: res, mac: mac, dst: to}}, udploop.Send
+	return reply{Wire: appendPacket(buf, res.Reply), To: to.Addr, Meta: answered{pkt: pkt, res: res, mac: mac, dst: to, in: q.dst}}, udploop.Send
 }
 
 // ignored counts, logs and records a request the Responder did not answer.
@@ -443,7 +444,11 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	}
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: replyDetail(res.Machine, res.Plan.BootFile, h.sk.port)})
 	if mp := res.Plan.Menu; mp != nil {
-		ev.Record(events.Event{MAC: a.mac, Stage: menuStage(mp), Detail: menuDetail(mp, res.Plan.BootFile)})
+		d := menuDetail(mp, res.Plan.BootFile)
+		if mp.Chosen != nil {
+			d += arrival(a.in, h.sk.ip, h.sk.port)
+		}
+		ev.Record(events.Event{MAC: a.mac, Stage: menuStage(mp), Detail: d})
 	}
 }
 
@@ -494,6 +499,22 @@ func menuDetail(mp *boot.MenuPlan, file string) string {
 		d += " (profile " + mp.Profile + ")"
 	}
 	return d
+}
+
+// arrival says how a boot server request reached the socket of address
+// ip and port (PXE 2.1 §2.2.5: unicast to port 4011, broadcast to port
+// 67, or the discovery multicast address on 4011), for its event: the
+// firmware chose the method from the offer's discovery control.
+func arrival(dst, ip netip.Addr, port Port) string {
+	switch {
+	case !dst.IsValid():
+		return ""
+	case dst.IsMulticast():
+		return fmt.Sprintf(", request by multicast to %s:%d", dst, port)
+	case dst == ip:
+		return fmt.Sprintf(", request by unicast to port %d", port)
+	}
+	return fmt.Sprintf(", request by broadcast to port %d", port)
 }
 
 // notice counts the anomalies res reports and warns of each, with an

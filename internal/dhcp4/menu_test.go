@@ -172,3 +172,61 @@ func FuzzBootServerRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestArrival names how a boot server request reached the socket, from
+// its destination address (PXE 2.1 §2.2.5: the discovery methods).
+func TestArrival(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	for _, tc := range []struct {
+		name string
+		dst  string
+		port Port
+		want string
+	}{
+		{"unicast to 4011", "192.0.2.1", PortBootServer, ", request by unicast to port 4011"},
+		{"broadcast to 67", "255.255.255.255", PortDHCP, ", request by broadcast to port 67"},
+		{"directed broadcast to 67", "192.0.2.255", PortDHCP, ", request by broadcast to port 67"},
+		{"multicast to 4011", "239.0.2.1", PortBootServer, ", request by multicast to 239.0.2.1:4011"},
+		{"unknown destination", "", PortBootServer, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dst netip.Addr
+			if tc.dst != "" {
+				dst = netip.MustParseAddr(tc.dst)
+			}
+			if got := arrival(dst, ip, tc.port); got != tc.want {
+				t.Errorf("arrival(%v) = %q, want %q", dst, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRespondMenuLayer answers a request for a layer above 0 (PXE 2.1
+// §2.2.5) with that layer's file, echoing type and layer. Neither firmware
+// in the QEMU tests asks for one (iPXE's dhcp_pxebs_tx sends layer 0;
+// EDK II's PxeBcDiscoverBootFile asks for EFI_PXE_BASE_CODE_BOOT_LAYER_INITIAL,
+// and only an NBP calling EFI_PXE_BASE_CODE_PROTOCOL.Discover would ask
+// for more): this test stands in for them.
+func TestRespondMenuLayer(t *testing.T) {
+	bc := menuBoot()
+	bc.Menus.Default.Items[1].Layers = []string{"rescue/layer1"}
+	client := dhcpv4.WithClientIP(net.IPv4(192, 0, 2, 50))
+	for _, tc := range []struct {
+		name  string
+		layer uint16
+		mt    dhcpv4.MessageType
+		file  string
+		opt43 []byte
+	}{
+		{"layer 0: the item's own file", 0, dhcpv4.MessageTypeAck, "snponly.efi", []byte{71, 4, 0x80, 0x02, 0, 0, 255}},
+		{"layer 1: the item's first layer", 1, dhcpv4.MessageTypeAck, "rescue/layer1", []byte{71, 4, 0x80, 0x02, 0, 1, 255}},
+		{"layer 2: beyond the item's layers, silent", 2, 0, "", nil},
+		{"layer 1 with the credentials bit: silent", 1 | boot.LayerCredentials, 0, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := withType(dhcpv4.MessageTypeRequest, edk2Discover(t, client, item71(0x8002, tc.layer)))
+			res := (&Proxy{Boot: bc}).Respond(Request{Packet: req, Port: PortBootServer, Server: server})
+			checkMenuResult(t, req, res, tc.mt, tc.file, tc.opt43, &boot.BootRequest{Type: 0x8002, Layer: tc.layer})
+		})
+	}
+}

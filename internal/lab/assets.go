@@ -30,12 +30,13 @@ func Assets(t testing.TB) (kernel, initrd string) {
 }
 
 // LoaderAssets returns the directory of Debian's loaders that scripts/lab-assets.sh puts
-// beside the kernel (loaders/: shimx64.efi, grubx64.efi, pxelinux.0, ldlinux.c32, and .origin
-// saying which packages they came from). It fails the test, like Assets, when one is missing.
+// beside the kernel (loaders/: shimx64.efi, grubx64.efi, pxelinux.0, ldlinux.c32, GRUB images
+// built from Debian's unsigned GRUB, grub/i386-pc/core.0 for BIOS and grubx64-http.efi for UEFI
+// HTTP Boot, and .origin and .grub-origin saying which packages they came from). It fails the test, like Assets, when one is missing.
 func LoaderAssets(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(assetDir(t), "loaders")
-	for _, f := range []string{"shimx64.efi", "grubx64.efi", "pxelinux.0", "ldlinux.c32"} {
+	for _, f := range []string{"shimx64.efi", "grubx64.efi", "pxelinux.0", "ldlinux.c32", "grub/i386-pc/core.0", "grubx64-http.efi"} {
 		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
 			t.Fatalf("lab: loader %s missing: run `make assets` (scripts/lab-assets.sh %s)", filepath.Join(dir, f), filepath.Dir(dir))
 		}
