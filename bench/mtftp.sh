@@ -11,7 +11,9 @@
 # at once and prints the time until the last one is done, the bytes the
 # server's bridge interface sent (tx_bytes: each multicast datagram counts
 # once, however many clients hear it) against the file size, failures and
-# whether every client got identical bytes (sha256). The clients are started
+# whether every client got identical bytes (sha256), and the datagrams the clients'
+# kernels dropped for a full socket queue (Udp RcvbufErrors summed over the client
+# namespaces: what a receiver missed and must be sent again). The clients are started
 # first and wait for a go signal, so all begin within milliseconds. All use blksize
 # 1428; unicast adds windowsize 16. Bounded: every atftp gets XFER_TIMEOUT
 # seconds. Takes flock /tmp/pxed-bench.lock (shared 2-core machine); kills
@@ -94,6 +96,17 @@ stop() {
 	unset 'PIDS[-1]'
 }
 txbytes() { ip netns exec "$TAG-s" cat /sys/class/net/br0/statistics/tx_bytes; }
+# rcvdrops N: UDP datagrams the first N clients' kernels dropped because the
+# receiving socket's queue was full (Udp RcvbufErrors, summed over their
+# namespaces): blocks a receiver missed and must get again.
+rcvdrops() {
+	local sum=0 i v
+	for i in $(seq 1 "$1"); do
+		v=$(ip netns exec "$TAG-c$i" awk '/^Udp: [0-9]/{print $6; exit}' /proc/net/snmp)
+		sum=$((sum + ${v:-0}))
+	done
+	echo "$sum"
+}
 
 # run LABEL N OPTS...: N atftp clients at once; prints one table row.
 run() {
@@ -114,6 +127,8 @@ run() {
 		[[ $(ls "$WORK"/out/*.ready 2>/dev/null | wc -l) -ge $n ]] && break
 		sleep 0.1
 	done
+	local d0
+	d0=$(rcvdrops "$n")
 	tx0=$(txbytes)
 	t0=$(date +%s.%N)
 	touch "$WORK/go"
@@ -123,12 +138,12 @@ run() {
 	for i in $(seq 1 "$n"); do
 		[[ -f "$WORK/out/$i" && $(sha256sum <"$WORK/out/$i" | cut -d' ' -f1) == "$WANT" ]] || same=no
 	done
-	printf "%-26s %7d %10.2f %14d %9.2f %8d %9s\n" "$label" "$n" "$(echo "$t1 - $t0" | bc)" "$((tx1 - tx0))" \
-		"$(echo "scale=2; ($tx1 - $tx0) / $SIZE" | bc)" "$fail" "$same"
+	printf "%-26s %7d %10.2f %14d %9.2f %8d %9s %11d\n" "$label" "$n" "$(echo "$t1 - $t0" | bc)" "$((tx1 - tx0))" \
+		"$(echo "scale=2; ($tx1 - $tx0) / $SIZE" | bc)" "$fail" "$same" "$(($(rcvdrops "$n") - d0))"
 }
 
 echo "# bench/mtftp.sh: file ${SIZE_MB} MiB ($SIZE bytes), clients: $CLIENTS, $(nproc) cores, $(date -u +%FT%TZ)"
-printf "%-26s %7s %10s %14s %9s %8s %9s\n" "server" "clients" "all done s" "server tx B" "tx/file" "failed" "identical"
+printf "%-26s %7s %10s %14s %9s %8s %9s %11s\n" "server" "clients" "all done s" "server tx B" "tx/file" "failed" "identical" "rcvq drops"
 for n in $CLIENTS; do
 	start pxed "$PXED" -addr $SRV:69 -root "$WORK/root" -multicast 239.255.70.0/24 -max-windowsize 16
 	run "pxed multicast (RFC 2090)" "$n" --option multicast --option "blksize 1428"

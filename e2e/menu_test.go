@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -271,5 +274,76 @@ func TestMenuDiscoveryMulticast(t *testing.T) {
 	}
 	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by multicast to 239.0.2.1:4011") {
 		t.Errorf("pxe-menu-item %q, want the linux item (type 32769, layer 0) asked by multicast to 239.0.2.1:4011", d)
+	}
+}
+
+// TestMenuBootServerOtherHost spreads boot servers over two hosts: the
+// item's boot server is another machine (servers: [192.0.2.3], PXE 2.1
+// sub-option 8), running pxed with the same configuration. OVMF gets the
+// menu, asks that host on port 4011 by unicast, and boots the file it
+// answers from that host's TFTP server.
+func TestMenuBootServerOtherHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	const menu = `menu:
+  timeout: 0
+  items:
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+      servers: [192.0.2.3]
+`
+	startMenuPxed(t, n, menu)
+	h := n.AddHost(t, "bootsrv", mustPrefix("192.0.2.3/24"))
+	kernel, initrd := lab.Assets(t)
+	file := filepath.Join(t.TempDir(), "pxed.yaml")
+	cfg := fmt.Sprintf(`interfaces: [%s]
+data_dir: %s
+tftp_addr: "192.0.2.3:69"
+http_addr: "192.0.2.3:8080"
+log_level: debug
+default_profile: linux
+profiles:
+  linux:
+    kernel: %s
+    initrds: [%s]
+    cmdline: console=ttyS0 panic=-1 pxed.profile=linux
+`, h.Iface, t.TempDir(), kernel, initrd) + menu
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := lab.Start(t, h.NS, pxedBin, "serve", "--config", file)
+	lab.WaitFor(t, 15*time.Second, "the second boot server to serve HTTP", func() bool {
+		_, err := lab.Run(t, h.NS, "curl", "-sf", "http://192.0.2.3:8080/healthz")
+		return err == nil || b.Exited()
+	})
+	if b.Exited() {
+		t.Fatalf("second pxed exited: %v\n%s", b.Err(), b.Output())
+	}
+	const mac = "52:54:00:00:0c:33"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 4 * time.Minute})
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("boot server on another host: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	out, err := lab.Run(t, h.NS, "curl", "-sf", "http://192.0.2.3:8080/api/machines/"+mac+"/timeline")
+	if err != nil {
+		t.Fatalf("timeline on the second server: %v\n%s", err, out)
+	}
+	var evs []event
+	if err := json.Unmarshal([]byte(out), &evs); err != nil {
+		t.Fatalf("timeline on the second server: %v\n%s", err, out)
+	}
+	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by unicast to port 4011") {
+		t.Errorf("the second server's pxe-menu-item %q, want the linux item asked of it by unicast to port 4011", d)
+	}
+	if err := stagesInOrder(evs, "pxe-menu-item", "tftp-done"); err != nil {
+		t.Errorf("the second server did not serve the item's NBP: %v", err)
+	}
+	for _, e := range timeline(t, n, mac) {
+		if e.Stage == "pxe-menu-item" {
+			t.Errorf("the first server answered the item it does not serve: %+v", e)
+		}
 	}
 }
