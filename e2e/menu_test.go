@@ -347,3 +347,43 @@ profiles:
 		}
 	}
 }
+
+// TestMenuDiscoveryBroadcastServerRole is TestMenuDiscoveryBroadcast with
+// pxed the segment's DHCP server (no dnsmasq): the offer carries address
+// and menu, and EDK II's broadcast boot server request (a DHCPREQUEST
+// with sub-option 71 from a client that already has its address) is
+// answered as the item's boot server, not taken for a lease request.
+func TestMenuDiscoveryBroadcastServerRole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	kernel, initrd := lab.Assets(t)
+	startServeConfig(t, n, `interfaces: [%[1]s]
+data_dir: %[2]s
+tftp_addr: "192.0.2.1:69"
+http_addr: "192.0.2.1:8080"
+log_level: debug
+dhcp:
+  mode: server
+  range: 192.0.2.100-192.0.2.200
+  probe_timeout: "off"
+default_profile: linux
+profiles:
+  linux:
+    kernel: `+kernel+`
+    initrds: [`+initrd+`]
+    cmdline: console=ttyS0 panic=-1 pxed.profile=linux
+`+oneItemMenu("[broadcast]", ""))
+	const mac = "52:54:00:00:0c:34"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, Timeout: 4 * time.Minute})
+	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
+	t.Logf("broadcast discovery, server role: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	evs := timeline(t, n, mac)
+	if err := stagesInOrder(evs, "pxe-menu", "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+		t.Error(err)
+	}
+	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by broadcast to port 67") {
+		t.Errorf("pxe-menu-item %q, want the linux item (type 32769, layer 0) asked by broadcast to port 67", d)
+	}
+}
