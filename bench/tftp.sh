@@ -4,6 +4,13 @@
 #
 #   sudo bench/tftp.sh            # REPS=3 SIZE_MB=64 CLIENTS=500 by default
 #   sudo PXED_FLAGS=-no-gso bench/tftp.sh   # pxed without UDP GSO (sendmmsg)
+#   sudo ONLY=conc CONC=pxed,atftpd bench/tftp.sh   # only the concurrency part, only these runs
+#   sudo ONLY=conc PXED_BIN=/tmp/old-tftpd bench/tftp.sh  # a prebuilt tftpd (compare two builds)
+#
+# ONLY=conc skips the single-transfer part. CONC lists the concurrency runs
+# (comma-separated, default all): pxed, pxed-w16, tftpd-hpa, dnsmasq, atftpd,
+# atftpd-w16. PXED_BIN uses that tftpd binary instead of building this tree's.
+# PXED_ENV (e.g. GOMAXPROCS=1) is put in pxed's environment.
 #
 # For each server and option set (blksize 512, 1468, 65464 lockstep; windowsize
 # 4, 16, 64 at blksize 1468 where the server supports it) it prints MB/s (best
@@ -29,6 +36,9 @@ ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${CACHE:-$ROOT_DIR/.cache/bench-debs}
 XFER_TIMEOUT=${XFER_TIMEOUT:-300}
 read -ra PXED_FLAGS <<<"${PXED_FLAGS:-}" # extra flags for pxed's tftpd (see go run ./internal/tftp/cmd/tftpd -h)
+read -ra PXED_ENV <<<"${PXED_ENV:-}"     # extra environment for pxed's tftpd (NAME=VALUE ...)
+ONLY=${ONLY:-}
+CONC=${CONC:-pxed,pxed-w16,tftpd-hpa,dnsmasq,atftpd,atftpd-w16}
 
 [[ $(id -u) == 0 ]] || { echo "tftp.sh: run as root (tftpd-hpa chroots, dnsmasq binds port 69)" >&2; exit 2; }
 for b in atftp go dnsmasq dpkg-deb apt-get; do
@@ -57,7 +67,11 @@ export LD_LIBRARY_PATH="$WORK/pkg/libwrap0/usr/lib/x86_64-linux-gnu:$WORK/pkg/li
 HPA="$WORK/pkg/tftpd-hpa/usr/sbin/in.tftpd"
 ATFTPD="$WORK/pkg/atftpd/usr/sbin/atftpd"
 PXED="$WORK/pxed-tftpd"
-(cd "$ROOT_DIR" && go build -o "$PXED" ./internal/tftp/cmd/tftpd)
+if [[ -n ${PXED_BIN:-} ]]; then
+	cp "$PXED_BIN" "$PXED"
+else
+	(cd "$ROOT_DIR" && go build -o "$PXED" ./internal/tftp/cmd/tftpd)
+fi
 
 # --- files ----------------------------------------------------------------------
 SRV_ROOT="$WORK/root"
@@ -77,7 +91,7 @@ start() {
 	case $name in
 	pxed)
 		PORT=$((BASE_PORT + 1))
-		setsid "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" ${PXED_FLAGS[@]+"${PXED_FLAGS[@]}"} 2>"$WORK/$name.log" &
+		setsid env ${PXED_ENV[@]+"${PXED_ENV[@]}"} "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" ${PXED_FLAGS[@]+"${PXED_FLAGS[@]}"} 2>"$WORK/$name.log" &
 		;;
 	tftpd-hpa)
 		PORT=$((BASE_PORT + 2))
@@ -164,6 +178,7 @@ declare -A MBS CPU DROPS
 BYTES=$((SIZE_MB << 20))
 
 for srv in "${SERVERS[@]}"; do
+	[[ $ONLY == conc ]] && break
 	start "$srv"
 	drops0=$(rcvbuf_errors)
 	for set in "${SETS[@]}"; do
@@ -215,6 +230,7 @@ ratio() { # pxed/other for MB/s
 	awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.2fx", a/b; else print "-" }'
 }
 
+if [[ $ONLY != conc ]]; then
 echo
 echo "== single transfer, ${SIZE_MB} MiB, atftp client, loopback; best of $REPS; CPU = server CPU-s per GiB =="
 echo "   (tftpd-hpa CPU: its forked child sampled every 10 ms in an extra run, a lower bound)"
@@ -236,11 +252,12 @@ printf 'UDP RcvbufErrors during the runs:'
 for srv in "${SERVERS[@]}"; do printf ' %s %s' "$srv" "${DROPS[$srv]}"; done
 printf '; DATA packets pxed resent after a timeout: %s\n' "${PXED_RESENT:-?}"
 echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]}" "$fastest_lock") (target >= 1.8x)"
+fi
 
 # --- concurrency ------------------------------------------------------------------
 echo
 echo "== $CLIENTS concurrent atftp clients, 1 MiB each, blksize 1468 =="
-printf '%-10s %-14s %10s %9s %12s %8s %7s\n' server options "agg MB/s" failures "peak RSS" drops resent
+printf '%-10s %-14s %10s %9s %12s %8s %7s %9s %9s\n' server options "agg MB/s" failures "peak RSS" drops resent CPU-s/GiB ctxsw/blk
 conc() { # server, extra option
 	local srv=$1 extra=$2 label=lockstep
 	start "$srv"
@@ -248,6 +265,7 @@ conc() { # server, extra option
 	if [[ -n $extra ]]; then opts+=(--option "$extra"); label=${extra// /=}; fi
 	rm -rf "$WORK/conc" && mkdir -p "$WORK/conc"
 	drops0=$(rcvbuf_errors)
+	c0=$(cpu_ticks "$SPID")
 	t0=$(date +%s%N)
 	cpids=()
 	for i in $(seq "$CLIENTS"); do
@@ -264,18 +282,30 @@ conc() { # server, extra option
 		fi
 	done
 	rss=$(awk '/VmHWM/{printf "%.1f MB", $2/1024}' "/proc/$SPID/status")
+	quiesce
+	c1=$(cpu_ticks "$SPID")
+	cpu=$(awk -v t=$((c1 - c0)) -v clk="$CLK" -v n=$((CLIENTS << 20)) 'BEGIN{printf "%.2f", (t/clk)/(n/1073741824)}')
+	# Context switches of the server's threads alive now, per DATA block sent
+	# (pxed's threads live on; threads that exited, as atftpd's per-transfer
+	# ones, are not counted: "-").
+	csw=-
+	if [[ $srv == pxed ]]; then
+		csw=$(cat /proc/"$SPID"/task/*/status 2>/dev/null | awk -v b=$((CLIENTS * ((1 << 20) / 1468 + 1))) '/ctxt_switches/{s+=$2} END{printf "%.2f", s/b}')
+	fi
+	[[ $srv == tftpd-hpa ]] && cpu="$cpu (parent)"
 	[[ $srv == tftpd-hpa ]] && rss="$rss (parent; forks)"
 	agg=$(awk -v n=$((CLIENTS << 20)) -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", n/1e6/(ns/1e9)}')
 	drops=$(($(rcvbuf_errors) - drops0))
 	stop
 	local re=-
 	if [[ $srv == pxed ]]; then re=$(resent); fi
-	printf '%-10s %-14s %10s %9s %12s %8s %7s\n' "$srv" "$label" "$agg" "$fails" "$rss" "$drops" "$re"
+	printf '%-10s %-14s %10s %9s %12s %8s %7s %9s %9s\n' "$srv" "$label" "$agg" "$fails" "$rss" "$drops" "$re" "$cpu" "$csw"
 	rm -rf "$WORK/conc"
 }
-conc pxed ""
-conc pxed "windowsize 16"
-conc tftpd-hpa ""
-conc dnsmasq ""
-conc atftpd ""
-conc atftpd "windowsize 16"
+IFS=, read -ra runs <<<"$CONC"
+for r in "${runs[@]}"; do
+	case $r in
+	*-w16) conc "${r%-w16}" "windowsize 16" ;;
+	*) conc "$r" "" ;;
+	esac
+done

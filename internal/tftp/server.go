@@ -39,6 +39,11 @@ type Server struct {
 	// DisableGSO sends windows one datagram per system call instead of
 	// batching them with UDP GSO (used automatically where GSO fails).
 	DisableGSO bool
+	// DisableSharedPort serves each lockstep (windowsize 1) transfer from
+	// its own socket and goroutine instead of the shared lockstep engine:
+	// one ephemeral port per local address for all of them, batched
+	// recvmmsg/sendmmsg (lockstep.go).
+	DisableSharedPort bool
 	// CacheMax is the largest file (an *os.File from the Handler) whose
 	// content concurrent transfers share in memory, read once while any
 	// transfer of it runs: 0 => DefaultCacheMax; < 0 => every block is
@@ -75,6 +80,7 @@ type Server struct {
 	closed    bool
 	listeners map[net.PacketConn]struct{}
 	active    map[netip.AddrPort]*transfer
+	engines   map[netip.Addr]*engine // lockstep engines by local address
 	adm       admission
 	wg        sync.WaitGroup
 	logLimit  lograte.Limiter // refusals by a limit, silent clients
@@ -345,6 +351,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.closeSessions()
 	s.wg.Wait()
+	s.closeEngines()
 	return errors.Join(errs...)
 }
 
@@ -366,6 +373,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		s.closeEngines()
 	case <-ctx.Done():
 		errs = append(errs, s.Close(), ctx.Err())
 	}

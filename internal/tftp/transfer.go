@@ -41,6 +41,8 @@ type transfer struct {
 
 	mu       sync.Mutex
 	conn     *net.UDPConn
+	ls       *lsXfer // in the lockstep engine eng instead of on conn
+	eng      *engine
 	canceled bool
 }
 
@@ -51,6 +53,9 @@ func (t *transfer) cancel() {
 	t.canceled = true
 	if t.conn != nil {
 		t.conn.Close()
+	}
+	if t.ls != nil {
+		t.eng.stop(t.ls)
 	}
 }
 
@@ -107,29 +112,28 @@ var errRefused = errors.New("request refused")
 // serve answers the request and runs the transfer; it returns its outcome.
 func (t *transfer) serve(tr *Transfer) error {
 	s := t.srv
-	network, la := "udp", &net.UDPAddr{}
-	if t.local.Is4() {
-		network = "udp4"
+	// A lockstep transfer runs in the engine's shared socket (lockstep.go);
+	// the others, and all where the engine is off, on their own.
+	eng := s.engineFor(t.local)
+	var conn *net.UDPConn
+	if eng == nil {
+		var err error
+		if conn, err = t.open(); err != nil {
+			return err
+		}
+		defer conn.Close()
 	}
-	if !t.local.IsUnspecified() {
-		la.IP = t.local.AsSlice()
+	var err error
+	reply := func(b []byte) {
+		if conn != nil {
+			conn.WriteToUDPAddrPort(b, t.peer)
+		} else {
+			eng.conn.WriteToUDPAddrPort(b, t.peer)
+		}
 	}
-	conn, err := net.ListenUDP(network, la)
-	if err != nil {
-		return t.socketBusy(err)
-	}
-	defer conn.Close()
-	t.mu.Lock()
-	if t.canceled {
-		t.mu.Unlock()
-		return ErrServerClosed
-	}
-	t.conn = conn
-	t.mu.Unlock()
-
 	refuse := func(code ErrorCode, msg string, err error) error {
 		s.refused.Add(1)
-		conn.WriteToUDPAddrPort(appendError(nil, code, msg), t.peer)
+		reply(appendError(nil, code, msg))
 		return fmt.Errorf("tftp: %q: %w: %w", t.req.Filename, errRefused, err)
 	}
 	if _, why := isMode(t.req.Mode); why != "" {
@@ -182,6 +186,21 @@ func (t *transfer) serve(tr *Transfer) error {
 	if s.OnStart != nil {
 		s.OnStart(req)
 	}
+	if eng != nil && neg.Windowsize == 1 {
+		if ok, err := t.serveShared(eng, f, size, neg, tr); ok {
+			var pe *PeerError
+			if errors.As(err, &pe) {
+				tr.Aborted = true
+			}
+			return err
+		}
+	}
+	if conn == nil {
+		if conn, err = t.open(); err != nil {
+			return err
+		}
+		defer conn.Close()
+	}
 	wait := firstAckWait(cmp.Or(neg.Timeout, s.timeout()))
 	watch := t.watchFirstAck(conn, wait)
 	err = t.send(conn, f, size, neg, tr)
@@ -194,6 +213,22 @@ func (t *transfer) serve(tr *Transfer) error {
 		tr.Aborted = true
 	}
 	return err
+}
+
+// open opens the transfer's own socket (its TID) for the client.
+func (t *transfer) open() (*net.UDPConn, error) {
+	conn, err := listenTransfer(t.local)
+	if err != nil {
+		return nil, t.socketBusy(err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.canceled {
+		conn.Close()
+		return nil, ErrServerClosed
+	}
+	t.conn = conn
+	return conn, nil
 }
 
 // send runs the data phase: optional OACK, then windows of DATA blocks

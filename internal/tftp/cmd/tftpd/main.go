@@ -24,6 +24,7 @@ func main() {
 	maxWin := flag.Int("max-windowsize", 0, "largest windowsize granted (0: 64)")
 	mcast := flag.String("multicast", "", "serve RFC 2090 multicast requests from this IPv4 multicast prefix (e.g. 239.255.70.0/24)")
 	noGSO := flag.Bool("no-gso", false, "send windows one datagram per system call (the path taken where UDP GSO fails)")
+	noShared := flag.Bool("no-shared-port", false, "serve each lockstep transfer from its own socket instead of the shared lockstep engine")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGTERM")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -35,10 +36,11 @@ func main() {
 		level = slog.LevelDebug
 	}
 	srv := &tftp.Server{
-		Handler:       tftp.Dir(*root),
-		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
-		MaxWindowsize: *maxWin,
-		DisableGSO:    *noGSO,
+		Handler:           tftp.Dir(*root),
+		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		MaxWindowsize:     *maxWin,
+		DisableGSO:        *noGSO,
+		DisableSharedPort: *noShared,
 	}
 	if *mcast != "" {
 		p, err := netip.ParsePrefix(*mcast)

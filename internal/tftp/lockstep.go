@@ -1,0 +1,622 @@
+package tftp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The lockstep engine serves every windowsize-1 transfer of one local
+// address from ONE socket (one ephemeral port, the transfers told apart by
+// the client's address and port) in ONE goroutine: a recvmmsg(2) reads the
+// ACKs that came in for many transfers, a sendmmsg(2) sends each its next
+// DATA block. RFC 1350 §4 asks only that a transfer's packets come from one
+// port other than 69; clients (EDK II, iPXE, PXE ROMs, atftp, tftp-hpa)
+// check exactly that. With a socket and a goroutine per transfer, 500
+// lockstep clients cost a netpoller wake-up, a goroutine switch and a
+// sendto per block, and the scheduler's spinning threads took CPU the
+// clients (on the same machine in bench/tftp.sh) needed.
+//
+// Windowed transfers (RFC 7440) keep their own socket: they send whole
+// windows with UDP GSO or sendmmsg already.
+
+const (
+	engineBatch = 64                    // ACKs per recvmmsg
+	engineScan  = 10 * time.Millisecond // how often timeouts are checked while transfers run
+	engineRbuf  = 516                   // an ACK is 4 bytes; an ERROR's message may be longer
+	engineSend  = 1024                  // datagrams per sendmmsg call (UIO_MAXIOV)
+)
+
+// engine is the lockstep engine of one local address.
+type engine struct {
+	srv   *Server
+	local netip.Addr
+	conn  *net.UDPConn
+	rc    syscall.RawConn
+	dom   int // the socket's address family
+	done  chan struct{}
+
+	mu     sync.Mutex
+	added  []*lsXfer // handed in, not yet started by the loop
+	cancel bool      // a transfer was canceled: scan now
+	dl     time.Time // the read deadline set on conn
+	dead   bool      // the loop ended: take no transfers
+
+	// Owned by the loop.
+	live     map[netip.AddrPort]*lsXfer
+	xs       []*lsXfer // live, for the timeout scan
+	out      []*lsXfer // transfers whose packet goes out with the next flush
+	nextScan time.Time
+	rbufs    [engineBatch][engineRbuf]byte
+	rnames   [engineBatch]unix.RawSockaddrAny
+	riovs    [engineBatch]unix.Iovec
+	rmsgs    [engineBatch]mmsghdr
+	smsgs    []mmsghdr
+	siovs    []unix.Iovec
+}
+
+// lsXfer is one transfer in the engine. The loop owns its fields once added.
+type lsXfer struct {
+	t       *transfer
+	f       File
+	size    int64
+	bs      int
+	tr      *Transfer
+	key     netip.AddrPort
+	sa      unix.RawSockaddrAny
+	salen   uint32
+	pkt     []byte // the packet in flight: the OACK or DATA block `block`
+	oack    bool   // waiting for ACK 0 of the OACK
+	block   uint64
+	last    uint64 // last block, 0 while unknown
+	lastLen int
+
+	est                   rttEstimator
+	rto0, rto             time.Duration
+	tries, retries        int
+	resent, acked, queued bool
+	start, sent, progress time.Time
+	firstWait, idle       time.Duration
+	idx                   int // in engine.xs
+
+	canceled atomic.Bool
+	done     chan error
+}
+
+// engineFor returns the lockstep engine of local, starting it if needed; nil
+// if the shared port is off or its socket cannot be opened (the transfer then
+// opens its own).
+func (s *Server) engineFor(local netip.Addr) *engine {
+	if s.DisableSharedPort || local.Zone() != "" || local.IsLinkLocalUnicast() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	if e := s.engines[local]; e != nil {
+		return e
+	}
+	conn, err := listenTransfer(local)
+	if err != nil {
+		return nil
+	}
+	rc, err := conn.SyscallConn()
+	var dom int
+	var serr error
+	if err == nil {
+		err = rc.Control(func(fd uintptr) {
+			dom, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+			// Room for an ACK from each of many clients, and a DATA block
+			// to each in one sendmmsg; best effort (net.core.*mem_max).
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20)
+		})
+	}
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		conn.Close()
+		s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
+		return nil
+	}
+	e := &engine{srv: s, local: local, conn: conn, rc: rc, dom: dom, done: make(chan struct{}),
+		live: make(map[netip.AddrPort]*lsXfer)}
+	for i := range e.rmsgs {
+		e.riovs[i] = unix.Iovec{Base: &e.rbufs[i][0]}
+		e.riovs[i].SetLen(engineRbuf)
+		e.rmsgs[i].hdr.Name = (*byte)(unsafe.Pointer(&e.rnames[i]))
+		e.rmsgs[i].hdr.Iov = &e.riovs[i]
+		e.rmsgs[i].hdr.SetIovlen(1)
+	}
+	if s.engines == nil {
+		s.engines = make(map[netip.Addr]*engine)
+	}
+	s.engines[local] = e
+	go e.loop()
+	return e
+}
+
+// listenTransfer opens a transfer socket on an ephemeral port of local.
+func listenTransfer(local netip.Addr) (*net.UDPConn, error) {
+	network, la := "udp", &net.UDPAddr{}
+	if local.Is4() {
+		network = "udp4"
+	}
+	if !local.IsUnspecified() {
+		la.IP = local.AsSlice()
+	}
+	return net.ListenUDP(network, la)
+}
+
+// closeEngines ends the engines once no transfer runs (Close, Shutdown).
+func (s *Server) closeEngines() {
+	s.mu.Lock()
+	es := s.engines
+	s.engines = nil
+	s.mu.Unlock()
+	for _, e := range es {
+		e.mu.Lock()
+		e.dead = true
+		e.mu.Unlock()
+		e.conn.Close()
+		<-e.done
+	}
+}
+
+// add hands x to the loop; false if the engine has ended.
+func (e *engine) add(x *lsXfer) bool {
+	if !sockaddrOf(e.dom, x.key, &x.sa, &x.salen) {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dead {
+		return false
+	}
+	e.added = append(e.added, x)
+	e.wakeLocked()
+	return true
+}
+
+// wakeLocked makes the loop's read return now.
+func (e *engine) wakeLocked() {
+	e.dl = time.Unix(1, 0)
+	e.conn.SetReadDeadline(e.dl)
+}
+
+// stop asks the loop to end x (Server.Close).
+func (e *engine) stop(x *lsXfer) {
+	x.canceled.Store(true)
+	e.mu.Lock()
+	e.cancel = true
+	e.wakeLocked()
+	e.mu.Unlock()
+}
+
+func (e *engine) loop() {
+	defer close(e.done)
+	for {
+		now := time.Now()
+		e.mu.Lock()
+		added, scan := e.added, e.cancel
+		e.added, e.cancel = nil, false
+		e.mu.Unlock()
+		for _, x := range added {
+			e.begin(x, now)
+		}
+		if scan || !now.Before(e.nextScan) {
+			e.scan(now)
+			e.nextScan = now.Add(engineScan)
+		}
+		e.flush()
+
+		e.mu.Lock()
+		if len(e.added) > 0 || e.cancel {
+			e.mu.Unlock()
+			continue
+		}
+		var dl time.Time
+		if len(e.xs) > 0 {
+			dl = e.nextScan
+		}
+		if !dl.Equal(e.dl) {
+			e.dl = dl
+			e.conn.SetReadDeadline(dl)
+		}
+		e.mu.Unlock()
+
+		n, err := e.recv()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			e.mu.Lock()
+			e.dead = true
+			added := e.added
+			e.added = nil
+			e.mu.Unlock()
+			for _, x := range added {
+				x.done <- fmt.Errorf("tftp: %q: %w", x.t.req.Filename, err)
+			}
+			for len(e.xs) > 0 {
+				x := e.xs[0]
+				e.finish(x, fmt.Errorf("tftp: %q: %w", x.t.req.Filename, err))
+			}
+			e.srv.dropEngine(e)
+			return
+		}
+		now = time.Now()
+		for i := range n {
+			e.handle(i, now)
+		}
+	}
+}
+
+// dropEngine forgets e after its loop ended on an error: the next
+// transfer starts a new one.
+func (s *Server) dropEngine(e *engine) {
+	s.mu.Lock()
+	if s.engines[e.local] == e {
+		delete(s.engines, e.local)
+	}
+	s.mu.Unlock()
+	e.conn.Close()
+}
+
+// begin starts x: its first packet (the OACK, or DATA 1) goes out with the
+// next flush.
+func (e *engine) begin(x *lsXfer, now time.Time) {
+	if old := e.live[x.key]; old != nil {
+		// Server.active holds one transfer per client address and port,
+		// so this is one ending as the next starts: the new one wins.
+		e.finish(old, fmt.Errorf("tftp: %q: superseded by a new request from %v", old.t.req.Filename, x.key))
+	}
+	x.idx = len(e.xs)
+	e.xs = append(e.xs, x)
+	e.live[x.key] = x
+	x.start, x.progress = now, now
+	if x.oack {
+		e.queue(x, now)
+		return
+	}
+	x.block = 1
+	if err := e.load(x); err != nil {
+		e.finish(x, err)
+		return
+	}
+	e.queue(x, now)
+}
+
+// load reads block x.block into x.pkt.
+func (e *engine) load(x *lsXfer) error {
+	bs := x.bs
+	got, err := x.t.readBatch(x.f, x.pkt[:4+bs], x.block, 1, bs, x.size)
+	if err != nil {
+		x.t.srv.reply(e.conn, x.t.peer, ErrCodeUndefined, "read error")
+		return err
+	}
+	if got < bs { // a short block ends the file (RFC 1350 §6)
+		x.last, x.lastLen = x.block, got
+	}
+	putDataHeader(x.pkt, uint16(x.block)) // RFC 1350 block numbers roll over to 0
+	x.pkt = x.pkt[:4+got]
+	return nil
+}
+
+// queue sends x's packet with the next flush and starts its timer.
+func (e *engine) queue(x *lsXfer, now time.Time) {
+	x.sent = now
+	if !x.queued {
+		x.queued = true
+		e.out = append(e.out, x)
+	}
+}
+
+// handle is one received datagram (e.rbufs[i]).
+func (e *engine) handle(i int, now time.Time) {
+	s := e.srv
+	b := e.rbufs[i][:min(int(e.rmsgs[i].n), engineRbuf)]
+	from := rawToAddrPort(&e.rnames[i])
+	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	x := e.live[key]
+	if x == nil {
+		// RFC 1350 §4: a packet for no transfer of ours.
+		s.reply(e.conn, from, ErrCodeUnknownTID, "unknown transfer ID")
+		return
+	}
+	if len(b) < 4 {
+		s.malformed.Add(1)
+		s.logger().Debug("tftp: dropped malformed packet", "client", from, "len", len(b))
+		return
+	}
+	switch Opcode(binary.BigEndian.Uint16(b)) {
+	case OpACK:
+		e.ack(x, binary.BigEndian.Uint16(b[2:]), now)
+	case OpERROR:
+		p, _ := ParsePacket(b)
+		e.finish(x, &PeerError{Code: p.ErrCode, Message: p.ErrMsg})
+	default:
+		s.malformed.Add(1)
+		s.logger().Debug("tftp: unexpected packet during transfer", "client", from, "len", len(b))
+	}
+}
+
+// ack advances x on ACK a; duplicate and stray ACKs are ignored: only a
+// timeout resends (Sorcerer's Apprentice, RFC 1123 §4.2.3.1).
+func (e *engine) ack(x *lsXfer, a uint16, now time.Time) {
+	if !x.acked {
+		x.acked = true
+		x.t.acked.Store(true)
+	}
+	if x.oack { // RFC 2347: the OACK is acknowledged by ACK 0
+		if a != 0 {
+			return
+		}
+		x.oack, x.block, x.tries, x.rto, x.progress = false, 1, 0, x.est.rto(), now
+		if err := e.load(x); err != nil {
+			e.finish(x, err)
+			return
+		}
+		e.queue(x, now)
+		return
+	}
+	if a != uint16(x.block) {
+		return
+	}
+	if !x.resent { // Karn: no round-trip sample from a resent block
+		x.est.sample(now.Sub(x.sent))
+	}
+	if x.block == x.last {
+		x.tr.Bytes = int64(x.last-1)*int64(x.bs) + int64(x.lastLen)
+		e.finish(x, nil)
+		return
+	}
+	x.tr.Bytes = int64(x.block) * int64(x.bs)
+	x.block++
+	x.tries, x.resent, x.rto, x.progress = 0, false, x.est.rto(), now
+	if err := e.load(x); err != nil {
+		e.finish(x, err)
+		return
+	}
+	e.queue(x, now)
+}
+
+// scan ends canceled and silent transfers and resends after a timeout, with
+// the same schedule as a transfer on its own socket (transfer.send).
+func (e *engine) scan(now time.Time) {
+	for i := 0; i < len(e.xs); {
+		x := e.xs[i]
+		if err := e.due(x, now); err != nil {
+			e.finish(x, err) // moves the last transfer to i
+			continue
+		}
+		i++
+	}
+}
+
+func (e *engine) due(x *lsXfer, now time.Time) error {
+	name := x.t.req.Filename
+	if x.canceled.Load() {
+		return fmt.Errorf("tftp: %q: %w", name, net.ErrClosed)
+	}
+	if !x.acked && now.Sub(x.start) >= x.firstWait {
+		return fmt.Errorf("tftp: %q: %w within %v: %w", name, errNoAck, x.firstWait, os.ErrDeadlineExceeded)
+	}
+	if x.queued || now.Sub(x.sent) < x.rto && (x.oack || now.Sub(x.progress) < x.idle) {
+		return nil
+	}
+	noAck := func(err error) error {
+		if !x.acked {
+			return fmt.Errorf("%w: %w", errNoAck, err)
+		}
+		return err
+	}
+	if x.oack {
+		if x.tries++; x.tries > x.retries {
+			return noAck(fmt.Errorf("tftp: %q: no ACK of OACK after %d tries: %w", name, x.tries, os.ErrDeadlineExceeded))
+		}
+		x.rto = min(x.rto*2, maxRTO)
+		e.queue(x, now)
+		return nil
+	}
+	// Timeouts shorter than the configured one (adaptive RTO) do not count
+	// against Retries.
+	if x.rto >= x.est.max {
+		if x.tries++; x.tries > x.retries {
+			return noAck(fmt.Errorf("tftp: %q: no ACK for block %d after %d tries: %w", name, x.block, x.tries, os.ErrDeadlineExceeded))
+		}
+	}
+	if since := now.Sub(x.progress); since >= x.idle {
+		return noAck(fmt.Errorf("tftp: %q: no ACK for block %d for %v: %w", name, x.block, since.Round(time.Millisecond), os.ErrDeadlineExceeded))
+	}
+	x.rto, x.resent = min(x.rto*2, maxRTO), true
+	x.tr.Resent++
+	e.queue(x, now)
+	return nil
+}
+
+// finish ends x with err and hands err to its transfer's goroutine.
+func (e *engine) finish(x *lsXfer, err error) {
+	if e.live[x.key] == x {
+		delete(e.live, x.key)
+	}
+	if i := x.idx; i < len(e.xs) && e.xs[i] == x {
+		last := e.xs[len(e.xs)-1]
+		e.xs[i], last.idx = last, i
+		e.xs = e.xs[:len(e.xs)-1]
+	}
+	x.idx = -1
+	if x.queued { // drop it from the pending sends
+		for i, o := range e.out {
+			if o == x {
+				e.out = append(e.out[:i], e.out[i+1:]...)
+				break
+			}
+		}
+		x.queued = false
+	}
+	x.done <- err
+}
+
+// recv reads up to engineBatch datagrams with one recvmmsg(2), parking in
+// the netpoller until at least one is there (or the read deadline).
+func (e *engine) recv() (int, error) {
+	for i := range e.rmsgs {
+		e.rmsgs[i].hdr.Namelen = unix.SizeofSockaddrAny
+		e.rmsgs[i].n = 0
+	}
+	var (
+		n     int
+		errno unix.Errno
+	)
+	err := e.rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, en := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.rmsgs[0])), engineBatch,
+				unix.MSG_DONTWAIT, 0, 0)
+			switch en {
+			case 0:
+				n = int(r)
+				return true
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // park until readable
+			case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH:
+				continue // an ICMP error for an earlier send: read on
+			default:
+				errno = en
+				return true
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, fmt.Errorf("tftp: read ACKs: %w", errno)
+	}
+	return n, nil
+}
+
+// flush sends the queued packets with sendmmsg(2), each to its client. A
+// datagram the kernel refuses (ENOBUFS, an unreachable client) is lost
+// as on a wire: its timer resends it.
+func (e *engine) flush() {
+	if len(e.out) == 0 {
+		return
+	}
+	e.smsgs, e.siovs = e.smsgs[:0], e.siovs[:0]
+	for _, x := range e.out {
+		v := unix.Iovec{Base: &x.pkt[0]}
+		v.SetLen(len(x.pkt))
+		e.siovs = append(e.siovs, v)
+	}
+	for i, x := range e.out {
+		h := mmsghdr{}
+		h.hdr.Name = (*byte)(unsafe.Pointer(&x.sa))
+		h.hdr.Namelen = x.salen
+		h.hdr.Iov = &e.siovs[i]
+		h.hdr.SetIovlen(1)
+		e.smsgs = append(e.smsgs, h)
+		x.queued = false
+	}
+	nb, sent := len(e.smsgs), 0
+	e.rc.Write(func(fd uintptr) bool {
+		for sent < nb {
+			r, _, en := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.smsgs[sent])),
+				uintptr(min(nb-sent, engineSend)), 0, 0, 0)
+			switch en {
+			case 0:
+				sent += int(r)
+			case unix.EINTR:
+			case unix.EAGAIN:
+				return false // wait until writable
+			default:
+				// The datagram at sent failed: lost, as on a wire.
+				e.srv.logger().Debug("tftp: send failed", "client", e.out[sent].t.peer, "err", en)
+				sent++
+			}
+		}
+		return true
+	})
+	clear(e.out)
+	e.out = e.out[:0]
+}
+
+// sockaddrOf writes peer into sa in the socket family dom; false if it
+// cannot (a zoned IPv6 peer, a family mismatch).
+func sockaddrOf(dom int, peer netip.AddrPort, sa *unix.RawSockaddrAny, salen *uint32) bool {
+	ip, port := peer.Addr(), peer.Port()
+	switch {
+	case dom == unix.AF_INET && ip.Unmap().Is4():
+		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		a.Family = unix.AF_INET
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&a.Port))[:], port)
+		a.Addr = ip.Unmap().As4()
+		*salen = unix.SizeofSockaddrInet4
+	case dom == unix.AF_INET6 && ip.Zone() == "":
+		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
+		a.Family = unix.AF_INET6
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&a.Port))[:], port)
+		a.Addr = ip.As16()
+		*salen = unix.SizeofSockaddrInet6
+	default:
+		return false
+	}
+	return true
+}
+
+// serveShared runs a lockstep transfer in the engine e and waits for its
+// outcome; ok false if e took no transfer (the caller opens its own socket).
+func (t *transfer) serveShared(e *engine, f File, size int64, neg Negotiated, tr *Transfer) (ok bool, err error) {
+	s := t.srv
+	rto0 := neg.Timeout
+	if rto0 == 0 {
+		rto0 = s.timeout()
+	}
+	bs := neg.Blksize
+	x := &lsXfer{t: t, f: f, size: size, bs: bs, tr: tr, done: make(chan error, 1),
+		key:  netip.AddrPortFrom(t.peer.Addr().Unmap(), t.peer.Port()),
+		pkt:  make([]byte, 4+bs),
+		est:  rttEstimator{max: rto0, adaptive: neg.Timeout == 0},
+		rto0: rto0, retries: s.retries(), firstWait: firstAckWait(rto0), idle: idleWait(rto0)}
+	x.rto = x.est.rto()
+	if size >= 0 {
+		x.last = uint64(size)/uint64(bs) + 1
+		x.lastLen = int(size % int64(bs))
+	}
+	if len(neg.Ack) > 0 {
+		x.oack, x.rto = true, rto0
+		x.pkt = AppendPacket(x.pkt[:0], Packet{Op: OpOACK, Options: neg.Ack})
+		if cap(x.pkt) < 4+bs {
+			x.pkt = append(make([]byte, 0, 4+bs), x.pkt...)
+		}
+	}
+	t.mu.Lock()
+	if t.canceled {
+		t.mu.Unlock()
+		return true, ErrServerClosed
+	}
+	t.ls, t.eng = x, e
+	t.mu.Unlock()
+	if !e.add(x) {
+		t.mu.Lock()
+		t.ls, t.eng = nil, nil
+		t.mu.Unlock()
+		return false, nil
+	}
+	return true, <-x.done
+}
