@@ -235,7 +235,7 @@ var oobSpace = len(ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst))
 // loop is the udploop.Loop serving sk.
 func (s *Server) loop(sk *Socket) *udploop.Loop[request, answered] {
 	h := s.handler(sk)
-	return &udploop.Loop[request, answered]{Conn: sk.conn, Handler: h, Counters: &s.loops, Name: "dhcp", Logger: h.log,
+	return &udploop.Loop[request, answered]{Conn: udploop.PreferBatch(sk.raw, sk.conn), Handler: h, Counters: &s.loops, Name: "dhcp", Logger: h.log,
 		OOB: sk.oob, OOBSpace: oobSpace, Workers: s.Workers, BatchWait: s.BatchWait}
 }
 
