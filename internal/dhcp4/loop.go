@@ -224,7 +224,7 @@ func (s *Server) Run(ctx context.Context, socks []*Socket) error {
 		wg.Go(func() { s.loop(sk).Serve(ctx) })
 	}
 	<-ctx.Done()
-	closeAll(socks) // the loops' reads fail: they stop their workers and senders
+	closeAll(socks) // the loops' reads fail: they stop their workers
 	wg.Wait()
 	return nil
 }

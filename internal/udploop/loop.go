@@ -162,7 +162,7 @@ const ReadBatch = 32
 const MaxPacket = 9216
 
 // Serve reads the socket until it is closed (ReadBatch fails with
-// net.ErrClosed), then stops the workers and the sender and returns once
+// net.ErrClosed), then stops the workers and returns once
 // they are done. ctx bounds the Handler's work and the sends: the owner of
 // the socket cancels ctx, then closes the socket; a reply still waiting for
 // its writes is then never sent.
