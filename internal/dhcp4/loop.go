@@ -224,7 +224,7 @@ func (s *Server) Run(ctx context.Context, socks []*Socket) error {
 		wg.Go(func() { s.loop(sk).Serve(ctx) })
 	}
 	<-ctx.Done()
-	closeAll(socks) // the loops' reads fail: they stop their workers and senders
+	closeAll(socks) // the loops' reads fail: they stop their workers
 	wg.Wait()
 	return nil
 }
@@ -235,7 +235,7 @@ var oobSpace = len(ipv4.NewControlMessage(ipv4.FlagInterface | ipv4.FlagDst))
 // loop is the udploop.Loop serving sk.
 func (s *Server) loop(sk *Socket) *udploop.Loop[request, answered] {
 	h := s.handler(sk)
-	return &udploop.Loop[request, answered]{Conn: sk.conn, Handler: h, Counters: &s.loops, Name: "dhcp", Logger: h.log,
+	return &udploop.Loop[request, answered]{Conn: udploop.PreferBatch(sk.raw, sk.conn), Handler: h, Counters: &s.loops, Name: "dhcp", Logger: h.log,
 		OOB: sk.oob, OOBSpace: oobSpace, Workers: s.Workers, BatchWait: s.BatchWait}
 }
 

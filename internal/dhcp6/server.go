@@ -188,7 +188,7 @@ func (s *Server) Run(ctx context.Context, socks []*Socket) error {
 	var wg sync.WaitGroup
 	for _, sk := range socks {
 		h := s.handler(sk)
-		l := &udploop.Loop[request, answered]{Conn: sk.conn, Handler: h, Counters: &s.loops, Name: "dhcp6", Logger: h.log,
+		l := &udploop.Loop[request, answered]{Conn: udploop.PreferBatch(sk.raw, sk.conn), Handler: h, Counters: &s.loops, Name: "dhcp6", Logger: h.log,
 			OOB: sk.oob, OOBSpace: oobSpace, Workers: 4}
 		wg.Go(func() { l.Serve(ctx) })
 	}

@@ -33,6 +33,7 @@ type Deferred struct {
 	n      int           // writes queued and not yet finished
 	err    error         // first failure
 	wake   chan struct{} // made by a waiter, closed when n drops to 0
+	then   []func(error) // called when n drops to 0
 }
 
 // Queued reports whether any write was queued under d, finished or not: a
@@ -68,6 +69,23 @@ func (d *Deferred) Wait(ctx context.Context) error {
 	return d.err
 }
 
+// Then calls fn with what Wait would return once every write queued under
+// d is durable or has failed: at once, on the caller, when none is
+// pending; otherwise on the goroutine that finishes the last one (the
+// store's committer), so fn must not block. It lets the DHCP loop send a
+// reply from the commit that makes it true, with no goroutine waiting.
+func (d *Deferred) Then(fn func(error)) {
+	d.mu.Lock()
+	if d.n > 0 {
+		d.then = append(d.then, fn)
+		d.mu.Unlock()
+		return
+	}
+	err := d.err
+	d.mu.Unlock()
+	fn(err)
+}
+
 func (d *Deferred) add() {
 	d.mu.Lock()
 	d.queued++
@@ -77,14 +95,22 @@ func (d *Deferred) add() {
 
 func (d *Deferred) finish(err error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if err != nil && d.err == nil {
 		d.err = err
 	}
 	d.n--
-	if d.n == 0 && d.wake != nil {
-		close(d.wake)
-		d.wake = nil
+	var then []func(error)
+	if d.n == 0 {
+		if d.wake != nil {
+			close(d.wake)
+			d.wake = nil
+		}
+		then, d.then = d.then, nil
+	}
+	err = d.err
+	d.mu.Unlock()
+	for _, fn := range then {
+		fn(err)
 	}
 }
 

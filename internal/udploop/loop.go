@@ -1,9 +1,9 @@
 // Package udploop serves one UDP socket for a request/reply protocol (DHCPv4
 // now, DHCPv6 next), protocol-neutral: batched reads (recvmmsg) paced under
-// load, a bounded worker pool for the packets whose answer may wait, a
-// sender that releases replies once the lease writes they announce are
-// durable (lease.Deferred), and batched sends (sendmmsg) that never wait
-// long for a full send buffer. The protocol decodes, answers, names the
+// load, a bounded worker pool for the packets whose answer may wait,
+// replies released once the lease writes they announce are durable
+// (lease.Deferred; the commit that makes them durable sends them), and
+// batched sends (sendmmsg) that never wait long for a full send buffer. The protocol decodes, answers, names the
 // destinations and records what was sent, through a Handler.
 package udploop
 
@@ -71,7 +71,7 @@ type Reply[M any] struct {
 
 // Handler is the protocol's part of a Loop. P is a decoded request, M what
 // a Reply carries for the protocol. Its methods are called from the
-// reader, the workers and the sender at once.
+// reader, the workers and the lease store's committer at once.
 type Handler[P, M any] interface {
 	// Decode decodes one packet read; false drops it (Decode counts and
 	// logs why).
@@ -161,16 +161,11 @@ const ReadBatch = 32
 // jumbo frame fits; a longer one is read Truncated.
 const MaxPacket = 9216
 
-// durableQueue bounds the reads whose replies wait for their writes: a
-// commit interval's reads at any rate the reader keeps up with, so that
-// the reader (and the replies it sends at once) never waits for a commit.
-const durableQueue = 4096
-
 // Serve reads the socket until it is closed (ReadBatch fails with
-// net.ErrClosed), then stops the workers and the sender and returns once
-// they are done. ctx bounds the Handler's work and the sender's waits: the
-// owner of the socket cancels ctx, then closes the socket; a reply still
-// waiting for its writes is then never sent.
+// net.ErrClosed), then stops the workers and returns once
+// they are done. ctx bounds the Handler's work and the sends: the owner of
+// the socket cancels ctx, then closes the socket; a reply still waiting for
+// its writes is then never sent.
 func (l *Loop[P, M]) Serve(ctx context.Context) {
 	if l.Counters == nil {
 		l.Counters = new(Counters)
@@ -183,22 +178,18 @@ func (l *Loop[P, M]) Serve(ctx context.Context) {
 		workers = DefaultWorkers
 	}
 	jobs := make(chan P, 4*workers)
-	// Replies the reader made that announce lease writes wait in durable,
-	// a read's worth at a time, while the reader goes on; their buffers
-	// come back through spare.
-	durable := make(chan []Reply[M], durableQueue)
+	// The buffers of replies that waited for their writes come back
+	// through spare once sent.
 	spare := make(chan []byte, 1024)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() { l.work(ctx, jobs) })
 	}
-	wg.Go(func() { l.release(ctx, durable, spare) })
 	defer func() {
 		close(jobs)
-		close(durable)
 		wg.Wait()
 	}()
-	l.read(ctx, jobs, durable, spare)
+	l.read(ctx, jobs, spare)
 }
 
 // work is a worker: it answers the requests of jobs (and may wait) until
@@ -211,21 +202,6 @@ func (l *Loop[P, M]) work(ctx context.Context, jobs <-chan P) {
 			out = append(out[:0], r)
 			l.send(ctx, out)
 			buf = r.Wire // keep a buffer that grew
-		}
-	}
-}
-
-// release is the sender of replies that wait: it sends each read's
-// replies from durable once their writes are, and returns their buffers
-// to spare, until durable is closed.
-func (l *Loop[P, M]) release(ctx context.Context, durable <-chan []Reply[M], spare chan<- []byte) {
-	for rs := range durable {
-		l.sendDurable(ctx, rs)
-		for _, r := range rs {
-			select {
-			case spare <- r.Wire[:0]:
-			default:
-			}
 		}
 	}
 }
@@ -248,7 +224,7 @@ type reader[M any] struct {
 // to ReadBatch), the reader answers those it may (Handler.Quick) and
 // hands the others to the workers, and the replies it made leave in one
 // sendmmsg.
-func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, durable chan<- []Reply[M], spare <-chan []byte) {
+func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, spare chan []byte) {
 	rd := &reader[M]{msgs: make([]ipv4.Message, ReadBatch), out: make([]Reply[M], 0, ReadBatch), bufs: make([][]byte, ReadBatch)}
 	for i := range rd.msgs {
 		rd.msgs[i].Buffers = [][]byte{make([]byte, MaxPacket)}
@@ -280,7 +256,7 @@ func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, durable chan<- []R
 		}
 		l.send(ctx, rd.out)
 		if len(rd.waiting) > 0 {
-			durable <- rd.waiting
+			l.release(ctx, rd.waiting, spare)
 		}
 		if busy {
 			time.Sleep(batchWait)
@@ -338,20 +314,57 @@ func (l *Loop[P, M]) dispatch(jobs chan<- P, p P) {
 	}
 }
 
-// sendDurable sends the replies once the lease writes each announces are
-// durable; a reply whose write failed is withheld (the client asks again).
-func (l *Loop[P, M]) sendDurable(ctx context.Context, rs []Reply[M]) {
-	ok := rs[:0:0]
-	for _, r := range rs {
-		if err := r.durable.Wait(ctx); err != nil {
-			if ctx.Err() != nil {
-				return // shutting down: nothing more is sent
-			}
+// release sends the replies of one read that wait for their lease writes
+// once all of them are durable, in one sendmmsg, and returns their buffers
+// to spare. No goroutine waits for them: the last write to finish (on the
+// lease store's committer, usually one commit for the whole read) sends
+// them, which saves a goroutine wake-up and a hand-off per commit. A reply
+// whose write failed is withheld (the client asks again).
+func (l *Loop[P, M]) release(ctx context.Context, rs []Reply[M], spare chan<- []byte) {
+	g := &released[P, M]{l: l, ctx: ctx, rs: rs, errs: make([]error, len(rs)), left: len(rs), spare: spare}
+	for i := range rs {
+		rs[i].durable.Then(func(err error) { g.done(i, err) })
+	}
+}
+
+// released is one read's replies waiting for their writes.
+type released[P, M any] struct {
+	l     *Loop[P, M]
+	ctx   context.Context
+	rs    []Reply[M]
+	spare chan<- []byte
+
+	mu   sync.Mutex
+	errs []error // the outcome of rs[i]'s writes
+	left int     // replies whose writes are pending
+}
+
+// done records the outcome of reply i's writes and sends the replies once
+// none is pending.
+func (g *released[P, M]) done(i int, err error) {
+	g.mu.Lock()
+	g.errs[i] = err
+	g.left--
+	last := g.left == 0
+	g.mu.Unlock()
+	if !last || g.ctx.Err() != nil {
+		return // shutting down: nothing more is sent
+	}
+	l := g.l
+	ok := g.rs[:0:0]
+	for i, r := range g.rs {
+		if g.errs[i] != nil {
 			l.Counters.unsaved.Add(1)
-			l.Logger.Warn(l.Name+" reply withheld: its lease was not saved", append(l.Handler.ReplyAttrs(&r), "err", err)...)
+			l.Logger.Warn(l.Name+" reply withheld: its lease was not saved", append(l.Handler.ReplyAttrs(&r), "err", g.errs[i])...)
 			continue
 		}
 		ok = append(ok, r)
 	}
-	l.send(ctx, ok)
+	l.send(g.ctx, ok)
+	for _, r := range g.rs {
+		select {
+		case g.spare <- r.Wire[:0]:
+		default:
+		}
+	}
 }

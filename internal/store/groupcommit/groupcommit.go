@@ -110,25 +110,38 @@ type Stats struct {
 }
 
 // Committer queues Puts and flushes them in batches.
+//
+// The queue is a slice under a mutex rather than a channel so that a Put
+// wakes the committer only when the committer waits for it: when it is
+// idle, or when it gathers a batch and the Put fills it. Puts that come
+// while it gathers or commits just join the queue; at a few hundred leases
+// a second that is one goroutine wake-up per commit instead of one per
+// lease (bench/README-dhcp.md).
 type Committer struct {
 	flush    Flush
 	log      *slog.Logger
 	maxBatch int
 	interval time.Duration
-	reqs     chan *Req
+	wake     chan struct{} // a token when the queue reached want
 	quit     chan struct{}
 	done     chan struct{}
 	started  atomic.Bool
 	close    sync.Once
 	puts     atomic.Uint64
 	batches  atomic.Uint64
+
+	mu     sync.Mutex
+	queue  []*Req        // waiting, in order
+	want   int           // wake the committer once the queue holds this many; 0: it is not waiting
+	room   chan struct{} // made by a Put waiting for room, closed when there is
+	closed bool
 }
 
 // New returns a Committer over flush; Start it.
 func New(flush Flush, opts Options) *Committer {
 	c := &Committer{
 		flush: flush, log: opts.Logger, maxBatch: max(opts.MaxBatch, 1), interval: max(opts.Interval, 0),
-		reqs: make(chan *Req, QueueLen),
+		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
@@ -146,7 +159,11 @@ func (c *Committer) Start() {
 }
 
 // Queued is the number of Puts waiting for the committer.
-func (c *Committer) Queued() int { return len(c.reqs) }
+func (c *Committer) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
 
 // Stats returns the committer's counters.
 func (c *Committer) Stats() Stats {
@@ -173,12 +190,8 @@ func (c *Committer) Put(ctx context.Context, l lease.Lease) (lease.Lease, error)
 		return lease.Lease{}, err
 	}
 	r := &Req{Ctx: ctx, Lease: l, done: make(chan struct{})}
-	select {
-	case c.reqs <- r:
-	case <-c.quit:
-		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, lease.ErrClosed)
-	case <-ctx.Done():
-		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, ctx.Err())
+	if err := c.enqueue(ctx, r); err != nil {
+		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, err)
 	}
 	select {
 	case <-r.done:
@@ -206,15 +219,92 @@ func (c *Committer) PutAsync(ctx context.Context, l lease.Lease, done func(lease
 		return
 	}
 	r := &Req{Ctx: ctx, Lease: l, cb: done}
-	select {
-	case c.reqs <- r:
-	case <-c.quit:
-		r.Err = lease.ErrClosed
-		r.finish()
-	case <-ctx.Done():
-		r.Err = ctx.Err()
+	if err := c.enqueue(ctx, r); err != nil {
+		r.Err = err
 		r.finish()
 	}
+}
+
+// enqueue adds r to the queue, waiting while it holds QueueLen Puts, and
+// wakes the committer when it waits for as many Puts as the queue now
+// holds. It fails with lease.ErrClosed once the committer is closed, or
+// with ctx's error.
+func (c *Committer) enqueue(ctx context.Context, r *Req) error {
+	c.mu.Lock()
+	for !c.closed && len(c.queue) >= QueueLen {
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-c.quit:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return lease.ErrClosed
+	}
+	c.queue = append(c.queue, r)
+	if c.want > 0 && len(c.queue) >= c.want {
+		c.want = 0
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// await waits until the queue holds n Puts, timeout passes (0: no
+// timeout) or Close is called (false).
+func (c *Committer) await(n int, timer *time.Timer, timeout time.Duration) bool {
+	c.mu.Lock()
+	if len(c.queue) >= n {
+		c.mu.Unlock()
+		return true
+	}
+	c.want = n
+	c.mu.Unlock()
+	var expired <-chan time.Time
+	if timeout > 0 {
+		timer.Reset(timeout)
+		expired = timer.C
+		defer timer.Stop()
+	}
+	select {
+	case <-c.wake:
+	case <-expired:
+	case <-c.quit:
+		return false
+	}
+	return true
+}
+
+// take removes up to maxBatch Puts from the queue into batch.
+func (c *Committer) take(batch []*Req) []*Req {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.want = 0
+	select {
+	case <-c.wake: // a token left from a wait that ended otherwise
+	default:
+	}
+	n := min(len(c.queue), c.maxBatch)
+	batch = append(batch[:0], c.queue[:n]...)
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	return batch
 }
 
 // Check refuses a lease no row can hold.
@@ -239,53 +329,38 @@ func (c *Committer) loop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-c.reqs:
-			batch = append(batch, r)
-		case <-c.quit:
+		if !c.await(1, timer, 0) {
 			c.failPending()
 			return
 		}
-		if wait := c.interval - time.Since(last); wait > 0 {
-			// Busy: let this commit gather the Puts of the rest of the
-			// interval.
-			timer.Reset(wait)
-		gather:
-			for len(batch) < c.maxBatch {
-				select {
-				case r := <-c.reqs:
-					batch = append(batch, r)
-				case <-timer.C:
-					break gather
-				}
-			}
-			timer.Stop()
+		// Busy: let this commit gather the Puts of the rest of the
+		// interval, or until maxBatch wait.
+		if wait := c.interval - time.Since(last); wait > 0 && !c.await(c.maxBatch, timer, wait) {
+			c.failPending()
+			return
 		}
-	fill:
-		for len(batch) < c.maxBatch {
-			select {
-			case r := <-c.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
+		if batch = c.take(batch); len(batch) == 0 {
+			continue
 		}
 		last = time.Now()
 		c.commit(batch)
 	}
 }
 
-// failPending fails the Puts queued at Close.
+// failPending fails the Puts queued at Close, and every later one.
 func (c *Committer) failPending() {
-	for {
-		select {
-		case r := <-c.reqs:
-			r.Err = lease.ErrClosed
-			r.finish()
-		default:
-			return
-		}
+	c.mu.Lock()
+	c.closed = true
+	queue := c.queue
+	c.queue = nil
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+	c.mu.Unlock()
+	for _, r := range queue {
+		r.Err = lease.ErrClosed
+		r.finish()
 	}
 }
 

@@ -105,3 +105,45 @@ func TestStoreOptions(t *testing.T) {
 		}
 	}
 }
+
+// Under load a commit waits for the interval to gather Puts, but a batch
+// that fills starts at once, and Close fails the Puts still gathering.
+func TestGatherEndsWhenTheBatchFills(t *testing.T) {
+	f := &flushRecorder{}
+	c := New(f.flush, Options{MaxBatch: 4, Interval: time.Hour})
+	c.Start()
+	// The first Put after a quiet spell is committed at once.
+	if _, err := c.Put(context.Background(), sample(1)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 8)
+	cb := func(_ lease.Lease, err error) { done <- err }
+	for i := range 4 {
+		c.PutAsync(context.Background(), sample(10+i), cb)
+	}
+	for range 4 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("PutAsync: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a full batch waited for the interval (an hour)")
+		}
+	}
+	// One Put now waits for the interval; Close fails it.
+	c.PutAsync(context.Background(), sample(20), cb)
+	c.Close()
+	if err := <-done; !errors.Is(err, lease.ErrClosed) {
+		t.Fatalf("Put gathering at Close: %v, want lease.ErrClosed", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.batches) != 2 || f.batches[0] != 1 || f.batches[1] != 4 {
+		t.Fatalf("batches %v, want [1 4]", f.batches)
+	}
+	c.PutAsync(context.Background(), sample(21), cb)
+	if err := <-done; !errors.Is(err, lease.ErrClosed) {
+		t.Fatalf("Put after Close: %v, want lease.ErrClosed", err)
+	}
+}
