@@ -95,8 +95,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 			OnStart: func(r tftp.Request) {
 				evlog.Record(events.Event{IP: r.Client.Addr(), Stage: events.StageTFTPStart, Detail: r.Filename + tftpOptions(r.Options)})
 			},
-			OnDone:    func(t tftp.Transfer) { evlog.Record(tftpEvent(t)) },
-			Multicast: mcast,
+			OnDone:            func(t tftp.Transfer) { evlog.Record(tftpEvent(t)) },
+			Multicast:         mcast,
+			DisableSharedPort: !cfg.TFTPSharedPort,
 		}
 		c, err := net.ListenPacket("udp", cfg.TFTPAddr)
 		if err != nil {

@@ -78,7 +78,7 @@ func restartFields(a, b *config.Config) []string {
 		{"interfaces", a.Interfaces, b.Interfaces}, {"dhcp", a.DHCP, b.DHCP}, {"dhcp6", a.DHCP6, b.DHCP6},
 		{"tftp_addr", a.TFTPAddr, b.TFTPAddr}, {"http_addr", a.HTTPAddr, b.HTTPAddr}, {"data_dir", a.DataDir, b.DataDir},
 		{"boot_dir", a.BootDir, b.BootDir}, {"ipxe_dir", a.IPXEDir, b.IPXEDir}, {"limits", a.Limits, b.Limits},
-		{"tftp_multicast", a.TFTPMulticast, b.TFTPMulticast}, {"router_advertisements", a.RouterAdvertisements, b.RouterAdvertisements},
+		{"tftp_multicast", a.TFTPMulticast, b.TFTPMulticast}, {"tftp_shared_port", a.TFTPSharedPort, b.TFTPSharedPort}, {"router_advertisements", a.RouterAdvertisements, b.RouterAdvertisements},
 		{"log_format", a.LogFormat, b.LogFormat}, {"log_level", a.LogLevel, b.LogLevel},
 	} {
 		if !reflect.DeepEqual(f.a, f.b) {

@@ -47,7 +47,11 @@ type Config struct {
 	Machines             map[string]string    `yaml:"machines"`       // MAC → profile
 	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
-	Cluster              Cluster              `yaml:"cluster"`        // several servers, one lease database (cluster.go)
+	// TFTPSharedPort serves lockstep transfers from one shared port per
+	// local address (tftp's lockstep engine), off by default: a 500-machine
+	// storm lost one machine's NBP with it on (README, "TFTP").
+	TFTPSharedPort bool    `yaml:"tftp_shared_port"`
+	Cluster        Cluster `yaml:"cluster"` // several servers, one lease database (cluster.go)
 
 	// RogueDetection: on (default) reports other DHCP servers answering
 	// boot clients, off does not (rogue.go).
