@@ -113,17 +113,24 @@ func logTimeline(t *testing.T, n *lab.Net, mac string) []timedEvent {
 // test fails, the tail of pxed's output is logged.
 func startServeConfig(t *testing.T, n *lab.Net, cfg string) *lab.Proc {
 	t.Helper()
+	return startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", cfg)
+}
+
+// startServeConfigAt is startServeConfig for a pxed in namespace ns on
+// interface iface, answering HTTP on ip:8080.
+func startServeConfigAt(t *testing.T, ns, iface, ip, cfg string) *lab.Proc {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "pxed.yaml")
-	if err := os.WriteFile(file, []byte(fmt.Sprintf(cfg, n.Bridge(), t.TempDir())), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(cfg, iface, t.TempDir())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := lab.Start(t, n.NS(), pxedBin, "serve", "--config", file)
+	p := lab.Start(t, ns, pxedBin, "serve", "--config", file)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("pxed output:\n%s", tail(p.Output(), 12<<10))
 		}
 	})
-	waitServing(t, n, p)
+	waitServingAt(t, ns, ip, p)
 	return p
 }
 

@@ -3,8 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,24 +16,29 @@ import (
 // kernel prints on the serial console) and a boot menu.
 func startMenuPxed(t *testing.T, n *lab.Net, menu string) *lab.Proc {
 	t.Helper()
+	return startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", menuPxedConfig(t, "192.0.2.1", menu))
+}
+
+// menuPxedConfig is startMenuPxed's configuration for a pxed serving TFTP
+// and HTTP on ip (interface and data dir left to startServeConfigAt).
+func menuPxedConfig(t *testing.T, ip, menu string) string {
 	kernel, initrd := lab.Assets(t)
-	p := startServeConfig(t, n, `interfaces: [%[1]s]
+	return `interfaces: [%[1]s]
 data_dir: %[2]s
-tftp_addr: "192.0.2.1:69"
-http_addr: "192.0.2.1:8080"
+tftp_addr: "` + ip + `:69"
+http_addr: "` + ip + `:8080"
 log_level: debug
 default_profile: linux
 profiles:
   linux:
-    kernel: `+kernel+`
-    initrds: [`+initrd+`]
+    kernel: ` + kernel + `
+    initrds: [` + initrd + `]
     cmdline: console=ttyS0 panic=-1 pxed.profile=linux
   rescue:
-    kernel: `+kernel+`
-    initrds: [`+initrd+`]
+    kernel: ` + kernel + `
+    initrds: [` + initrd + `]
     cmdline: console=ttyS0 panic=-1 pxed.profile=rescue
-`+menu)
-	return p
+` + menu
 }
 
 // twoItemMenu lists Rescue first but makes Linux the default, so pxed
@@ -306,31 +309,7 @@ func TestMenuBootServerOtherHost(t *testing.T) {
 `
 	startMenuPxed(t, n, menu)
 	h := n.AddHost(t, "bootsrv", mustPrefix("192.0.2.3/24"))
-	kernel, initrd := lab.Assets(t)
-	file := filepath.Join(t.TempDir(), "pxed.yaml")
-	cfg := fmt.Sprintf(`interfaces: [%s]
-data_dir: %s
-tftp_addr: "192.0.2.3:69"
-http_addr: "192.0.2.3:8080"
-log_level: debug
-default_profile: linux
-profiles:
-  linux:
-    kernel: %s
-    initrds: [%s]
-    cmdline: console=ttyS0 panic=-1 pxed.profile=linux
-`, h.Iface, t.TempDir(), kernel, initrd) + menu
-	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b := lab.Start(t, h.NS, pxedBin, "serve", "--config", file)
-	lab.WaitFor(t, 15*time.Second, "the second boot server to serve HTTP", func() bool {
-		_, err := lab.Run(t, h.NS, "curl", "-sf", "http://192.0.2.3:8080/healthz")
-		return err == nil || b.Exited()
-	})
-	if b.Exited() {
-		t.Fatalf("second pxed exited: %v\n%s", b.Err(), b.Output())
-	}
+	startServeConfigAt(t, h.NS, h.Iface, "192.0.2.3", menuPxedConfig(t, "192.0.2.3", menu))
 	const mac = "52:54:00:00:0c:33"
 	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, Timeout: 4 * time.Minute})
 	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)

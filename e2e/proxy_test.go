@@ -86,11 +86,18 @@ func startPxed(t *testing.T, n *lab.Net, extra ...string) *lab.Proc {
 // fails the test when it exited instead.
 func waitServing(t *testing.T, n *lab.Net, p *lab.Proc) {
 	t.Helper()
-	lab.WaitFor(t, 15*time.Second, "pxed to serve HTTP", func() bool {
+	waitServingAt(t, n.NS(), "192.0.2.1", p)
+}
+
+// waitServingAt is waitServing for a pxed in namespace ns answering HTTP
+// on ip:8080.
+func waitServingAt(t *testing.T, ns, ip string, p *lab.Proc) {
+	t.Helper()
+	lab.WaitFor(t, 15*time.Second, "pxed on "+ip+" to serve HTTP", func() bool {
 		if p.Exited() {
 			return true
 		}
-		_, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/healthz")
+		_, err := lab.Run(t, ns, "curl", "-sf", "http://"+ip+":8080/healthz")
 		return err == nil
 	})
 	if p.Exited() {
