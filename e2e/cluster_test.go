@@ -40,13 +40,7 @@ func startClusterServerRange(t *testing.T, ns, iface, ip, id, rng string, storeA
 		"--http-addr", ip + ":8080", "--tftp-addr", ip + ":69", "--dhcp-range", rng,
 		"--cluster", "--server-id", id, "--log-level", "info"}, storeArgs...)
 	p := lab.Start(t, ns, pxedBin, args...)
-	lab.WaitFor(t, 15*time.Second, "pxed "+id+" to serve HTTP", func() bool {
-		_, err := lab.Run(t, ns, "curl", "-sf", "http://"+ip+":8080/healthz")
-		return err == nil || p.Exited()
-	})
-	if p.Exited() {
-		t.Fatalf("pxed %s exited: %v\n%s", id, p.Err(), p.Output())
-	}
+	waitServingAt(t, ns, ip, p)
 	return &clusterServer{p: p, ns: ns, ip: ip}
 }
 
