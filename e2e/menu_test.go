@@ -284,11 +284,14 @@ func TestMenuDiscoveryMulticast(t *testing.T) {
 }
 
 // TestMenuBootServerOtherHost spreads boot servers over two hosts: the
-// item's boot server is another machine (servers: [192.0.2.3], PXE 2.1
-// sub-option 8), running pxed with the same configuration. The SeaBIOS
-// iPXE ROM gets the menu (from either server's ProxyDHCP offer), asks
-// that host on port 4011 by unicast and boots what it answers: that
-// host's script, kernel and initrd.
+// item's boot servers are other machines (PXE 2.1 sub-option 8 lists
+// two for its type: 192.0.2.9, where nothing answers, then 192.0.2.3,
+// running pxed with the same configuration). The SeaBIOS iPXE ROM gets
+// the menu (from either server's ProxyDHCP offer), asks the first
+// listed server on port 4011 by unicast, gives up on it after 3 s and
+// asks the next (iPXE net/udp/dhcp.c: dhcp_pxebs_expired moves
+// pxe_attempt to the next address after PXEBS_MAX_TIMEOUT), and boots
+// what 192.0.2.3 answers: that host's script, kernel and initrd.
 //
 // The firmware is the iPXE ROM, which boots the answer itself; the OVMF
 // case, where an iPXE NBP DHCPs again after the choice, is
@@ -305,7 +308,7 @@ func TestMenuBootServerOtherHost(t *testing.T) {
     - name: linux
       description: "pxed linux"
       profile: linux
-      servers: [192.0.2.3]
+      servers: [192.0.2.9, 192.0.2.3]
 `
 	startMenuPxed(t, n, menu)
 	h := n.AddHost(t, "bootsrv", mustPrefix("192.0.2.3/24"))

@@ -80,6 +80,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	for _, w := range cfg.LoaderWarnings() {
 		log.Warn(w)
 	}
+	for _, n := range cfg.MenuNotes() {
+		log.Info(n)
+	}
 
 	// TFTP: the machines' directories (boot/<mac>/: generated loader
 	// configurations, profile files), then the boot directory, then the
