@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -281,18 +284,18 @@ func TestMenuDiscoveryMulticast(t *testing.T) {
 }
 
 // TestMenuBootServerOtherHost spreads boot servers over two hosts: the
-// item's boot server is another machine (servers: [192.0.2.3], PXE 2.1
-// sub-option 8), running pxed with the same configuration. The SeaBIOS
-// iPXE ROM gets the menu (from either server's ProxyDHCP offer), asks
-// that host on port 4011 by unicast and boots what it answers: that
-// host's script, kernel and initrd.
+// item's boot servers are other machines (PXE 2.1 sub-option 8 lists
+// two for its type: 192.0.2.9, where nothing answers, then 192.0.2.3,
+// running pxed with the same configuration). The SeaBIOS iPXE ROM gets
+// the menu (from either server's ProxyDHCP offer), asks the first
+// listed server on port 4011 by unicast, gives up on it after 3 s and
+// asks the next (iPXE net/udp/dhcp.c: dhcp_pxebs_expired moves
+// pxe_attempt to the next address after PXEBS_MAX_TIMEOUT), and boots
+// what 192.0.2.3 answers: that host's script, kernel and initrd.
 //
-// The firmware is the iPXE ROM, which boots the answer itself. With
-// OVMF, the iPXE NBP loaded from the second host DHCPs again and may
-// take the first server's offer, which does not know the choice made at
-// the second and carries the menu again; Debian's 2019 snponly.efi then
-// printed "Booting from PXE menu", "No more network devices" (seen in CI,
-// not yet understood).
+// The firmware is the iPXE ROM, which boots the answer itself; the OVMF
+// case, where an iPXE NBP DHCPs again after the choice, is
+// TestMenuBootServerOnlyOVMF.
 func TestMenuBootServerOtherHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
@@ -305,7 +308,7 @@ func TestMenuBootServerOtherHost(t *testing.T) {
     - name: linux
       description: "pxed linux"
       profile: linux
-      servers: [192.0.2.3]
+      servers: [192.0.2.9, 192.0.2.3]
 `
 	startMenuPxed(t, n, menu)
 	h := n.AddHost(t, "bootsrv", mustPrefix("192.0.2.3/24"))
@@ -333,6 +336,109 @@ func TestMenuBootServerOtherHost(t *testing.T) {
 			t.Errorf("the first server answered the item it does not serve: %+v", e)
 		}
 	}
+}
+
+// TestMenuBootServerOnlyOVMF spreads boot servers over two hosts for
+// OVMF (EDK II's own PXE): the first pxed (ProxyDHCP) offers the menu,
+// whose default item, rescue, is served by the second host
+// (servers: [192.0.2.3]), a pxed in dhcp mode boot-server that sends no
+// ProxyDHCP offers. The prompt times out, EDK II asks the second host on
+// port 4011 for the item and loads snponly.efi from it; that iPXE DHCPs
+// again and only the first server offers: it does not know the choice,
+// sends no menu (iPXE would run its own) and names the second host's
+// script, which boots the rescue profile (the machine's own profile,
+// linux, would be the wrong one).
+func TestMenuBootServerOnlyOVMF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (30-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	const menu = `menu:
+  prompt: "Press F8 for the pxed menu"
+  timeout: 3
+  default: rescue
+  items:
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+    - name: rescue
+      description: "pxed rescue shell"
+      profile: rescue
+      servers: [192.0.2.3]
+`
+	// The two hosts share the server key (DATA_DIR/secret), as README
+	// asks: the first names the second's script with the machine's token.
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", withServerKey(t, menuPxedConfig(t, "192.0.2.1", menu), key))
+	h := n.AddHost(t, "bootsrv", mustPrefix("192.0.2.3/24"))
+	startServeConfigAt(t, h.NS, h.Iface, "192.0.2.3", withServerKey(t, menuPxedConfig(t, "192.0.2.3", "dhcp:\n  mode: boot-server\n"+menu), key))
+	const mac = "52:54:00:00:0c:35"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, SerialInput: true, Timeout: 5 * time.Minute})
+	vm.WaitSerial(t, "Press F8 for the pxed menu", 3*time.Minute)
+	vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)
+	t.Logf("OVMF, boot-server-only second host: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	if got := cmdlineProfile(vm.Serial()); got != "rescue" {
+		t.Errorf("booted profile %q, want rescue, the default item's (served by the second host)", got)
+	}
+	out, err := lab.Run(t, h.NS, "curl", "-sf", "http://192.0.2.3:8080/api/machines/"+mac+"/timeline")
+	if err != nil {
+		t.Fatalf("timeline on the second server: %v\n%s", err, out)
+	}
+	var second []event
+	if err := json.Unmarshal([]byte(out), &second); err != nil {
+		t.Fatalf("timeline on the second server: %v\n%s", err, out)
+	}
+	if d := menuDetail(second, "pxe-menu-item"); !strings.Contains(d, `"pxed rescue shell" type 32770 layer 0`) || !strings.Contains(d, "snponly.efi") ||
+		!strings.Contains(d, "request by unicast to port 4011") {
+		t.Errorf("the second server's pxe-menu-item %q, want the rescue item (type 32770) asked by EDK II by unicast to port 4011", d)
+	}
+	if err := stagesInOrder(second, "pxe-menu-item", "script", "kernel", "initrd"); err != nil {
+		t.Errorf("the second server did not serve the item's boot: %v", err)
+	}
+	for _, e := range second {
+		if e.Stage == "pxe-menu" || e.Stage == "dhcp-offer" {
+			t.Errorf("the boot-server-only host made a ProxyDHCP offer: %s %s", e.Stage, e.Detail)
+		}
+	}
+	first := timeline(t, n, mac)
+	if err := stagesInOrder(first, "pxe-menu"); err != nil {
+		t.Error(err)
+	}
+	ipxeOffer := false
+	for _, e := range first {
+		switch {
+		case e.Stage == "pxe-menu-item" || e.Stage == "script" || e.Stage == "kernel":
+			t.Errorf("the first server served what the second serves: %s %s", e.Stage, e.Detail)
+		case e.Stage == "dhcp-offer" && strings.HasPrefix(e.Detail, "ipxe "):
+			ipxeOffer = true
+			if !regexp.MustCompile(`→ http://192\.0\.2\.3:8080/boot/52-54-00-00-0c-35/\w+/script\.ipxe \(`).MatchString(e.Detail) {
+				t.Errorf("the first server's offer to iPXE %q, want the second host's script (with the machine's token)", e.Detail)
+			}
+		}
+	}
+	if !ipxeOffer {
+		t.Errorf("the first server made iPXE no offer: %+v", first)
+	}
+}
+
+// withServerKey gives cfg (a startServeConfigAt configuration) a data
+// directory of its own holding key as the server key (DATA_DIR/secret).
+func withServerKey(t *testing.T, cfg string, key []byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const placeholder = "data_dir: %[2]s\n"
+	if !strings.Contains(cfg, placeholder) {
+		t.Fatalf("configuration without %q", placeholder)
+	}
+	// startServeConfigAt fills in %[2]s: keep it, in a comment.
+	return strings.Replace(cfg, placeholder, "data_dir: "+dir+"\n# %[2]s\n", 1)
 }
 
 // TestMenuDiscoveryBroadcastServerRole is TestMenuDiscoveryBroadcast with

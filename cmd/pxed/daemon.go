@@ -80,6 +80,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	for _, w := range cfg.LoaderWarnings() {
 		log.Warn(w)
 	}
+	for _, n := range cfg.MenuNotes() {
+		log.Info(n)
+	}
 
 	// TFTP: the machines' directories (boot/<mac>/: generated loader
 	// configurations, profile files), then the boot directory, then the
@@ -135,9 +138,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 		}
 	}
 	switch cfg.DHCP.Mode {
-	case config.ModeProxy:
-		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: &dhcp4.Proxy{Boot: catalog, MTFTP: newMTFTPTable(cfg, mcast)}, HTTPPort: httpPort,
-			Events: evlog, Logger: log.With("proto", "dhcp")}
+	case config.ModeProxy, config.ModeBootServer:
+		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "dhcp"),
+			Responder: &dhcp4.Proxy{Boot: catalog, MTFTP: newMTFTPTable(cfg, mcast), BootServerOnly: cfg.DHCP.Mode == config.ModeBootServer}}
 	case config.ModeServer:
 		leases.full.MTFTP = newMTFTPTable(cfg, mcast)
 		dsrv = &dhcp4.Server{Interfaces: cfg.Interfaces, Responder: leases.full, HTTPPort: httpPort,

@@ -44,7 +44,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.interfaces, "interface", "network interface to serve (repeatable)")
-	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, off")
+	fs.StringVar(&f.dhcp, "dhcp", "", "DHCP mode: proxy (default, beside an existing DHCP server), server, boot-server (answers PXE boot server requests only: the boot server of menu items another pxed offers), off")
 	fs.StringVar(&f.dhcp6, "dhcp6", "", "DHCPv6 mode: proxy (default with --dhcp proxy: UEFI PXE over IPv6 and iPXE beside the network's DHCPv6 server), server, off")
 	fs.StringVar(&f.dhcp6Range, "dhcp6-range", "", "FIRST-LAST IPv6 addresses to lease, e.g. 2001:db8:0:1::100-2001:db8:0:1::1ff (implies --dhcp6 server)")
 	fs.StringVar(&f.dhcpRange, "dhcp-range", "", "FIRST-LAST addresses to lease (implies --dhcp server)")

@@ -3,6 +3,8 @@ package boot
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -85,9 +87,11 @@ type Menus struct {
 	Choices Chooser
 }
 
-// Chooser tells which profile a machine chose in a boot menu lately.
+// Chooser tells which profile a machine chose in a boot menu lately, and
+// whether this server offered a menu to its PXE firmware (not iPXE) lately.
 type Chooser interface {
 	Chosen(mac string) (profile string, ok bool)
+	Shown(mac string) bool
 }
 
 // BootRequest is what a boot server discovery request asks for
@@ -164,6 +168,11 @@ func (c *Config) chosen(mac string) (string, bool) {
 	return c.Menus.Choices.Chosen(mac)
 }
 
+// shown reports whether this server offered mac's PXE firmware a menu lately.
+func (c *Config) shown(mac string) bool {
+	return c.Menus != nil && c.Menus.Choices != nil && c.Menus.Choices.Shown(mac)
+}
+
 // DecideMenu is Decide with boot menus. req is the item a boot server
 // discovery request asks for (sub-option 71), nil for any other request.
 //
@@ -182,9 +191,10 @@ func (c *Config) DecideMenu(m Machine, s Server, req *BootRequest) Plan {
 		if plan.Action == Ignore || menu == nil || m.Firmware == FirmwareHTTP {
 			return plan
 		}
-		if _, ok := c.chosen(Normalize(m.MAC)); ok && m.Firmware == FirmwareIPXE {
-			plan.Reason += " (menu item chosen)"
-			return plan
+		if m.Firmware == FirmwareIPXE {
+			if p, done := c.ipxeAfterMenu(m, s, menu, plan); done {
+				return p
+			}
 		}
 		plan.Menu = offerPlan(menu, s)
 		plan.Reason += fmt.Sprintf("; boot menu of %d items", len(menu.Items))
@@ -232,6 +242,69 @@ func (c *Config) DecideMenu(m Machine, s Server, req *BootRequest) Plan {
 	return plan
 }
 
+// ipxeAfterMenu is the answer to an iPXE DHCP request (no sub-option 71)
+// when a menu applies, and whether it is final; not final: iPXE gets
+// plan with the menu, as a PXE ROM does.
+//
+// iPXE asks DHCP in two roles: as the NIC's ROM (SeaBIOS + iPXE), which
+// shows the menu itself (pxe_menu_boot) and must get it, and as the NBP a
+// boot server handed out for the item a PXE firmware chose (snponly.efi,
+// ipxe.efi, undionly.kpxe), which must never get it: iPXE would run its
+// own menu then (it prints "Booting from PXE menu") instead of booting
+// the item. Whichever server answers must give the NBP its next stage:
+//
+//   - a choice this server answered (Chosen): the chosen profile's
+//     script (HTTP serves it: ProfileFor knows the choice);
+//   - iPXE as an NBP, known as such because it runs on UEFI (an EFI
+//     class: on UEFI the firmware's own PXE shows menus, iPXE's NIC ROM
+//     is only a network driver under it) or because this server offered
+//     the menu to the machine's PXE firmware lately (Shown): the choice
+//     was answered by another boot server. When the menu names exactly
+//     one other host as a boot server, iPXE gets that host's script URL
+//     (it remembers the choice, so its script boots the chosen item's
+//     profile; forgotten or never chosen there, the machine's own profile,
+//     which is this server's answer too, the configurations being the
+//     same); else the machine's own profile's script from this server;
+//   - else iPXE is the ROM (on BIOS nothing in its request tells the ROM
+//     from undionly.kpxe): the menu.
+func (c *Config) ipxeAfterMenu(m Machine, s Server, menu *Menu, plan Plan) (Plan, bool) {
+	mac := Normalize(m.MAC)
+	if _, ok := c.chosen(mac); ok {
+		plan.Reason += " (menu item chosen)"
+		return plan, true
+	}
+	if !strings.HasPrefix(m.Class, "efi-") && !c.shown(mac) {
+		return plan, false
+	}
+	others := otherServers(menu, s.IP.Unmap())
+	if len(others) == 1 && plan.Action == ServeScript {
+		o := c.serverFor(m, s)
+		o.IP = others[0]
+		plan.BootFile = ScriptURL(o, m.MAC)
+		plan.Reason = fmt.Sprintf("iPXE after a menu choice this server did not answer: the script of boot server %s, which did", others[0])
+		return plan, true
+	}
+	plan.Reason += " (iPXE after a menu choice this server did not answer: the machine's own profile, no menu)"
+	return plan, true
+}
+
+// otherServers are the boot servers the items of menu name, other than self.
+func otherServers(menu *Menu, self netip.Addr) []netip.Addr {
+	var out []netip.Addr
+	for _, it := range menu.Items {
+		if it.Local() {
+			continue
+		}
+		for _, a := range it.Servers {
+			a = a.Unmap()
+			if a != self && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
 // itemPlan is what item boots on m: its boot file, else Decide's plan
 // for its profile (the machine's own when it names none).
 func (c *Config) itemPlan(m Machine, s Server, item MenuItem) Plan {
@@ -277,15 +350,17 @@ func offerPlan(menu *Menu, s Server) *MenuPlan {
 // DefaultChoiceTTL is how long Choices remembers a choice when its TTL is 0.
 const DefaultChoiceTTL = 10 * time.Minute
 
-// Choices remembers the menu item each machine chose (MAC → profile) for
-// TTL, for Config.Menus.Choices. It is safe for concurrent use; the zero
-// value is ready.
+// Choices remembers, for TTL, the menu item each machine chose (MAC →
+// profile) and the machines whose PXE firmware was offered a menu, for
+// Config.Menus.Choices. It is safe for concurrent use; the zero value is
+// ready.
 type Choices struct {
 	TTL time.Duration    // 0 means DefaultChoiceTTL
 	Now func() time.Time // nil means time.Now
 
-	mu sync.Mutex
-	m  map[string]choice
+	mu    sync.Mutex
+	m     map[string]choice
+	shown map[string]choice // profile ""
 }
 
 type choice struct {
@@ -293,7 +368,7 @@ type choice struct {
 	at      time.Time
 }
 
-// maxChoices bounds the memory a flood of made-up MACs can take.
+// maxChoices bounds the memory a flood of made-up MACs can take (each map).
 const maxChoices = 1 << 16
 
 func (ch *Choices) now() time.Time {
@@ -311,37 +386,54 @@ func (ch *Choices) ttl() time.Duration {
 }
 
 // Remember records that mac chose an item booting profile.
-func (ch *Choices) Remember(mac, profile string) {
+func (ch *Choices) Remember(mac, profile string) { ch.put(&ch.m, mac, profile) }
+
+// RememberShown records that this server offered mac's PXE firmware (not
+// iPXE) a boot menu: an iPXE that asks next from that machine is the NBP
+// of the item chosen (Config.DecideMenu).
+func (ch *Choices) RememberShown(mac string) { ch.put(&ch.shown, mac, "") }
+
+// Chosen implements Chooser.
+func (ch *Choices) Chosen(mac string) (string, bool) { return ch.get(&ch.m, mac) }
+
+// Shown implements Chooser.
+func (ch *Choices) Shown(mac string) bool {
+	_, ok := ch.get(&ch.shown, mac)
+	return ok
+}
+
+func (ch *Choices) put(mp *map[string]choice, mac, profile string) {
 	now := ch.now()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.m == nil {
-		ch.m = map[string]choice{}
+	if *mp == nil {
+		*mp = map[string]choice{}
 	}
-	if len(ch.m) >= maxChoices {
-		for k, v := range ch.m {
+	m := *mp
+	if _, ok := m[mac]; !ok && len(m) >= maxChoices {
+		for k, v := range m {
 			if now.Sub(v.at) > ch.ttl() {
-				delete(ch.m, k)
+				delete(m, k)
 			}
 		}
-		if len(ch.m) >= maxChoices {
+		if len(m) >= maxChoices {
 			return
 		}
 	}
-	ch.m[mac] = choice{profile, now}
+	m[mac] = choice{profile, now}
 }
 
-// Chosen implements Chooser.
-func (ch *Choices) Chosen(mac string) (string, bool) {
+func (ch *Choices) get(mp *map[string]choice, mac string) (string, bool) {
 	now := ch.now()
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	c, ok := ch.m[mac]
+	m := *mp
+	c, ok := m[mac]
 	if !ok {
 		return "", false
 	}
 	if now.Sub(c.at) > ch.ttl() {
-		delete(ch.m, mac)
+		delete(m, mac)
 		return "", false
 	}
 	return c.profile, true

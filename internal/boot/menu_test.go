@@ -1,8 +1,10 @@
 package boot
 
 import (
+	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,92 @@ func menuConfig(ch Chooser) *Config {
 type fixedChoice map[string]string
 
 func (f fixedChoice) Chosen(mac string) (string, bool) { p, ok := f[mac]; return p, ok }
+func (f fixedChoice) Shown(string) bool                { return false }
+
+// shownTo is a Chooser that knows of no choice but of menus offered to
+// these machines' PXE firmware.
+type shownTo []string
+
+func (shownTo) Chosen(string) (string, bool) { return "", false }
+func (s shownTo) Shown(mac string) bool      { return slices.Contains(s, mac) }
+
+// TestDecideMenuIPXE: what iPXE gets when a menu applies and it asks DHCP
+// (no sub-option 71). As the NIC's ROM it shows the menu; as the NBP of an
+// item a PXE firmware chose it must boot, never see the menu again, from
+// whichever server answers (ipxeAfterMenu).
+func TestDecideMenuIPXE(t *testing.T) {
+	rom := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 0, HasArch: true, Class: "bios"}
+	efi := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 7, HasArch: true, Class: "efi-x64"}
+	arm := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 11, HasArch: true, Class: "efi-arm64"}
+	const (
+		here  = "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe"
+		there = "http://198.51.100.7:8080/boot/52-54-00-ab-cd-ef/script.ipxe"
+	)
+	twoHosts := func(ch Chooser) *Config {
+		c := menuConfig(ch)
+		c.Menus.Default.Items[1].Servers = []netip.Addr{netip.MustParseAddr("198.51.100.8")}
+		return c
+	}
+	selfListed := func(ch Chooser) *Config {
+		c := menuConfig(ch)
+		c.Menus.Default.Items[0].Servers = []netip.Addr{srv.IP, other}
+		return c
+	}
+	tokens := menuConfig(nil)
+	tokens.MachineToken = func(net.HardwareAddr) string { return "tok" }
+	mac := Normalize(macB)
+	tests := []struct {
+		name    string
+		cfg     *Config
+		m       Machine
+		file    string
+		profile string
+		menu    bool
+		reason  string
+	}{
+		{"iPXE ROM on BIOS, nothing known: the menu", menuConfig(nil), rom, here, "linux", true, "boot menu of 4 items"},
+		{"iPXE with no arch (older ROM): the menu", menuConfig(nil), Machine{MAC: macB, Firmware: FirmwareIPXE}, here, "linux", true, "boot menu"},
+		{"a choice this server answered: its profile's script here", menuConfig(fixedChoice{mac: "rescue"}), efi, here, "rescue", false, "menu item chosen"},
+		{"a choice answered here wins over another host", menuConfig(fixedChoice{mac: "rescue"}), rom, here, "rescue", false, "menu item chosen"},
+		// UEFI: the firmware's PXE showed the menu; iPXE is the item's NBP.
+		{"iPXE on UEFI, one other boot server: its script", menuConfig(nil), efi, there, "linux", false, "the script of boot server 198.51.100.7"},
+		{"iPXE on ARM64 UEFI too", menuConfig(nil), arm, there, "linux", false, "198.51.100.7"},
+		{"this server listed beside the other: still the other", selfListed(nil), efi, there, "linux", false, "198.51.100.7"},
+		{"with machine tokens: the other's URL carries the token", tokens, efi, "http://198.51.100.7:8080/boot/52-54-00-ab-cd-ef/tok/script.ipxe", "linux", false, "198.51.100.7"},
+		{"two other boot servers: which answered is unknown, own profile here", twoHosts(nil), efi, here, "linux", false, "the machine's own profile, no menu"},
+		// BIOS: iPXE is the NBP when the PXE ROM got the menu from here.
+		{"iPXE on BIOS after this server offered the PXE ROM the menu", menuConfig(shownTo{mac}), rom, there, "linux", false, "198.51.100.7"},
+		{"another machine's menu does not count", menuConfig(shownTo{"52:54:00:00:00:99"}), rom, here, "linux", true, "boot menu"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.cfg.DecideMenu(tc.m, srv, nil)
+			if p.BootFile != tc.file || p.Profile != tc.profile || (p.Menu != nil) != tc.menu {
+				t.Fatalf("DecideMenu = %v %q profile %q menu %v (%s); want %q profile %q menu %v", p.Action, p.BootFile, p.Profile, p.Menu != nil, p.Reason,
+					tc.file, tc.profile, tc.menu)
+			}
+			if !strings.Contains(p.Reason, tc.reason) {
+				t.Fatalf("Reason = %q, want it to contain %q", p.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestChoicesShown(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ch := &Choices{TTL: time.Minute, Now: func() time.Time { return now }}
+	ch.RememberShown("52:54:00:ab:cd:ef")
+	if !ch.Shown("52:54:00:ab:cd:ef") || ch.Shown("52:54:00:00:00:01") {
+		t.Fatal("Shown does not report the machine offered a menu, or reports another")
+	}
+	if _, ok := ch.Chosen("52:54:00:ab:cd:ef"); ok {
+		t.Fatal("a menu shown counts as a choice")
+	}
+	now = now.Add(61 * time.Second)
+	if ch.Shown("52:54:00:ab:cd:ef") {
+		t.Fatal("Shown after the TTL")
+	}
+}
 
 func TestDecideMenuOffer(t *testing.T) {
 	self := srv.IP

@@ -101,6 +101,8 @@ func TestDHCP6RangeShorthandAndModes(t *testing.T) {
 		{"interfaces: [pxe0]\n", ModeProxy},
 		{"interfaces: [pxe0]\ndhcp:\n  mode: server\n  range: 192.0.2.10-192.0.2.20\n", ModeOff},
 		{"interfaces: [pxe0]\ndhcp:\n  mode: off\n", ModeOff},
+		// A boot server only answers boot server requests: no ProxyDHCPv6.
+		{"interfaces: [pxe0]\ndhcp:\n  mode: boot-server\n", ModeOff},
 	} {
 		if c := parse6(t, tc.yaml); c.DHCP6.Mode != tc.mode {
 			t.Errorf("%q: dhcp6 mode %q, want %q", tc.yaml, c.DHCP6.Mode, tc.mode)

@@ -171,7 +171,7 @@ func TestValidateErrors(t *testing.T) {
 	}{
 		{"missing interface", base(""), "interfaces", 0, "write `interfaces: [eth1]`"},
 		{"interface that does not exist", "interfaces:\n  - lo\n  - pxed-nope0\n" + base(""), "interfaces[1]", 3, "does not exist on this host"},
-		{"bad mode", "interfaces: [lo]\ndhcp:\n  mode: relay\n" + base(""), "dhcp.mode", 3, "write proxy, server or off"},
+		{"bad mode", "interfaces: [lo]\ndhcp:\n  mode: relay\n" + base(""), "dhcp.mode", 3, "write proxy, server, boot-server or off"},
 		{"server mode without range", "interfaces: [lo]\ndhcp:\n  mode: server\n" + base(""), "dhcp.range", 2, "write `range: 192.0.2.100-192.0.2.200`"},
 		{"bad range: reversed", "interfaces: [lo]\ndhcp:\n  mode: server\n  range: 192.0.2.200-192.0.2.100\n" + base(""), "dhcp.range", 4, "first address is after the last"},
 		{"bad range: IPv6", "interfaces: [lo]\ndhcp:\n  mode: server\n  range: 2001:db8::1-2001:db8::9\n" + base(""), "dhcp.range", 4, "IPv4"},

@@ -14,6 +14,10 @@ const (
 	ModeProxy  = "proxy"  // ProxyDHCP beside an existing DHCP server (default)
 	ModeServer = "server" // full DHCP server: addresses and boot info
 	ModeOff    = "off"    // no DHCP at all (TFTP/HTTP only)
+	// ModeBootServer answers PXE boot server requests only (port 4011,
+	// and sub-option 71 broadcasts to 67), no ProxyDHCP offers: the
+	// boot server of menu items another pxed offers (dhcp4.Proxy.BootServerOnly).
+	ModeBootServer = "boot-server"
 )
 
 // DefaultProbeTimeout is dhcp.probe_timeout when the file and flags leave
@@ -24,7 +28,7 @@ const DefaultProbeTimeout = 300 * time.Millisecond
 // options are encoded by dhcp4.EncodeOption; DHCPv6 will be a section of
 // its own beside it.
 type DHCP struct {
-	Mode  string `yaml:"mode"`  // proxy (default), server, off
+	Mode  string `yaml:"mode"`  // proxy (default), server, boot-server, off
 	Range string `yaml:"range"` // FIRST-LAST, for mode server: one subnet on the interface's prefix
 	// Subnets are the networks of mode server (instead of Range).
 	Subnets []Subnet `yaml:"subnets"`
@@ -161,11 +165,11 @@ func (c *Config) validateDHCP() Errors {
 	var es Errors
 	add := func(e *Error) { es = append(es, e) }
 	switch c.DHCP.Mode {
-	case ModeProxy, ModeOff:
+	case ModeProxy, ModeOff, ModeBootServer:
 	case ModeServer:
 		es = append(es, c.validateServer()...)
 	default:
-		add(c.errorf("dhcp.mode", "%q is not a DHCP mode: write proxy, server or off", c.DHCP.Mode))
+		add(c.errorf("dhcp.mode", "%q is not a DHCP mode: write proxy, server, boot-server or off", c.DHCP.Mode))
 	}
 	return append(es, c.validateDHCP6()...) // dhcp6.go
 }

@@ -3,9 +3,12 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"pxed/internal/boot"
+	"pxed/internal/machinekey"
 	"pxed/internal/pxe"
 )
 
@@ -315,4 +318,33 @@ func (c *Config) MenuMulticastGroups() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// MenuNotes are what pxed says at start about its menus: boot servers
+// named by address (servers:) hand iPXE URLs with machines' tokens, so
+// every pxed of those hosts needs this server's key.
+func (c *Config) MenuNotes() []string {
+	if c.MachineURLs != MachineURLToken {
+		return nil
+	}
+	var hosts []string
+	_, ms := c.menus()
+	for _, m := range ms {
+		for _, it := range m.Items {
+			for _, s := range it.Servers {
+				if !slices.Contains(hosts, s) {
+					hosts = append(hosts, s)
+				}
+			}
+		}
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	key := "DATA_DIR/secret; set data_dir: without one the key changes at every start"
+	if c.DataDir != "" {
+		key = filepath.Join(c.DataDir, machinekey.FileName)
+	}
+	return []string{fmt.Sprintf("menu items name boot servers %s (servers:): give the pxed there the same server key (copy %s): a machine's script URL carries a token made from it, and iPXE may be handed the URL of a boot server other than the one that made it (403 without the same key)",
+		strings.Join(hosts, ", "), key)}
 }

@@ -118,3 +118,34 @@ func TestMenuErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMenuNotes: a menu naming boot servers by address reminds the
+// operator that the pxed there needs this server's key (machine URL
+// tokens); nothing with machine_urls: open or without servers:.
+func TestMenuNotes(t *testing.T) {
+	l := newLab(t)
+	for _, tc := range []struct {
+		name, extra, servers string
+		want                 string
+	}{
+		{"servers listed", "data_dir: /var/lib/pxed\n", "      servers: [198.51.100.7, 198.51.100.8]\n", "boot servers 198.51.100.7, 198.51.100.8 (servers:): give the pxed there the same server key (copy /var/lib/pxed/secret)"},
+		{"no data_dir", "", "      servers: [198.51.100.7]\n", "copy DATA_DIR/secret; set data_dir"},
+		{"machine_urls open", "machine_urls: open\n", "      servers: [198.51.100.7]\n", ""},
+		{"no servers", "", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(l.write(t, "interfaces: [lo]\n"+tc.extra+menuProfiles+"menu:\n  items:\n    - description: Linux\n      profile: linux\n"+tc.servers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Defaults()
+			notes := c.MenuNotes()
+			switch {
+			case tc.want == "" && len(notes) > 0:
+				t.Fatalf("MenuNotes = %q, want none", notes)
+			case tc.want != "" && (len(notes) != 1 || !strings.Contains(notes[0], tc.want)):
+				t.Fatalf("MenuNotes = %q, want one containing %q", notes, tc.want)
+			}
+		})
+	}
+}

@@ -96,9 +96,13 @@ type Server struct {
 	// DefaultBatchWait; negative reads again at once.
 	BatchWait time.Duration
 	// Choices remembers the profile of the menu item each machine chose
-	// (from the boot server ACKs sent), for the boot decision; nil
+	// (from the boot server ACKs sent) and the machines whose PXE
+	// firmware (not iPXE) was offered a menu, for the boot decision; nil
 	// remembers nothing.
-	Choices interface{ Remember(mac, profile string) }
+	Choices interface {
+		Remember(mac, profile string)
+		RememberShown(mac string)
+	}
 	// MulticastGroups are joined on the boot server sockets (port 4011):
 	// the discovery multicast addresses of the boot menus (PXE 2.1 §2.2.5).
 	MulticastGroups []netip.Addr
@@ -461,6 +465,9 @@ func (s *Server) chose(res Result, mac string) {
 	case mp == nil:
 	case mp.Chosen == nil:
 		s.menuOffers.Add(1)
+		if s.Choices != nil && res.Machine.Firmware == boot.FirmwarePXE {
+			s.Choices.RememberShown(mac)
+		}
 	default:
 		s.menuItems.Add(1)
 		if s.Choices != nil && mp.Profile != "" {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 
 	"pxed/internal/boot"
 	"pxed/internal/pxe"
@@ -227,6 +229,95 @@ func TestRespondMenuLayer(t *testing.T) {
 			req := withType(dhcpv4.MessageTypeRequest, edk2Discover(t, client, item71(0x8002, tc.layer)))
 			res := (&Proxy{Boot: bc}).Respond(Request{Packet: req, Port: PortBootServer, Server: server})
 			checkMenuResult(t, req, res, tc.mt, tc.file, tc.opt43, &boot.BootRequest{Type: 0x8002, Layer: tc.layer})
+		})
+	}
+}
+
+// TestRespondBootServerOnly is dhcp mode boot-server: a boot server
+// request is answered however it comes (PXE 2.1 §2.2.5: unicast or
+// multicast to 4011, broadcast to 67 with sub-option 71), and nothing
+// else on port 67 is: another server offers the menu.
+func TestRespondBootServerOnly(t *testing.T) {
+	client := dhcpv4.WithClientIP(net.IPv4(192, 0, 2, 50))
+	rescue71 := []byte{71, 4, 0x80, 0x02, 0, 0, 255}
+	tests := []struct {
+		name  string
+		req   *dhcpv4.DHCPv4
+		port  Port
+		mt    dhcpv4.MessageType // 0: silence
+		file  string
+		opt43 []byte
+		chose *boot.BootRequest
+	}{
+		{"EDK II DISCOVER on 67: no ProxyDHCP offer", edk2Discover(t), PortDHCP, 0, "", nil, nil},
+		{"iPXE DISCOVER on 67: no ProxyDHCP offer", ipxeDiscover(t, true, true), PortDHCP, 0, "", nil, nil},
+		{"REQUEST on 67 without 71: none either", withType(dhcpv4.MessageTypeRequest, biosDiscover(t, client)), PortDHCP, 0, "", nil, nil},
+		{"unicast boot server request on 4011: ACK", withType(dhcpv4.MessageTypeRequest, edk2Discover(t, client, item71(0x8002, 0))), PortBootServer,
+			dhcpv4.MessageTypeAck, "snponly.efi", rescue71, &boot.BootRequest{Type: 0x8002}},
+		{"broadcast boot server request on 67: ACK", withType(dhcpv4.MessageTypeRequest, biosDiscover(t, client, item71(0x8002, 0))), PortDHCP,
+			dhcpv4.MessageTypeAck, "undionly.kpxe", rescue71, &boot.BootRequest{Type: 0x8002}},
+		{"a type this server has no item of: silent", withType(dhcpv4.MessageTypeRequest, edk2Discover(t, client, item71(0x4242, 0))), PortBootServer, 0, "", nil,
+			&boot.BootRequest{Type: 0x4242}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := (&Proxy{Boot: menuBoot(), BootServerOnly: true}).Respond(Request{Packet: tc.req, Port: tc.port, Server: server})
+			checkMenuResult(t, tc.req, res, tc.mt, tc.file, tc.opt43, tc.chose)
+			if tc.mt == 0 && tc.chose == nil && !strings.Contains(res.Reason, "boot-server") {
+				t.Fatalf("Reason = %q, want it to name mode boot-server", res.Reason)
+			}
+		})
+	}
+}
+
+// TestRespondIPXEAfterMenu: an iPXE NBP asking DHCP after a menu choice
+// another boot server answered gets its next stage, never the menu
+// (iPXE would run its own menu: have_pxe_menu, pxe_menu_boot).
+func TestRespondIPXEAfterMenu(t *testing.T) {
+	efiIPXE := func() *dhcpv4.DHCPv4 {
+		return ipxeDiscover(t, true, true, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016")),
+			dhcpv4.WithOption(dhcpv4.OptClientArch(iana.EFI_X86_64)))
+	}
+	useFile := []byte{6, 1, 8, 255} // discovery control bit 3: boot the file, no menu
+	otherHost := func(ch boot.Chooser) *boot.Config {
+		c := menuBoot()
+		c.Menus.Default.Items[1].Servers = []netip.Addr{netip.MustParseAddr("192.0.2.3")}
+		c.Menus.Choices = ch
+		return c
+	}
+	shown := &boot.Choices{}
+	shown.RememberShown("52:54:00:00:00:01")
+	tests := []struct {
+		name  string
+		cfg   *boot.Config
+		req   *dhcpv4.DHCPv4
+		file  string
+		opt43 []byte
+	}{
+		{"iPXE on UEFI: the other boot server's script, no menu", otherHost(nil), efiIPXE(),
+			"http://192.0.2.3:8080/boot/52-54-00-00-00-01/script.ipxe", useFile},
+		{"iPXE on UEFI, no other host: this server's script, no menu", menuBoot(), efiIPXE(),
+			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/script.ipxe", useFile},
+		{"iPXE on BIOS after this server offered the PXE ROM the menu: no menu", otherHost(shown), ipxeDiscover(t, true, true),
+			"http://192.0.2.3:8080/boot/52-54-00-00-00-01/script.ipxe", useFile},
+		{"iPXE ROM on BIOS, nothing known: the menu", otherHost(&boot.Choices{}), ipxeDiscover(t, true, true),
+			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/script.ipxe", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := (&Proxy{Boot: tc.cfg}).Respond(Request{Packet: tc.req, Port: PortDHCP, Server: server})
+			opt43 := tc.opt43
+			if res.Reply == nil {
+				t.Fatalf("no reply: %s", res.Reason)
+			}
+			if opt43 == nil { // the menu, with 192.0.2.3 as Rescue's boot server
+				v, err := pxe.ParseVendorOptions(res.Reply.Options.Get(dhcpv4.OptionVendorSpecificInformation))
+				if err != nil || len(v.Menu) != 3 {
+					t.Fatalf("option 43 %+v (%v), want the menu", v, err)
+				}
+				opt43 = res.Reply.Options.Get(dhcpv4.OptionVendorSpecificInformation)
+			}
+			checkMenuResult(t, tc.req, res, dhcpv4.MessageTypeOffer, tc.file, opt43, nil)
 		})
 	}
 }

@@ -190,6 +190,13 @@ type Proxy struct {
 	// MTFTP, when set, offers boot files by PXE MTFTP to BIOS PXE ROMs
 	// (mtftp.go); nil: no option 43 sub-options 1–5.
 	MTFTP MTFTPTable
+	// BootServerOnly answers boot server discovery only (PXE 2.1 §2.2.5:
+	// requests on port 4011, unicast or multicast, and DHCPREQUESTs
+	// with sub-option 71 broadcast to port 67) and sends no ProxyDHCP
+	// offers or acks on port 67: another server on the segment offers
+	// the menu that names this one as the boot server of some items
+	// (dhcp.mode boot-server).
+	BootServerOnly bool
 }
 
 // Quick implements Quicker: ProxyDHCP answers from memory only.
@@ -209,6 +216,9 @@ func (px *Proxy) Respond(req Request) Result {
 	switch {
 	case bsErr != nil:
 		res.Reason = bsErr.Error()
+		return res
+	case px.BootServerOnly && req.Port == PortDHCP && bsReq == nil:
+		res.Reason = fmt.Sprintf("%s on port 67: a boot server only (dhcp mode boot-server) sends no ProxyDHCP answers", mt)
 		return res
 	case req.Port == PortDHCP && mt == dhcpv4.MessageTypeDiscover:
 	case req.Port == PortDHCP && bsReq != nil:
