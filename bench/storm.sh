@@ -27,9 +27,14 @@
 # softirq: veth and TCP work lands there), of the server processes (with the children they
 # reaped; busybox httpd's per-connection children are not reaped that way, so the dnsmasq
 # figure is dnsmasq's alone) and of the storm client (its own getrusage).
-# --out DIR keeps the JSON reports, CPU figures and progress lines (NAME.progress, redrawn
-# every 0.5 s: machines in flight per phase over time); --perf also records a system-wide
-# `perf record -g` profile of each storm there (NAME.perf.data).
+# --out DIR keeps the JSON reports, CPU figures, progress lines (NAME.progress, redrawn
+# every 0.5 s: machines in flight per phase over time), the server's log (NAME.log) and its
+# neighbour table after the storm (NAME.neigh); --perf also records a system-wide
+# `perf record -g` profile of each storm there (NAME.perf.data). After each storm the script
+# counts the server's neighbour entries that hold a simulated machine's MAC: the machines
+# download from kernel sockets, so such an entry sends that machine's packets nowhere.
+# PXED_BIN runs that pxed binary instead of building this tree's (compare two builds);
+# PXED_ARGS (e.g. "--log-level debug") is added to pxed boot's flags.
 # Exit: 0 when both storms booted every machine, 1 otherwise, 2 on usage errors.
 set -euo pipefail
 
@@ -195,6 +200,7 @@ storm() {
 	log "$1: storm of $CLIENTS machines"
 	local rc=0 perf_pid=
 	local hz before srv0 after srv1
+	MAC_PREFIX=02:62:$(printf %02x $((RANDOM % 256)))
 	hz=$(getconf CLK_TCK)
 	if [ "$PERF" -eq 1 ]; then
 		perf record -a -g -F 499 -o "$OUT/$1.perf.data" >"$WORK/$1.perf.log" 2>&1 &
@@ -203,23 +209,32 @@ storm() {
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
 	timeout 240 ip netns exec "$NS_C" "$WORK/pxed" storm --interface "$IF_C" --clients "$CLIENTS" \
-		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix 02:62:$(printf %02x $((RANDOM % 256))) \
+		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix "$MAC_PREFIX" \
 		--json >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
 	after=$(sys_cpu)
 	srv1=$(server_cpu)
+	# The server's neighbour table: an entry for a machine's address with a simulated MAC
+	# (MAC_PREFIX) means the server's packets to it went to a MAC nobody receives on.
+	ip -n "$NS_S" neigh show dev "$IF_S" >"$WORK/$1.neigh" 2>&1 || true
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" 2>/dev/null || true
 		wait "$perf_pid" 2>/dev/null || true
 	fi
 	set -- "$1" $before $after
 	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
-	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$OUT/"
+	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$WORK/$1.log" "$WORK/$1.neigh" "$OUT/"
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
+	log "$1: server neighbour entries: $(grep -c lladdr "$WORK/$1.neigh" || true), with a simulated machine's MAC: $(grep -ci "lladdr $MAC_PREFIX" "$WORK/$1.neigh" || true)"
 	return $rc
 }
 
-log "building pxed"
-(cd "$REPO" && go build -o "$WORK/pxed" ./cmd/pxed)
+if [ -n "${PXED_BIN:-}" ]; then
+	cp "$PXED_BIN" "$WORK/pxed"
+else
+	log "building pxed"
+	(cd "$REPO" && go build -o "$WORK/pxed" ./cmd/pxed)
+fi
+read -ra PXED_ARGS <<<"${PXED_ARGS:-}"
 mkdir -p "$WORK/boot" "$WORK/ipxe" "$WORK/http" "$WORK/data"
 head -c $((NBP_MIB << 20)) /dev/urandom >"$WORK/ipxe/undionly.kpxe"
 cp "$WORK/ipxe/undionly.kpxe" "$WORK/ipxe/snponly.efi"
@@ -238,7 +253,8 @@ if runs pxed; then
 net_up
 start pxed "$WORK/pxed" boot --interface "$IF_S" --dhcp-range 198.18.1.0-198.18.9.255 \
 	--kernel "$WORK/http/vmlinuz" --ipxe-dir "$WORK/ipxe" --data-dir "$WORK/data" \
-	--tftp-addr "$SRV:69" --http-addr "$SRV:8080" --log-level warn --dhcp-probe-timeout off
+	--tftp-addr "$SRV:69" --http-addr "$SRV:8080" --log-level warn --dhcp-probe-timeout off \
+	${PXED_ARGS[@]+"${PXED_ARGS[@]}"}
 wait_http "http://$SRV:8080/healthz"
 storm pxed || RESULT=1
 stop_all

@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 			},
 			OnDone:            func(t tftp.Transfer) { evlog.Record(tftpEvent(t)) },
 			Multicast:         mcast,
-			DisableSharedPort: !cfg.TFTPSharedPort,
+			DisableSharedPort: !cfg.SharedPort(),
 		}
 		c, err := net.ListenPacket("udp", cfg.TFTPAddr)
 		if err != nil {

@@ -417,7 +417,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 // (or without a lease: ProxyDHCP alone) the downloads use the interface's
 // own address.
 func (r *stormRun) machineAddr(d *DHCPResult) (netip.Addr, func(), error) {
-	if r.cfg.AddAddress == nil || d.Lease == nil || !d.Lease.Addr.Is4() {
+	if d.Lease == nil || !r.kernelHolds(d.Lease.Addr) {
 		return netip.Addr{}, func() {}, nil
 	}
 	remove, err := r.cfg.AddAddress(d.Lease.Addr)
@@ -456,10 +456,24 @@ func (r *stormRun) dhcp(ctx context.Context, prof Profile, mac net.HardwareAddr,
 	if d.BootFile == "" {
 		return d, errNoBootFile
 	}
-	if h, ok := inner.(interface{ HoldAddress(netip.Addr) }); ok && d.Lease != nil {
+	// A machine answers ARP for its lease with its MAC. When the storm puts
+	// the lease on the download interface (machineAddr), the kernel answers
+	// for it with the interface's MAC, and the downloads come from there: a
+	// second answer from the simulated MAC would race the kernel's, and a
+	// late one (over a second, under load) replaces it in the server's
+	// neighbour table, where it stays (the raw socket also answers the
+	// server's unicast probes), so the server's packets for the machine go
+	// to a MAC nothing receives on: a download that never gets an answer.
+	if h, ok := inner.(interface{ HoldAddress(netip.Addr) }); ok && d.Lease != nil && !r.kernelHolds(d.Lease.Addr) {
 		h.HoldAddress(d.Lease.Addr)
 	}
 	return d, nil
+}
+
+// kernelHolds reports whether the storm puts lease on the download
+// interface for the machine's downloads (machineAddr).
+func (r *stormRun) kernelHolds(lease netip.Addr) bool {
+	return r.cfg.Fetch && r.cfg.AddAddress != nil && lease.Is4()
 }
 
 // get downloads one file of a machine over TFTP or HTTP.

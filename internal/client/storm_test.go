@@ -201,3 +201,54 @@ func TestStormSameBytes(t *testing.T) {
 		t.Errorf("sums = %v", r.sums)
 	}
 }
+
+// holdingNet is a fakeNet that records the addresses it is asked to answer
+// ARP for (RawTransport.HoldAddress).
+type holdingNet struct {
+	*fakeNet
+	held []netip.Addr
+}
+
+func (h *holdingNet) HoldAddress(ip netip.Addr) { h.held = append(h.held, ip) }
+
+// TestStormLeaseARP: a machine's raw transport answers ARP for its lease
+// only when the lease stays off the download interface. When the storm puts
+// it there (AddAddress, --machine-addrs), the kernel answers with the
+// interface's MAC: a second, late answer from the simulated MAC took over
+// the server's neighbour entry in a 500-machine storm, and that machine's
+// NBP download never got an answer.
+func TestStormLeaseARP(t *testing.T) {
+	bios, _ := ParseProfile("bios")
+	lease := netip.MustParseAddr("192.0.2.100")
+	for _, tc := range []struct {
+		name     string
+		fetch    bool
+		addAddr  bool
+		wantHeld bool
+	}{
+		{"downloads from the lease on the interface", true, true, false},
+		{"downloads from the interface's own address", true, false, true},
+		{"DHCP only", false, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := StormConfig{Fetch: tc.fetch, Scale: 0.002}
+			if tc.addAddr {
+				cfg.AddAddress = func(netip.Addr) (func(), error) { return func() {}, nil }
+			}
+			r := &stormRun{cfg: cfg}
+			n := &holdingNet{fakeNet: newFakeNet(t)}
+			n.servers = append(n.servers, addressServer("192.0.2.2", lease.String()), pxedProxy())
+			m := machine{retries: map[string]int{}}
+			d, err := r.dhcp(context.Background(), bios, StormMAC(nil, 0), n, &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Lease == nil || d.Lease.Addr != lease {
+				t.Fatalf("lease %+v, want %v", d.Lease, lease)
+			}
+			if held := len(n.held) > 0; held != tc.wantHeld {
+				t.Fatalf("raw transport answers ARP for %v: %v, want %v", n.held, held, tc.wantHeld)
+			}
+		})
+	}
+}

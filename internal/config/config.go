@@ -48,9 +48,9 @@ type Config struct {
 	Limits               Limits               `yaml:"limits"`         // resource bounds (limits.go)
 	TFTPMulticast        TFTPMulticast        `yaml:"tftp_multicast"` // multicast TFTP (mtftp.go)
 	// TFTPSharedPort serves lockstep transfers from one shared port per
-	// local address (tftp's lockstep engine), off by default: a 500-machine
-	// storm lost one machine's NBP with it on (README, "TFTP").
-	TFTPSharedPort bool    `yaml:"tftp_shared_port"`
+	// local address (tftp's lockstep engine): on when unset, false gives
+	// each transfer a socket of its own (README, "TFTP"). SharedPort reads it.
+	TFTPSharedPort *bool   `yaml:"tftp_shared_port"`
 	Cluster        Cluster `yaml:"cluster"` // several servers, one lease database (cluster.go)
 
 	// RogueDetection: on (default) reports other DHCP servers answering
@@ -344,4 +344,10 @@ func (c *Config) where(field string) string {
 		return fmt.Sprintf("%s (%s:%d)", field, c.file, l)
 	}
 	return field
+}
+
+// SharedPort reports whether lockstep TFTP transfers share one port per
+// local address: tftp_shared_port, true when unset.
+func (c *Config) SharedPort() bool {
+	return c.TFTPSharedPort == nil || *c.TFTPSharedPort
 }

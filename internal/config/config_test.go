@@ -379,3 +379,25 @@ func TestFindBootFile(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedPort: lockstep TFTP transfers share one port per local address
+// unless tftp_shared_port is false.
+func TestSharedPort(t *testing.T) {
+	l := newLab(t)
+	for _, tc := range []struct {
+		line string
+		want bool
+	}{
+		{"", true},
+		{"tftp_shared_port: true\n", true},
+		{"tftp_shared_port: false\n", false},
+	} {
+		c, err := Load(l.write(t, goodYAML+tc.line))
+		if err != nil {
+			t.Fatalf("%q: Load: %v", tc.line, err)
+		}
+		if got := c.SharedPort(); got != tc.want {
+			t.Errorf("%q: SharedPort() = %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}

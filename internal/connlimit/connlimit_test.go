@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +161,52 @@ func TestSlotFreedOnClose(t *testing.T) {
 	waitOpen(t, l, 1)
 	if c := dial(t, "127.0.0.1", addr); !get(c) {
 		t.Fatal("a freed slot was not reused")
+	}
+}
+
+// TestReadFromKeepsSendfile: an accepted connection is an io.ReaderFrom that
+// hands files to the TCP connection's own ReadFrom, so net/http still sends
+// them with sendfile(2) through the wrapper, and the bytes arrive whole.
+func TestReadFromKeepsSendfile(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Listener{Listener: inner, Max: 4}
+	t.Cleanup(func() { l.Close() })
+	c := dial(t, "127.0.0.1", inner.Addr().String())
+	sc, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	rf, ok := sc.(io.ReaderFrom)
+	if !ok {
+		t.Fatal("accepted connection is not an io.ReaderFrom: net/http would copy files through user memory")
+	}
+	want := strings.Repeat("pxed", 300_000)
+	f, err := os.CreateTemp(t.TempDir(), "kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	}()
+	n, err := rf.ReadFrom(f)
+	if err != nil || n != int64(len(want)) {
+		t.Fatalf("ReadFrom = %d, %v; want %d bytes", n, err, len(want))
+	}
+	sc.Close()
+	if g := <-got; g != want {
+		t.Fatalf("received %d bytes, want the file's %d", len(g), len(want))
 	}
 }

@@ -108,9 +108,24 @@ func (s *Server) engineFor(local netip.Addr) *engine {
 	if e := s.engines[local]; e != nil {
 		return e
 	}
+	e, err := s.newEngine(local)
+	if err != nil {
+		s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
+		return nil
+	}
+	if s.engines == nil {
+		s.engines = make(map[netip.Addr]*engine)
+	}
+	s.engines[local] = e
+	go e.loop()
+	return e
+}
+
+// newEngine opens the shared socket of local; the caller runs its loop.
+func (s *Server) newEngine(local netip.Addr) (*engine, error) {
 	conn, err := listenTransfer(local)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
 	}
 	rc, err := conn.SyscallConn()
 	var dom int
@@ -129,8 +144,7 @@ func (s *Server) engineFor(local netip.Addr) *engine {
 	}
 	if err != nil {
 		conn.Close()
-		s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
-		return nil
+		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
 	}
 	e := &engine{srv: s, local: local, conn: conn, rc: rc, dom: dom, done: make(chan struct{}),
 		live: make(map[netip.AddrPort]*lsXfer)}
@@ -141,12 +155,7 @@ func (s *Server) engineFor(local netip.Addr) *engine {
 		e.rmsgs[i].hdr.Iov = &e.riovs[i]
 		e.rmsgs[i].hdr.SetIovlen(1)
 	}
-	if s.engines == nil {
-		s.engines = make(map[netip.Addr]*engine)
-	}
-	s.engines[local] = e
-	go e.loop()
-	return e
+	return e, nil
 }
 
 // listenTransfer opens a transfer socket on an ephemeral port of local.
@@ -209,19 +218,7 @@ func (e *engine) stop(x *lsXfer) {
 func (e *engine) loop() {
 	defer close(e.done)
 	for {
-		now := time.Now()
-		e.mu.Lock()
-		added, scan := e.added, e.cancel
-		e.added, e.cancel = nil, false
-		e.mu.Unlock()
-		for _, x := range added {
-			e.begin(x, now)
-		}
-		if scan || !now.Before(e.nextScan) {
-			e.scan(now)
-			e.nextScan = now.Add(engineScan)
-		}
-		e.flush()
+		e.tick(time.Now())
 
 		e.mu.Lock()
 		if len(e.added) > 0 || e.cancel {
@@ -258,11 +255,28 @@ func (e *engine) loop() {
 			e.srv.dropEngine(e)
 			return
 		}
-		now = time.Now()
+		now := time.Now()
 		for i := range n {
 			e.handle(i, now)
 		}
 	}
+}
+
+// tick starts the transfers handed in, ends and resends timed-out ones
+// when a scan is due, and sends what is queued.
+func (e *engine) tick(now time.Time) {
+	e.mu.Lock()
+	added, scan := e.added, e.cancel
+	e.added, e.cancel = nil, false
+	e.mu.Unlock()
+	for _, x := range added {
+		e.begin(x, now)
+	}
+	if scan || !now.Before(e.nextScan) {
+		e.scan(now)
+		e.nextScan = now.Add(engineScan)
+	}
+	e.flush()
 }
 
 // dropEngine forgets e after its loop ended on an error: the next
@@ -282,8 +296,11 @@ func (e *engine) begin(x *lsXfer, now time.Time) {
 	if old := e.live[x.key]; old != nil {
 		// Server.active holds one transfer per client address and port,
 		// so this is one ending as the next starts: the new one wins.
+		e.srv.logger().Debug("tftp: engine: transfer superseded", "client", x.key, "file", old.t.req.Filename)
 		e.finish(old, fmt.Errorf("tftp: %q: superseded by a new request from %v", old.t.req.Filename, x.key))
 	}
+	e.srv.logger().Debug("tftp: engine: transfer begins", "client", x.key, "file", x.t.req.Filename, "oack", x.oack,
+		"live", len(e.live))
 	x.idx = len(e.xs)
 	e.xs = append(e.xs, x)
 	e.live[x.key] = x
@@ -429,6 +446,7 @@ func (e *engine) due(x *lsXfer, now time.Time) error {
 			return noAck(fmt.Errorf("tftp: %q: no ACK of OACK after %d tries: %w", name, x.tries, os.ErrDeadlineExceeded))
 		}
 		x.rto = min(x.rto*2, maxRTO)
+		e.srv.logger().Debug("tftp: engine: OACK resent", "client", x.key, "tries", x.tries)
 		e.queue(x, now)
 		return nil
 	}
@@ -444,6 +462,9 @@ func (e *engine) due(x *lsXfer, now time.Time) error {
 	}
 	x.rto, x.resent = min(x.rto*2, maxRTO), true
 	x.tr.Resent++
+	if !x.acked {
+		e.srv.logger().Debug("tftp: engine: first block resent", "client", x.key, "block", x.block, "tries", x.tries)
+	}
 	e.queue(x, now)
 	return nil
 }
@@ -582,6 +603,25 @@ func sockaddrOf(dom int, peer netip.AddrPort, sa *unix.RawSockaddrAny, salen *ui
 // serveShared runs a lockstep transfer in the engine e and waits for its
 // outcome; ok false if e took no transfer (the caller opens its own socket).
 func (t *transfer) serveShared(e *engine, f File, size int64, neg Negotiated, tr *Transfer) (ok bool, err error) {
+	x := t.newLsXfer(f, size, neg, tr)
+	t.mu.Lock()
+	if t.canceled {
+		t.mu.Unlock()
+		return true, ErrServerClosed
+	}
+	t.ls, t.eng = x, e
+	t.mu.Unlock()
+	if !e.add(x) {
+		t.mu.Lock()
+		t.ls, t.eng = nil, nil
+		t.mu.Unlock()
+		return false, nil
+	}
+	return true, <-x.done
+}
+
+// newLsXfer is the engine's state of t, about to send its first packet.
+func (t *transfer) newLsXfer(f File, size int64, neg Negotiated, tr *Transfer) *lsXfer {
 	s := t.srv
 	rto0 := neg.Timeout
 	if rto0 == 0 {
@@ -605,18 +645,5 @@ func (t *transfer) serveShared(e *engine, f File, size int64, neg Negotiated, tr
 			x.pkt = append(make([]byte, 0, 4+bs), x.pkt...)
 		}
 	}
-	t.mu.Lock()
-	if t.canceled {
-		t.mu.Unlock()
-		return true, ErrServerClosed
-	}
-	t.ls, t.eng = x, e
-	t.mu.Unlock()
-	if !e.add(x) {
-		t.mu.Lock()
-		t.ls, t.eng = nil, nil
-		t.mu.Unlock()
-		return false, nil
-	}
-	return true, <-x.done
+	return x
 }

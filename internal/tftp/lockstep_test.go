@@ -147,3 +147,56 @@ func TestSharedPortResendsAndGivesUp(t *testing.T) {
 }
 
 func (c *rawConn) addrPort() netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// TestEngineTimeouts drives one engine by hand, tick by tick at chosen
+// times (no loop goroutine, no sleeps): the first block goes out at once,
+// again only when its timeout has passed, and a client that never
+// acknowledges is given up at firstAckWait with errNoAck.
+func TestEngineTimeouts(t *testing.T) {
+	s := &Server{Timeout: time.Second}
+	e, err := s.newEngine(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.conn.Close() })
+	c := dialRaw(t)
+	data := bytes.Repeat([]byte{7}, 1000)
+	tr := &Transfer{}
+	tt := &transfer{srv: s, local: netip.MustParseAddr("127.0.0.1"), peer: c.addrPort(),
+		req: Packet{Op: OpRRQ, Filename: "f", Mode: "octet"}}
+	x := tt.newLsXfer(memFile{bytes.NewReader(data)}, int64(len(data)), Negotiated{Blksize: 512, Windowsize: 1}, tr)
+	if !e.add(x) {
+		t.Fatal("engine took no transfer")
+	}
+	t0 := time.Now()
+	e.tick(t0)
+	if p, _ := c.recv(t); p.Op != OpDATA || p.Block != 1 || !bytes.Equal(p.Data, data[:512]) {
+		t.Fatalf("first packet %+v, want DATA 1", p)
+	}
+	e.tick(t0.Add(time.Second - 2*engineScan)) // a scan, before the timeout
+	if tr.Resent != 0 || len(e.out) != 0 {
+		t.Fatalf("before its timeout: resent %d, queued %d; want nothing", tr.Resent, len(e.out))
+	}
+	e.tick(t0.Add(time.Second))
+	if p, _ := c.recv(t); p.Op != OpDATA || p.Block != 1 || tr.Resent != 1 {
+		t.Fatalf("at the timeout: %+v (resent %d), want DATA 1 again", p, tr.Resent)
+	}
+	e.tick(t0.Add(firstAckWait(time.Second) - 2*engineScan))
+	select {
+	case err := <-x.done:
+		t.Fatalf("ended before firstAckWait: %v", err)
+	default:
+	}
+	e.tick(t0.Add(firstAckWait(time.Second)))
+	select {
+	case err := <-x.done:
+		if !errors.Is(err, errNoAck) {
+			t.Fatalf("ended with %v, want errNoAck", err)
+		}
+	default:
+		t.Fatal("still running at firstAckWait")
+	}
+	if len(e.live) != 0 || len(e.xs) != 0 {
+		t.Fatalf("engine still holds %d/%d transfers", len(e.live), len(e.xs))
+	}
+}

@@ -96,6 +96,8 @@ func (t *transfer) run() {
 		s.failed.Add(1)
 		if ok, n := s.logLimit.Allow("noack"); ok {
 			log.Warn("tftp: transfer failed: client never acknowledged", append(attrs, "err", tr.Err, "suppressed", n)...)
+		} else {
+			log.Debug("tftp: transfer failed: client never acknowledged", append(attrs, "err", tr.Err)...)
 		}
 	default:
 		s.failed.Add(1)
