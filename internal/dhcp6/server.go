@@ -401,7 +401,7 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 		to := netip.AddrPortFrom(q.src.Addr(), 547)
 		return reply{Wire: append(buf, wire...), To: to, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
 	}
-	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
+	return reply{Wire: appendMessage(buf, res.Reply), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
 }
 
 // mac is the client's MAC as res names it, normalised; "" if unknown.
