@@ -510,9 +510,11 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	if res.Reply.MessageType == dhcpv6.MessageTypeAdvertise {
 		stage = events.StageOffer
 	}
-	detail := replyDetail(res, h.sk.port)
+	var detail string
 	if h.s.Full != nil && h.sk.port == PortDHCP {
 		detail = "dhcpv6 " + res.Reason // what was leased, and the boot URL
+	} else {
+		detail = replyDetail(res, h.sk.port)
 	}
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: detail})
 }
