@@ -10,10 +10,22 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 )
 
+// checkAppend fails t unless appendMessage encodes m as the library's
+// ToBytes does, after a prefix already in the buffer.
+func checkAppend(t *testing.T, m *dhcpv6.Message) {
+	t.Helper()
+	prefix := []byte{0xde, 0xad}
+	want := append(append([]byte(nil), prefix...), m.ToBytes()...)
+	if got := appendMessage(append([]byte(nil), prefix...), m); !bytes.Equal(got, want) {
+		t.Fatalf("appendMessage differs from ToBytes:\n% x\n% x", got, want)
+	}
+}
+
 // FuzzDecode feeds the request decoding path (Decode, Machine, the
 // proxy and server policies) arbitrary bytes: nothing may panic, and a message that decodes
 // encodes to bytes that decode to the same encoding (round trip, after
-// the library's first normalisation).
+// the library's first normalisation); appendMessage encodes it and every
+// reply exactly as the library does.
 // Seeds: testdata/fuzz/FuzzDecode (nested Relay-Forw, an option running
 // past the end, truncated DUIDs) and the messages of the policy tests.
 func FuzzDecode(f *testing.F) {
@@ -48,6 +60,7 @@ func FuzzDecode(f *testing.F) {
 					if _, err := dhcpv6.MessageFromBytes(res.Reply.ToBytes()); err != nil {
 						t.Fatalf("reply does not decode: %v", err)
 					}
+					checkAppend(t, res.Reply)
 				}
 			}
 		}
@@ -55,6 +68,7 @@ func FuzzDecode(f *testing.F) {
 		// fields on the first pass (the prefix bits of an IA Prefix
 		// beyond its length, option 26), so compare the second and third.
 		enc := m.ToBytes()
+		checkAppend(t, m)
 		m2, _, _, err := Decode(enc)
 		if err != nil {
 			t.Fatalf("re-encoded message does not decode: %v\n% x", err, enc)

@@ -401,7 +401,7 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 		to := netip.AddrPortFrom(q.src.Addr(), 547)
 		return reply{Wire: append(buf, wire...), To: to, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
 	}
-	return reply{Wire: append(buf, res.Reply.ToBytes()...), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
+	return reply{Wire: appendMessage(buf, res.Reply), To: q.src, Meta: answered{req: q.msg, res: res, mac: mac, client: q.client.Addr()}}, udploop.Send
 }
 
 // mac is the client's MAC as res names it, normalised; "" if unknown.
@@ -510,9 +510,11 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	if res.Reply.MessageType == dhcpv6.MessageTypeAdvertise {
 		stage = events.StageOffer
 	}
-	detail := replyDetail(res, h.sk.port)
+	var detail string
 	if h.s.Full != nil && h.sk.port == PortDHCP {
 		detail = "dhcpv6 " + res.Reason // what was leased, and the boot URL
+	} else {
+		detail = replyDetail(res, h.sk.port)
 	}
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: detail})
 }

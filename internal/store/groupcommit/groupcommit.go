@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,6 +130,9 @@ type Committer struct {
 	close    sync.Once
 	puts     atomic.Uint64
 	batches  atomic.Uint64
+	// reporting: outcomes of a commit reported by their own goroutine
+	// while the next commit runs (when the committer is behind).
+	reporting sync.WaitGroup
 
 	mu     sync.Mutex
 	queue  []*Req        // waiting, in order
@@ -324,6 +328,7 @@ func Check(l lease.Lease) error {
 // with no added latency when idle.
 func (c *Committer) loop() {
 	defer close(c.done)
+	defer c.reporting.Wait()
 	batch := make([]*Req, 0, c.maxBatch)
 	var last time.Time // start of the previous commit
 	timer := time.NewTimer(time.Hour)
@@ -377,6 +382,22 @@ func (c *Committer) commit(batch []*Req) {
 	} else {
 		c.batches.Add(1)
 	}
+	if c.Queued() >= c.maxBatch {
+		// Behind: the next batch is full already. Its commit starts now
+		// while another goroutine reports this one's outcomes (the DHCP
+		// loop's callbacks send the replies), so that sending does not
+		// hold back committing; idle or lightly loaded, the committer
+		// reports itself and no goroutine is woken.
+		done := slices.Clone(batch)
+		c.reporting.Go(func() { c.report(done, err) })
+		return
+	}
+	c.report(batch, err)
+}
+
+// report tells each Put of a flushed batch its outcome; err is the
+// flush's.
+func (c *Committer) report(batch []*Req, err error) {
 	for _, r := range batch {
 		if err != nil && r.Err == nil {
 			r.Err, r.Out = err, lease.Lease{}

@@ -147,3 +147,49 @@ func TestGatherEndsWhenTheBatchFills(t *testing.T) {
 		t.Fatalf("Put after Close: %v, want lease.ErrClosed", err)
 	}
 }
+
+// When the committer is behind (a full batch waits), the outcomes of a
+// commit are reported by another goroutine while the next commit runs:
+// callbacks that take their time (the DHCP loop sends replies from them)
+// do not hold back committing. Close waits for every report.
+func TestBehindReportsWhileCommitting(t *testing.T) {
+	f := &flushRecorder{}
+	c := New(f.flush, Options{MaxBatch: 2})
+	release := make(chan struct{})
+	var called sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	cb := func(_ lease.Lease, err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		called.Done()
+		<-release
+	}
+	called.Add(4)
+	for i := range 4 {
+		c.PutAsync(context.Background(), sample(i), cb)
+	}
+	c.Start()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		f.mu.Lock()
+		n := len(f.batches)
+		f.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d batches committed while the first one's callbacks were blocked, want 2", n)
+		}
+	}
+	close(release)
+	called.Wait()
+	c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("PutAsync: %v", err)
+		}
+	}
+}
