@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -317,14 +316,7 @@ func TestMenuBootServerOtherHost(t *testing.T) {
 	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.BIOS, MAC: mac, Timeout: 4 * time.Minute})
 	vm.WaitSerial(t, lab.BootMarker, 3*time.Minute)
 	t.Logf("boot server on another host: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
-	out, err := lab.Run(t, h.NS, "curl", "-sf", "http://192.0.2.3:8080/api/machines/"+mac+"/timeline")
-	if err != nil {
-		t.Fatalf("timeline on the second server: %v\n%s", err, out)
-	}
-	var evs []event
-	if err := json.Unmarshal([]byte(out), &evs); err != nil {
-		t.Fatalf("timeline on the second server: %v\n%s", err, out)
-	}
+	evs := timelineAt(t, h.NS, "192.0.2.3", mac)
 	if d := menuDetail(evs, "pxe-menu-item"); !strings.Contains(d, `"pxed linux" type 32769 layer 0`) || !strings.Contains(d, "request by unicast to port 4011") {
 		t.Errorf("the second server's pxe-menu-item %q, want the linux item asked of it by unicast to port 4011", d)
 	}
@@ -384,14 +376,7 @@ func TestMenuBootServerOnlyOVMF(t *testing.T) {
 	if got := cmdlineProfile(vm.Serial()); got != "rescue" {
 		t.Errorf("booted profile %q, want rescue, the default item's (served by the second host)", got)
 	}
-	out, err := lab.Run(t, h.NS, "curl", "-sf", "http://192.0.2.3:8080/api/machines/"+mac+"/timeline")
-	if err != nil {
-		t.Fatalf("timeline on the second server: %v\n%s", err, out)
-	}
-	var second []event
-	if err := json.Unmarshal([]byte(out), &second); err != nil {
-		t.Fatalf("timeline on the second server: %v\n%s", err, out)
-	}
+	second := timelineAt(t, h.NS, "192.0.2.3", mac)
 	if d := menuDetail(second, "pxe-menu-item"); !strings.Contains(d, `"pxed rescue shell" type 32770 layer 0`) || !strings.Contains(d, "snponly.efi") ||
 		!strings.Contains(d, "request by unicast to port 4011") {
 		t.Errorf("the second server's pxe-menu-item %q, want the rescue item (type 32770) asked by EDK II by unicast to port 4011", d)

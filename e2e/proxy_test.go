@@ -113,13 +113,20 @@ type event struct {
 
 func timeline(t *testing.T, n *lab.Net, mac string) []event {
 	t.Helper()
-	out, err := lab.Run(t, n.NS(), "curl", "-sf", "http://192.0.2.1:8080/api/machines/"+mac+"/timeline")
+	return timelineAt(t, n.NS(), "192.0.2.1", mac)
+}
+
+// timelineAt is mac's timeline as the pxed at addr (port 8080) keeps it,
+// asked from namespace ns.
+func timelineAt(t *testing.T, ns, addr, mac string) []event {
+	t.Helper()
+	out, err := lab.Run(t, ns, "curl", "-sf", "http://"+addr+":8080/api/machines/"+mac+"/timeline")
 	if err != nil {
-		t.Fatalf("timeline of %s: %v\n%s", mac, err, out)
+		t.Fatalf("timeline of %s at %s: %v\n%s", mac, addr, err, out)
 	}
 	var evs []event
 	if err := json.Unmarshal([]byte(out), &evs); err != nil {
-		t.Fatalf("timeline of %s: %v\n%s", mac, err, out)
+		t.Fatalf("timeline of %s at %s: %v\n%s", mac, addr, err, out)
 	}
 	return evs
 }
