@@ -113,6 +113,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	mux := http.NewServeMux()
 	hb := &httpboot.Handler{Boot: catalog, Dirs: cfg.FileDirs(), HTTPPort: httpPort, Events: evlog, Logger: log.With("proto", "http"),
 		WriteTimeout: lim.HTTPWriteTimeout.D()}
+	if tftpSrv != nil && lim.HTTPChunksDuringTFTP > 0 {
+		// Firmware's TFTP first: kernels over HTTP yield while NBPs go out.
+		hb.Yield = &httpboot.Yield{Busy: func() bool { return tftpSrv.InProgress() > 0 }, Max: lim.HTTPChunksDuringTFTP}
+	}
 	hb.Register(mux)
 	apiHandler := &api.Handler{Events: evlog, Fleet: inv, CheckinAuth: sec.Key.VerifyCheckin}
 	var dsrv *dhcp4.Server
@@ -457,6 +461,10 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 			func() float64 { return float64(t.Stats().Queued) }))
 	}
 	counter("pxed_http_errors_total", "HTTP boot requests answered with an error.", func() float64 { return float64(h.Errors()) })
+	counter("pxed_http_chunks_yielded_total", "HTTP file chunks that waited while TFTP transfers ran (limits.http_chunks_during_tftp).",
+		func() float64 { return float64(h.Yield.Stats().Held) })
+	counter("pxed_http_chunks_yield_timeouts_total", "HTTP file chunks sent after waiting 1 s for a slot while TFTP transfers ran.",
+		func() float64 { return float64(h.Yield.Stats().TimedOut) })
 }
 
 func registerDHCP6Metrics(reg *prometheus.Registry, d *dhcp6.Server) {

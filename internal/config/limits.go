@@ -38,6 +38,12 @@ type Limits struct {
 	// HTTPWriteTimeout ends a response whose client takes nothing for
 	// this long (a download may last longer as long as it progresses).
 	HTTPWriteTimeout Duration `yaml:"http_write_timeout"`
+	// HTTPChunksDuringTFTP is how many 1 MiB chunks of HTTP file
+	// downloads are sent at once, across all downloads, while TFTP
+	// transfers run (each slot then rests three times as long as its
+	// chunk took): firmware's TFTP is latency-bound and gives up after a
+	// few timeouts, HTTP (TCP) just waits. -1 never holds HTTP back.
+	HTTPChunksDuringTFTP int `yaml:"http_chunks_during_tftp"`
 	// HTTPMaxHeaderBytes bounds a request's line (the URL) and headers.
 	HTTPMaxHeaderBytes int `yaml:"http_max_header_bytes"`
 
@@ -73,6 +79,7 @@ var DefaultLimits = Limits{
 	HTTPIdleTimeout:          Duration(60 * time.Second),
 	HTTPWriteTimeout:         Duration(60 * time.Second),
 	HTTPMaxHeaderBytes:       16 << 10,
+	HTTPChunksDuringTFTP:     1,
 	EventsPerMachine:         256,
 	EventsMemoryMB:           64,
 	Machines:                 20000,
@@ -112,6 +119,7 @@ func (l *Limits) defaults() {
 	setDur(&l.HTTPIdleTimeout, d.HTTPIdleTimeout)
 	setDur(&l.HTTPWriteTimeout, d.HTTPWriteTimeout)
 	setInt(&l.HTTPMaxHeaderBytes, d.HTTPMaxHeaderBytes)
+	setInt(&l.HTTPChunksDuringTFTP, d.HTTPChunksDuringTFTP)
 	setInt(&l.EventsPerMachine, d.EventsPerMachine)
 	setInt(&l.EventsMemoryMB, d.EventsMemoryMB)
 	setInt(&l.Machines, d.Machines)
@@ -135,6 +143,7 @@ func (c *Config) validateLimits() Errors {
 		{"http_connections", l.HTTPConnections, 8, 100000},
 		{"http_connections_per_client", l.HTTPConnectionsPerClient, 1, 100000},
 		{"http_max_header_bytes", l.HTTPMaxHeaderBytes, 1024, 1 << 20},
+		{"http_chunks_during_tftp", l.HTTPChunksDuringTFTP, -1, 100000},
 		{"events_per_machine", l.EventsPerMachine, 1, 100000},
 		{"events_memory_mb", l.EventsMemoryMB, 1, 1 << 16},
 		{"machines", l.Machines, 1, 10000000},

@@ -5,6 +5,7 @@
 package httpboot
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,9 @@ type Handler struct {
 	// large image over a slow link is not cut while it progresses. 0
 	// leaves the server's deadline alone.
 	WriteTimeout time.Duration
+	// Yield, when set, holds file chunks back while latency-bound
+	// transfers (TFTP) run; nil never holds anything back.
+	Yield *Yield
 
 	errors        atomic.Uint64
 	loaderConfigs atomic.Uint64
@@ -316,7 +320,7 @@ func (h *Handler) serveFile(w http.ResponseWriter, r *http.Request, f *os.File, 
 		return
 	}
 	start := time.Now()
-	cw := &countingWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: h.WriteTimeout}
+	cw := &countingWriter{ResponseWriter: w, rc: http.NewResponseController(w), idle: h.WriteTimeout, yield: h.Yield, ctx: r.Context()}
 	w.Header().Set("Content-Type", ctype)
 	http.ServeContent(cw, r, name, st.ModTime(), f)
 	detail := name
@@ -362,6 +366,8 @@ type countingWriter struct {
 	status int
 	rc     *http.ResponseController
 	idle   time.Duration // per-chunk write deadline; 0: none
+	yield  *Yield        // nil: chunks go at once
+	ctx    context.Context
 }
 
 // sendChunk is how much of a file goes out under one write deadline.
@@ -389,7 +395,8 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 }
 
 // ReadFrom passes large files to the ResponseWriter's own ReadFrom, which
-// uses sendfile(2), a chunk at a time, each under a fresh write deadline.
+// uses sendfile(2), a chunk at a time, each under a fresh write deadline
+// and each after its turn at the Yield gate.
 func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	if c.status == 0 {
 		c.status = http.StatusOK
@@ -407,11 +414,16 @@ func (c *countingWriter) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for lr.N > 0 {
+		size, done, err := c.yield.acquire(c.ctx)
+		if err != nil {
+			return total, err
+		}
 		// One level of LimitedReader over the *os.File keeps sendfile.
-		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, sendChunk)}
+		chunk := &io.LimitedReader{R: lr.R, N: min(lr.N, size)}
 		want := chunk.N
 		c.extend()
 		n, err := rf.ReadFrom(chunk)
+		done()
 		lr.N -= n
 		total += n
 		c.n += n

@@ -117,6 +117,13 @@ type Stats struct {
 	MulticastBytes    int64 // DATA payload bytes multicast sessions sent (each datagram once)
 }
 
+// InProgress returns the transfers running, waiting in the admission queue
+// or multicasting now: three atomic loads, cheap enough to ask per HTTP
+// chunk (the HTTP server yields to TFTP while this is above 0).
+func (s *Server) InProgress() int64 {
+	return s.activeN.Load() + s.queuedN.Load() + s.mcActive.Load()
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	return Stats{

@@ -1,0 +1,180 @@
+package httpboot
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Yield makes bulk HTTP downloads give way to latency-bound transfers.
+// Firmware fetches its NBP over TFTP one block (or one small window) per
+// round trip and gives up after a few timeouts; a kernel over HTTP is TCP,
+// congestion controlled, and loses nothing by waiting a little. While Busy
+// reports such transfers running, at most Max file chunks (yieldChunk bytes
+// each, one sendfile(2) call) are in flight at once across all downloads,
+// and a slot rests after its chunk for Rest times as long as the chunk took
+// before the next chunk may use it: sendfile over a fast link runs the whole
+// network path in the sending syscall, so a slot in constant use is a CPU
+// core, and the rest is what leaves the cores to TFTP. The others wait
+// their turn in arrival order, each at most MaxWait so that a client that
+// reads slowly (and so holds its chunk's slot) cannot stall every other
+// download. When Busy reports nothing, chunks go at once (sendChunk each).
+//
+// The zero value, a nil *Yield, Max <= 0 or a nil Busy never hold anything
+// back.
+type Yield struct {
+	Busy    func() bool   // latency-bound transfers are running now
+	Max     int           // chunks in flight at once while Busy
+	MaxWait time.Duration // longest a chunk waits for a slot; 0: DefaultYieldWait
+	// Rest is a slot's rest after a chunk, in times the chunk took, at
+	// most maxRest; 0: DefaultYieldRest, < 0: none.
+	Rest float64
+
+	// afterFunc is time.AfterFunc; tests replace it to run rests by hand.
+	afterFunc func(time.Duration, func())
+	// onQueue, when set, is called once a chunk joins the waiters (tests).
+	onQueue func()
+
+	mu       sync.Mutex
+	inFlight int
+	waiters  []chan struct{} // oldest first; closed when granted a slot
+
+	held, timedOut atomic.Uint64
+}
+
+// DefaultYieldWait is Yield.MaxWait when it is 0.
+const DefaultYieldWait = time.Second
+
+// DefaultYieldRest is Yield.Rest when it is 0: a slot sends at most a
+// quarter of the time while latency-bound transfers run.
+const DefaultYieldRest = 3
+
+// maxRest bounds a slot's rest: a chunk that took long because its client
+// reads slowly (not because it kept a core busy) does not idle the slot
+// for long.
+const maxRest = 100 * time.Millisecond
+
+// YieldStats are a Yield's counters.
+type YieldStats struct {
+	Held     uint64 // chunks that waited for a slot
+	TimedOut uint64 // chunks that went after MaxWait without a slot
+}
+
+// Stats returns the counters.
+func (y *Yield) Stats() YieldStats {
+	if y == nil {
+		return YieldStats{}
+	}
+	return YieldStats{Held: y.held.Load(), TimedOut: y.timedOut.Load()}
+}
+
+func (y *Yield) off() bool { return y == nil || y.Max <= 0 || y.Busy == nil }
+
+// yieldChunk is the chunk size while Busy: small enough that TFTP waits
+// little behind one.
+const yieldChunk = 1 << 20
+
+// acquire takes a slot for one chunk, waiting while latency-bound transfers
+// run and Max chunks are in flight. It returns the chunk's size and a done
+// func (call it once the chunk is sent), or ctx's error if the request
+// ended while waiting.
+func (y *Yield) acquire(ctx context.Context) (int64, func(), error) {
+	if y.off() {
+		return sendChunk, func() {}, nil
+	}
+	y.mu.Lock()
+	if !y.Busy() {
+		y.inFlight++
+		y.mu.Unlock()
+		return sendChunk, y.release, nil
+	}
+	if y.inFlight < y.Max {
+		y.inFlight++
+		y.mu.Unlock()
+		return yieldChunk, y.rest(time.Now()), nil
+	}
+	ch := make(chan struct{})
+	y.waiters = append(y.waiters, ch)
+	y.mu.Unlock()
+	y.held.Add(1)
+	if y.onQueue != nil {
+		y.onQueue()
+	}
+
+	wait := y.MaxWait
+	if wait <= 0 {
+		wait = DefaultYieldWait
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return yieldChunk, y.rest(time.Now()), nil
+	case <-timer.C:
+		if y.leave(ch) {
+			y.timedOut.Add(1)
+			// Go without a slot: counted in flight all the same, so the
+			// others still wait for the gate's Max to free up.
+			y.mu.Lock()
+			y.inFlight++
+			y.mu.Unlock()
+		}
+		return yieldChunk, y.rest(time.Now()), nil
+	case <-ctx.Done():
+		if !y.leave(ch) {
+			y.release() // granted meanwhile: hand the slot on
+		}
+		return 0, nil, ctx.Err()
+	}
+}
+
+// rest returns the done func of a chunk that started at start: it frees
+// the slot after Rest times the chunk's duration (at once when Rest is 0
+// or latency-bound transfers ended meanwhile).
+func (y *Yield) rest(start time.Time) func() {
+	return func() {
+		r := y.Rest
+		if r == 0 {
+			r = DefaultYieldRest
+		}
+		d := min(time.Duration(float64(time.Since(start))*r), maxRest)
+		if d <= 0 || !y.Busy() {
+			y.release()
+			return
+		}
+		after := y.afterFunc
+		if after == nil {
+			after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
+		}
+		after(d, y.release)
+	}
+}
+
+// leave takes ch off the waiters; false if it was granted a slot already.
+func (y *Yield) leave(ch chan struct{}) bool {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	for i, w := range y.waiters {
+		if w == ch {
+			y.waiters = append(y.waiters[:i], y.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// release frees a chunk's slot and grants waiters: the oldest while
+// latency-bound transfers run, all of them once none do.
+func (y *Yield) release() {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	y.inFlight--
+	busy := y.Busy()
+	for len(y.waiters) > 0 && (!busy || y.inFlight < y.Max) {
+		close(y.waiters[0])
+		y.waiters[0] = nil
+		y.waiters = y.waiters[1:]
+		y.inFlight++
+	}
+}
