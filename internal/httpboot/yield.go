@@ -21,6 +21,12 @@ import (
 // reads slowly (and so holds its chunk's slot) cannot stall every other
 // download. When Busy reports nothing, chunks go at once (sendChunk each).
 //
+// A busy spell holds downloads back for at most MaxBusy: a few TFTP
+// transfers that hang (a client that stopped acknowledging, one that never
+// acknowledges on purpose) keep Busy true until pxed gives up on them, and
+// must not slow every download meanwhile. After MaxBusy chunks go at once
+// until Busy has reported nothing.
+//
 // The zero value, a nil *Yield, Max <= 0 or a nil Busy never hold anything
 // back.
 type Yield struct {
@@ -30,11 +36,19 @@ type Yield struct {
 	// Rest is a slot's rest after a chunk, in times the chunk took, at
 	// most maxRest; 0: DefaultYieldRest, < 0: none.
 	Rest float64
+	// MaxBusy is the longest a busy spell holds downloads back; 0:
+	// DefaultYieldMaxBusy.
+	MaxBusy time.Duration
 
 	// afterFunc is time.AfterFunc; tests replace it to run rests by hand.
 	afterFunc func(time.Duration, func())
 	// onQueue, when set, is called once a chunk joins the waiters (tests).
 	onQueue func()
+	// now is time.Now; tests replace it.
+	now func() time.Time
+
+	spell time.Time // when the busy spell began; zero: not busy (under mu)
+	seen  time.Time // when Busy was last asked (under mu)
 
 	mu       sync.Mutex
 	inFlight int
@@ -45,6 +59,13 @@ type Yield struct {
 
 // DefaultYieldWait is Yield.MaxWait when it is 0.
 const DefaultYieldWait = time.Second
+
+// DefaultYieldMaxBusy is Yield.MaxBusy when it is 0: a storm's NBPs
+// (500 machines, 1 MiB each) take 3–4 s.
+const DefaultYieldMaxBusy = 5 * time.Second
+
+// spellGap: see busyLocked.
+const spellGap = time.Second
 
 // DefaultYieldRest is Yield.Rest when it is 0: a slot sends at most a
 // quarter of the time while latency-bound transfers run.
@@ -84,7 +105,7 @@ func (y *Yield) acquire(ctx context.Context) (int64, func(), error) {
 		return sendChunk, func() {}, nil
 	}
 	y.mu.Lock()
-	if !y.Busy() {
+	if !y.busyLocked() {
 		y.inFlight++
 		y.mu.Unlock()
 		return sendChunk, y.release, nil
@@ -139,7 +160,10 @@ func (y *Yield) rest(start time.Time) func() {
 			r = DefaultYieldRest
 		}
 		d := min(time.Duration(float64(time.Since(start))*r), maxRest)
-		if d <= 0 || !y.Busy() {
+		y.mu.Lock()
+		busy := y.busyLocked()
+		y.mu.Unlock()
+		if d <= 0 || !busy {
 			y.release()
 			return
 		}
@@ -149,6 +173,32 @@ func (y *Yield) rest(start time.Time) func() {
 		}
 		after(d, y.release)
 	}
+}
+
+// busyLocked reports whether downloads are held back now: Busy, for at
+// most MaxBusy since Busy turned true. Busy is asked only when a chunk
+// goes, so a spell that saw no chunk for spellGap may have ended unseen:
+// the next busy answer starts a new one.
+func (y *Yield) busyLocked() bool {
+	now := time.Now
+	if y.now != nil {
+		now = y.now
+	}
+	t := now()
+	last := y.seen
+	y.seen = t
+	if !y.Busy() {
+		y.spell = time.Time{}
+		return false
+	}
+	if y.spell.IsZero() || t.Sub(last) > spellGap {
+		y.spell = t
+	}
+	limit := y.MaxBusy
+	if limit <= 0 {
+		limit = DefaultYieldMaxBusy
+	}
+	return t.Sub(y.spell) < limit
 }
 
 // leave takes ch off the waiters; false if it was granted a slot already.
@@ -170,7 +220,7 @@ func (y *Yield) release() {
 	y.mu.Lock()
 	defer y.mu.Unlock()
 	y.inFlight--
-	busy := y.Busy()
+	busy := y.busyLocked()
 	for len(y.waiters) > 0 && (!busy || y.inFlight < y.Max) {
 		close(y.waiters[0])
 		y.waiters[0] = nil

@@ -216,3 +216,49 @@ func TestYieldOff(t *testing.T) {
 		done()
 	}
 }
+
+func TestYieldBusySpellEnds(t *testing.T) {
+	g := newGate(1, -1)
+	clock := time.Unix(1000, 0)
+	g.now = func() time.Time { return clock }
+	g.MaxBusy = 2 * time.Second
+	g.busy.Store(true) // TFTP transfers that hang: Busy stays true
+	chunk := func(want int64, why string) {
+		t.Helper()
+		size, done, err := g.acquire(context.Background())
+		if err != nil || size != want {
+			t.Fatalf("%s: size %d, err %v; want %d", why, size, err, want)
+		}
+		done()
+	}
+	chunk(yieldChunk, "first chunk of the spell")
+	for range 2 {
+		clock = clock.Add(900 * time.Millisecond)
+		chunk(yieldChunk, "chunk within MaxBusy")
+	}
+	clock = clock.Add(900 * time.Millisecond)
+	chunk(sendChunk, "chunk past MaxBusy, Busy still true")
+	clock = clock.Add(1500 * time.Millisecond)
+	chunk(yieldChunk, "first chunk after 1.5 s without one: the spell may have ended unseen")
+
+	g.busy.Store(false)
+	chunk(sendChunk, "TFTP idle")
+	g.busy.Store(true)
+	chunk(yieldChunk, "first chunk of a new spell")
+}
+
+func TestYieldWaitersGoWhenTheSpellEnds(t *testing.T) {
+	g := newGate(1, -1)
+	clock := time.Unix(1000, 0)
+	g.now = func() time.Time { return clock }
+	g.MaxBusy = 500 * time.Millisecond
+	g.busy.Store(true)
+	_, done, _ := g.acquire(context.Background())
+	a, b := g.wait(t), g.wait(t)
+	clock = clock.Add(900 * time.Millisecond)
+	done() // past MaxBusy: every waiter goes
+	<-a.got
+	<-b.got
+	a.done()
+	b.done()
+}
