@@ -151,7 +151,7 @@ func (y *Yield) acquire(ctx context.Context) (int64, func(), error) {
 }
 
 // rest returns the done func of a chunk that started at start: it frees
-// the slot after Rest times the chunk's duration (at once when Rest is 0
+// the slot after Rest times the chunk's duration (at once when Rest < 0
 // or latency-bound transfers ended meanwhile).
 func (y *Yield) rest(start time.Time) func() {
 	return func() {
