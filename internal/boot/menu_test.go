@@ -63,6 +63,16 @@ func TestDecideMenuIPXE(t *testing.T) {
 		c.Menus.Default.Items[1].Servers = []netip.Addr{netip.MustParseAddr("198.51.100.8")}
 		return c
 	}
+	oneItemTwoHosts := func(ch Chooser) *Config {
+		c := menuConfig(ch)
+		c.Menus.Default.Items[2].Servers = []netip.Addr{other, netip.MustParseAddr("198.51.100.8")}
+		return c
+	}
+	oneItemThreeHosts := func(ch Chooser) *Config {
+		c := menuConfig(ch)
+		c.Menus.Default.Items[2].Servers = []netip.Addr{other, srv.IP, netip.MustParseAddr("198.51.100.8")}
+		return c
+	}
 	selfListed := func(ch Chooser) *Config {
 		c := menuConfig(ch)
 		c.Menus.Default.Items[0].Servers = []netip.Addr{srv.IP, other}
@@ -89,7 +99,11 @@ func TestDecideMenuIPXE(t *testing.T) {
 		{"iPXE on ARM64 UEFI too", menuConfig(nil), arm, there, "linux", false, "198.51.100.7"},
 		{"this server listed beside the other: still the other", selfListed(nil), efi, there, "linux", false, "198.51.100.7"},
 		{"with machine tokens: the other's URL carries the token", tokens, efi, "http://198.51.100.7:8080/boot/52-54-00-ab-cd-ef/tok/script.ipxe", "linux", false, "198.51.100.7"},
-		{"two other boot servers: which answered is unknown, own profile here", twoHosts(nil), efi, here, "linux", false, "the machine's own profile, no menu"},
+		{"two other hosts serving two items: which answered is unknown, own profile here", twoHosts(nil), efi, here, "linux", false, "the machine's own profile, no menu"},
+		{"two other hosts serving one item: iPXE discovers them", oneItemTwoHosts(nil), efi, here, "linux", true, `discovery of item "Memtest", type 32771`},
+		{"one item on two other hosts and this one: iPXE discovers them all", oneItemThreeHosts(nil), efi, here, "linux", true, "[198.51.100.7 192.0.2.1 198.51.100.8]"},
+		{"iPXE on BIOS after this server offered the PXE ROM the menu: discovery too", oneItemTwoHosts(shownTo{mac}), rom, here, "linux", true, "discovery of item"},
+		{"a choice answered here wins over discovery", oneItemTwoHosts(fixedChoice{mac: "rescue"}), efi, here, "rescue", false, "menu item chosen"},
 		// BIOS: iPXE is the NBP when the PXE ROM got the menu from here.
 		{"iPXE on BIOS after this server offered the PXE ROM the menu", menuConfig(shownTo{mac}), rom, there, "linux", false, "198.51.100.7"},
 		{"another machine's menu does not count", menuConfig(shownTo{"52:54:00:00:00:99"}), rom, here, "linux", true, "boot menu"},
@@ -266,5 +280,34 @@ func TestMenuFollowsAssignedProfile(t *testing.T) {
 				t.Fatalf("Menu = %+v (%s)\nwant %+v", p.Menu, p.Reason, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecideMenuIPXEDiscovery: the discovery iPXE runs when one item is
+// served by several other hosts: that item alone, selected at once
+// (prompt timeout 0), its type's boot servers in the menu's order, by
+// unicast only.
+func TestDecideMenuIPXEDiscovery(t *testing.T) {
+	c := menuConfig(nil)
+	b := netip.MustParseAddr("198.51.100.8")
+	c.Menus.Default.Items[2].Servers = []netip.Addr{other, b}
+	efi := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 7, HasArch: true, Class: "efi-x64"}
+	p := c.DecideMenu(efi, srv, nil)
+	want := &MenuPlan{Items: []MenuEntry{{0x8003, "Memtest"}}, NoBroadcast: true, NoMulticast: true,
+		Servers: []ServerEntry{{0x8003, []netip.Addr{other, b}}}}
+	if !reflect.DeepEqual(p.Menu, want) {
+		t.Fatalf("Menu = %+v\nwant %+v", p.Menu, want)
+	}
+	if p.Menu.Timeout != 0 || p.Menu.Chosen != nil {
+		t.Fatalf("the discovery must select its item at once and be no boot server answer: %+v", p.Menu)
+	}
+	// The plan's own boot file stays (iPXE ignores it while a menu is
+	// present and discovery control bit 3 is clear).
+	if p.Action != ServeScript || p.BootFile != "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe" {
+		t.Fatalf("plan = %v %q", p.Action, p.BootFile)
+	}
+	c.Menus.Default.Discovery.ListOnly = true
+	if p := c.DecideMenu(efi, srv, nil); p.Menu == nil || !p.Menu.ListOnly {
+		t.Fatalf("list-only menu: discovery not list-only: %+v", p.Menu)
 	}
 }
