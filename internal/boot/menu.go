@@ -107,7 +107,9 @@ const LayerCredentials = 0x8000
 
 // MenuPlan is the menu part of a Plan. In an offer (Chosen nil) it is
 // the menu to show and how to discover its boot servers; in the answer
-// to a boot server request it is the item chosen and its layer.
+// to a boot server request it is the item chosen and its layer. With
+// neither Items nor Chosen it is the boot servers of one item (Item) that
+// iPXE discovers itself (discoverOthers).
 type MenuPlan struct {
 	Prompt  string
 	Timeout uint8
@@ -121,7 +123,7 @@ type MenuPlan struct {
 	// reply); nil in an offer.
 	Chosen *BootRequest
 	// Item is the chosen item's description, "" when the menu has no
-	// item of Chosen.Type.
+	// item of Chosen.Type; the item discovered when Items is empty.
 	Item string
 	// Profile is the profile the chosen item boots.
 	Profile string
@@ -284,9 +286,11 @@ func (c *Config) ipxeAfterMenu(m Machine, s Server, menu *Menu, plan Plan) (Plan
 //     profile; forgotten or never chosen there, the machine's own
 //     profile, which is this server's answer too, the configurations
 //     being the same);
-//   - several other hosts, all serving one item: a boot server discovery
-//     of that item's type for iPXE to run itself (discoveryPlan), so that
-//     whichever of them answers boots it;
+//   - several other hosts, all serving one item: a script that makes
+//     iPXE discover that item's boot servers itself (DiscoveryScript,
+//     with discoveryPlan's option 43), so that whichever of them answers
+//     boots it: the request names the item's type, which each of them
+//     serves;
 //   - several other hosts serving items of several types: which item was
 //     chosen cannot be told from here, and a menu of those items would
 //     make iPXE boot the first or ask the user again: the machine's own
@@ -301,9 +305,10 @@ func (c *Config) discoverOthers(m Machine, s Server, menu *Menu, plan Plan) Plan
 		plan.Reason = fmt.Sprintf("iPXE after a menu choice this server did not answer: the script of boot server %s, which did", others[0])
 		return plan
 	}
-	if it, ok := otherItem(menu, self); ok && len(others) > 1 {
+	if it, ok := otherItem(menu, self); ok && len(others) > 1 && plan.Action == ServeScript {
 		plan.Menu = discoveryPlan(menu, it)
-		plan.Reason += fmt.Sprintf(" (iPXE after a menu choice this server did not answer: discovery of item %q, type %d, from its boot servers %v, no menu shown)", it.Desc, it.Type, it.Servers)
+		plan.BootFile = DiscoveryURL(c.serverFor(m, s), m.MAC, it.Type)
+		plan.Reason = fmt.Sprintf("iPXE after a menu choice this server did not answer: discovery of item %q (type %d) from its boot servers %v, by its script", it.Desc, it.Type, it.Servers)
 		return plan
 	}
 	plan.Reason += " (iPXE after a menu choice this server did not answer: the machine's own profile, no menu)"
@@ -325,24 +330,20 @@ func otherItem(menu *Menu, self netip.Addr) (MenuItem, bool) {
 	return found[0], true
 }
 
-// discoveryPlan makes iPXE (net/udp/dhcp.c, usr/pxemenu.c, usr/autoboot.c)
-// discover the boot servers of item and boot what the first that answers
-// hands out. iPXE starts a boot server discovery only from a menu
-// (have_pxe_menu: sub-option 9 and vendor class PXEClient, discovery
-// control bit 3 clear); a prompt with timeout 0 selects the only item at
-// once, with no prompt shown (pxe_menu_prompt_and_select); pxebs then
-// sends a DHCPREQUEST with sub-option 71 (the type, layer 0) by unicast
-// to port 4011 to each boot server listed for that type (sub-option 8) in
-// turn, moving on after PXEBS_MAX_TIMEOUT_SEC (3 s) without an answer
-// (dhcp_pxebs_expired), and boots the boot file of the first ACK for the
-// type (dhcp_pxebs_rx). A sub-option 71 in this answer would do nothing:
-// iPXE reads it only in boot server ACKs. Broadcast and multicast are off
-// (only the item's servers serve it); list-only as the menu says.
+// discoveryPlan is the option 43 iPXE needs to discover the boot servers
+// of item (its DiscoveryScript runs the pxebs command): the item's boot
+// servers (sub-option 8) and discovery control, unicast only (only those
+// servers serve it), list-only as the menu says. No menu (sub-option 9):
+// iPXE would run a PXE menu (have_pxe_menu), which its EFI builds do not
+// have (pxemenu.c is built for BIOS only: pxe_menu_boot fails with
+// ENOTSUP, "Booting from PXE menu" then "No more network devices"). A
+// sub-option 71 in this answer would do nothing: iPXE reads it only in
+// boot server ACKs.
 func discoveryPlan(menu *Menu, item MenuItem) *MenuPlan {
 	return &MenuPlan{
-		Items:       []MenuEntry{{Type: item.Type, Desc: item.Desc}},
 		NoBroadcast: true, NoMulticast: true, ListOnly: menu.Discovery.ListOnly,
 		Servers: []ServerEntry{{Type: item.Type, Addrs: slices.Clone(item.Servers)}},
+		Item:    item.Desc,
 	}
 }
 

@@ -272,8 +272,8 @@ func TestRespondBootServerOnly(t *testing.T) {
 
 // TestRespondIPXEAfterMenu: an iPXE NBP asking DHCP after a menu choice
 // another boot server answered gets its next stage, never the menu
-// (iPXE would run its own menu: have_pxe_menu, pxe_menu_boot), at most a
-// discovery of the one item other hosts serve.
+// (iPXE would run its own menu: have_pxe_menu, pxe_menu_boot), at most
+// the boot servers of the one item other hosts serve, for iPXE to ask.
 func TestRespondIPXEAfterMenu(t *testing.T) {
 	efiIPXE := func() *dhcpv4.DHCPv4 {
 		return ipxeDiscover(t, true, true, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016")),
@@ -309,13 +309,11 @@ func TestRespondIPXEAfterMenu(t *testing.T) {
 		{"iPXE ROM on BIOS, nothing known: the menu", otherHost(&boot.Choices{}), ipxeDiscover(t, true, true),
 			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/script.ipxe", nil},
 		// Rescue on two other hosts: iPXE runs the discovery itself
-		// (have_pxe_menu, pxe_menu_boot, start_pxebs): Rescue alone,
-		// selected at once (prompt timeout 0), unicast to its servers.
+		// (its script's pxebs command, start_pxebs) from sub-options 6
+		// and 8: unicast to Rescue's servers; no menu (have_pxe_menu).
 		{"iPXE on UEFI, Rescue on two other hosts: discovery of Rescue", twoHosts(nil), efiIPXE(),
-			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/script.ipxe", []byte{6, 1, 3,
-				8, 11, 0x80, 0x02, 2, 192, 0, 2, 3, 192, 0, 2, 4,
-				9, 9, 0x80, 0x02, 6, 'R', 'e', 's', 'c', 'u', 'e',
-				10, 1, 0, 255}},
+			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/pxebs-32770.ipxe", []byte{6, 1, 3,
+				8, 11, 0x80, 0x02, 2, 192, 0, 2, 3, 192, 0, 2, 4, 255}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
