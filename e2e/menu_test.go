@@ -410,6 +410,116 @@ func TestMenuBootServerOnlyOVMF(t *testing.T) {
 	}
 }
 
+// TestMenuBootServersOVMF is TestMenuBootServerOnlyOVMF with two boot
+// servers on other hosts for the default item, rescue (servers:
+// [192.0.2.3, 192.0.2.4], both pxed in dhcp mode boot-server). EDK II
+// asks them on port 4011 and loads snponly.efi from one (in every run so
+// far from 192.0.2.4: it asked 192.0.2.3 first, then 192.0.2.4 a second
+// later, and took that answer). That iPXE DHCPs again and only the first
+// server offers: it cannot tell which boot server answered, so it hands
+// iPXE the rescue item's boot servers (sub-option 8) and a script that
+// runs iPXE's pxebs command for the item's type: iPXE asks 192.0.2.3
+// (listed first, alive) by unicast to 4011 and boots its answer, that
+// host's script of the rescue profile, whichever host EDK II used.
+func TestMenuBootServersOVMF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU machine (20-40 s under TCG); not in -short")
+	}
+	n := lab.NewNet(t)
+	startAddressServer(t, n)
+	const menu = `menu:
+  prompt: "Press F8 for the pxed menu"
+  timeout: 2
+  default: rescue
+  items:
+    - name: linux
+      description: "pxed linux"
+      profile: linux
+    - name: rescue
+      description: "pxed rescue shell"
+      profile: rescue
+      servers: [192.0.2.3, 192.0.2.4]
+`
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", withServerKey(t, menuPxedConfig(t, "192.0.2.1", menu), key))
+	servers := []string{"192.0.2.3", "192.0.2.4"}
+	hosts := map[string]*lab.Host{}
+	for _, ip := range servers {
+		h := n.AddHost(t, "bs"+ip[len(ip)-1:], mustPrefix(ip+"/24"))
+		startServeConfigAt(t, h.NS, h.Iface, ip, withServerKey(t, menuPxedConfig(t, ip, "dhcp:\n  mode: boot-server\n"+menu), key))
+		hosts[ip] = h
+	}
+	const mac = "52:54:00:00:0c:36"
+	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, SerialInput: true, Timeout: 5 * time.Minute})
+	vm.WaitSerial(t, "Press F8 for the pxed menu", 3*time.Minute)
+	vm.WaitSerial(t, lab.BootMarker, 4*time.Minute)
+	t.Logf("OVMF, two boot-server-only hosts: %s after %v", lab.BootMarker, time.Since(vm.Started).Round(100*time.Millisecond))
+	if got := cmdlineProfile(vm.Serial()); got != "rescue" {
+		t.Errorf("booted profile %q, want rescue, the default item's (served by the other hosts)", got)
+	}
+	if !strings.Contains(vm.Serial(), "pxed: boot server 192.0.2.3 answered: http://192.0.2.3:8080/boot/52-54-00-00-0c-36/") {
+		t.Error("iPXE's discovery script did not print that 192.0.2.3 answered with its script")
+	}
+	// Who served: EDK II's request (snponly.efi) went to one of them,
+	// iPXE's (the script) to 192.0.2.3, which served script, kernel and
+	// initrd; the other served no script.
+	edk2 := ""
+	for _, ip := range servers {
+		evs := timelineOrNone(t, hosts[ip].NS, ip, mac)
+		ipxe := false
+		for _, e := range evs {
+			if e.Stage != "pxe-menu-item" {
+				continue
+			}
+			if !strings.Contains(e.Detail, `"pxed rescue shell" type 32770 layer 0`) || !strings.Contains(e.Detail, "request by unicast to port 4011") {
+				t.Errorf("%s's pxe-menu-item %q, want the rescue item asked by unicast to port 4011", ip, e.Detail)
+			}
+			if strings.Contains(e.Detail, "snponly.efi") && stagesInOrder(evs, "pxe-menu-item", "tftp-done") == nil {
+				edk2 = ip
+			}
+			if strings.Contains(e.Detail, "/script.ipxe (profile rescue)") {
+				ipxe = stagesInOrder(evs, "pxe-menu-item", "script", "kernel", "initrd") == nil
+			}
+		}
+		if want := ip == "192.0.2.3"; ipxe != want {
+			t.Errorf("%s served iPXE's discovery and the rescue boot: %v, want %v: %+v", ip, ipxe, want, evs)
+		}
+	}
+	if edk2 == "" {
+		t.Error("neither boot server served EDK II snponly.efi")
+	}
+	t.Logf("EDK II loaded snponly.efi from %s; iPXE asked 192.0.2.3", edk2)
+	var menus []string
+	for _, e := range timeline(t, n, mac) {
+		switch e.Stage {
+		case "pxe-menu":
+			menus = append(menus, e.Detail)
+		case "pxe-menu-item", "script", "kernel":
+			t.Errorf("the first server served what the boot servers serve: %s %s", e.Stage, e.Detail)
+		}
+	}
+	if len(menus) != 2 || !strings.HasPrefix(menus[1], `discovery of "pxed rescue shell" by iPXE`) || !strings.Contains(menus[1], "type 32770: [192.0.2.3 192.0.2.4]") {
+		t.Errorf("the first server's pxe-menu events %q, want the menu for EDK II, then the rescue item's boot servers for iPXE", menus)
+	}
+}
+
+// timelineOrNone is timelineAt for a pxed that may not know mac at all
+// (HTTP 404): then no events.
+func timelineOrNone(t *testing.T, ns, addr, mac string) []event {
+	t.Helper()
+	code, err := lab.Run(t, ns, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://"+addr+":8080/api/machines/"+mac+"/timeline")
+	if err != nil {
+		t.Fatalf("timeline of %s at %s: %v\n%s", mac, addr, err, code)
+	}
+	if strings.TrimSpace(code) == "404" {
+		return nil
+	}
+	return timelineAt(t, ns, addr, mac)
+}
+
 // withServerKey gives cfg (a startServeConfigAt configuration) a data
 // directory of its own holding key as the server key (DATA_DIR/secret).
 func withServerKey(t *testing.T, cfg string, key []byte) string {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -176,6 +177,10 @@ type ConfigRequest struct {
 	// Token is MAC's secret URL token when the path carried it: the
 	// generated configuration names the machine's files under it.
 	Token string
+	// Discover is the boot server type of boot/<mac>/pxebs-<type>.ipxe,
+	// the iPXE script that asks that type's boot servers for the
+	// machine's boot (DiscoveryScript); 0 for a loader configuration.
+	Discover uint16
 }
 
 // ParseConfigPath says whether name (a TFTP file name or an HTTP path,
@@ -187,6 +192,7 @@ type ConfigRequest struct {
 //	…/grub.cfg-01-aa-bb-cc-dd-ee-ff      GRUB, by MAC, in any directory
 //	boot/<mac>/grub.cfg                  GRUB, in the machine's directory
 //	…/grub.cfg                           GRUB elsewhere: the dispatcher
+//	boot/<mac>/pxebs-<type>.ipxe         iPXE: boot server discovery (DiscoveryScript)
 //
 // UUID and hex-IP names are not (the machine is known by its MAC): the
 // loaders then try the next name. A name that names two different
@@ -227,6 +233,12 @@ func ParseConfigPath(name string) (ConfigRequest, bool) {
 		}
 	case strings.HasPrefix(base, "grub.cfg-"):
 		return byMAC(LoaderGRUB, strings.TrimPrefix(base, "grub.cfg-"))
+	case strings.HasPrefix(base, "pxebs-") && strings.HasSuffix(base, ".ipxe"):
+		n := strings.TrimSuffix(strings.TrimPrefix(base, "pxebs-"), ".ipxe")
+		t, err := strconv.ParseUint(n, 10, 16)
+		if dirMAC != nil && path.Dir(name) == "boot/"+hwDir(dirMAC) && err == nil && t != 0 && strconv.FormatUint(t, 10) == n {
+			return ConfigRequest{Loader: LoaderIPXE, MAC: dirMAC, Discover: uint16(t)}, true
+		}
 	}
 	return ConfigRequest{}, false
 }

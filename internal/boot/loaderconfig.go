@@ -10,9 +10,13 @@ import (
 // LoaderConfig renders the configuration that request name (see
 // ParseConfigPath) gets: for GRUB, the dispatcher when the path names no
 // machine, else the config of profile p for the machine it names; for
-// PXELINUX the config of p. p must be the profile of req.MAC and use
-// req.Loader.
+// PXELINUX the config of p; for a boot server discovery script
+// (req.Discover), DiscoveryScript. p must be the profile of req.MAC and
+// use req.Loader (but for the discovery script).
 func LoaderConfig(p Profile, req ConfigRequest, name string) (string, error) {
+	if req.Discover != 0 {
+		return DiscoveryScript(req.MAC, req.Discover), nil
+	}
 	if req.Loader == LoaderGRUB && req.MAC == nil {
 		return GRUBDispatcher(), nil
 	}
@@ -172,4 +176,34 @@ func KernelArgs(cmdline string) []string {
 // with a backslash and opens it again).
 func grubQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// DiscoveryURL is the URL of mac's DiscoveryScript for boot server type typ.
+func DiscoveryURL(s Server, mac net.HardwareAddr, typ uint16) string {
+	return fmt.Sprintf("%s/pxebs-%d.ipxe", MachineBase(s, mac), typ)
+}
+
+// DiscoveryScript is the iPXE script that asks the boot servers of type
+// typ for mac's boot and boots what the first that answers hands out
+// (discoverOthers). iPXE's pxebs command (net/udp/dhcp.c start_pxebs)
+// takes the boot servers of the type from the DHCP answer's sub-option 8
+// and the methods from its discovery control, asks each listed server in
+// turn by unicast to port 4011 with sub-option 71, moving on after 3 s
+// without an answer (dhcp_pxebs_expired), and keeps the first ACK for the
+// type as the settings "pxebs". It reads the type as a little-endian
+// number (cpu_to_le16 into the wire's big-endian field; its menu code
+// byte-swaps the same way, pxe_menu_parse), so the script gives the type
+// byte-swapped. pxed boot servers answer iPXE with a script URL.
+func DiscoveryScript(mac net.HardwareAddr, typ uint16) string {
+	swapped := typ<<8 | typ>>8
+	return fmt.Sprintf(`#!ipxe
+echo pxed: %[1]s: asking the boot servers of menu item type %[2]d
+pxebs netX %[3]d || goto failed
+echo pxed: boot server ${pxebs/next-server} answered: ${pxebs/filename}
+chain ${pxebs/filename} || goto failed
+:failed
+echo pxed: no boot server of type %[2]d answered, or its file did not boot: retrying in 30 seconds
+sleep 30
+reboot
+`, Normalize(mac), typ, swapped)
 }

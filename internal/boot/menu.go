@@ -107,7 +107,9 @@ const LayerCredentials = 0x8000
 
 // MenuPlan is the menu part of a Plan. In an offer (Chosen nil) it is
 // the menu to show and how to discover its boot servers; in the answer
-// to a boot server request it is the item chosen and its layer.
+// to a boot server request it is the item chosen and its layer. With
+// neither Items nor Chosen it is the boot servers of one item (Item) that
+// iPXE discovers itself (discoverOthers).
 type MenuPlan struct {
 	Prompt  string
 	Timeout uint8
@@ -121,7 +123,7 @@ type MenuPlan struct {
 	// reply); nil in an offer.
 	Chosen *BootRequest
 	// Item is the chosen item's description, "" when the menu has no
-	// item of Chosen.Type.
+	// item of Chosen.Type; the item discovered when Items is empty.
 	Item string
 	// Profile is the profile the chosen item boots.
 	Profile string
@@ -249,9 +251,9 @@ func (c *Config) DecideMenu(m Machine, s Server, req *BootRequest) Plan {
 // iPXE asks DHCP in two roles: as the NIC's ROM (SeaBIOS + iPXE), which
 // shows the menu itself (pxe_menu_boot) and must get it, and as the NBP a
 // boot server handed out for the item a PXE firmware chose (snponly.efi,
-// ipxe.efi, undionly.kpxe), which must never get it: iPXE would run its
-// own menu then (it prints "Booting from PXE menu") instead of booting
-// the item. Whichever server answers must give the NBP its next stage:
+// ipxe.efi, undionly.kpxe), which must never get it again: iPXE would
+// run its own menu then (it prints "Booting from PXE menu") instead of
+// booting the item. Whichever server answers must give the NBP its next stage:
 //
 //   - a choice this server answered (Chosen): the chosen profile's
 //     script (HTTP serves it: ProfileFor knows the choice);
@@ -259,12 +261,8 @@ func (c *Config) DecideMenu(m Machine, s Server, req *BootRequest) Plan {
 //     class: on UEFI the firmware's own PXE shows menus, iPXE's NIC ROM
 //     is only a network driver under it) or because this server offered
 //     the menu to the machine's PXE firmware lately (Shown): the choice
-//     was answered by another boot server. When the menu names exactly
-//     one other host as a boot server, iPXE gets that host's script URL
-//     (it remembers the choice, so its script boots the chosen item's
-//     profile; forgotten or never chosen there, the machine's own profile,
-//     which is this server's answer too, the configurations being the
-//     same); else the machine's own profile's script from this server;
+//     was answered by another boot server (discoverOthers says what
+//     the NBP boots then);
 //   - else iPXE is the ROM (on BIOS nothing in its request tells the ROM
 //     from undionly.kpxe): the menu.
 func (c *Config) ipxeAfterMenu(m Machine, s Server, menu *Menu, plan Plan) (Plan, bool) {
@@ -276,16 +274,77 @@ func (c *Config) ipxeAfterMenu(m Machine, s Server, menu *Menu, plan Plan) (Plan
 	if !strings.HasPrefix(m.Class, "efi-") && !c.shown(mac) {
 		return plan, false
 	}
-	others := otherServers(menu, s.IP.Unmap())
+	return c.discoverOthers(m, s, menu, plan), true
+}
+
+// discoverOthers is the answer to iPXE, the NBP of an item a boot server
+// on another host answered, from a server that did not see the choice.
+// iPXE's request says nothing of the item chosen, so:
+//
+//   - the menu names one other host: that host's script URL (the host
+//     remembers the choice, so its script boots the chosen item's
+//     profile; forgotten or never chosen there, the machine's own
+//     profile, which is this server's answer too, the configurations
+//     being the same);
+//   - several other hosts, all serving one item: a script that makes
+//     iPXE discover that item's boot servers itself (DiscoveryScript,
+//     with discoveryPlan's option 43), so that whichever of them answers
+//     boots it: the request names the item's type, which each of them
+//     serves;
+//   - several other hosts serving items of several types: which item was
+//     chosen cannot be told from here, and a menu of those items would
+//     make iPXE boot the first or ask the user again: the machine's own
+//     profile's script from this server.
+func (c *Config) discoverOthers(m Machine, s Server, menu *Menu, plan Plan) Plan {
+	self := s.IP.Unmap()
+	others := otherServers(menu, self)
 	if len(others) == 1 && plan.Action == ServeScript {
 		o := c.serverFor(m, s)
 		o.IP = others[0]
 		plan.BootFile = ScriptURL(o, m.MAC)
 		plan.Reason = fmt.Sprintf("iPXE after a menu choice this server did not answer: the script of boot server %s, which did", others[0])
-		return plan, true
+		return plan
+	}
+	if it, ok := otherItem(menu, self); ok && len(others) > 1 && plan.Action == ServeScript {
+		plan.Menu = discoveryPlan(menu, it)
+		plan.BootFile = DiscoveryURL(c.serverFor(m, s), m.MAC, it.Type)
+		plan.Reason = fmt.Sprintf("iPXE after a menu choice this server did not answer: discovery of item %q (type %d) from its boot servers %v, by its script", it.Desc, it.Type, it.Servers)
+		return plan
 	}
 	plan.Reason += " (iPXE after a menu choice this server did not answer: the machine's own profile, no menu)"
-	return plan, true
+	return plan
+}
+
+// otherItem is the one item of menu served by hosts other than self, and
+// whether there is exactly one.
+func otherItem(menu *Menu, self netip.Addr) (MenuItem, bool) {
+	var found []MenuItem
+	for _, it := range menu.Items {
+		if !it.Local() && slices.ContainsFunc(it.Servers, func(a netip.Addr) bool { return a.Unmap() != self }) {
+			found = append(found, it)
+		}
+	}
+	if len(found) != 1 {
+		return MenuItem{}, false
+	}
+	return found[0], true
+}
+
+// discoveryPlan is the option 43 iPXE needs to discover the boot servers
+// of item (its DiscoveryScript runs the pxebs command): the item's boot
+// servers (sub-option 8) and discovery control, unicast only (only those
+// servers serve it), list-only as the menu says. No menu (sub-option 9):
+// iPXE would run a PXE menu (have_pxe_menu), which its EFI builds do not
+// have (pxemenu.c is built for BIOS only: pxe_menu_boot fails with
+// ENOTSUP, "Booting from PXE menu" then "No more network devices"). A
+// sub-option 71 in this answer would do nothing: iPXE reads it only in
+// boot server ACKs.
+func discoveryPlan(menu *Menu, item MenuItem) *MenuPlan {
+	return &MenuPlan{
+		NoBroadcast: true, NoMulticast: true, ListOnly: menu.Discovery.ListOnly,
+		Servers: []ServerEntry{{Type: item.Type, Addrs: slices.Clone(item.Servers)}},
+		Item:    item.Desc,
+	}
 }
 
 // otherServers are the boot servers the items of menu name, other than self.

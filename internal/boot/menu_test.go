@@ -55,12 +55,23 @@ func TestDecideMenuIPXE(t *testing.T) {
 	efi := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 7, HasArch: true, Class: "efi-x64"}
 	arm := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 11, HasArch: true, Class: "efi-arm64"}
 	const (
-		here  = "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe"
-		there = "http://198.51.100.7:8080/boot/52-54-00-ab-cd-ef/script.ipxe"
+		here     = "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/script.ipxe"
+		there    = "http://198.51.100.7:8080/boot/52-54-00-ab-cd-ef/script.ipxe"
+		discover = "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/pxebs-32771.ipxe"
 	)
 	twoHosts := func(ch Chooser) *Config {
 		c := menuConfig(ch)
 		c.Menus.Default.Items[1].Servers = []netip.Addr{netip.MustParseAddr("198.51.100.8")}
+		return c
+	}
+	oneItemTwoHosts := func(ch Chooser) *Config {
+		c := menuConfig(ch)
+		c.Menus.Default.Items[2].Servers = []netip.Addr{other, netip.MustParseAddr("198.51.100.8")}
+		return c
+	}
+	oneItemThreeHosts := func(ch Chooser) *Config {
+		c := menuConfig(ch)
+		c.Menus.Default.Items[2].Servers = []netip.Addr{other, srv.IP, netip.MustParseAddr("198.51.100.8")}
 		return c
 	}
 	selfListed := func(ch Chooser) *Config {
@@ -89,7 +100,11 @@ func TestDecideMenuIPXE(t *testing.T) {
 		{"iPXE on ARM64 UEFI too", menuConfig(nil), arm, there, "linux", false, "198.51.100.7"},
 		{"this server listed beside the other: still the other", selfListed(nil), efi, there, "linux", false, "198.51.100.7"},
 		{"with machine tokens: the other's URL carries the token", tokens, efi, "http://198.51.100.7:8080/boot/52-54-00-ab-cd-ef/tok/script.ipxe", "linux", false, "198.51.100.7"},
-		{"two other boot servers: which answered is unknown, own profile here", twoHosts(nil), efi, here, "linux", false, "the machine's own profile, no menu"},
+		{"two other hosts serving two items: which answered is unknown, own profile here", twoHosts(nil), efi, here, "linux", false, "the machine's own profile, no menu"},
+		{"two other hosts serving one item: iPXE discovers them", oneItemTwoHosts(nil), efi, discover, "linux", true, `discovery of item "Memtest" (type 32771)`},
+		{"one item on two other hosts and this one: iPXE discovers them all", oneItemThreeHosts(nil), efi, discover, "linux", true, "[198.51.100.7 192.0.2.1 198.51.100.8]"},
+		{"iPXE on BIOS after this server offered the PXE ROM the menu: discovery too", oneItemTwoHosts(shownTo{mac}), rom, discover, "linux", true, "discovery of item"},
+		{"a choice answered here wins over discovery", oneItemTwoHosts(fixedChoice{mac: "rescue"}), efi, here, "rescue", false, "menu item chosen"},
 		// BIOS: iPXE is the NBP when the PXE ROM got the menu from here.
 		{"iPXE on BIOS after this server offered the PXE ROM the menu", menuConfig(shownTo{mac}), rom, there, "linux", false, "198.51.100.7"},
 		{"another machine's menu does not count", menuConfig(shownTo{"52:54:00:00:00:99"}), rom, here, "linux", true, "boot menu"},
@@ -266,5 +281,63 @@ func TestMenuFollowsAssignedProfile(t *testing.T) {
 				t.Fatalf("Menu = %+v (%s)\nwant %+v", p.Menu, p.Reason, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecideMenuIPXEDiscovery: what iPXE gets when one item is served by
+// several other hosts: no menu (EFI builds of iPXE have no PXE menu), the
+// item's boot servers in the menu's order, unicast only, and the URL of
+// the script that runs the discovery (DiscoveryScript).
+func TestDecideMenuIPXEDiscovery(t *testing.T) {
+	c := menuConfig(nil)
+	b := netip.MustParseAddr("198.51.100.8")
+	c.Menus.Default.Items[2].Servers = []netip.Addr{other, b}
+	efi := Machine{MAC: macB, Firmware: FirmwareIPXE, Arch: 7, HasArch: true, Class: "efi-x64"}
+	p := c.DecideMenu(efi, srv, nil)
+	want := &MenuPlan{NoBroadcast: true, NoMulticast: true, Item: "Memtest",
+		Servers: []ServerEntry{{0x8003, []netip.Addr{other, b}}}}
+	if !reflect.DeepEqual(p.Menu, want) {
+		t.Fatalf("Menu = %+v\nwant %+v", p.Menu, want)
+	}
+	if p.Action != ServeScript || p.BootFile != "http://192.0.2.1:8080/boot/52-54-00-ab-cd-ef/pxebs-32771.ipxe" || p.Profile != "linux" {
+		t.Fatalf("plan = %v %q profile %q", p.Action, p.BootFile, p.Profile)
+	}
+	c.Menus.Default.Discovery.ListOnly = true
+	if p := c.DecideMenu(efi, srv, nil); p.Menu == nil || !p.Menu.ListOnly {
+		t.Fatalf("list-only menu: discovery not list-only: %+v", p.Menu)
+	}
+	// The script's path resolves to the script, whatever the machine's
+	// loader, under the machine's token too.
+	c.MachineToken = func(net.HardwareAddr) string { return "tok" }
+	for _, name := range []string{"boot/52-54-00-ab-cd-ef/pxebs-32771.ipxe", "boot/52-54-00-ab-cd-ef/tok/pxebs-32771.ipxe"} {
+		res := c.Resolve(name)
+		if res.Kind != PathGenerated || res.Config.Discover != 0x8003 || Normalize(res.MAC) != "52:54:00:ab:cd:ef" {
+			t.Fatalf("Resolve(%q) = %+v, want the discovery script of type 32771", name, res)
+		}
+		text, err := LoaderConfig(res.Profile, res.Config, name)
+		if err != nil || !strings.Contains(text, "pxebs netX 896 ||") || !strings.Contains(text, "chain ${pxebs/filename}") {
+			t.Fatalf("LoaderConfig = %q, %v; want pxebs of type 32771 byte-swapped (0x0380 = 896)", text, err)
+		}
+	}
+}
+
+func TestParseDiscoveryPath(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		typ  uint16 // 0: not a discovery script
+	}{
+		{"boot/52-54-00-ab-cd-ef/pxebs-32770.ipxe", 32770},
+		{"boot/52-54-00-ab-cd-ef/pxebs-1.ipxe", 1},
+		{"boot/52-54-00-ab-cd-ef/pxebs-0.ipxe", 0},     // local boot: nothing to discover
+		{"boot/52-54-00-ab-cd-ef/pxebs-65536.ipxe", 0}, // not a type
+		{"boot/52-54-00-ab-cd-ef/pxebs-0012.ipxe", 0},  // one spelling per type
+		{"boot/52-54-00-ab-cd-ef/pxebs-x.ipxe", 0},
+		{"boot/52-54-00-ab-cd-ef/sub/pxebs-1.ipxe", 0},
+		{"pxebs-1.ipxe", 0}, // no machine
+	} {
+		req, ok := ParseConfigPath(tc.name)
+		if got := req.Discover; ok != (tc.typ != 0) || got != tc.typ {
+			t.Errorf("ParseConfigPath(%q) = %+v %v, want type %d", tc.name, req, ok, tc.typ)
+		}
 	}
 }

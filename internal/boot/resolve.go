@@ -2,6 +2,7 @@ package boot
 
 import (
 	"net"
+	"path"
 	"strings"
 )
 
@@ -55,6 +56,13 @@ func (c *Config) Resolve(name string) Resolved {
 
 func (c *Config) resolve(name string) Resolved {
 	if req, ok := ParseConfigPath(name); ok {
+		if req.Discover != 0 {
+			// Whatever the machine's loader: the discovery comes first.
+			if p, ok := c.ProfileFor(req.MAC); ok {
+				return Resolved{Kind: PathGenerated, MAC: req.MAC, Profile: p, Config: req}
+			}
+			return Resolved{Kind: PathBootDir, MAC: req.MAC, Rel: path.Base(name)}
+		}
 		if req.MAC == nil && c.usesLoader(req.Loader) {
 			return Resolved{Kind: PathGenerated, Config: req}
 		}

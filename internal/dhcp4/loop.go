@@ -463,6 +463,7 @@ func (s *Server) chose(res Result, mac string) {
 	mp := res.Plan.Menu
 	switch {
 	case mp == nil:
+	case mp.Chosen == nil && len(mp.Items) == 0: // iPXE discovers an item's boot servers
 	case mp.Chosen == nil:
 		s.menuOffers.Add(1)
 		if s.Choices != nil && res.Machine.Firmware == boot.FirmwarePXE {
@@ -486,6 +487,14 @@ func menuStage(mp *boot.MenuPlan) events.Stage {
 // menuDetail is the event detail of a reply with a menu: its items and
 // prompt, or the item chosen, its layer and what it boots.
 func menuDetail(mp *boot.MenuPlan, file string) string {
+	if mp.Chosen == nil && len(mp.Items) == 0 {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "discovery of %q by iPXE (%s) from", mp.Item, file)
+		for _, bs := range mp.Servers {
+			fmt.Fprintf(&sb, " type %d: %v", bs.Type, bs.Addrs)
+		}
+		return sb.String()
+	}
 	if mp.Chosen == nil {
 		var sb strings.Builder
 		fmt.Fprintf(&sb, "%d items (", len(mp.Items))

@@ -37,17 +37,21 @@ var menu43 = []byte{6, 1, 3,
 	9, 27, 0x80, 0x01, 7, 'D', 'e', 'f', 'a', 'u', 'l', 't', 0x80, 0x02, 6, 'R', 'e', 's', 'c', 'u', 'e', 0, 0, 5, 'L', 'o', 'c', 'a', 'l',
 	10, 3, 3, 'F', '8', 255}
 
+// menuCase is one request to a menu-serving Proxy and what it must answer
+// (checkMenuResult).
+type menuCase struct {
+	name  string
+	req   *dhcpv4.DHCPv4
+	port  Port
+	mt    dhcpv4.MessageType // 0: silence
+	file  string
+	opt43 []byte
+	chose *boot.BootRequest
+}
+
 func TestRespondMenu(t *testing.T) {
 	client := dhcpv4.WithClientIP(net.IPv4(192, 0, 2, 50))
-	tests := []struct {
-		name  string
-		req   *dhcpv4.DHCPv4
-		port  Port
-		mt    dhcpv4.MessageType // 0: silence
-		file  string
-		opt43 []byte
-		chose *boot.BootRequest
-	}{
+	tests := []menuCase{
 		{"EDK II DISCOVER: offer with the menu (a ProxyPxe10 offer)", edk2Discover(t), PortDHCP, dhcpv4.MessageTypeOffer, "snponly.efi", menu43, nil},
 		{"BIOS PXE ROM DISCOVER: the menu, not discovery bit 3", biosDiscover(t), PortDHCP, dhcpv4.MessageTypeOffer, "undionly.kpxe", menu43, nil},
 		{"iPXE ROM DISCOVER: the menu with its script URL", ipxeDiscover(t, true, true), PortDHCP, dhcpv4.MessageTypeOffer,
@@ -240,15 +244,7 @@ func TestRespondMenuLayer(t *testing.T) {
 func TestRespondBootServerOnly(t *testing.T) {
 	client := dhcpv4.WithClientIP(net.IPv4(192, 0, 2, 50))
 	rescue71 := []byte{71, 4, 0x80, 0x02, 0, 0, 255}
-	tests := []struct {
-		name  string
-		req   *dhcpv4.DHCPv4
-		port  Port
-		mt    dhcpv4.MessageType // 0: silence
-		file  string
-		opt43 []byte
-		chose *boot.BootRequest
-	}{
+	tests := []menuCase{
 		{"EDK II DISCOVER on 67: no ProxyDHCP offer", edk2Discover(t), PortDHCP, 0, "", nil, nil},
 		{"iPXE DISCOVER on 67: no ProxyDHCP offer", ipxeDiscover(t, true, true), PortDHCP, 0, "", nil, nil},
 		{"REQUEST on 67 without 71: none either", withType(dhcpv4.MessageTypeRequest, biosDiscover(t, client)), PortDHCP, 0, "", nil, nil},
@@ -258,6 +254,10 @@ func TestRespondBootServerOnly(t *testing.T) {
 			dhcpv4.MessageTypeAck, "undionly.kpxe", rescue71, &boot.BootRequest{Type: 0x8002}},
 		{"a type this server has no item of: silent", withType(dhcpv4.MessageTypeRequest, edk2Discover(t, client, item71(0x4242, 0))), PortBootServer, 0, "", nil,
 			&boot.BootRequest{Type: 0x4242}},
+		// iPXE's own discovery (pxebs, after another server's answer
+		// named the item: TestRespondIPXEAfterMenu): the item's script.
+		{"iPXE boot server request on 4011: the item's script URL", withType(dhcpv4.MessageTypeRequest, ipxeDiscover(t, true, true, client, item71(0x8002, 0))), PortBootServer,
+			dhcpv4.MessageTypeAck, "http://192.0.2.1:8080/boot/52-54-00-00-00-01/script.ipxe", rescue71, &boot.BootRequest{Type: 0x8002}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -272,7 +272,8 @@ func TestRespondBootServerOnly(t *testing.T) {
 
 // TestRespondIPXEAfterMenu: an iPXE NBP asking DHCP after a menu choice
 // another boot server answered gets its next stage, never the menu
-// (iPXE would run its own menu: have_pxe_menu, pxe_menu_boot).
+// (iPXE would run its own menu: have_pxe_menu, pxe_menu_boot), at most
+// the boot servers of the one item other hosts serve, for iPXE to ask.
 func TestRespondIPXEAfterMenu(t *testing.T) {
 	efiIPXE := func() *dhcpv4.DHCPv4 {
 		return ipxeDiscover(t, true, true, dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00007:UNDI:003016")),
@@ -283,6 +284,11 @@ func TestRespondIPXEAfterMenu(t *testing.T) {
 		c := menuBoot()
 		c.Menus.Default.Items[1].Servers = []netip.Addr{netip.MustParseAddr("192.0.2.3")}
 		c.Menus.Choices = ch
+		return c
+	}
+	twoHosts := func(ch boot.Chooser) *boot.Config {
+		c := otherHost(ch)
+		c.Menus.Default.Items[1].Servers = append(c.Menus.Default.Items[1].Servers, netip.MustParseAddr("192.0.2.4"))
 		return c
 	}
 	shown := &boot.Choices{}
@@ -302,6 +308,12 @@ func TestRespondIPXEAfterMenu(t *testing.T) {
 			"http://192.0.2.3:8080/boot/52-54-00-00-00-01/script.ipxe", useFile},
 		{"iPXE ROM on BIOS, nothing known: the menu", otherHost(&boot.Choices{}), ipxeDiscover(t, true, true),
 			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/script.ipxe", nil},
+		// Rescue on two other hosts: iPXE runs the discovery itself
+		// (its script's pxebs command, start_pxebs) from sub-options 6
+		// and 8: unicast to Rescue's servers; no menu (have_pxe_menu).
+		{"iPXE on UEFI, Rescue on two other hosts: discovery of Rescue", twoHosts(nil), efiIPXE(),
+			"http://192.0.2.1:8080/boot/52-54-00-00-00-01/pxebs-32770.ipxe", []byte{6, 1, 3,
+				8, 11, 0x80, 0x02, 2, 192, 0, 2, 3, 192, 0, 2, 4, 255}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -353,12 +353,13 @@ func vendorOptions(m boot.Machine, req Request, plan boot.Plan) (pxe.VendorOptio
 }
 
 // menuOptions is option 43 of an offer with a boot menu (PXE 2.1 table
-// 2-1: sub-options 6–10).
+// 2-1: sub-options 6–10); for iPXE's own discovery of one item's boot
+// servers (a plan without items), sub-options 6 and 8 only.
 func menuOptions(mp *boot.MenuPlan) pxe.VendorOptions {
 	v := pxe.VendorOptions{
 		DiscoveryControl: pxe.Discovery(mp.NoBroadcast, mp.NoMulticast, mp.ListOnly, false), HasDiscovery: true,
 		McastAddr: mp.MulticastAddr,
-		Prompt:    mp.Prompt, PromptTimeout: mp.Timeout, HasPrompt: true,
+		Prompt:    mp.Prompt, PromptTimeout: mp.Timeout, HasPrompt: len(mp.Items) > 0,
 	}
 	for _, it := range mp.Items {
 		v.Menu = append(v.Menu, pxe.MenuItem{Type: it.Type, Desc: it.Desc})

@@ -66,7 +66,7 @@ type VendorOptions struct {
 	McastAddr        netip.Addr
 	BootServers      []BootServer
 	Menu             []MenuItem
-	PromptTimeout    uint8 // seconds; 255 selects the first item at once
+	PromptTimeout    uint8 // seconds; 0 boots the first item at once, 255 shows the menu at once (PXE 2.1 table 2-1)
 	Prompt           string
 	HasPrompt        bool
 	BootItem         *BootItem

@@ -167,6 +167,7 @@ func (ss *mcSession) run() {
 		tries      int
 		win        int
 		lastActive time.Time
+		handover   time.Time // when master was made master
 	)
 	send := func(from, to int, unicast bool) error {
 		for k := from; k <= to && k <= ss.last; k++ {
@@ -196,7 +197,7 @@ func (ss *mcSession) run() {
 			if master.neg.Timeout > 0 {
 				rto = master.neg.Timeout
 			}
-			awaiting = !ss.key.pxe
+			awaiting, handover = !ss.key.pxe, time.Now()
 			if ss.key.pxe {
 				// PXE 2.1 MTFTP: block 1 to the requester, which then
 				// acknowledges, and to the group for the listeners.
@@ -218,6 +219,8 @@ func (ss *mcSession) run() {
 				continue
 			}
 			s.resent.Add(1)
+			s.logger().Debug("tftp: multicast master silent: sending again", "file", ss.key.name, "client", master.addr,
+				"acked", acked, "awaiting_first_ack", awaiting, "tries", tries, "timeout", rto)
 			switch {
 			case awaiting:
 				ss.mu.Lock()
@@ -272,6 +275,10 @@ func (ss *mcSession) run() {
 					ss.mu.Unlock()
 				}
 				continue
+			}
+			if awaiting {
+				s.logger().Debug("tftp: multicast master acknowledged", "file", ss.key.name, "client", c.addr,
+					"block", k, "of", ss.last, "after", time.Since(handover))
 			}
 			awaiting, tries, lastActive = false, 0, time.Now()
 			if k >= ss.last {
