@@ -9,11 +9,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"pxed/internal/mmsg"
 )
 
 // The lockstep engine serves every windowsize-1 transfer of one local
@@ -34,7 +34,6 @@ const (
 	engineBatch = 64                    // ACKs per recvmmsg
 	engineScan  = 10 * time.Millisecond // how often timeouts are checked while transfers run
 	engineRbuf  = 516                   // an ACK is 4 bytes; an ERROR's message may be longer
-	engineSend  = 1024                  // datagrams per sendmmsg call (UIO_MAXIOV)
 )
 
 // engine is the lockstep engine of one local address.
@@ -42,7 +41,7 @@ type engine struct {
 	srv   *Server
 	local netip.Addr
 	conn  *net.UDPConn
-	rc    syscall.RawConn
+	mc    *mmsg.Conn
 	dom   int // the socket's address family
 	done  chan struct{}
 
@@ -58,11 +57,8 @@ type engine struct {
 	out      []*lsXfer // transfers whose packet goes out with the next flush
 	nextScan time.Time
 	rbufs    [engineBatch][engineRbuf]byte
-	rnames   [engineBatch]unix.RawSockaddrAny
-	riovs    [engineBatch]unix.Iovec
-	rmsgs    [engineBatch]mmsghdr
-	smsgs    []mmsghdr
-	siovs    []unix.Iovec
+	rb       mmsg.Batch // reads into rbufs
+	sb       mmsg.Batch // the packets of out
 }
 
 // lsXfer is one transfer in the engine. The loop owns its fields once added.
@@ -146,14 +142,15 @@ func (s *Server) newEngine(local netip.Addr) (*engine, error) {
 		conn.Close()
 		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
 	}
-	e := &engine{srv: s, local: local, conn: conn, rc: rc, dom: dom, done: make(chan struct{}),
+	mc, err := mmsg.New(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
+	}
+	e := &engine{srv: s, local: local, conn: conn, mc: mc, dom: dom, done: make(chan struct{}),
 		live: make(map[netip.AddrPort]*lsXfer)}
-	for i := range e.rmsgs {
-		e.riovs[i] = unix.Iovec{Base: &e.rbufs[i][0]}
-		e.riovs[i].SetLen(engineRbuf)
-		e.rmsgs[i].hdr.Name = (*byte)(unsafe.Pointer(&e.rnames[i]))
-		e.rmsgs[i].hdr.Iov = &e.riovs[i]
-		e.rmsgs[i].hdr.SetIovlen(1)
+	for i := range e.rbufs {
+		e.rb.Add(e.rbufs[i][:], nil, 0, nil)
 	}
 	return e, nil
 }
@@ -187,7 +184,7 @@ func (s *Server) closeEngines() {
 
 // add hands x to the loop; false if the engine has ended.
 func (e *engine) add(x *lsXfer) bool {
-	if !sockaddrOf(e.dom, x.key, &x.sa, &x.salen) {
+	if x.salen = mmsg.Sockaddr(e.dom, x.key, &x.sa); x.salen == 0 {
 		return false
 	}
 	e.mu.Lock()
@@ -345,8 +342,8 @@ func (e *engine) queue(x *lsXfer, now time.Time) {
 // handle is one received datagram (e.rbufs[i]).
 func (e *engine) handle(i int, now time.Time) {
 	s := e.srv
-	b := e.rbufs[i][:min(int(e.rmsgs[i].n), engineRbuf)]
-	from := rawToAddrPort(&e.rnames[i])
+	b := e.rbufs[i][:min(e.rb.N(i), engineRbuf)]
+	from := rawToAddrPort(e.rb.From(i))
 	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	x := e.live[key]
 	if x == nil {
@@ -495,41 +492,18 @@ func (e *engine) finish(x *lsXfer, err error) {
 // recv reads up to engineBatch datagrams with one recvmmsg(2), parking in
 // the netpoller until at least one is there (or the read deadline).
 func (e *engine) recv() (int, error) {
-	for i := range e.rmsgs {
-		e.rmsgs[i].hdr.Namelen = unix.SizeofSockaddrAny
-		e.rmsgs[i].n = 0
-	}
-	var (
-		n     int
-		errno unix.Errno
-	)
-	err := e.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, en := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.rmsgs[0])), engineBatch,
-				unix.MSG_DONTWAIT, 0, 0)
-			switch en {
-			case 0:
-				n = int(r)
-				return true
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // park until readable
-			case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH:
-				continue // an ICMP error for an earlier send: read on
-			default:
-				errno = en
-				return true
-			}
+	for {
+		n, errno, err := e.mc.Recv(&e.rb, unix.MSG_DONTWAIT)
+		switch {
+		case err != nil:
+			return 0, err
+		case errno == unix.ECONNREFUSED, errno == unix.EHOSTUNREACH, errno == unix.ENETUNREACH:
+			continue // an ICMP error for an earlier send: read on
+		case errno != 0:
+			return 0, fmt.Errorf("tftp: read ACKs: %w", errno)
 		}
-	})
-	if err != nil {
-		return 0, err
+		return n, nil
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("tftp: read ACKs: %w", errno)
-	}
-	return n, nil
 }
 
 // flush sends the queued packets with sendmmsg(2), each to its client. A
@@ -539,65 +513,25 @@ func (e *engine) flush() {
 	if len(e.out) == 0 {
 		return
 	}
-	e.smsgs, e.siovs = e.smsgs[:0], e.siovs[:0]
+	e.sb.Reset()
 	for _, x := range e.out {
-		v := unix.Iovec{Base: &x.pkt[0]}
-		v.SetLen(len(x.pkt))
-		e.siovs = append(e.siovs, v)
-	}
-	for i, x := range e.out {
-		h := mmsghdr{}
-		h.hdr.Name = (*byte)(unsafe.Pointer(&x.sa))
-		h.hdr.Namelen = x.salen
-		h.hdr.Iov = &e.siovs[i]
-		h.hdr.SetIovlen(1)
-		e.smsgs = append(e.smsgs, h)
+		e.sb.Add(x.pkt, &x.sa, x.salen, nil)
 		x.queued = false
 	}
-	nb, sent := len(e.smsgs), 0
-	e.rc.Write(func(fd uintptr) bool {
-		for sent < nb {
-			r, _, en := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.smsgs[sent])),
-				uintptr(min(nb-sent, engineSend)), 0, 0, 0)
-			switch en {
-			case 0:
-				sent += int(r)
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false // wait until writable
-			default:
-				// The datagram at sent failed: lost, as on a wire.
-				e.srv.logger().Debug("tftp: send failed", "client", e.out[sent].t.peer, "err", en)
-				sent++
-			}
+	for sent := 0; sent < e.sb.Len(); {
+		n, errno, err := e.mc.SendFrom(&e.sb, sent, 0)
+		if err != nil || errno == 0 && n == sent {
+			break // the socket is closed: the loop's next read ends the engine
 		}
-		return true
-	})
+		sent = n
+		if errno != 0 {
+			// The datagram at sent failed: lost, as on a wire.
+			e.srv.logger().Debug("tftp: send failed", "client", e.out[sent].t.peer, "err", errno)
+			sent++
+		}
+	}
 	clear(e.out)
 	e.out = e.out[:0]
-}
-
-// sockaddrOf writes peer into sa in the socket family dom; false if it
-// cannot (a zoned IPv6 peer, a family mismatch).
-func sockaddrOf(dom int, peer netip.AddrPort, sa *unix.RawSockaddrAny, salen *uint32) bool {
-	ip, port := peer.Addr(), peer.Port()
-	switch {
-	case dom == unix.AF_INET && ip.Unmap().Is4():
-		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		a.Family = unix.AF_INET
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&a.Port))[:], port)
-		a.Addr = ip.Unmap().As4()
-		*salen = unix.SizeofSockaddrInet4
-	case dom == unix.AF_INET6 && ip.Zone() == "":
-		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-		a.Family = unix.AF_INET6
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&a.Port))[:], port)
-		a.Addr = ip.As16()
-		*salen = unix.SizeofSockaddrInet6
-	default:
-		return false
-	}
-	return true
 }
 
 // serveShared runs a lockstep transfer in the engine e and waits for its
