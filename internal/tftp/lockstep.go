@@ -36,20 +36,23 @@ const (
 	engineRbuf  = 516                   // an ACK is 4 bytes; an ERROR's message may be longer
 )
 
-// engine is the lockstep engine of one local address.
+// engine is one shard of the lockstep engine of a local address
+// (lockstep_shard.go).
 type engine struct {
 	srv   *Server
 	local netip.Addr
+	group *engineGroup
 	conn  *net.UDPConn
 	mc    *mmsg.Conn
 	dom   int // the socket's address family
 	done  chan struct{}
 
 	mu     sync.Mutex
-	added  []*lsXfer // handed in, not yet started by the loop
-	cancel bool      // a transfer was canceled: scan now
-	dl     time.Time // the read deadline set on conn
-	dead   bool      // the loop ended: take no transfers
+	added  []*lsXfer   // handed in, not yet started by the loop
+	fwd    []fwdPacket // datagrams another shard received for this one's transfers
+	cancel bool        // a transfer was canceled: scan now
+	dl     time.Time   // the read deadline set on conn
+	dead   bool        // the loop ended: take no transfers
 
 	// Owned by the loop.
 	live     map[netip.AddrPort]*lsXfer
@@ -89,10 +92,17 @@ type lsXfer struct {
 	done     chan error
 }
 
-// engineFor returns the lockstep engine of local, starting it if needed; nil
-// if the shared port is off or its socket cannot be opened (the transfer then
-// opens its own).
-func (s *Server) engineFor(local netip.Addr) *engine {
+// fwdPacket is a datagram handed from the shard that received it to the
+// shard that owns its transfer.
+type fwdPacket struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// engineFor returns the lockstep engine shard that serves peer on local,
+// starting the engine if needed; nil if the shared port is off or its socket
+// cannot be opened (the transfer then opens its own).
+func (s *Server) engineFor(local netip.Addr, peer netip.AddrPort) *engine {
 	if s.DisableSharedPort || local.Zone() != "" || local.IsLinkLocalUnicast() {
 		return nil
 	}
@@ -101,28 +111,46 @@ func (s *Server) engineFor(local netip.Addr) *engine {
 	if s.closed {
 		return nil
 	}
-	if e := s.engines[local]; e != nil {
-		return e
+	if g := s.engines[local]; g != nil {
+		return g.owner(peer)
 	}
-	e, err := s.newEngine(local)
-	if err != nil {
+	conns, err := listenShards(local, s.engineShards())
+	if len(conns) == 0 || conns[0] == nil {
 		s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
 		return nil
 	}
-	if s.engines == nil {
-		s.engines = make(map[netip.Addr]*engine)
+	if err != nil {
+		s.logger().Debug("tftp: lockstep engine runs one shard", "local", local, "err", err)
 	}
-	s.engines[local] = e
-	go e.loop()
-	return e
+	g := &engineGroup{}
+	for _, c := range conns {
+		e, err := s.newEngine(local, c)
+		if err != nil {
+			s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
+			for _, e := range g.shards {
+				e.conn.Close()
+			}
+			for _, c := range conns[len(g.shards):] {
+				c.Close()
+			}
+			return nil
+		}
+		e.group = g
+		g.shards = append(g.shards, e)
+	}
+	if s.engines == nil {
+		s.engines = make(map[netip.Addr]*engineGroup)
+	}
+	s.engines[local] = g
+	for _, e := range g.shards {
+		go e.loop()
+	}
+	return g.owner(peer)
 }
 
-// newEngine opens the shared socket of local; the caller runs its loop.
-func (s *Server) newEngine(local netip.Addr) (*engine, error) {
-	conn, err := listenTransfer(local)
-	if err != nil {
-		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
-	}
+// newEngine makes an engine shard of conn, a socket of local; the caller
+// runs its loop. conn is closed if it fails.
+func (s *Server) newEngine(local netip.Addr, conn *net.UDPConn) (*engine, error) {
 	rc, err := conn.SyscallConn()
 	var dom int
 	var serr error
@@ -149,6 +177,7 @@ func (s *Server) newEngine(local netip.Addr) (*engine, error) {
 	}
 	e := &engine{srv: s, local: local, conn: conn, mc: mc, dom: dom, done: make(chan struct{}),
 		live: make(map[netip.AddrPort]*lsXfer)}
+	e.group = &engineGroup{shards: []*engine{e}} // one shard until engineFor groups it
 	for i := range e.rbufs {
 		e.rb.Add(e.rbufs[i][:], nil, 0, nil)
 	}
@@ -170,15 +199,19 @@ func listenTransfer(local netip.Addr) (*net.UDPConn, error) {
 // closeEngines ends the engines once no transfer runs (Close, Shutdown).
 func (s *Server) closeEngines() {
 	s.mu.Lock()
-	es := s.engines
+	gs := s.engines
 	s.engines = nil
 	s.mu.Unlock()
-	for _, e := range es {
-		e.mu.Lock()
-		e.dead = true
-		e.mu.Unlock()
-		e.conn.Close()
-		<-e.done
+	for _, g := range gs {
+		for _, e := range g.shards {
+			e.mu.Lock()
+			e.dead = true
+			e.mu.Unlock()
+			e.conn.Close()
+		}
+		for _, e := range g.shards {
+			<-e.done
+		}
 	}
 }
 
@@ -218,7 +251,7 @@ func (e *engine) loop() {
 		e.tick(time.Now())
 
 		e.mu.Lock()
-		if len(e.added) > 0 || e.cancel {
+		if len(e.added) > 0 || len(e.fwd) > 0 || e.cancel {
 			e.mu.Unlock()
 			continue
 		}
@@ -254,7 +287,7 @@ func (e *engine) loop() {
 		}
 		now := time.Now()
 		for i := range n {
-			e.handle(i, now)
+			e.handle(e.rbufs[i][:min(e.rb.N(i), engineRbuf)], rawToAddrPort(e.rb.From(i)), now)
 		}
 	}
 }
@@ -263,11 +296,14 @@ func (e *engine) loop() {
 // when a scan is due, and sends what is queued.
 func (e *engine) tick(now time.Time) {
 	e.mu.Lock()
-	added, scan := e.added, e.cancel
-	e.added, e.cancel = nil, false
+	added, fwd, scan := e.added, e.fwd, e.cancel
+	e.added, e.fwd, e.cancel = nil, nil, false
 	e.mu.Unlock()
 	for _, x := range added {
 		e.begin(x, now)
+	}
+	for _, p := range fwd {
+		e.handle(p.b, p.from, now)
 	}
 	if scan || !now.Before(e.nextScan) {
 		e.scan(now)
@@ -276,15 +312,17 @@ func (e *engine) tick(now time.Time) {
 	e.flush()
 }
 
-// dropEngine forgets e after its loop ended on an error: the next
-// transfer starts a new one.
+// dropEngine forgets e's engine after e's loop ended on an error, and
+// ends its other shards: the next transfer starts a new engine.
 func (s *Server) dropEngine(e *engine) {
 	s.mu.Lock()
-	if s.engines[e.local] == e {
+	if s.engines[e.local] == e.group {
 		delete(s.engines, e.local)
 	}
 	s.mu.Unlock()
-	e.conn.Close()
+	for _, o := range e.group.shards {
+		o.conn.Close()
+	}
 }
 
 // begin starts x: its first packet (the OACK, or DATA 1) goes out with the
@@ -339,14 +377,16 @@ func (e *engine) queue(x *lsXfer, now time.Time) {
 	}
 }
 
-// handle is one received datagram (e.rbufs[i]).
-func (e *engine) handle(i int, now time.Time) {
+// handle is one datagram b from a client.
+func (e *engine) handle(b []byte, from netip.AddrPort, now time.Time) {
 	s := e.srv
-	b := e.rbufs[i][:min(e.rb.N(i), engineRbuf)]
-	from := rawToAddrPort(e.rb.From(i))
 	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	x := e.live[key]
 	if x == nil {
+		if o := e.group.owner(key); o != e {
+			o.forward(b, from) // steered to the wrong shard
+			return
+		}
 		// RFC 1350 §4: a packet for no transfer of ours.
 		s.reply(e.conn, from, ErrCodeUnknownTID, "unknown transfer ID")
 		return
@@ -366,6 +406,17 @@ func (e *engine) handle(i int, now time.Time) {
 		s.malformed.Add(1)
 		s.logger().Debug("tftp: unexpected packet during transfer", "client", from, "len", len(b))
 	}
+}
+
+// forward hands b, received by another shard, to e's loop.
+func (e *engine) forward(b []byte, from netip.AddrPort) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dead || len(e.fwd) >= engineBatch*4 {
+		return // lost, as on a wire
+	}
+	e.fwd = append(e.fwd, fwdPacket{b: append([]byte(nil), b...), from: from})
+	e.wakeLocked()
 }
 
 // ack advances x on ACK a; duplicate and stray ACKs are ignored: only a

@@ -118,7 +118,7 @@ func (t *transfer) serve(tr *Transfer) error {
 	s := t.srv
 	// A lockstep transfer runs in the engine's shared socket (lockstep.go);
 	// the others, and all where the engine is off, on their own.
-	eng := s.engineFor(t.local)
+	eng := s.engineFor(t.local, t.peer)
 	var conn *net.UDPConn
 	if eng == nil {
 		var err error
