@@ -35,6 +35,9 @@ type Batch struct {
 	tolen []uint32
 	from  []unix.RawSockaddrAny // Recv: each datagram's source
 	oob   [][]byte
+	// recvOK: the headers are set for Recv; only what the kernel wrote
+	// (lengths, flags) is reset before the next.
+	recvOK bool
 }
 
 // Len is the number of datagrams in b.
@@ -45,6 +48,7 @@ func (b *Batch) Reset() {
 	clear(b.to)
 	clear(b.oob)
 	b.h, b.iov, b.to, b.tolen, b.oob = b.h[:0], b.iov[:0], b.to[:0], b.tolen[:0], b.oob[:0]
+	b.recvOK = false
 }
 
 // Add appends a datagram: buf, to the address in *to (tolen bytes of it;
@@ -62,6 +66,7 @@ func (b *Batch) Add(buf []byte, to *unix.RawSockaddrAny, tolen uint32, oob []byt
 	b.to = append(b.to, to)
 	b.tolen = append(b.tolen, tolen)
 	b.oob = append(b.oob, oob)
+	b.recvOK = false
 }
 
 // N is the length of datagram i as the last Recv read it.
@@ -80,6 +85,15 @@ func (b *Batch) From(i int) *unix.RawSockaddrAny { return &b.from[i] }
 // headers points b's headers from datagram `start` on at their vectors,
 // addresses and control buffers (the slices may have moved since Add).
 func (b *Batch) headers(start int, recv bool) {
+	if recv && b.recvOK {
+		for i := range b.h {
+			h := &b.h[i]
+			h.Len, h.Hdr.Namelen, h.Hdr.Flags = 0, unix.SizeofSockaddrAny, 0
+			h.Hdr.SetControllen(len(b.oob[i]))
+		}
+		return
+	}
+	b.recvOK = recv
 	if recv && len(b.from) < len(b.iov) {
 		b.from = make([]unix.RawSockaddrAny, cap(b.iov))
 	}

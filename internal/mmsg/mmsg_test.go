@@ -174,3 +174,31 @@ func FuzzSockaddr(f *testing.F) {
 		}
 	})
 }
+
+// TestRecvReuse: a batch read twice reports each read's own lengths and
+// sources (the headers are reused, what the kernel wrote is reset).
+func TestRecvReuse(t *testing.T) {
+	dst := listen(t, "udp4", "127.0.0.1:0")
+	mc, err := New(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	buf := make([]byte, 32)
+	b.Add(buf, nil, 0, nil)
+	dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, msg := range []string{"a longer first datagram", "short"} {
+		src := listen(t, "udp4", "127.0.0.1:0")
+		if _, err := src.WriteToUDPAddrPort([]byte(msg), dst.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+		n, errno, err := mc.Recv(&b, 0)
+		if n != 1 || errno != 0 || err != nil {
+			t.Fatalf("Recv = %d, %v, %v", n, errno, err)
+		}
+		from, _ := AddrPort(b.From(0))
+		if got := string(buf[:b.N(0)]); got != msg || from != src.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("read %q from %v, want %q from %v", got, from, msg, src.LocalAddr())
+		}
+	}
+}
