@@ -9,11 +9,11 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"pxed/internal/mmsg"
 )
 
 // The lockstep engine serves every windowsize-1 transfer of one local
@@ -34,23 +34,25 @@ const (
 	engineBatch = 64                    // ACKs per recvmmsg
 	engineScan  = 10 * time.Millisecond // how often timeouts are checked while transfers run
 	engineRbuf  = 516                   // an ACK is 4 bytes; an ERROR's message may be longer
-	engineSend  = 1024                  // datagrams per sendmmsg call (UIO_MAXIOV)
 )
 
-// engine is the lockstep engine of one local address.
+// engine is one shard of the lockstep engine of a local address
+// (lockstep_shard.go).
 type engine struct {
 	srv   *Server
 	local netip.Addr
+	group *engineGroup
 	conn  *net.UDPConn
-	rc    syscall.RawConn
+	mc    *mmsg.Conn
 	dom   int // the socket's address family
 	done  chan struct{}
 
 	mu     sync.Mutex
-	added  []*lsXfer // handed in, not yet started by the loop
-	cancel bool      // a transfer was canceled: scan now
-	dl     time.Time // the read deadline set on conn
-	dead   bool      // the loop ended: take no transfers
+	added  []*lsXfer   // handed in, not yet started by the loop
+	fwd    []fwdPacket // datagrams another shard received for this one's transfers
+	cancel bool        // a transfer was canceled: scan now
+	dl     time.Time   // the read deadline set on conn
+	dead   bool        // the loop ended: take no transfers
 
 	// Owned by the loop.
 	live     map[netip.AddrPort]*lsXfer
@@ -58,11 +60,8 @@ type engine struct {
 	out      []*lsXfer // transfers whose packet goes out with the next flush
 	nextScan time.Time
 	rbufs    [engineBatch][engineRbuf]byte
-	rnames   [engineBatch]unix.RawSockaddrAny
-	riovs    [engineBatch]unix.Iovec
-	rmsgs    [engineBatch]mmsghdr
-	smsgs    []mmsghdr
-	siovs    []unix.Iovec
+	rb       mmsg.Batch // reads into rbufs
+	sb       mmsg.Batch // the packets of out
 }
 
 // lsXfer is one transfer in the engine. The loop owns its fields once added.
@@ -93,10 +92,17 @@ type lsXfer struct {
 	done     chan error
 }
 
-// engineFor returns the lockstep engine of local, starting it if needed; nil
-// if the shared port is off or its socket cannot be opened (the transfer then
-// opens its own).
-func (s *Server) engineFor(local netip.Addr) *engine {
+// fwdPacket is a datagram handed from the shard that received it to the
+// shard that owns its transfer.
+type fwdPacket struct {
+	b    []byte
+	from netip.AddrPort
+}
+
+// engineFor returns the lockstep engine shard that serves peer on local,
+// starting the engine if needed; nil if the shared port is off or its socket
+// cannot be opened (the transfer then opens its own).
+func (s *Server) engineFor(local netip.Addr, peer netip.AddrPort) *engine {
 	if s.DisableSharedPort || local.Zone() != "" || local.IsLinkLocalUnicast() {
 		return nil
 	}
@@ -105,28 +111,46 @@ func (s *Server) engineFor(local netip.Addr) *engine {
 	if s.closed {
 		return nil
 	}
-	if e := s.engines[local]; e != nil {
-		return e
+	if g := s.engines[local]; g != nil {
+		return g.owner(peer)
 	}
-	e, err := s.newEngine(local)
-	if err != nil {
+	conns, err := listenShards(local, s.engineShards())
+	if len(conns) == 0 || conns[0] == nil {
 		s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
 		return nil
 	}
-	if s.engines == nil {
-		s.engines = make(map[netip.Addr]*engine)
+	if err != nil {
+		s.logger().Debug("tftp: lockstep engine runs one shard", "local", local, "err", err)
 	}
-	s.engines[local] = e
-	go e.loop()
-	return e
+	g := &engineGroup{}
+	for _, c := range conns {
+		e, err := s.newEngine(local, c)
+		if err != nil {
+			s.logger().Debug("tftp: no shared transfer socket, transfers use their own", "local", local, "err", err)
+			for _, e := range g.shards {
+				e.conn.Close()
+			}
+			for _, c := range conns[len(g.shards):] {
+				c.Close()
+			}
+			return nil
+		}
+		e.group = g
+		g.shards = append(g.shards, e)
+	}
+	if s.engines == nil {
+		s.engines = make(map[netip.Addr]*engineGroup)
+	}
+	s.engines[local] = g
+	for _, e := range g.shards {
+		go e.loop()
+	}
+	return g.owner(peer)
 }
 
-// newEngine opens the shared socket of local; the caller runs its loop.
-func (s *Server) newEngine(local netip.Addr) (*engine, error) {
-	conn, err := listenTransfer(local)
-	if err != nil {
-		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
-	}
+// newEngine makes an engine shard of conn, a socket of local; the caller
+// runs its loop. conn is closed if it fails.
+func (s *Server) newEngine(local netip.Addr, conn *net.UDPConn) (*engine, error) {
 	rc, err := conn.SyscallConn()
 	var dom int
 	var serr error
@@ -146,14 +170,16 @@ func (s *Server) newEngine(local netip.Addr) (*engine, error) {
 		conn.Close()
 		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
 	}
-	e := &engine{srv: s, local: local, conn: conn, rc: rc, dom: dom, done: make(chan struct{}),
+	mc, err := mmsg.New(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tftp: shared transfer socket on %v: %w", local, err)
+	}
+	e := &engine{srv: s, local: local, conn: conn, mc: mc, dom: dom, done: make(chan struct{}),
 		live: make(map[netip.AddrPort]*lsXfer)}
-	for i := range e.rmsgs {
-		e.riovs[i] = unix.Iovec{Base: &e.rbufs[i][0]}
-		e.riovs[i].SetLen(engineRbuf)
-		e.rmsgs[i].hdr.Name = (*byte)(unsafe.Pointer(&e.rnames[i]))
-		e.rmsgs[i].hdr.Iov = &e.riovs[i]
-		e.rmsgs[i].hdr.SetIovlen(1)
+	e.group = &engineGroup{shards: []*engine{e}} // one shard until engineFor groups it
+	for i := range e.rbufs {
+		e.rb.Add(e.rbufs[i][:], nil, 0, nil)
 	}
 	return e, nil
 }
@@ -173,21 +199,25 @@ func listenTransfer(local netip.Addr) (*net.UDPConn, error) {
 // closeEngines ends the engines once no transfer runs (Close, Shutdown).
 func (s *Server) closeEngines() {
 	s.mu.Lock()
-	es := s.engines
+	gs := s.engines
 	s.engines = nil
 	s.mu.Unlock()
-	for _, e := range es {
-		e.mu.Lock()
-		e.dead = true
-		e.mu.Unlock()
-		e.conn.Close()
-		<-e.done
+	for _, g := range gs {
+		for _, e := range g.shards {
+			e.mu.Lock()
+			e.dead = true
+			e.mu.Unlock()
+			e.conn.Close()
+		}
+		for _, e := range g.shards {
+			<-e.done
+		}
 	}
 }
 
 // add hands x to the loop; false if the engine has ended.
 func (e *engine) add(x *lsXfer) bool {
-	if !sockaddrOf(e.dom, x.key, &x.sa, &x.salen) {
+	if x.salen = mmsg.Sockaddr(e.dom, x.key, &x.sa); x.salen == 0 {
 		return false
 	}
 	e.mu.Lock()
@@ -221,7 +251,7 @@ func (e *engine) loop() {
 		e.tick(time.Now())
 
 		e.mu.Lock()
-		if len(e.added) > 0 || e.cancel {
+		if len(e.added) > 0 || len(e.fwd) > 0 || e.cancel {
 			e.mu.Unlock()
 			continue
 		}
@@ -257,7 +287,7 @@ func (e *engine) loop() {
 		}
 		now := time.Now()
 		for i := range n {
-			e.handle(i, now)
+			e.handle(e.rbufs[i][:min(e.rb.N(i), engineRbuf)], rawToAddrPort(e.rb.From(i)), now)
 		}
 	}
 }
@@ -266,11 +296,14 @@ func (e *engine) loop() {
 // when a scan is due, and sends what is queued.
 func (e *engine) tick(now time.Time) {
 	e.mu.Lock()
-	added, scan := e.added, e.cancel
-	e.added, e.cancel = nil, false
+	added, fwd, scan := e.added, e.fwd, e.cancel
+	e.added, e.fwd, e.cancel = nil, nil, false
 	e.mu.Unlock()
 	for _, x := range added {
 		e.begin(x, now)
+	}
+	for _, p := range fwd {
+		e.handle(p.b, p.from, now)
 	}
 	if scan || !now.Before(e.nextScan) {
 		e.scan(now)
@@ -279,15 +312,17 @@ func (e *engine) tick(now time.Time) {
 	e.flush()
 }
 
-// dropEngine forgets e after its loop ended on an error: the next
-// transfer starts a new one.
+// dropEngine forgets e's engine after e's loop ended on an error, and
+// ends its other shards: the next transfer starts a new engine.
 func (s *Server) dropEngine(e *engine) {
 	s.mu.Lock()
-	if s.engines[e.local] == e {
+	if s.engines[e.local] == e.group {
 		delete(s.engines, e.local)
 	}
 	s.mu.Unlock()
-	e.conn.Close()
+	for _, o := range e.group.shards {
+		o.conn.Close()
+	}
 }
 
 // begin starts x: its first packet (the OACK, or DATA 1) goes out with the
@@ -342,14 +377,16 @@ func (e *engine) queue(x *lsXfer, now time.Time) {
 	}
 }
 
-// handle is one received datagram (e.rbufs[i]).
-func (e *engine) handle(i int, now time.Time) {
+// handle is one datagram b from a client.
+func (e *engine) handle(b []byte, from netip.AddrPort, now time.Time) {
 	s := e.srv
-	b := e.rbufs[i][:min(int(e.rmsgs[i].n), engineRbuf)]
-	from := rawToAddrPort(&e.rnames[i])
 	key := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	x := e.live[key]
 	if x == nil {
+		if o := e.group.owner(key); o != e {
+			o.forward(b, from) // steered to the wrong shard
+			return
+		}
 		// RFC 1350 §4: a packet for no transfer of ours.
 		s.reply(e.conn, from, ErrCodeUnknownTID, "unknown transfer ID")
 		return
@@ -369,6 +406,17 @@ func (e *engine) handle(i int, now time.Time) {
 		s.malformed.Add(1)
 		s.logger().Debug("tftp: unexpected packet during transfer", "client", from, "len", len(b))
 	}
+}
+
+// forward hands b, received by another shard, to e's loop.
+func (e *engine) forward(b []byte, from netip.AddrPort) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.dead || len(e.fwd) >= engineBatch*4 {
+		return // lost, as on a wire
+	}
+	e.fwd = append(e.fwd, fwdPacket{b: append([]byte(nil), b...), from: from})
+	e.wakeLocked()
 }
 
 // ack advances x on ACK a; duplicate and stray ACKs are ignored: only a
@@ -495,41 +543,18 @@ func (e *engine) finish(x *lsXfer, err error) {
 // recv reads up to engineBatch datagrams with one recvmmsg(2), parking in
 // the netpoller until at least one is there (or the read deadline).
 func (e *engine) recv() (int, error) {
-	for i := range e.rmsgs {
-		e.rmsgs[i].hdr.Namelen = unix.SizeofSockaddrAny
-		e.rmsgs[i].n = 0
-	}
-	var (
-		n     int
-		errno unix.Errno
-	)
-	err := e.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, en := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&e.rmsgs[0])), engineBatch,
-				unix.MSG_DONTWAIT, 0, 0)
-			switch en {
-			case 0:
-				n = int(r)
-				return true
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // park until readable
-			case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH:
-				continue // an ICMP error for an earlier send: read on
-			default:
-				errno = en
-				return true
-			}
+	for {
+		n, errno, err := e.mc.Recv(&e.rb, unix.MSG_DONTWAIT)
+		switch {
+		case err != nil:
+			return 0, err
+		case errno == unix.ECONNREFUSED, errno == unix.EHOSTUNREACH, errno == unix.ENETUNREACH:
+			continue // an ICMP error for an earlier send: read on
+		case errno != 0:
+			return 0, fmt.Errorf("tftp: read ACKs: %w", errno)
 		}
-	})
-	if err != nil {
-		return 0, err
+		return n, nil
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("tftp: read ACKs: %w", errno)
-	}
-	return n, nil
 }
 
 // flush sends the queued packets with sendmmsg(2), each to its client. A
@@ -539,65 +564,25 @@ func (e *engine) flush() {
 	if len(e.out) == 0 {
 		return
 	}
-	e.smsgs, e.siovs = e.smsgs[:0], e.siovs[:0]
+	e.sb.Reset()
 	for _, x := range e.out {
-		v := unix.Iovec{Base: &x.pkt[0]}
-		v.SetLen(len(x.pkt))
-		e.siovs = append(e.siovs, v)
-	}
-	for i, x := range e.out {
-		h := mmsghdr{}
-		h.hdr.Name = (*byte)(unsafe.Pointer(&x.sa))
-		h.hdr.Namelen = x.salen
-		h.hdr.Iov = &e.siovs[i]
-		h.hdr.SetIovlen(1)
-		e.smsgs = append(e.smsgs, h)
+		e.sb.Add(x.pkt, &x.sa, x.salen, nil)
 		x.queued = false
 	}
-	nb, sent := len(e.smsgs), 0
-	e.rc.Write(func(fd uintptr) bool {
-		for sent < nb {
-			r, _, en := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&e.smsgs[sent])),
-				uintptr(min(nb-sent, engineSend)), 0, 0, 0)
-			switch en {
-			case 0:
-				sent += int(r)
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false // wait until writable
-			default:
-				// The datagram at sent failed: lost, as on a wire.
-				e.srv.logger().Debug("tftp: send failed", "client", e.out[sent].t.peer, "err", en)
-				sent++
-			}
+	for sent := 0; sent < e.sb.Len(); {
+		n, errno, err := e.mc.SendFrom(&e.sb, sent, 0)
+		if err != nil || errno == 0 && n == sent {
+			break // the socket is closed: the loop's next read ends the engine
 		}
-		return true
-	})
+		sent = n
+		if errno != 0 {
+			// The datagram at sent failed: lost, as on a wire.
+			e.srv.logger().Debug("tftp: send failed", "client", e.out[sent].t.peer, "err", errno)
+			sent++
+		}
+	}
 	clear(e.out)
 	e.out = e.out[:0]
-}
-
-// sockaddrOf writes peer into sa in the socket family dom; false if it
-// cannot (a zoned IPv6 peer, a family mismatch).
-func sockaddrOf(dom int, peer netip.AddrPort, sa *unix.RawSockaddrAny, salen *uint32) bool {
-	ip, port := peer.Addr(), peer.Port()
-	switch {
-	case dom == unix.AF_INET && ip.Unmap().Is4():
-		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		a.Family = unix.AF_INET
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&a.Port))[:], port)
-		a.Addr = ip.Unmap().As4()
-		*salen = unix.SizeofSockaddrInet4
-	case dom == unix.AF_INET6 && ip.Zone() == "":
-		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(sa))
-		a.Family = unix.AF_INET6
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&a.Port))[:], port)
-		a.Addr = ip.As16()
-		*salen = unix.SizeofSockaddrInet6
-	default:
-		return false
-	}
-	return true
 }
 
 // serveShared runs a lockstep transfer in the engine e and waits for its

@@ -14,18 +14,23 @@ import (
 // TestSharedPortLockstep: lockstep transfers of one local address share one
 // server port (the engine, lockstep.go), each client still gets its own
 // file, an ERROR from one client ends only its transfer, and a windowed
-// transfer keeps a port of its own. With DisableSharedPort every transfer
+// transfer keeps a port of its own, whether the engine runs one shard or
+// several (one port for all shards). With DisableSharedPort every transfer
 // has its own port, as RFC 1350 §4 describes.
 func TestSharedPortLockstep(t *testing.T) {
 	dir := t.TempDir()
 	a := testFile(t, dir, "a", 3000)
 	b := testFile(t, dir, "b", 5*512) // a multiple of 512: an empty last block
 	testFile(t, dir, "c", 4000)
-	for _, shared := range []bool{true, false} {
-		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+	for _, tc := range []struct {
+		shared bool
+		shards int
+	}{{true, 1}, {true, 3}, {false, 0}} {
+		shared := tc.shared
+		t.Run(fmt.Sprintf("shared=%v/shards=%d", shared, tc.shards), func(t *testing.T) {
 			var mu sync.Mutex
 			var done []Transfer
-			addr := startServer(t, &Server{Handler: Dir(dir), DisableSharedPort: !shared, OnDone: func(tr Transfer) {
+			addr := startServer(t, &Server{Handler: Dir(dir), DisableSharedPort: !shared, EngineShards: tc.shards, OnDone: func(tr Transfer) {
 				mu.Lock()
 				done = append(done, tr)
 				mu.Unlock()
@@ -154,7 +159,11 @@ func (c *rawConn) addrPort() netip.AddrPort { return c.LocalAddr().(*net.UDPAddr
 // acknowledges is given up at firstAckWait with errNoAck.
 func TestEngineTimeouts(t *testing.T) {
 	s := &Server{Timeout: time.Second}
-	e, err := s.newEngine(netip.MustParseAddr("127.0.0.1"))
+	conn, err := listenTransfer(netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.newEngine(netip.MustParseAddr("127.0.0.1"), conn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,6 +44,11 @@ type Server struct {
 	// one ephemeral port per local address for all of them, batched
 	// recvmmsg/sendmmsg (lockstep.go).
 	DisableSharedPort bool
+	// EngineShards is how many goroutines and sockets (on one port) the
+	// lockstep engine of a local address runs, each serving the transfers
+	// of a share of the client ports (lockstep_shard.go): 0 or 1 => one;
+	// at most 16. More than one has not been measured faster yet.
+	EngineShards int
 	// CacheMax is the largest file (an *os.File from the Handler) whose
 	// content concurrent transfers share in memory, read once while any
 	// transfer of it runs: 0 => DefaultCacheMax; < 0 => every block is
@@ -80,7 +85,7 @@ type Server struct {
 	closed    bool
 	listeners map[net.PacketConn]struct{}
 	active    map[netip.AddrPort]*transfer
-	engines   map[netip.Addr]*engine // lockstep engines by local address
+	engines   map[netip.Addr]*engineGroup // lockstep engines by local address
 	adm       admission
 	wg        sync.WaitGroup
 	logLimit  lograte.Limiter // refusals by a limit, silent clients

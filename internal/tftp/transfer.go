@@ -18,6 +18,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"pxed/internal/mmsg"
 )
 
 // maxRTO caps the exponential retransmission backoff.
@@ -116,7 +118,7 @@ func (t *transfer) serve(tr *Transfer) error {
 	s := t.srv
 	// A lockstep transfer runs in the engine's shared socket (lockstep.go);
 	// the others, and all where the engine is off, on their own.
-	eng := s.engineFor(t.local)
+	eng := s.engineFor(t.local, t.peer)
 	var conn *net.UDPConn
 	if eng == nil {
 		var err error
@@ -585,22 +587,15 @@ func recvfrom(fd int, p []byte, rsa *unix.RawSockaddrAny) (int, error) {
 
 // rawToAddrPort is the IPv4 or IPv6 address and port in rsa.
 func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		a := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
-	case unix.AF_INET6:
-		a := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		ip := netip.AddrFrom16(a.Addr).Unmap()
-		if a.Scope_id != 0 && ip.Is6() {
-			// A link-local peer (UEFI PXE over IPv6 before its address is
-			// configured): its zone, named as net names it, so that it
-			// equals the transfer's peer.
-			ip = ip.WithZone(zoneName(a.Scope_id))
-		}
-		return netip.AddrPortFrom(ip, binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&a.Port))[:]))
+	ap, scope := mmsg.AddrPort(rsa)
+	ip := ap.Addr().Unmap()
+	if scope != 0 && ip.Is6() {
+		// A link-local peer (UEFI PXE over IPv6 before its address is
+		// configured): its zone, named as net names it, so that it
+		// equals the transfer's peer.
+		ip = ip.WithZone(zoneName(scope))
 	}
-	return netip.AddrPort{}
+	return netip.AddrPortFrom(ip, ap.Port())
 }
 
 // zoneName is the interface name of an IPv6 scope ID, as the net package

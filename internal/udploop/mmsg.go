@@ -6,21 +6,21 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"pxed/internal/mmsg"
 )
 
 // BatchConn returns a Conn over c that reads with recvmmsg and writes with
-// sendmmsg as raw system calls (c is non-blocking, so they never block; a
-// read or write that would block waits in Go's network poller, as
-// golang.org/x/net's do).
+// sendmmsg as raw system calls (internal/mmsg: c is non-blocking, so they
+// never block; a read or write that would block waits in Go's network
+// poller, as golang.org/x/net's do).
 //
 // Why not x/net's ReadBatch and WriteBatch: they enter the system call the
 // way a blocking one does, and the first such call after the process was
@@ -34,11 +34,11 @@ func BatchConn(c net.PacketConn) (Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("udploop: batch conn: %T is not a UDP socket", c)
 	}
-	rc, err := uc.SyscallConn()
+	mc, err := mmsg.New(uc)
 	if err != nil {
 		return nil, fmt.Errorf("udploop: batch conn: %w", err)
 	}
-	return &batchConn{c: uc, rc: rc}, nil
+	return &batchConn{c: uc, mc: mc}, nil
 }
 
 // PreferBatch is BatchConn(c), or fallback when c is no UDP socket (a
@@ -51,14 +51,11 @@ func PreferBatch(c net.PacketConn, fallback Conn) Conn {
 }
 
 // batchConn is BatchConn's Conn. ReadBatch is called by one goroutine at a
-// time (the Loop's reader) and reuses its headers; WriteBatch by many.
+// time (the Loop's reader) and reuses its batch; WriteBatch by many.
 type batchConn struct {
 	c  *net.UDPConn
-	rc syscall.RawConn
-
-	rh    []unix.Mmsghdr
-	riov  []unix.Iovec
-	rname []unix.RawSockaddrInet6 // room for either family
+	mc *mmsg.Conn
+	rb mmsg.Batch
 
 	zones sync.Map // interface index (int) ↔ name (string), both ways
 }
@@ -72,37 +69,11 @@ func (b *batchConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
-	if len(b.rh) < len(ms) {
-		b.rh, b.riov, b.rname = make([]unix.Mmsghdr, len(ms)), make([]unix.Iovec, len(ms)), make([]unix.RawSockaddrInet6, len(ms))
-	}
+	b.rb.Reset()
 	for i := range ms {
-		buf := ms[i].Buffers[0]
-		b.riov[i].Base = unsafe.SliceData(buf)
-		b.riov[i].SetLen(len(buf))
-		h := &b.rh[i].Hdr
-		*h = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&b.rname[i])), Namelen: unix.SizeofSockaddrInet6, Iov: &b.riov[i]}
-		h.SetIovlen(1)
-		if len(ms[i].OOB) > 0 {
-			h.Control = unsafe.SliceData(ms[i].OOB)
-			h.SetControllen(len(ms[i].OOB))
-		}
+		b.rb.Add(ms[i].Buffers[0], nil, 0, ms[i].OOB)
 	}
-	var n int
-	var errno syscall.Errno
-	err := b.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.rh[0])), uintptr(len(ms)), uintptr(flags), 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait for the socket to be readable
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
-	runtime.KeepAlive(ms)
+	n, errno, err := b.mc.Recv(&b.rb, flags)
 	if err != nil {
 		return 0, err
 	}
@@ -110,9 +81,8 @@ func (b *batchConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 		return 0, os.NewSyscallError("recvmmsg", errno)
 	}
 	for i := range ms[:n] {
-		h := &b.rh[i]
-		ms[i].N, ms[i].NN, ms[i].Flags = int(h.Len), int(h.Hdr.Controllen), int(h.Hdr.Flags)
-		ms[i].Addr = b.udpAddr(&b.rname[i])
+		ms[i].N, ms[i].NN, ms[i].Flags = b.rb.N(i), b.rb.OOBN(i), b.rb.Flags(i)
+		ms[i].Addr = b.udpAddr(b.rb.From(i))
 	}
 	return n, nil
 }
@@ -124,22 +94,9 @@ func (b *batchConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
-	hs := make([]unix.Mmsghdr, len(ms))
-	iov := make([]unix.Iovec, len(ms))
-	names := make([]unix.RawSockaddrInet6, len(ms))
+	var wb mmsg.Batch
+	names := make([]unix.RawSockaddrAny, len(ms))
 	for i := range ms {
-		buf := ms[i].Buffers[0]
-		if len(buf) > 0 {
-			iov[i].Base = unsafe.SliceData(buf)
-			iov[i].SetLen(len(buf))
-		}
-		h := &hs[i].Hdr
-		h.Iov = &iov[i]
-		h.SetIovlen(1)
-		if len(ms[i].OOB) > 0 {
-			h.Control = unsafe.SliceData(ms[i].OOB)
-			h.SetControllen(len(ms[i].OOB))
-		}
 		ua, ok := ms[i].Addr.(*net.UDPAddr)
 		if !ok {
 			return 0, fmt.Errorf("udploop: write to %v: not a UDP address", ms[i].Addr)
@@ -148,33 +105,9 @@ func (b *batchConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		h.Name, h.Namelen = (*byte)(unsafe.Pointer(&names[i])), nl
+		wb.Add(ms[i].Buffers[0], &names[i], nl, ms[i].OOB)
 	}
-	sent := 0
-	var errno syscall.Errno
-	err := b.rc.Write(func(fd uintptr) bool {
-		for sent < len(hs) {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&hs[sent])), uintptr(len(hs)-sent), uintptr(flags), 0, 0)
-			switch e {
-			case 0:
-				if r == 0 {
-					return true // nothing taken and no error: let the caller decide
-				}
-				sent += int(r)
-				continue
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait for room in the send buffer
-			}
-			errno = e
-			return true
-		}
-		return true
-	})
-	runtime.KeepAlive(ms)
-	runtime.KeepAlive(iov)
-	runtime.KeepAlive(names)
+	sent, errno, err := b.mc.Send(&wb, flags)
 	if err == nil && errno != 0 {
 		err = os.NewSyscallError("sendmmsg", errno)
 	}
@@ -182,42 +115,36 @@ func (b *batchConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 }
 
 // sockaddr writes ap as a sockaddr into sa and returns its length.
-func (b *batchConn) sockaddr(ap netip.AddrPort, sa *unix.RawSockaddrInet6) (uint32, error) {
-	a, port := ap.Addr(), ap.Port()
+func (b *batchConn) sockaddr(ap netip.AddrPort, sa *unix.RawSockaddrAny) (uint32, error) {
+	a := ap.Addr()
 	if a.Is4() {
-		s4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		*s4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
-		p := (*[2]byte)(unsafe.Pointer(&s4.Port))
-		p[0], p[1] = byte(port>>8), byte(port)
-		return unix.SizeofSockaddrInet4, nil
+		return mmsg.Sockaddr(unix.AF_INET, ap, sa), nil
 	}
 	if !a.Is6() {
 		return 0, errors.New("udploop: write: invalid address")
 	}
-	*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
-	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-	p[0], p[1] = byte(port>>8), byte(port)
-	if z := a.Zone(); z != "" {
+	z := a.Zone()
+	n := mmsg.Sockaddr(unix.AF_INET6, netip.AddrPortFrom(a.WithZone(""), ap.Port()), sa)
+	if z != "" {
 		idx, err := b.zoneIndex(z)
 		if err != nil {
 			return 0, err
 		}
-		sa.Scope_id = uint32(idx)
+		(*unix.RawSockaddrInet6)(unsafe.Pointer(sa)).Scope_id = uint32(idx)
 	}
-	return unix.SizeofSockaddrInet6, nil
+	return n, nil
 }
 
 // udpAddr is the sender a read filled in sa.
-func (b *batchConn) udpAddr(sa *unix.RawSockaddrInet6) *net.UDPAddr {
-	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
-	port := int(p[0])<<8 | int(p[1])
-	if sa.Family == unix.AF_INET {
-		s4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return &net.UDPAddr{IP: net.IP(s4.Addr[:]).To16(), Port: port}
+func (b *batchConn) udpAddr(sa *unix.RawSockaddrAny) *net.UDPAddr {
+	ap, scope := mmsg.AddrPort(sa)
+	port := int(ap.Port())
+	if sa.Addr.Family == unix.AF_INET {
+		return &net.UDPAddr{IP: net.IP(ap.Addr().AsSlice()).To16(), Port: port}
 	}
-	ua := &net.UDPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: port}
-	if sa.Scope_id != 0 {
-		ua.Zone = b.zoneName(int(sa.Scope_id))
+	ua := &net.UDPAddr{IP: ap.Addr().AsSlice(), Port: port}
+	if scope != 0 {
+		ua.Zone = b.zoneName(int(scope))
 	}
 	return ua
 }

@@ -25,6 +25,7 @@ func main() {
 	mcast := flag.String("multicast", "", "serve RFC 2090 multicast requests from this IPv4 multicast prefix (e.g. 239.255.70.0/24)")
 	noGSO := flag.Bool("no-gso", false, "send windows one datagram per system call (the path taken where UDP GSO fails)")
 	noShared := flag.Bool("no-shared-port", false, "serve each lockstep transfer from its own socket instead of the shared lockstep engine")
+	shards := flag.Int("engine-shards", 0, "goroutines and sockets (on one port) of the shared lockstep engine (0: one)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGTERM")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -41,6 +42,7 @@ func main() {
 		MaxWindowsize:     *maxWin,
 		DisableGSO:        *noGSO,
 		DisableSharedPort: *noShared,
+		EngineShards:      *shards,
 	}
 	if *mcast != "" {
 		p, err := netip.ParsePrefix(*mcast)
