@@ -72,7 +72,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc boot.Source, lo
 	if ci == 0 {
 		sci = -1 // the store's "do not wait"
 	}
-	st, err := spec.open(ctx, sci, log.With("proto", "store"))
+	st, err := spec.open(ctx, sci, cfg.LeaseJournal(), log.With("proto", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
@@ -100,7 +100,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc boot.Source, lo
 			return nil, err
 		}
 	}
-	log.Info("leases stored", "db", spec.String(), "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
+	log.Info("leases stored", "db", spec.String(), "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String(), "lease_journal", spec.dsn == "" && cfg.LeaseJournal())
 	return ls, nil
 }
 
@@ -257,7 +257,7 @@ func leasesFromStore(ctx context.Context, spec storeSpec) ([]api.Lease, error) {
 			return nil, usagef("leases: no lease database at %s: pass the server's --data-dir (or --store postgres://…)", path)
 		}
 	}
-	st, err := spec.open(ctx, 0, nil)
+	st, err := spec.open(ctx, 0, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}

@@ -36,6 +36,11 @@ const (
 	journalApplyRecords = 8192
 )
 
+// journalPrealloc is the zero-filled size of a journal file (about 45,000
+// leases); the applier moves to a new file, prepared ahead, once half of
+// it is used. A variable for the tests.
+var journalPrealloc int64 = 4 << 20
+
 // upsertSQL writes a journaled lease: idempotent, and never over a newer
 // version (the journal may be replayed over rows already written).
 const upsertSQL = `INSERT INTO leases (` + columns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -60,7 +65,7 @@ func lockFile(path string, exclusive bool) (*os.File, error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			if exclusive {
 				return nil, fmt.Errorf("%s.lock is held by another process that uses the database; "+
-					"with the lease journal (store_journal) pxed must be its only user: stop the other one "+
+					"with the lease journal (dhcp.lease_journal) pxed must be its only user: stop the other one "+
 					"(read a running server's leases with `pxed leases --server`)", path)
 			}
 			return nil, fmt.Errorf("%s.lock is held by a pxed that writes the database through its lease journal; "+
@@ -79,6 +84,7 @@ type journaled struct {
 
 	mu       sync.Mutex
 	j        *journal.Journal
+	spare    *journal.Journal           // the next generation, created ahead (applier only)
 	broken   error                      // set when the journal cannot be appended to
 	versions map[netip.Addr]uint64      // every address's version: SQLite's plus the journal's
 	pending  map[netip.Addr]lease.Lease // journaled, not yet in SQLite
@@ -140,7 +146,7 @@ func (s *SQLite) openJournal(ctx context.Context, path string, opts Options) err
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("load versions: %w", err)
 	}
-	if jd.j, err = journal.Create(path, next); err != nil {
+	if jd.j, err = journal.Create(path, next, journalPrealloc); err != nil {
 		return err
 	}
 	s.jd = jd
@@ -176,7 +182,7 @@ func (s *SQLite) replay(ctx context.Context, path string, log *slog.Logger) ([]u
 		if err != nil {
 			return nil, fmt.Errorf("replay journal %s: %w", name, err)
 		}
-		if good < len(b) {
+		if good < len(b) && !allZero(b[good:]) {
 			log.Warn("lease journal: ignored a torn record at its end (a write cut short by a crash, never acknowledged)",
 				"file", name, "offset", good, "bytes", len(b)-good)
 		}
@@ -337,28 +343,37 @@ func (s *SQLite) applier() {
 	}
 }
 
-// apply writes the leases journaled so far into SQLite in one transaction
-// and removes the journal files it no longer needs. The journal moves to a
-// new generation first, so appends go on meanwhile.
+// apply writes the leases journaled so far into SQLite in one
+// transaction. The journal keeps its file until half of it is used (the
+// records already in SQLite are replayed harmlessly at open); then it
+// moves to the next file, created here ahead of time so that the
+// committer never waits for it, and the files before are removed once
+// their leases are in SQLite.
 func (s *SQLite) apply(ctx context.Context) error {
 	jd := s.jd
 	jd.applyMu.Lock()
 	defer jd.applyMu.Unlock()
 	jd.mu.Lock()
-	if len(jd.pending) == 0 && len(jd.old) == 0 {
+	half := jd.j.Size() >= journalPrealloc/2
+	gen := jd.j.Gen()
+	jd.mu.Unlock()
+	if half && jd.spare == nil {
+		var err error
+		if jd.spare, err = journal.Create(jd.path, gen+1, journalPrealloc); err != nil {
+			jd.log.Warn("lease journal: cannot prepare the next file; appending to the current one", "err", err)
+		}
+	}
+	jd.mu.Lock()
+	if len(jd.pending) == 0 && len(jd.old) == 0 && jd.spare == nil {
 		jd.mu.Unlock()
 		return nil
 	}
 	snap := jd.pending
 	jd.pending = make(map[netip.Addr]lease.Lease, len(snap))
-	if jd.j.Size() > 0 {
-		if nj, err := journal.Create(jd.path, jd.j.Gen()+1); err != nil {
-			jd.log.Warn("lease journal: cannot start a new file; keeping the current one", "err", err)
-		} else {
-			jd.j.Close()
-			jd.old = append(jd.old, jd.j.Gen())
-			jd.j = nj
-		}
+	if jd.spare != nil {
+		jd.j.Close()
+		jd.old = append(jd.old, jd.j.Gen())
+		jd.j, jd.spare = jd.spare, nil
 	}
 	old := jd.old
 	jd.mu.Unlock()
@@ -401,7 +416,7 @@ func (s *SQLite) catchUp(ctx context.Context) error {
 }
 
 // closeJournal stops the applier, writes what is left into SQLite and
-// closes the journal; the journal files stay when that write fails.
+// removes the journal; its files stay when that write fails.
 func (s *SQLite) closeJournal() error {
 	jd := s.jd
 	close(jd.quit)
@@ -411,10 +426,23 @@ func (s *SQLite) closeJournal() error {
 	err := s.apply(context.Background())
 	jd.mu.Lock()
 	defer jd.mu.Unlock()
-	if err == nil && len(jd.old) == 0 && jd.j.Size() == 0 {
-		name := journal.FileName(jd.path, jd.j.Gen())
-		err = errors.Join(jd.j.Close(), os.Remove(name))
-		return err
+	errs := []error{err, jd.j.Close()}
+	if err == nil && len(jd.old) == 0 {
+		errs = append(errs, os.Remove(journal.FileName(jd.path, jd.j.Gen())))
 	}
-	return errors.Join(err, jd.j.Close())
+	if jd.spare != nil {
+		errs = append(errs, jd.spare.Close(), os.Remove(journal.FileName(jd.path, jd.spare.Gen())))
+	}
+	return errors.Join(errs...)
+}
+
+// allZero reports whether b holds only zero bytes (a journal file's unused
+// preallocated part).
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

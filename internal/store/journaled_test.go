@@ -313,3 +313,45 @@ func TestPlainOpenReplaysLeftoverJournal(t *testing.T) {
 		t.Errorf("journal files after the replay = %v, want none", files)
 	}
 }
+
+// Once half of a journal file is used, the applier moves to the next
+// (prepared ahead) and removes the files whose leases are in SQLite;
+// nothing is lost on the way.
+func TestJournalRotates(t *testing.T) {
+	defer func(p int64) { journalPrealloc = p }(journalPrealloc)
+	journalPrealloc = 2048
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "leases.db")
+	s, err := Open(ctx, path, Options{Journal: true, JournalApply: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxFiles := 0
+	for i := 1; i <= 200; i++ {
+		if _, err := s.Put(ctx, jlease(i, "k")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.apply(ctx); err != nil {
+			t.Fatal(err)
+		}
+		files, _, _ := journal.Files(path)
+		maxFiles = max(maxFiles, len(files))
+	}
+	if maxFiles > 2 || s.jd.j.Gen() < 5 {
+		t.Fatalf("at most %d journal files at once, generation %d: want at most 2 files and several generations", maxFiles, s.jd.j.Gen())
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if files, _, _ := journal.Files(path); len(files) != 0 {
+		t.Fatalf("journal files after Close = %v, want none", files)
+	}
+	s, err = Open(ctx, path, journalOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if ls, err := s.Find(ctx, lease.Filter{}); err != nil || len(ls) != 200 {
+		t.Fatalf("leases after reopen = %d, %v; want 200", len(ls), err)
+	}
+}

@@ -10,9 +10,10 @@
 //	crc     uint32, little endian: CRC-32C (Castagnoli) of the payload
 //	payload length bytes (see AppendLease)
 //
-// A record is written whole by one write(2), so only the last record of a
-// file can be torn by a crash; Scan stops at the first record whose
-// header, length or checksum is wrong and reports where the good records
+// A file is created zero-filled (preallocated) and records are written
+// one batch at a time after the last, so only the last batch of a file can
+// be torn by a crash; Scan stops at the first record whose header, length
+// (0: the zeros) or checksum is wrong and reports where the good records
 // end, so a torn tail is detected and ignored.
 //
 // Files: the journal of database DB is a series of files DB.journal-N
@@ -88,15 +89,16 @@ func AppendLease(dst []byte, l lease.Lease) ([]byte, error) {
 }
 
 // Decode reads the record at the start of b: the lease and the record's
-// length. It fails with ErrTorn when b holds less than a whole record or
-// the checksum does not match, and with another error when the payload
+// length. It fails with ErrTorn when b holds less than a whole record,
+// its length is 0 (a file's preallocated zeros) or the checksum does not
+// match, and with another error when the payload
 // checks but does not parse (a bug or a newer format, not a crash).
 func Decode(b []byte) (lease.Lease, int, error) {
 	if len(b) < HeaderLen {
 		return lease.Lease{}, 0, ErrTorn
 	}
 	n := binary.LittleEndian.Uint32(b)
-	if n > MaxPayload || uint64(len(b)-HeaderLen) < uint64(n) {
+	if n == 0 || n > MaxPayload || uint64(len(b)-HeaderLen) < uint64(n) {
 		return lease.Lease{}, 0, ErrTorn
 	}
 	payload := b[HeaderLen : HeaderLen+int(n)]
@@ -180,7 +182,8 @@ func decodePayload(p []byte) (lease.Lease, error) {
 
 // Scan decodes the records of b in order, calling fn for each, and
 // returns the length of the good part: b's length when every record
-// decodes, else where the first torn record starts.
+// decodes, else where the first torn record (or the preallocated zeros)
+// starts.
 func Scan(b []byte, fn func(lease.Lease)) (int, error) {
 	off := 0
 	for off < len(b) {
@@ -203,7 +206,10 @@ type Journal struct {
 	base string // DB path; files are base.journal-N
 	gen  uint64
 	fd   int
-	size int64
+	size int64 // where the next record goes
+	// prealloc is the zero-filled length the file was created with:
+	// appends past it grow the file.
+	prealloc int64
 }
 
 // FileName is the file of generation gen.
@@ -248,13 +254,29 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// Create starts generation gen of base's journal: an empty file, its
-// directory entry synced.
-func Create(base string, gen uint64) (*Journal, error) {
+// Create starts generation gen of base's journal: a file of prealloc
+// zero bytes (written and synced, so that an append inside it changes no
+// file metadata and its fdatasync writes the data alone), its directory
+// entry synced. The records go at its start; Scan stops at the zeros.
+func Create(base string, gen uint64, prealloc int64) (*Journal, error) {
 	name := FileName(base, gen)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal: create %s: %w", name, err)
+	}
+	if prealloc > 0 {
+		zero := make([]byte, 1<<20)
+		for off := int64(0); off < prealloc && err == nil; off += int64(len(zero)) {
+			_, err = f.Write(zero[:min(int64(len(zero)), prealloc-off)])
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(name)
+			return nil, fmt.Errorf("journal: create %s: %w", name, err)
+		}
 	}
 	// The Journal owns the descriptor from here: dup it out of the
 	// os.File, whose finalizer would otherwise close it.
@@ -268,7 +290,7 @@ func Create(base string, gen uint64) (*Journal, error) {
 		syscall.Close(fd)
 		return nil, err
 	}
-	return &Journal{base: base, gen: gen, fd: fd}, nil
+	return &Journal{base: base, gen: gen, fd: fd, prealloc: prealloc}, nil
 }
 
 // SyncDir fsyncs directory dir, making the files created or removed in it
@@ -291,25 +313,27 @@ func (j *Journal) Gen() uint64 { return j.gen }
 // Size is the length of the current file.
 func (j *Journal) Size() int64 { return j.size }
 
-// Append writes recs (whole records) at the end of the current file and
-// fdatasyncs it: when it returns nil they are on disk. Both are raw
-// system calls (the Go scheduler is not told: the pair costs it no
-// hand-off of the thread, and no wake-up of sysmon). On failure the file
-// is cut back to its previous length, and an error is returned when even
-// that fails: the journal must not be appended to again.
+// Append writes recs (whole records) after the records already in the
+// current file and fdatasyncs it: when it returns nil they are on disk.
+// Both are raw system calls (the Go scheduler is not told: the pair costs
+// it no hand-off of the thread, and no wake-up of sysmon). On failure the
+// bytes written are zeroed again (synced), so that no part of a failed
+// append can be read back; when even that fails, the error wraps
+// ErrBroken and the journal must not be appended to again.
 func (j *Journal) Append(recs []byte) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	err := j.write(recs)
+	err := j.pwrite(recs, j.size)
 	if err == nil {
-		if _, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, uintptr(j.fd), 0, 0); e != 0 {
-			err = fmt.Errorf("journal: fdatasync %s: %w", FileName(j.base, j.gen), e)
-		}
+		err = j.datasync()
 	}
 	if err != nil {
-		if e := syscall.Ftruncate(j.fd, j.size); e != nil {
-			return errors.Join(err, fmt.Errorf("journal: cut back %s: %w", FileName(j.base, j.gen), e), ErrBroken)
+		if e := j.pwrite(make([]byte, len(recs)), j.size); e != nil {
+			return errors.Join(err, e, ErrBroken)
+		}
+		if e := j.datasync(); e != nil {
+			return errors.Join(err, e, ErrBroken)
 		}
 		return err
 	}
@@ -317,14 +341,24 @@ func (j *Journal) Append(recs []byte) error {
 	return nil
 }
 
+// Full reports whether the records have used up the preallocated part.
+func (j *Journal) Full() bool { return j.size >= j.prealloc }
+
+func (j *Journal) datasync() error {
+	if _, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, uintptr(j.fd), 0, 0); e != 0 {
+		return fmt.Errorf("journal: fdatasync %s: %w", FileName(j.base, j.gen), e)
+	}
+	return nil
+}
+
 // ErrBroken marks a journal whose file could not be restored after a
 // failed append.
 var ErrBroken = errors.New("journal: broken")
 
-// write writes all of b with raw write(2)s.
-func (j *Journal) write(b []byte) error {
+// pwrite writes all of b at off with raw pwrite(2)s.
+func (j *Journal) pwrite(b []byte, off int64) error {
 	for len(b) > 0 {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(j.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_PWRITE64, uintptr(j.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(off), 0, 0)
 		if e == syscall.EINTR || e == syscall.EAGAIN {
 			continue
 		}
@@ -334,7 +368,7 @@ func (j *Journal) write(b []byte) error {
 		if n == 0 {
 			return fmt.Errorf("journal: write %s: wrote nothing", FileName(j.base, j.gen))
 		}
-		b = b[n:]
+		b, off = b[n:], off+int64(n)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func TestRoundTrip(t *testing.T) {
 
 func TestAppendSyncsAndCutsBack(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "leases.db")
-	j, err := Create(base, 3)
+	j, err := Create(base, 3, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +67,13 @@ func TestAppendSyncsAndCutsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(FileName(base, 3))
-	if err != nil || !bytes.Equal(b, append(append([]byte{}, rec...), rec...)) {
-		t.Fatalf("file = %x, %v; want two records", b, err)
+	two := append(append([]byte{}, rec...), rec...)
+	if err != nil || len(b) != 4096 || !bytes.Equal(b[:len(two)], two) || !bytes.Equal(b[len(two):], make([]byte, 4096-len(two))) {
+		t.Fatalf("file = %x, %v; want two records, then zeros to 4096 bytes", b, err)
+	}
+	n := 0
+	if good, err := Scan(b, func(lease.Lease) { n++ }); err != nil || good != len(two) || n != 2 {
+		t.Fatalf("Scan = %d, %v, %d records; want %d, nil, 2", good, err, n, len(two))
 	}
 	names, gens, err := Files(base)
 	if err != nil || len(names) != 1 || gens[0] != 3 {
