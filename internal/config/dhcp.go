@@ -142,7 +142,7 @@ func (c *Config) CommitInterval() (time.Duration, bool) {
 }
 
 // DefaultLeaseJournal is dhcp.lease_journal when unset.
-const DefaultLeaseJournal = false
+const DefaultLeaseJournal = true
 
 // LeaseJournal returns dhcp.lease_journal, or its default.
 // Unset, it is off for a server of a cluster: servers sharing one SQLite

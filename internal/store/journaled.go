@@ -12,12 +12,15 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -445,4 +448,57 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// ReadLeases returns every lease of the SQLite database at path, without
+// writing to it or taking its lock, so it works beside a running server
+// with the lease journal (pxed leases --data-dir): the journal files'
+// leases are read first, then SQLite's rows, and the higher version of
+// each address wins. A journal file removed meanwhile had its leases
+// written into SQLite before, which is read after.
+func ReadLeases(ctx context.Context, path string) ([]lease.Lease, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("store: read %q: path must not contain '?' or '#'", path)
+	}
+	names, _, err := journal.Files(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", path, err)
+	}
+	newest := map[netip.Addr]lease.Lease{}
+	keep := func(l lease.Lease) {
+		if cur, ok := newest[l.Addr]; !ok || l.Version > cur.Version {
+			newest[l.Addr] = l
+		}
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: read %q: %w", path, err)
+		}
+		if _, err := journal.Scan(b, keep); err != nil {
+			return nil, fmt.Errorf("store: read %s: %w", name, err)
+		}
+	}
+	db, err := sql.Open("sqlite", dsn(path, DefaultBusyTimeout, false))
+	if err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", path, err)
+	}
+	defer db.Close()
+	s := &SQLite{rdb: db}
+	rows, err := s.collect(db.QueryContext(ctx, `SELECT `+columns+` FROM leases`))
+	if err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", path, err)
+	}
+	for _, l := range rows {
+		keep(l)
+	}
+	out := make([]lease.Lease, 0, len(newest))
+	for _, l := range newest {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b lease.Lease) int { return a.Addr.Compare(b.Addr) })
+	return out, nil
 }

@@ -355,3 +355,36 @@ func TestJournalRotates(t *testing.T) {
 		t.Fatalf("leases after reopen = %d, %v; want 200", len(ls), err)
 	}
 }
+
+// ReadLeases sees a journaled server's leases while it runs (journal
+// and SQLite merged, newest version winning), without its lock.
+func TestReadLeasesBesideJournaledStore(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "leases.db")
+	s, err := Open(ctx, path, Options{Journal: true, JournalApply: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, err := s.Put(ctx, jlease(1, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.apply(ctx); err != nil { // 192.0.2.1 version 1 in SQLite
+		t.Fatal(err)
+	}
+	a.State = lease.Released
+	if a, err = s.Put(ctx, a); err != nil { // version 2 in the journal only
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, jlease(2, "k")); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := ReadLeases(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 2 || ls[0].Addr != a.Addr || ls[0].Version != 2 || ls[0].State != lease.Released || ls[1].Version != 1 {
+		t.Fatalf("ReadLeases = %+v; want 192.0.2.1 released (version 2, from the journal) and 192.0.2.2", ls)
+	}
+}
