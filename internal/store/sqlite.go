@@ -15,6 +15,13 @@
 // lease.ErrConflict. A PostgreSQL backend needs exactly these two
 // statements (same schema, timestamptz or bigint times) to give the same
 // guarantee to several pxed servers sharing one database.
+//
+// With Options.Journal (journaled.go, the server's default) a group commit
+// is instead one append and one fdatasync of a journal file pxed writes
+// itself (internal/store/journal), the compare-and-swap is made in memory
+// (the process holds an exclusive lock on DB.lock: it is the database's
+// only writer), and SQLite is brought up to date from the journal once a
+// second and at open.
 package store
 
 import (
