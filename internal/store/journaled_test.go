@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -386,5 +387,36 @@ func TestReadLeasesBesideJournaledStore(t *testing.T) {
 	}
 	if len(ls) != 2 || ls[0].Addr != a.Addr || ls[0].Version != 2 || ls[0].State != lease.Released || ls[1].Version != 1 {
 		t.Fatalf("ReadLeases = %+v; want 192.0.2.1 released (version 2, from the journal) and 192.0.2.2", ls)
+	}
+}
+
+// BenchmarkCommitCPU: the process's CPU time (user + system, getrusage)
+// per commit and per lease, SQLite's transaction against the journal's
+// append and fdatasync, at one lease per commit (a quiet server) and with
+// 64 writers (a busy one).
+func BenchmarkCommitCPU(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		opts    Options
+		writers int
+	}{
+		{"sqlite/writers=1", Options{}, 1},
+		{"journal/writers=1", Options{Journal: true}, 1},
+		{"sqlite/writers=64", Options{}, 64},
+		{"journal/writers=64", Options{Journal: true}, 64},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := openTemp(b, c.opts)
+			cpu := func() time.Duration {
+				var ru syscall.Rusage
+				syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+				return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			}
+			before, batches := cpu(), s.Stats().Batches
+			storetest.BenchPuts(b, s, c.writers)
+			used, n := cpu()-before, s.Stats().Batches-batches
+			b.ReportMetric(float64(used.Microseconds())/float64(max(n, 1)), "cpu-µs/commit")
+			b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/lease")
+		})
 	}
 }
