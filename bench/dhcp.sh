@@ -38,7 +38,9 @@
 #   kea      memfile backend, persist true (CSV appended per lease, not fsync'd by Kea)
 #            (DHCPv6: kea-dhcp6, the same)
 #   dnsmasq  --dhcp-leasefile (whole file rewritten after changes, not fsync'd)
-#   pxed     --data-dir: SQLite, WAL, synchronous=FULL, committed before the ACK is sent
+#   pxed     --data-dir: the lease journal (one append + fdatasync per group commit) before the
+#            ACK is sent, SQLite (WAL, synchronous=FULL) updated from it each second;
+#            PXED_EXTRA="--lease-journal off" commits to SQLite directly, as before
 #   (--store postgres: Kea's PostgreSQL backend, one transaction per lease; pxed's, a commit per
 #   group of up to 64 leases before their ACKs are sent)
 #

@@ -72,7 +72,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc boot.Source, lo
 	if ci == 0 {
 		sci = -1 // the store's "do not wait"
 	}
-	st, err := spec.open(ctx, sci, log.With("proto", "store"))
+	st, err := spec.open(ctx, sci, cfg.LeaseJournal(), log.With("proto", "store"))
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}
@@ -100,7 +100,7 @@ func openLeaseServer(ctx context.Context, cfg *config.Config, bc boot.Source, lo
 			return nil, err
 		}
 	}
-	log.Info("leases stored", "db", spec.String(), "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String())
+	log.Info("leases stored", "db", spec.String(), "probe_timeout", cfg.ProbeTimeout().String(), "commit_interval", ci.String(), "lease_journal", spec.dsn == "" && cfg.LeaseJournal())
 	return ls, nil
 }
 
@@ -249,20 +249,34 @@ func printLeases(w io.Writer, out []api.Lease) error {
 	return tw.Flush()
 }
 
+// readAll opens the store and reads every lease.
+func readAll(ctx context.Context, spec storeSpec) ([]lease.Lease, error) {
+	st, err := spec.open(ctx, 0, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return st.Find(ctx, lease.Filter{})
+}
+
 // leasesFromStore reads every row of the lease database.
 func leasesFromStore(ctx context.Context, spec storeSpec) ([]api.Lease, error) {
+	var err error
 	if spec.dsn == "" {
 		path := filepath.Join(spec.dataDir, leaseDB)
 		if _, err := os.Stat(path); err != nil {
 			return nil, usagef("leases: no lease database at %s: pass the server's --data-dir (or --store postgres://…)", path)
 		}
 	}
-	st, err := spec.open(ctx, 0, nil)
-	if err != nil {
-		return nil, fmt.Errorf("leases: %w", err)
+	var ls []lease.Lease
+	if spec.dsn == "" {
+		// Read only, beside a running server (whose lease journal,
+		// when on, holds the newest leases until it writes them into
+		// leases.db).
+		ls, err = store.ReadLeases(ctx, filepath.Join(spec.dataDir, leaseDB))
+	} else {
+		ls, err = readAll(ctx, spec)
 	}
-	defer st.Close()
-	ls, err := st.Find(ctx, lease.Filter{})
 	if err != nil {
 		return nil, fmt.Errorf("leases: %w", err)
 	}

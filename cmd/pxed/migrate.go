@@ -34,7 +34,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	// SQLite migrates when the file is opened.
-	st, err := spec.open(ctx, 0, nil)
+	st, err := spec.open(ctx, 0, false, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

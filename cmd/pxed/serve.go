@@ -21,6 +21,7 @@ type serverFlags struct {
 	dhcp6Range string
 	probe      string
 	commit     string
+	journal    *bool
 	bootDir    string
 	dataDir    string
 	tftpAddr   string
@@ -51,6 +52,19 @@ func (f *serverFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.probe, "dhcp-probe-timeout", "", "server mode: wait for an answer to the address probe (ARP on-link, ICMP echo for relayed subnets) before offering an address (default 300ms; off disables)")
 	fs.BoolVar(&f.cluster, "cluster", false, "server mode: share the lease database with other pxed servers (heartbeats, split of clients and free addresses, failover; see README \"Several servers\")")
 	fs.StringVar(&f.serverID, "server-id", "", "with --cluster: this server's name among its peers (default: made once, kept in DATA_DIR/server-id)")
+	fs.Func("lease-journal", "server mode, SQLite: on commits leases to a journal pxed fdatasyncs itself and writes them into leases.db once a second; off commits to leases.db directly", func(v string) error {
+		switch v {
+		case "on", "true":
+			on := true
+			f.journal = &on
+		case "off", "false":
+			off := false
+			f.journal = &off
+		default:
+			return fmt.Errorf("%q: write on or off", v)
+		}
+		return nil
+	})
 	fs.StringVar(&f.commit, "dhcp-commit-interval", "", "server mode: least time between two lease commits under load (default 10ms; 0s commits at once)")
 	fs.StringVar(&f.bootDir, "boot-dir", "", "directory of files served over TFTP and HTTP")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for leases and machine state")
@@ -94,6 +108,9 @@ func (f *serverFlags) apply(c *config.Config) {
 	}
 	if f.commit != "" {
 		c.DHCP.CommitInterval = config.ParseOptionalDuration(f.commit)
+	}
+	if f.journal != nil {
+		c.DHCP.LeaseJournal = f.journal
 	}
 	set(&c.BootDir, f.bootDir)
 	set(&c.DataDir, f.dataDir)

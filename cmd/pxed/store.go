@@ -50,8 +50,9 @@ func (sp storeSpec) check() error {
 }
 
 // open opens the store and applies its migrations. commitInterval is the
-// store's (0: its default, negative: commit at once).
-func (sp storeSpec) open(ctx context.Context, commitInterval time.Duration, log *slog.Logger) (leaseStore, error) {
+// store's (0: its default, negative: commit at once); journal turns on
+// SQLite's lease journal (dhcp.lease_journal; PostgreSQL has none).
+func (sp storeSpec) open(ctx context.Context, commitInterval time.Duration, journal bool, log *slog.Logger) (leaseStore, error) {
 	if err := sp.check(); err != nil {
 		return nil, err
 	}
@@ -61,5 +62,5 @@ func (sp storeSpec) open(ctx context.Context, commitInterval time.Duration, log 
 	if err := os.MkdirAll(sp.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return store.Open(ctx, filepath.Join(sp.dataDir, leaseDB), store.Options{CommitInterval: commitInterval, Logger: log})
+	return store.Open(ctx, filepath.Join(sp.dataDir, leaseDB), store.Options{CommitInterval: commitInterval, Journal: journal, Logger: log})
 }

@@ -41,6 +41,11 @@ type DHCP struct {
 	// between share one commit ("10ms" default; "0s" commits as soon as
 	// the previous one is done).
 	CommitInterval OptionalDuration `yaml:"commit_interval"`
+	// LeaseJournal: with the SQLite store, a lease commit is one append
+	// and one fdatasync of a journal file pxed writes itself, and SQLite is
+	// brought up to date from it once a second (DefaultLeaseJournal when
+	// unset). pxed must then be the database's only user.
+	LeaseJournal *bool `yaml:"lease_journal"`
 }
 
 // Subnet is one network pxed leases addresses on in mode server.
@@ -134,6 +139,19 @@ func (c *Config) ProbeTimeout() time.Duration {
 func (c *Config) CommitInterval() (time.Duration, bool) {
 	d, _ := c.DHCP.CommitInterval.Value()
 	return d, c.DHCP.CommitInterval.IsSet()
+}
+
+// DefaultLeaseJournal is dhcp.lease_journal when unset.
+const DefaultLeaseJournal = true
+
+// LeaseJournal returns dhcp.lease_journal, or its default.
+// Unset, it is off for a server of a cluster: servers sharing one SQLite
+// file cannot journal (each must be the file's only writer).
+func (c *Config) LeaseJournal() bool {
+	if c.DHCP.LeaseJournal == nil {
+		return DefaultLeaseJournal && !c.Cluster.Enabled
+	}
+	return *c.DHCP.LeaseJournal
 }
 
 // ServerSubnets returns the subnets of mode server: dhcp.subnets, or for

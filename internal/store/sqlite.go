@@ -15,6 +15,13 @@
 // lease.ErrConflict. A PostgreSQL backend needs exactly these two
 // statements (same schema, timestamptz or bigint times) to give the same
 // guarantee to several pxed servers sharing one database.
+//
+// With Options.Journal (journaled.go, the server's default) a group commit
+// is instead one append and one fdatasync of a journal file pxed writes
+// itself (internal/store/journal), the compare-and-swap is made in memory
+// (the process holds an exclusive lock on DB.lock: it is the database's
+// only writer), and SQLite is brought up to date from the journal once a
+// second and at open.
 package store
 
 import (
@@ -27,6 +34,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +74,16 @@ type Options struct {
 	Readers int
 	// Logger receives commit failures; nil discards.
 	Logger *slog.Logger
+	// Journal makes a group commit one append and one fdatasync of a
+	// journal file next to the database (DB.journal-N) instead of an
+	// SQLite transaction; SQLite is brought up to date from it every
+	// JournalApply (journaled.go). The process must then be the
+	// database's only user: Open takes an exclusive lock on DB.lock and
+	// fails while another process has the database open.
+	Journal bool
+	// JournalApply is how often journaled leases are written into SQLite;
+	// 0 means DefaultJournalApply.
+	JournalApply time.Duration
 }
 
 // Stats counts the work of the committer.
@@ -81,6 +99,12 @@ type SQLite struct {
 	insStmt, updStmt   *sql.Stmt // on wdb, bound to each batch's transaction
 	commit             *groupcommit.Committer
 	close              sync.Once
+	lock               *os.File // DB.lock: shared, or exclusive with the journal
+
+	// The lease journal (Options.Journal), nil without it.
+	jd       *journaled
+	upsStmt  *sql.Stmt // on wdb
+	applying bool      // the journal's applier runs
 
 	// Events of each machine appended since its last cut (machines.go).
 	evMu    sync.Mutex
@@ -112,6 +136,10 @@ func Open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 		return nil, err
 	}
 	s.commit.Start()
+	if s.jd != nil {
+		s.applying = true
+		go s.applier()
+	}
 	return s, nil
 }
 
@@ -126,27 +154,47 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("store: open %q: path must not contain '?' or '#'", path)
 	}
+	lock, err := lockFile(path, opts.Journal)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
 	wdb, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
 	wdb.SetMaxOpenConns(1)
 	if err := migrate(ctx, wdb); err != nil {
 		wdb.Close()
+		lock.Close()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
 	rdb, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
 	if err != nil {
 		wdb.Close()
+		lock.Close()
 		return nil, fmt.Errorf("store: open %q for reading: %w", path, err)
 	}
 	rdb.SetMaxOpenConns(opts.Readers)
 	// Keep every reader open: a connection closed for being idle would be
 	// reopened (and its statements prepared again) on the next burst.
 	rdb.SetMaxIdleConns(opts.Readers)
-	s := &SQLite{rdb: rdb, wdb: wdb}
-	s.commit = groupcommit.New(s.flush, groupcommit.StoreOptions(opts.MaxBatch, opts.CommitInterval, opts.Logger))
+	s := &SQLite{rdb: rdb, wdb: wdb, lock: lock}
+	flush := s.flush
+	if opts.Journal {
+		flush = s.flushJournal
+	}
+	s.commit = groupcommit.New(flush, groupcommit.StoreOptions(opts.MaxBatch, opts.CommitInterval, opts.Logger))
 	if err := s.prepare(ctx); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	if opts.Journal {
+		err = s.openJournal(ctx, path, opts)
+	} else {
+		err = s.replayLeftover(ctx, path, opts.Logger)
+	}
+	if err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
 	}
@@ -177,12 +225,15 @@ func (s *SQLite) prepare(ctx context.Context) error {
 // closeDBs closes the statements and both connection pools.
 func (s *SQLite) closeDBs() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.getStmt, s.byKeyStmt, s.insStmt, s.updStmt} {
+	for _, st := range []*sql.Stmt{s.getStmt, s.byKeyStmt, s.insStmt, s.updStmt, s.upsStmt} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
 	errs = append(errs, s.rdb.Close(), s.wdb.Close())
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -192,7 +243,10 @@ func (s *SQLite) Close() error {
 	var err error
 	s.close.Do(func() {
 		s.commit.Close()
-		err = s.closeDBs()
+		if s.jd != nil {
+			err = s.closeJournal()
+		}
+		err = errors.Join(err, s.closeDBs())
 		if err != nil {
 			err = fmt.Errorf("store: close: %w", err)
 		}
@@ -265,6 +319,9 @@ func parseState(b []byte) (lease.State, bool) {
 // Get implements lease.Store.
 func (s *SQLite) Get(ctx context.Context, addr netip.Addr) (lease.Lease, error) {
 	rctx, err := lookupCtx(ctx)
+	if err == nil {
+		err = s.catchUp(ctx)
+	}
 	if err != nil {
 		return lease.Lease{}, fmt.Errorf("store: get %v: %w", addr, err)
 	}
@@ -281,6 +338,9 @@ func (s *SQLite) Get(ctx context.Context, addr netip.Addr) (lease.Lease, error) 
 // ByKey implements lease.Store.
 func (s *SQLite) ByKey(ctx context.Context, key lease.ClientKey) ([]lease.Lease, error) {
 	rctx, err := lookupCtx(ctx)
+	if err == nil {
+		err = s.catchUp(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: leases of %v: %w", key, err)
 	}
@@ -307,6 +367,9 @@ func lookupCtx(ctx context.Context) (context.Context, error) {
 
 // Find implements lease.Store.
 func (s *SQLite) Find(ctx context.Context, f lease.Filter) ([]lease.Lease, error) {
+	if err := s.catchUp(ctx); err != nil {
+		return nil, fmt.Errorf("store: find leases: %w", err)
+	}
 	var where []string
 	var args []any
 	if f.First.IsValid() {
