@@ -172,23 +172,12 @@ func (s *SQLite) replay(ctx context.Context, path string, log *slog.Logger) ([]u
 		return nil, err
 	}
 	replay := map[netip.Addr]lease.Lease{}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return nil, fmt.Errorf("replay journal: %w", err)
-		}
-		good, err := journal.Scan(b, func(l lease.Lease) {
-			if cur, ok := replay[l.Addr]; !ok || l.Version > cur.Version {
-				replay[l.Addr] = l
-			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("replay journal %s: %w", name, err)
-		}
-		if good < len(b) && !allZero(b[good:]) {
-			log.Warn("lease journal: ignored a torn record at its end (a write cut short by a crash, never acknowledged)",
-				"file", name, "offset", good, "bytes", len(b)-good)
-		}
+	err = newestInJournals(names, replay, false, func(name string, good, size int) {
+		log.Warn("lease journal: ignored a torn record at its end (a write cut short by a crash, never acknowledged)",
+			"file", name, "offset", good, "bytes", size-good)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replay journal: %w", err)
 	}
 	if err := s.upsert(ctx, replay); err != nil {
 		return nil, fmt.Errorf("replay journal: %w", err)
@@ -439,6 +428,40 @@ func (s *SQLite) closeJournal() error {
 	return errors.Join(errs...)
 }
 
+// keepNewest puts l in newest unless it holds its address at a higher
+// version already.
+func keepNewest(newest map[netip.Addr]lease.Lease, l lease.Lease) {
+	if cur, ok := newest[l.Addr]; !ok || l.Version > cur.Version {
+		newest[l.Addr] = l
+	}
+}
+
+// newestInJournals reads the journal files names into newest, each
+// address's highest version winning. A file removed since it was listed
+// is skipped when missingOK (a reader beside a running server: its leases
+// are in SQLite by then) and an error otherwise. onTorn, when set, hears
+// of a file whose end holds a torn record (not the preallocated zeros).
+func newestInJournals(names []string, newest map[netip.Addr]lease.Lease, missingOK bool, onTorn func(name string, good, size int)) error {
+	keep := func(l lease.Lease) { keepNewest(newest, l) }
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if missingOK && errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		good, err := journal.Scan(b, keep)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if onTorn != nil && good < len(b) && !allZero(b[good:]) {
+			onTorn(name, good, len(b))
+		}
+	}
+	return nil
+}
+
 // allZero reports whether b holds only zero bytes (a journal file's unused
 // preallocated part).
 func allZero(b []byte) bool {
@@ -465,22 +488,8 @@ func ReadLeases(ctx context.Context, path string) ([]lease.Lease, error) {
 		return nil, fmt.Errorf("store: read %q: %w", path, err)
 	}
 	newest := map[netip.Addr]lease.Lease{}
-	keep := func(l lease.Lease) {
-		if cur, ok := newest[l.Addr]; !ok || l.Version > cur.Version {
-			newest[l.Addr] = l
-		}
-	}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("store: read %q: %w", path, err)
-		}
-		if _, err := journal.Scan(b, keep); err != nil {
-			return nil, fmt.Errorf("store: read %s: %w", name, err)
-		}
+	if err := newestInJournals(names, newest, true, nil); err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", path, err)
 	}
 	db, err := sql.Open("sqlite", dsn(path, DefaultBusyTimeout, false))
 	if err != nil {
@@ -493,7 +502,7 @@ func ReadLeases(ctx context.Context, path string) ([]lease.Lease, error) {
 		return nil, fmt.Errorf("store: read %q: %w", path, err)
 	}
 	for _, l := range rows {
-		keep(l)
+		keepNewest(newest, l)
 	}
 	out := make([]lease.Lease, 0, len(newest))
 	for _, l := range newest {
