@@ -359,15 +359,7 @@ func TestMenuBootServerOnlyOVMF(t *testing.T) {
       profile: rescue
       servers: [192.0.2.3]
 `
-	// The two hosts share the server key (DATA_DIR/secret), as README
-	// asks: the first names the second's script with the machine's token.
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", withServerKey(t, menuPxedConfig(t, "192.0.2.1", menu), key))
-	h := n.AddHost(t, "bootsrv", mustPrefix("192.0.2.3/24"))
-	startServeConfigAt(t, h.NS, h.Iface, "192.0.2.3", withServerKey(t, menuPxedConfig(t, "192.0.2.3", "dhcp:\n  mode: boot-server\n"+menu), key))
+	h := startBootServerHosts(t, n, menu, "192.0.2.3")["192.0.2.3"]
 	const mac = "52:54:00:00:0c:35"
 	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, SerialInput: true, Timeout: 5 * time.Minute})
 	vm.WaitSerial(t, "Press F8 for the pxed menu", 3*time.Minute)
@@ -440,18 +432,8 @@ func TestMenuBootServersOVMF(t *testing.T) {
       profile: rescue
       servers: [192.0.2.3, 192.0.2.4]
 `
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", withServerKey(t, menuPxedConfig(t, "192.0.2.1", menu), key))
 	servers := []string{"192.0.2.3", "192.0.2.4"}
-	hosts := map[string]*lab.Host{}
-	for _, ip := range servers {
-		h := n.AddHost(t, "bs"+ip[len(ip)-1:], mustPrefix(ip+"/24"))
-		startServeConfigAt(t, h.NS, h.Iface, ip, withServerKey(t, menuPxedConfig(t, ip, "dhcp:\n  mode: boot-server\n"+menu), key))
-		hosts[ip] = h
-	}
+	hosts := startBootServerHosts(t, n, menu, servers...)
 	const mac = "52:54:00:00:0c:36"
 	vm := lab.StartVM(t, n, lab.VMOptions{Firmware: lab.UEFI, MAC: mac, SerialInput: true, Timeout: 5 * time.Minute})
 	vm.WaitSerial(t, "Press F8 for the pxed menu", 3*time.Minute)
@@ -522,6 +504,27 @@ func timelineOrNone(t *testing.T, ns, addr, mac string) []event {
 
 // withServerKey gives cfg (a startServeConfigAt configuration) a data
 // directory of its own holding key as the server key (DATA_DIR/secret).
+// startBootServerHosts starts pxed with menu on the segment (192.0.2.1)
+// and, on a host of its own at each of ips, a pxed in dhcp mode
+// boot-server (no ProxyDHCP offers) with the same menu; it returns those
+// hosts by address. All share one server key (DATA_DIR/secret), as README
+// asks: the first server names another's script with the machine's token.
+func startBootServerHosts(t *testing.T, n *lab.Net, menu string, ips ...string) map[string]*lab.Host {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	startServeConfigAt(t, n.NS(), n.Bridge(), "192.0.2.1", withServerKey(t, menuPxedConfig(t, "192.0.2.1", menu), key))
+	hosts := map[string]*lab.Host{}
+	for _, ip := range ips {
+		h := n.AddHost(t, "bs"+ip[strings.LastIndexByte(ip, '.')+1:], mustPrefix(ip+"/24"))
+		startServeConfigAt(t, h.NS, h.Iface, ip, withServerKey(t, menuPxedConfig(t, ip, "dhcp:\n  mode: boot-server\n"+menu), key))
+		hosts[ip] = h
+	}
+	return hosts
+}
+
 func withServerKey(t *testing.T, cfg string, key []byte) string {
 	t.Helper()
 	dir := t.TempDir()
