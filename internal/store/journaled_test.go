@@ -274,16 +274,7 @@ func TestJournalManagerAcksSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: spawns a child process")
 	}
-	path := filepath.Join(t.TempDir(), "leases.db")
-	acked := storetest.KillMidRun(t, "TestJournalManagerCrashChild", journalDoraCrashEnv, path, "ack", 1500, true)
-	s, err := Open(context.Background(), path, journalOpts)
-	if err != nil {
-		t.Fatalf("reopen after SIGKILL: %v", err)
-	}
-	defer s.Close()
-	storetest.CheckAcked(t, s, acked, true)
-	rows := storetest.CheckOneRowPerAddress(t, s)
-	t.Logf("SIGKILL after %d DHCPACKs: all replayed and bound; %d rows", len(acked), rows)
+	managerAcksSurviveSIGKILL(t, "TestJournalManagerCrashChild", journalDoraCrashEnv, journalOpts)
 }
 
 // A store opened without the journal over a database whose journaled

@@ -42,9 +42,18 @@ func TestManagerAcksSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: spawns a child process")
 	}
+	managerAcksSurviveSIGKILL(t, "TestManagerCrashChild", doraCrashEnv, Options{})
+}
+
+// managerAcksSurviveSIGKILL kills the test child (made one by env) while
+// it runs DORA cycles through a lease.Manager over a SQLite store, reopens
+// the database with opts and checks that every DHCPACK the child sent has
+// its lease there, bound, with one row per address.
+func managerAcksSurviveSIGKILL(t *testing.T, child, env string, opts Options) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "leases.db")
-	acked := storetest.KillMidRun(t, "TestManagerCrashChild", doraCrashEnv, path, "ack", 1500, true)
-	s, err := Open(context.Background(), path, Options{})
+	acked := storetest.KillMidRun(t, child, env, path, "ack", 1500, true)
+	s, err := Open(context.Background(), path, opts)
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
