@@ -43,6 +43,15 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // changes (flags applied over it again).
 func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string, flags *serverFlags) error {
 	log := newLogger(cfg, logw)
+	if cfg.Cluster.Enabled && cfg.Cluster.ServerID == "" {
+		// Named once: the cluster membership and the DHCPv6 DUID file
+		// both read cfg.Cluster.ServerID.
+		id, err := serverID(cfg)
+		if err != nil {
+			return err
+		}
+		cfg.Cluster.ServerID = id
+	}
 	lim := cfg.Limits
 	fitDescriptors(&lim, openFileLimit(), log)
 	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
