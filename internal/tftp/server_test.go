@@ -175,11 +175,14 @@ func TestLossyTransfers(t *testing.T) {
 						lc = lossy.New(pc, 0.05, 2*time.Millisecond, s)
 						return lc, nil
 					}}
-				got, _, err := get(t, c, addr, "f")
+				got, tr, err := get(t, c, addr, "f")
 				if err != nil {
 					t.Fatal(err)
 				}
 				sameBytes(t, got, want)
+				if tr.FirstReply <= 0 || tr.FirstReply > tr.Dur {
+					t.Errorf("FirstReply %v of a %v transfer", tr.FirstReply, tr.Dur)
+				}
 				if lc.Dropped() == 0 {
 					t.Fatal("no packet was dropped: the test did not test loss")
 				}
