@@ -32,7 +32,8 @@
 # neighbour table after the storm (NAME.neigh), each machine's steps (NAME.machines.json:
 # start, duration, TFTP packets resent and first answer of every DHCP exchange and download),
 # both namespaces' /proc/net/snmp before and after (NAME.snmp-*) and pxed's /metrics after
-# its storm (pxed.metrics); the UDP datagrams either kernel dropped are printed per storm; --perf also records a system-wide
+# its storm (pxed.metrics); the UDP datagrams either kernel dropped, and the packets the
+# machine's per-CPU backlogs dropped (veth delivery under CPU load), are printed per storm; --perf also records a system-wide
 # `perf record -g` profile of each storm there (NAME.perf.data). After each storm the script
 # counts the server's neighbour entries that hold a simulated machine's MAC: the machines
 # download from kernel sockets, so such an entry sends that machine's packets nowhere.
@@ -209,6 +210,14 @@ udp_errs() {
 				v[2, 6] - v[1, 6], v[2, 7] - v[1, 7], v[2, 4] - v[1, 4] }' \
 			"$WORK/$1.snmp-$side-before" "$WORK/$1.snmp-$side-after"
 	done
+	# /proc/net/softnet_stat, one line per CPU, hex: packets processed, dropped (the CPU's
+	# backlog full: net.core.netdev_max_backlog), squeezed. Whole machine, every namespace.
+	python3 - "$1" "$WORK/$1.softnet-before" "$WORK/$1.softnet-after" <<'EOF'
+import sys
+def drops(f):
+    return sum(int(l.split()[1], 16) for l in open(f) if l.strip())
+print(f"{sys.argv[1]}: packets dropped by full per-CPU backlogs (softnet_stat, whole machine): {drops(sys.argv[3]) - drops(sys.argv[2])}")
+EOF
 }
 
 # storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json
@@ -223,6 +232,7 @@ storm() {
 		perf record -a -g -F 499 -o "$OUT/$1.perf.data" >"$WORK/$1.perf.log" 2>&1 &
 		perf_pid=$!
 	fi
+	cp /proc/net/softnet_stat "$WORK/$1.softnet-before"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-before"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
 	before=$(sys_cpu)
@@ -232,6 +242,7 @@ storm() {
 		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
 	after=$(sys_cpu)
 	srv1=$(server_cpu)
+	cp /proc/net/softnet_stat "$WORK/$1.softnet-after"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-after"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-after"
 	if [ "$1" = pxed ]; then
