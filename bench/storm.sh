@@ -29,11 +29,17 @@
 # figure is dnsmasq's alone) and of the storm client (its own getrusage).
 # --out DIR keeps the JSON reports, CPU figures, progress lines (NAME.progress, redrawn
 # every 0.5 s: machines in flight per phase over time), the server's log (NAME.log) and its
-# neighbour table after the storm (NAME.neigh); --perf also records a system-wide
+# neighbour table after the storm (NAME.neigh), each machine's steps (NAME.machines.json:
+# start, duration, TFTP packets resent and first answer of every DHCP exchange and download),
+# both namespaces' /proc/net/snmp before and after (NAME.snmp-*) and pxed's /metrics after
+# its storm (pxed.metrics); the UDP datagrams either kernel dropped, and the packets the
+# machine's per-CPU backlogs dropped (veth delivery under CPU load), are printed per storm; --perf also records a system-wide
 # `perf record -g` profile of each storm there (NAME.perf.data). After each storm the script
 # counts the server's neighbour entries that hold a simulated machine's MAC: the machines
 # download from kernel sockets, so such an entry sends that machine's packets nowhere.
 # PXED_BIN runs that pxed binary instead of building this tree's (compare two builds);
+# STORM_BIN runs the storm client from that binary instead (default: the pxed above; it
+# must know --machines-json);
 # PXED_ARGS (e.g. "--log-level debug") is added to pxed boot's flags.
 # Exit: 0 when both storms booted every machine, 1 otherwise, 2 on usage errors.
 set -euo pipefail
@@ -194,6 +200,26 @@ server_cpu() {
 	echo "$t"
 }
 
+# udp_errs NAME prints how many UDP datagrams each namespace's kernel dropped during NAME's
+# storm (/proc/net/snmp: RcvbufErrors, SndbufErrors, InErrors).
+udp_errs() {
+	local side
+	for side in server client; do
+		awk -v side="$side" -v name="$1" '$1 == "Udp:" && $2 ~ /^[0-9]/ { n++; for (i = 2; i <= NF; i++) v[n, i] = $i }
+			END { printf "%s: %s kernel UDP drops: RcvbufErrors %d, SndbufErrors %d, InErrors %d\n", name, side,
+				v[2, 6] - v[1, 6], v[2, 7] - v[1, 7], v[2, 4] - v[1, 4] }' \
+			"$WORK/$1.snmp-$side-before" "$WORK/$1.snmp-$side-after"
+	done
+	# /proc/net/softnet_stat, one line per CPU, hex: packets processed, dropped (the CPU's
+	# backlog full: net.core.netdev_max_backlog), squeezed. Whole machine, every namespace.
+	python3 - "$1" "$WORK/$1.softnet-before" "$WORK/$1.softnet-after" <<'EOF'
+import sys
+def drops(f):
+    return sum(int(l.split()[1], 16) for l in open(f) if l.strip())
+print(f"{sys.argv[1]}: packets dropped by full per-CPU backlogs (softnet_stat, whole machine): {drops(sys.argv[3]) - drops(sys.argv[2])}")
+EOF
+}
+
 # storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json
 # and the CPU it took to $WORK/NAME.cpu.
 storm() {
@@ -206,13 +232,22 @@ storm() {
 		perf record -a -g -F 499 -o "$OUT/$1.perf.data" >"$WORK/$1.perf.log" 2>&1 &
 		perf_pid=$!
 	fi
+	cp /proc/net/softnet_stat "$WORK/$1.softnet-before"
+	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-before"
+	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
-	timeout 240 ip netns exec "$NS_C" "$WORK/pxed" storm --interface "$IF_C" --clients "$CLIENTS" \
+	timeout 240 ip netns exec "$NS_C" "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
 		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix "$MAC_PREFIX" \
-		--json >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
+		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
 	after=$(sys_cpu)
 	srv1=$(server_cpu)
+	cp /proc/net/softnet_stat "$WORK/$1.softnet-after"
+	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-after"
+	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-after"
+	if [ "$1" = pxed ]; then
+		ip netns exec "$NS_C" busybox wget -q -O "$WORK/$1.metrics" "http://$SRV:8080/metrics" 2>/dev/null || true
+	fi
 	# The server's neighbour table: an entry for a machine's address with a simulated MAC
 	# (MAC_PREFIX) means the server's packets to it went to a MAC nobody receives on.
 	ip -n "$NS_S" neigh show dev "$IF_S" >"$WORK/$1.neigh" 2>&1 || true
@@ -222,7 +257,10 @@ storm() {
 	fi
 	set -- "$1" $before $after
 	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
-	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$WORK/$1.log" "$WORK/$1.neigh" "$OUT/"
+	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$WORK/$1.log" "$WORK/$1.neigh" \
+		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$OUT/"
+	[ -z "$OUT" ] || [ ! -e "$WORK/$1.metrics" ] || cp "$WORK/$1.metrics" "$OUT/"
+	udp_errs "$1" >&2
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
 	log "$1: server neighbour entries: $(grep -c lladdr "$WORK/$1.neigh" || true), with a simulated machine's MAC: $(grep -ci "lladdr $MAC_PREFIX" "$WORK/$1.neigh" || true)"
 	return $rc
@@ -234,6 +272,7 @@ else
 	log "building pxed"
 	(cd "$REPO" && go build -o "$WORK/pxed" ./cmd/pxed)
 fi
+cp "${STORM_BIN:-$WORK/pxed}" "$WORK/pxed-storm"
 read -ra PXED_ARGS <<<"${PXED_ARGS:-}"
 mkdir -p "$WORK/boot" "$WORK/ipxe" "$WORK/http" "$WORK/data"
 head -c $((NBP_MIB << 20)) /dev/urandom >"$WORK/ipxe/undionly.kpxe"

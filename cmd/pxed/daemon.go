@@ -124,7 +124,10 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 		WriteTimeout: lim.HTTPWriteTimeout.D()}
 	if tftpSrv != nil && lim.HTTPChunksDuringTFTP > 0 {
 		// Firmware's TFTP first: kernels over HTTP yield while NBPs go out.
-		hb.Yield = &httpboot.Yield{Busy: func() bool { return tftpSrv.InProgress() > 0 }, Max: lim.HTTPChunksDuringTFTP}
+		// They yield only while the NBPs make progress (ACKs come in):
+		// transfers whose clients went silent do not hold kernels back.
+		hb.Yield = &httpboot.Yield{Busy: func() bool { return tftpSrv.InProgress() > 0 }, Max: lim.HTTPChunksDuringTFTP,
+			Progress: func() int64 { return tftpSrv.Acks() + tftpSrv.MulticastBytes() }}
 	}
 	hb.Register(mux)
 	apiHandler := &api.Handler{Events: evlog, Fleet: inv, CheckinAuth: sec.Key.VerifyCheckin}

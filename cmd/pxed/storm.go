@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	macPrefix := fs.String("mac-prefix", "02:70:78", "first three bytes of the machines' MAC addresses")
 	verbose := fs.Bool("v", false, "log each failed machine to stderr")
 	machineAddrs := fs.Bool("machine-addrs", false, "with --fetch, each machine downloads from the address it leased (put on the interface as a /32 for its boot, removed after), so servers see one client address per machine as in a real storm")
+	machinesJSON := fs.String("machines-json", "", "write each machine's boot step by step (DHCP exchanges and downloads: start, duration, retries, TFTP packets resent, first answer) as JSON to this file")
 	ipv6 := fs.Bool("ipv6", false, "boot over IPv6 as EDK II does (DHCPv6 Solicit/Advertise/Request/Reply, boot service on port 4011, TFTP on IPv6; with --chain or ipxe-* firmware, iPXE's Information-request and its files over HTTP); --arch mix means "+strings.Join(mixProfiles6, ", "))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -108,6 +110,7 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := client.StormConfig{
 		Clients: *clients, Profiles: profiles, Fetch: *fetch, Verify: *verify, Chain: *chain, Rate: *rate, Parallel: *parallel,
 		Scale: *scale, Timeout: *timeout, MACPrefix: prefix[:3], Interface: *iface, Logger: logger, IPv6: *ipv6,
+		PerMachine: *machinesJSON != "",
 	}
 	var sock *client.RawSocket
 	var mux *client.Mux6
@@ -149,6 +152,12 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{fmt.Errorf("storm: %w", err)}
 	}
 	pl.finish()
+	if *machinesJSON != "" {
+		if err := writeMachines(*machinesJSON, rep.Machines); err != nil {
+			return err
+		}
+		rep.Machines = nil
+	}
 	if sock != nil {
 		st := sock.Stats()
 		rep.Socket = &st
@@ -174,6 +183,18 @@ func runStorm(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if rep.Failed > 0 || rep.Clients < *clients {
 		return errStormFailures
+	}
+	return nil
+}
+
+// writeMachines writes the per-machine reports to file as one JSON array.
+func writeMachines(file string, ms []client.MachineReport) error {
+	b, err := json.MarshalIndent(ms, "", " ")
+	if err != nil {
+		return fmt.Errorf("storm: --machines-json: %w", err)
+	}
+	if err := os.WriteFile(file, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("storm: --machines-json: %w", err)
 	}
 	return nil
 }

@@ -41,7 +41,13 @@ type Download struct {
 	// reads to tell an EFI program from an ISO or disk image.
 	ContentType string `json:"content_type,omitempty"`
 	SHA256      string `json:"sha256,omitempty"` // of the bytes received, when complete
-	Err         string `json:"error,omitempty"`
+	// Resent counts the TFTP packets (RRQ, ACK) the client sent again
+	// after a timeout.
+	Resent int64 `json:"resent,omitempty"`
+	// FirstReply is the seconds from the TFTP request to the server's
+	// first answer.
+	FirstReply float64 `json:"first_reply_s,omitempty"`
+	Err        string  `json:"error,omitempty"`
 
 	content []byte // kept for scripts
 }
@@ -166,6 +172,7 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 	}
 	tr, err := c.Get(ctx, netip.AddrPortFrom(server, port), file, s)
 	d.Bytes, d.Size, d.Blksize, d.Windowsize = tr.Bytes, tr.Size, tr.Blksize, tr.Windowsize
+	d.Resent, d.FirstReply = tr.Resent, tr.FirstReply.Seconds()
 	finish(&d, start)
 	var warns []Warning
 	switch {

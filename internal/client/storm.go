@@ -94,6 +94,9 @@ type StormConfig struct {
 	Progress      func(StormProgress)
 	ProgressEvery time.Duration
 	Logger        *slog.Logger // nil discards
+	// PerMachine adds each machine's steps to the report
+	// (StormReport.Machines).
+	PerMachine bool
 }
 
 // StormProgress is a snapshot of a running storm.
@@ -146,6 +149,8 @@ type StormReport struct {
 	SHA256 map[string]string `json:"sha256,omitempty"`
 	Socket *RawStats         `json:"socket,omitempty"`
 	Note   string            `json:"note,omitempty"`
+	// Machines is each machine's boot, step by step (PerMachine).
+	Machines []MachineReport `json:"machines,omitempty"`
 }
 
 // machine is the outcome of one simulated boot.
@@ -155,6 +160,7 @@ type machine struct {
 	cause   string // "" when it booted
 	err     string
 	bytes   int64
+	rep     MachineReport // PerMachine
 }
 
 func (m *machine) add(stage string, d time.Duration) {
@@ -355,12 +361,15 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 	ph := r.enter(-1, PhaseDHCP)
 	defer func() { r.enter(ph, -1) }()
 	log := r.log.With("mac", mac.String(), "arch", prof.Name)
+	m.rep.MAC, m.rep.Profile = mac.String(), prof.Name
+	start := time.Now()
+	defer func() { m.rep.Total = time.Since(start).Seconds() }()
 	fail := func(stage string, err error) machine {
 		m.cause, m.err = FailureCause(stage, err), err.Error()
+		m.rep.Cause = m.cause
 		log.Debug("storm: machine failed", "stage", stage, "cause", m.cause, "err", err)
 		return m
 	}
-	start := time.Now()
 	d, err := r.dhcp(ctx, prof, mac, inner, &m)
 	if err != nil {
 		return fail("dhcp", err)
@@ -447,9 +456,19 @@ func (r *stormRun) dhcp(ctx context.Context, prof Profile, mac net.HardwareAddr,
 	clock := &clockTransport{inner: inner}
 	ex := &Exchange{Transport: clock, Profile: prof, ID: Identity{MAC: mac, UUID: UUIDFromMAC(mac)}, Scale: r.cfg.Scale,
 		NAKRestarts: maxNAKRestarts}
+	start := time.Now()
 	d, err := ex.Run(ctx)
 	clock.record(m)
 	m.retries["restart after DHCPNAK"] += d.NAKs
+	st := MachineStep{Stage: "dhcp", Seconds: time.Since(start).Seconds(),
+		Resent: int64(max(clock.discovers-1, 0) + max(clock.requests-1, 0) + max(clock.bootReqs-1, 0))}
+	if err != nil {
+		st.Err = err.Error()
+	}
+	if d != nil && d.Lease != nil {
+		m.rep.Addr = d.Lease.Addr.String()
+	}
+	r.step(m, st, start)
 	if err != nil {
 		return d, err
 	}
@@ -479,11 +498,14 @@ func (r *stormRun) kernelHolds(lease netip.Addr) bool {
 // get downloads one file of a machine over TFTP or HTTP.
 func (r *stormRun) get(ctx context.Context, f *Fetcher, m *machine, stage, name string, server netip.Addr) (Download, error) {
 	var dl Download
+	start := time.Now()
 	if isURL(name) {
 		dl, _ = f.HTTP(ctx, stage, name, false)
 	} else {
 		dl, _ = f.TFTP(ctx, stage, server, name, false)
 	}
+	r.step(m, MachineStep{Stage: stage, Seconds: dl.Seconds, Bytes: dl.Bytes, Resent: dl.Resent, FirstReply: dl.FirstReply,
+		Blksize: dl.Blksize, Windowsize: dl.Windowsize, Err: dl.Err}, start)
 	m.bytes += dl.Bytes
 	if !dl.OK() {
 		return dl, &downloadError{stage: stage, d: dl}

@@ -40,6 +40,7 @@ type aggregate struct {
 	booted   int
 	failed   int
 	bytes    int64
+	machines []MachineReport // PerMachine
 }
 
 func newAggregate() *aggregate {
@@ -55,6 +56,9 @@ func (a *aggregate) add(m machine) {
 		a.retries[k] += n
 	}
 	a.bytes += m.bytes
+	if m.rep.Steps != nil {
+		a.machines = append(a.machines, m.rep)
+	}
 	if m.cause == "" {
 		a.booted++
 		return
@@ -67,7 +71,7 @@ func (a *aggregate) add(m machine) {
 }
 
 func (a *aggregate) report() *StormReport {
-	r := &StormReport{Booted: a.booted, Failed: a.failed, Retries: a.retries, Failures: a.failures, Bytes: a.bytes}
+	r := &StormReport{Booted: a.booted, Failed: a.failed, Retries: a.retries, Failures: a.failures, Bytes: a.bytes, Machines: a.machines}
 	if len(a.examples) > 0 {
 		r.Examples = a.examples
 	}

@@ -252,3 +252,46 @@ func TestStormLeaseARP(t *testing.T) {
 		})
 	}
 }
+
+// TestStormPerMachine: with PerMachine each machine's report names it,
+// its lease and its DHCP exchange with the retries it took.
+func TestStormPerMachine(t *testing.T) {
+	bios, _ := ParseProfile("bios")
+	cfg := StormConfig{
+		Clients: 4, Profiles: []Profile{bios}, Scale: 0.002, PerMachine: true,
+		NewTransport: func(mac net.HardwareAddr) (Transport, func()) {
+			n := newFakeNet(t)
+			if mac[5] != 4 { // machine 4 hears nobody
+				n.servers = append(n.servers, addressServer("192.0.2.2", "192.0.2.100"), pxedProxy())
+			}
+			return n, func() {}
+		},
+	}
+	rep, err := Storm(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Machines) != 4 {
+		t.Fatalf("%d machine reports, want 4", len(rep.Machines))
+	}
+	for _, m := range rep.Machines {
+		if m.Profile != "bios" || len(m.Steps) != 1 || m.Steps[0].Stage != "dhcp" || m.Steps[0].Start < 0 || m.Total <= 0 {
+			t.Errorf("machine %s: %+v", m.MAC, m)
+			continue
+		}
+		st := m.Steps[0]
+		if m.MAC == StormMAC(nil, 3).String() {
+			if m.Cause != "no-offer" || st.Err == "" || st.Resent != int64(len(Windows)-1) || m.Addr != "" {
+				t.Errorf("silent machine: %+v, want no-offer after %d DISCOVER retries", m, len(Windows)-1)
+			}
+			continue
+		}
+		if m.Cause != "" || st.Err != "" || st.Resent != 0 || m.Addr != "192.0.2.100" {
+			t.Errorf("machine %s: %+v, want booted with lease 192.0.2.100 and no retries", m.MAC, m)
+		}
+	}
+	cfg.PerMachine = false
+	if rep, err = Storm(context.Background(), cfg); err != nil || rep.Machines != nil {
+		t.Errorf("without PerMachine: machines %v, err %v", rep.Machines, err)
+	}
+}

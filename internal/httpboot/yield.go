@@ -21,11 +21,16 @@ import (
 // reads slowly (and so holds its chunk's slot) cannot stall every other
 // download. When Busy reports nothing, chunks go at once (sendChunk each).
 //
-// A busy spell holds downloads back for at most MaxBusy: a few TFTP
-// transfers that hang (a client that stopped acknowledging, one that never
-// acknowledges on purpose) keep Busy true until pxed gives up on them, and
-// must not slow every download meanwhile. After MaxBusy chunks go at once
-// until Busy has reported nothing.
+// A busy spell holds downloads back only while the transfers make
+// progress: a few TFTP transfers that hang (a client that stopped
+// acknowledging, one whose ACKs are lost) keep Busy true until pxed gives
+// up on them, 5 s or more, and must not slow every download meanwhile.
+// Progress counts what the transfers received (ACKs); when it has not
+// moved for Stall, chunks go at once until it moves again. A spell holds
+// downloads back for at most MaxBusy in all: a crowd of a thousand
+// firmware NBPs on a busy machine takes 10-20 s, and a client that keeps
+// one slow transfer going must not slow HTTP for longer. After MaxBusy
+// chunks go at once until Busy has reported nothing.
 //
 // The zero value, a nil *Yield, Max <= 0 or a nil Busy never hold anything
 // back.
@@ -39,6 +44,13 @@ type Yield struct {
 	// MaxBusy is the longest a busy spell holds downloads back; 0:
 	// DefaultYieldMaxBusy.
 	MaxBusy time.Duration
+	// Progress, when set, returns a count that moves while the
+	// latency-bound transfers make progress (tftp.Server.Acks); nil: they
+	// always do.
+	Progress func() int64
+	// Stall is how long Progress may stand still before downloads go at
+	// once; 0: DefaultYieldStall.
+	Stall time.Duration
 
 	// afterFunc is time.AfterFunc; tests replace it to run rests by hand.
 	afterFunc func(time.Duration, func())
@@ -49,6 +61,8 @@ type Yield struct {
 
 	spell time.Time // when the busy spell began; zero: not busy (under mu)
 	seen  time.Time // when Busy was last asked (under mu)
+	count int64     // Progress when last asked (under mu)
+	moved time.Time // when Progress last moved (under mu)
 
 	mu       sync.Mutex
 	inFlight int
@@ -61,8 +75,14 @@ type Yield struct {
 const DefaultYieldWait = time.Second
 
 // DefaultYieldMaxBusy is Yield.MaxBusy when it is 0: a storm's NBPs
-// (500 machines, 1 MiB each) take 3–4 s.
-const DefaultYieldMaxBusy = 5 * time.Second
+// (500 machines, 1 MiB each) take 3–4 s on a quiet machine with two
+// cores, 10–18 s while other jobs take a core.
+const DefaultYieldMaxBusy = 30 * time.Second
+
+// DefaultYieldStall is Yield.Stall when it is 0: transfers that make
+// progress receive ACKs every few milliseconds (a round trip), and one
+// retransmission after a lost packet waits 0.2-1 s.
+const DefaultYieldStall = time.Second
 
 // spellGap: see busyLocked.
 const spellGap = time.Second
@@ -175,8 +195,8 @@ func (y *Yield) rest(start time.Time) func() {
 	}
 }
 
-// busyLocked reports whether downloads are held back now: Busy, for at
-// most MaxBusy since Busy turned true. Busy is asked only when a chunk
+// busyLocked reports whether downloads are held back now: Busy, with
+// Progress moving within Stall, for at most MaxBusy since Busy turned true. Busy is asked only when a chunk
 // goes, so a spell that saw no chunk for spellGap may have ended unseen:
 // the next busy answer starts a new one.
 func (y *Yield) busyLocked() bool {
@@ -191,8 +211,23 @@ func (y *Yield) busyLocked() bool {
 		y.spell = time.Time{}
 		return false
 	}
-	if y.spell.IsZero() || t.Sub(last) > spellGap {
+	fresh := y.spell.IsZero()
+	if fresh || t.Sub(last) > spellGap {
 		y.spell = t
+	}
+	if y.Progress != nil {
+		// A new spell gives its transfers Stall to show progress; a count
+		// that stood still across a gap between chunks stalled meanwhile.
+		if c := y.Progress(); fresh || c != y.count {
+			y.count, y.moved = c, t
+		}
+		stall := y.Stall
+		if stall <= 0 {
+			stall = DefaultYieldStall
+		}
+		if t.Sub(y.moved) >= stall {
+			return false // the transfers running are stuck: do not wait for them
+		}
 	}
 	limit := y.MaxBusy
 	if limit <= 0 {

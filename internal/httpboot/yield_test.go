@@ -262,3 +262,95 @@ func TestYieldWaitersGoWhenTheSpellEnds(t *testing.T) {
 	a.done()
 	b.done()
 }
+
+// TestYieldStalledTransfersDoNotHoldDownloads: TFTP transfers that stopped
+// receiving ACKs (hung clients, lost packets) keep Busy true, but
+// downloads go at once from Stall after the last ACK until ACKs come again.
+func TestYieldStalledTransfersDoNotHoldDownloads(t *testing.T) {
+	g := newGate(1, -1)
+	clock := time.Unix(1000, 0)
+	g.now = func() time.Time { return clock }
+	var acks atomic.Int64
+	g.Progress = acks.Load
+	g.busy.Store(true)
+	chunk := func(want int64, why string) {
+		t.Helper()
+		size, done, err := g.acquire(context.Background())
+		if err != nil || size != want {
+			t.Fatalf("%s: size %d, err %v; want %d", why, size, err, want)
+		}
+		done()
+	}
+	chunk(yieldChunk, "first chunk of the spell, no ACK yet")
+	clock = clock.Add(900 * time.Millisecond)
+	chunk(yieldChunk, "no ACK for 0.9 s: within Stall")
+	acks.Add(3)
+	clock = clock.Add(500 * time.Millisecond)
+	chunk(yieldChunk, "ACKs came")
+	clock = clock.Add(900 * time.Millisecond)
+	chunk(yieldChunk, "0.9 s since the last ACK")
+	clock = clock.Add(200 * time.Millisecond)
+	chunk(sendChunk, "1.1 s since the last ACK: the transfers are stuck")
+	clock = clock.Add(1500 * time.Millisecond)
+	chunk(sendChunk, "no ACK across a gap between chunks: still stuck")
+	acks.Add(1)
+	clock = clock.Add(100 * time.Millisecond)
+	chunk(yieldChunk, "ACKs again")
+
+	g.busy.Store(false)
+	chunk(sendChunk, "TFTP idle")
+	clock = clock.Add(5 * time.Second)
+	g.busy.Store(true)
+	chunk(yieldChunk, "a new spell waits Stall for its first ACK")
+}
+
+// TestYieldProgressingSpellBounded: transfers that keep making progress
+// hold downloads back for MaxBusy (default 30 s), no longer.
+func TestYieldProgressingSpellBounded(t *testing.T) {
+	g := newGate(1, -1)
+	clock := time.Unix(1000, 0)
+	g.now = func() time.Time { return clock }
+	var acks atomic.Int64
+	g.Progress = acks.Load
+	g.busy.Store(true)
+	size := func() int64 {
+		s, done, err := g.acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done()
+		return s
+	}
+	for i := range 60 {
+		if s := size(); s != yieldChunk {
+			t.Fatalf("%.1f s into the spell: chunk of %d, want %d (held back)", float64(i)/2, s, yieldChunk)
+		}
+		acks.Add(10)
+		clock = clock.Add(500 * time.Millisecond)
+	}
+	if s := size(); s != sendChunk {
+		t.Fatalf("30 s into the spell: chunk of %d, want %d (DefaultYieldMaxBusy over)", s, sendChunk)
+	}
+}
+
+// TestYieldWaitersGoWhenTransfersStall: downloads queued behind the slot
+// go once the transfers stopped making progress.
+func TestYieldWaitersGoWhenTransfersStall(t *testing.T) {
+	g := newGate(1, -1)
+	clock := time.Unix(1000, 0)
+	g.now = func() time.Time { return clock }
+	var acks atomic.Int64
+	g.Progress = acks.Load
+	g.busy.Store(true)
+	_, done, _ := g.acquire(context.Background())
+	a, b := g.wait(t), g.wait(t)
+	if granted(a) || granted(b) {
+		t.Fatal("waiters granted while the transfers run")
+	}
+	clock = clock.Add(1100 * time.Millisecond)
+	done() // 1.1 s without an ACK: every waiter goes
+	<-a.got
+	<-b.got
+	a.done()
+	b.done()
+}

@@ -164,6 +164,7 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 				return fmt.Errorf("tftp: get %q: block %d: no answer after %d tries: %w", filename, expected, tries, err)
 			}
 			curRTO = min(curRTO*2, maxRTO)
+			tr.Resent++
 			to := tid
 			if !tid.IsValid() {
 				to = server
@@ -181,6 +182,7 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 			}
 			tid = from
 			tr.Client = tid
+			tr.FirstReply = time.Since(tr.Start)
 		} else if from != tid {
 			conn.write(appendError(nil, ErrCodeUnknownTID, "unknown transfer ID"), from)
 			continue

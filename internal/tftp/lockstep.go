@@ -422,6 +422,7 @@ func (e *engine) forward(b []byte, from netip.AddrPort) {
 // ack advances x on ACK a; duplicate and stray ACKs are ignored: only a
 // timeout resends (Sorcerer's Apprentice, RFC 1123 §4.2.3.1).
 func (e *engine) ack(x *lsXfer, a uint16, now time.Time) {
+	e.srv.acks.Add(1)
 	if !x.acked {
 		x.acked = true
 		x.t.acked.Store(true)

@@ -93,6 +93,7 @@ type Server struct {
 	malformed, refused, ok, failed, aborted, bytes, activeN atomic.Int64
 	queuedN, busy, timeoutClamped, peak                     atomic.Int64
 	resent                                                  atomic.Int64
+	acks                                                    atomic.Int64 // ACKs of unicast transfers (Acks)
 	sessions                                                map[mcKey]*mcSession
 	mcActive, mcSessions, mcBytes                           atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
@@ -128,6 +129,17 @@ type Stats struct {
 func (s *Server) InProgress() int64 {
 	return s.activeN.Load() + s.queuedN.Load() + s.mcActive.Load()
 }
+
+// Acks returns how many ACKs unicast transfers have received so far: an
+// atomic load, cheap enough to ask per HTTP chunk. While transfers run, a
+// count that stopped moving means none of them is making progress (their
+// clients went silent or their packets are lost): the HTTP server yields
+// to TFTP only while it moves.
+func (s *Server) Acks() int64 { return s.acks.Load() }
+
+// MulticastBytes returns the DATA payload bytes multicast sessions sent so
+// far (Stats.MulticastBytes), one atomic load.
+func (s *Server) MulticastBytes() int64 { return s.mcBytes.Load() }
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {

@@ -175,11 +175,14 @@ func TestLossyTransfers(t *testing.T) {
 						lc = lossy.New(pc, 0.05, 2*time.Millisecond, s)
 						return lc, nil
 					}}
-				got, _, err := get(t, c, addr, "f")
+				got, tr, err := get(t, c, addr, "f")
 				if err != nil {
 					t.Fatal(err)
 				}
 				sameBytes(t, got, want)
+				if tr.FirstReply <= 0 || tr.FirstReply > tr.Dur {
+					t.Errorf("FirstReply %v of a %v transfer", tr.FirstReply, tr.Dur)
+				}
 				if lc.Dropped() == 0 {
 					t.Fatal("no packet was dropped: the test did not test loss")
 				}
@@ -576,5 +579,31 @@ func TestWithoutGSO(t *testing.T) {
 		if err := <-done; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
+	}
+}
+
+// TestAcksCount: Server.Acks moves with every ACK of a unicast transfer,
+// lockstep (shared-port engine) and windowed alike: the HTTP server reads
+// it to tell transfers making progress from hung ones.
+func TestAcksCount(t *testing.T) {
+	dir := t.TempDir()
+	want := testFile(t, dir, "f", 100*1024)
+	srv := &Server{Handler: Dir(dir)}
+	addr := startServer(t, srv)
+	before := srv.Acks()
+	for _, win := range []int{1, 4} {
+		got, _, err := get(t, &Client{Blksize: 1024, Windowsize: win}, addr, "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameBytes(t, got, want)
+		// 101 blocks (the last one empty) ACKed one by one or a window
+		// at a time, and the OACK's ACK 0; the last ACK may still be on
+		// its way when Get returns.
+		least := int64(101 / win)
+		if n := srv.Acks() - before; n < least {
+			t.Errorf("windowsize %d: Acks moved by %d, want at least %d", win, n, least)
+		}
+		before = srv.Acks()
 	}
 }

@@ -143,7 +143,13 @@ type Transfer struct {
 	Dur        time.Duration
 	Err        error // nil when complete
 	Aborted    bool  // the peer sent ERROR, e.g. UEFI tsize probe error 8
-	Resent     int64 // server: DATA packets sent again after a timeout
+	// Resent is, for the server, the DATA packets sent again after a
+	// timeout; for Client.Get, the packets (RRQ, ACK) it sent again after
+	// a timeout.
+	Resent int64
+	// FirstReply is, for Client.Get, the time from the request to the
+	// server's first answer (OACK, DATA or ERROR); 0 if none came.
+	FirstReply time.Duration
 	// Multicast is the group and port of a multicast transfer (RFC 2090 or
 	// PXE MTFTP), zero for unicast.
 	Multicast netip.AddrPort

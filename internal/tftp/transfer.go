@@ -526,6 +526,7 @@ func (t *transfer) recvAck(conn *net.UDPConn, rbuf []byte, deadline time.Time) (
 		switch Opcode(binary.BigEndian.Uint16(rbuf)) {
 		case OpACK:
 			t.acked.Store(true)
+			t.srv.acks.Add(1)
 			return binary.BigEndian.Uint16(rbuf[2:]), nil
 		case OpERROR:
 			p, _ := ParsePacket(rbuf[:n])
