@@ -37,6 +37,11 @@ func TestJournalConformance(t *testing.T) {
 			return storetest.DeferredPuts(storetest.Cached(t, openTemp(t, journalOpts)))
 		})
 	})
+	t.Run("held", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) lease.Store {
+			return storetest.HeldPuts(storetest.Cached(t, openTemp(t, journalOpts)))
+		})
+	})
 	t.Run("lifecycle", func(t *testing.T) {
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return openTemp(t, journalOpts) })
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, journalOpts)) })

@@ -251,6 +251,9 @@ func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, spare chan []byte)
 		n, err := l.Conn.ReadBatch(rd.msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
+				// Writes still held: the store's committer makes them
+				// durable (their replies are not sent once ctx ends).
+				l.commitHeld(rd, false)
 				return
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) && !rd.deadline.IsZero() {
