@@ -282,6 +282,22 @@ func TestJournalManagerAcksSurviveSIGKILL(t *testing.T) {
 	managerAcksSurviveSIGKILL(t, "TestJournalManagerCrashChild", journalDoraCrashEnv, journalOpts)
 }
 
+// The same through the DHCP socket reader's held writes (lease.Deferred
+// with Hold, committed by the caller): every ACK printed after its commit
+// survives the SIGKILL.
+const journalHeldCrashEnv = "PXED_STORE_JOURNAL_HELD_CRASH_CHILD"
+
+func TestJournalHeldCrashChild(t *testing.T) {
+	storetest.CrashChild(t, journalHeldCrashEnv, "TestJournalHeldAcksSurviveSIGKILL", openJournalPath, storetest.CrashChildHeldDORA)
+}
+
+func TestJournalHeldAcksSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode: spawns a child process")
+	}
+	managerAcksSurviveSIGKILL(t, "TestJournalHeldCrashChild", journalHeldCrashEnv, journalOpts)
+}
+
 // A store opened without the journal over a database whose journaled
 // pxed was killed replays that journal first: an acknowledged lease is
 // never read stale, nor written over from a stale version.
