@@ -285,12 +285,19 @@ func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, spare chan []byte)
 		if len(rd.waiting) > 0 {
 			l.release(ctx, rd.waiting, spare)
 		}
-		l.commitHeld(rd, n < len(rd.msgs))
+		l.commitHeld(rd, n <= inlineCommitMax)
 		if busy {
 			time.Sleep(batchWait)
 		}
 	}
 }
+
+// inlineCommitMax is the most packets a read may hold for the reader to
+// commit their leases itself: a busier reader (a load of thousands of
+// packets a second) hands the commit to the store's committer and reads
+// on, so that a slow fdatasync (a busy disk) does not hold back the
+// answers that need no commit.
+const inlineCommitMax = ReadBatch / 4
 
 // readDeadliner is a Conn whose reads can time out (all but tests'
 // fakes).
@@ -306,8 +313,9 @@ type readDeadliner interface {
 // store paces its commits (a commit interval): when the last one is too
 // recent the writes stay held and a read deadline brings the reader back
 // when the commit is due, unless a packet does first. inline false (the
-// read was full: the reader is behind) hands them to the store's
-// committer instead, which commits while the reader reads on.
+// read held more than inlineCommitMax packets: the reader is busy) hands
+// them to the store's committer instead, which commits while the reader
+// reads on.
 func (l *Loop[P, M]) commitHeld(rd *reader[M], inline bool) {
 	if len(rd.held) == 0 {
 		return
