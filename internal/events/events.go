@@ -137,6 +137,11 @@ type Log struct {
 	ipOrder  list.List             // of netip.Addr, oldest learned first
 	subs     map[int]*subscriber
 	nextSub  int
+	// Subscribers get their events in batches (see FollowDelay): the
+	// time of the last delivery and the timer of the next one.
+	delivered time.Time
+	deliver   *time.Timer
+	pending   bool // deliver is set to run
 
 	evicted, mismatches, recorded atomic.Uint64
 	warn                          lograte.Limiter
@@ -238,7 +243,8 @@ func (l *Log) macLocked(ip netip.Addr) string {
 }
 
 // Record stores e (filling in Time and, from the address, MAC when missing),
-// logs it and sends it to every subscriber that keeps up; a subscriber whose
+// logs it and sends it to every subscriber that keeps up (within
+// FollowDelay); a subscriber whose
 // buffer is full misses the event rather than slowing the server down. A
 // Detail longer than MaxDetail is cut. An event that claims a MAC (Claimed)
 // joins the timeline of the machine DHCP taught for its address, or of the
@@ -288,17 +294,68 @@ func (l *Log) Record(e Event) {
 	}
 }
 
-// storeLocked appends e to its machine's timeline and sends it to the
-// subscribers.
+// FollowDelay is the longest a subscriber's event waits for the others
+// that come after it: an event that follows a quiet spell is sent at once,
+// the events of a busy spell together at most this often, so that a
+// subscriber's goroutine is woken once per batch rather than once per
+// event (a thread wake-up per DHCP packet otherwise).
+const FollowDelay = 10 * time.Millisecond
+
+// storeLocked appends e to its machine's timeline and queues it for the
+// subscribers that have room.
 func (l *Log) storeLocked(e Event) {
 	l.recorded.Add(1)
 	l.appendLocked(e)
+	if len(l.subs) == 0 {
+		return
+	}
 	for _, s := range l.subs {
-		select {
-		case s.ch <- e:
-		default:
+		if len(s.ch)+len(s.pending) >= cap(s.ch) {
 			s.dropped.Add(1)
+			continue
 		}
+		s.pending = append(s.pending, e)
+	}
+	if l.pending {
+		return
+	}
+	now := time.Now()
+	if wait := FollowDelay - now.Sub(l.delivered); wait > 0 {
+		l.pending = true
+		if l.deliver == nil {
+			l.deliver = time.AfterFunc(wait, l.deliverPending)
+		} else {
+			l.deliver.Reset(wait)
+		}
+		return
+	}
+	l.delivered = now
+	l.sendLocked()
+}
+
+// Deliver sends the subscribers at once the events recorded and not yet
+// sent (FollowDelay): a subscriber about to stop calls it, then drains its
+// channel, to miss nothing recorded before.
+func (l *Log) Deliver() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sendLocked()
+}
+
+// deliverPending sends the queued events (the timer of storeLocked).
+func (l *Log) deliverPending() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = false
+	l.delivered = time.Now()
+	l.sendLocked()
+}
+
+// sendLocked sends the subscribers their queued events; none blocks, as
+// storeLocked queued no more than their channels' room.
+func (l *Log) sendLocked() {
+	for _, s := range l.subs {
+		s.sendLocked()
 	}
 }
 
@@ -513,7 +570,17 @@ type Subscription struct {
 
 type subscriber struct {
 	ch      chan Event
+	pending []Event // recorded, not yet sent (under Log.mu)
 	dropped atomic.Uint64
+}
+
+// sendLocked sends s its queued events; Log.mu is held.
+func (s *subscriber) sendLocked() {
+	for _, e := range s.pending {
+		s.ch <- e
+	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
 }
 
 // Dropped returns how many events this subscription missed because its
@@ -542,6 +609,7 @@ func (l *Log) Follow(buffer int) *Subscription {
 	return &Subscription{C: sub.ch, s: sub, close: func() {
 		once.Do(func() {
 			l.mu.Lock()
+			sub.sendLocked()
 			delete(l.subs, id)
 			l.mu.Unlock()
 			close(sub.ch)

@@ -50,3 +50,36 @@ func BenchmarkRecordStalledSubscribers(b *testing.B) {
 		})
 	}
 }
+
+// TestDeliver: events recorded in a burst reach a subscriber together
+// within FollowDelay, in order; Deliver sends those not yet sent at once
+// (a subscriber about to stop misses none).
+func TestDeliver(t *testing.T) {
+	l := &Log{}
+	s := l.Follow(200)
+	defer s.Close()
+	for i := range 100 {
+		l.Record(Event{MAC: "52:54:00:00:00:01", Stage: StageHTTP, Detail: fmt.Sprint(i)})
+	}
+	l.Deliver()
+	if n := len(s.C); n != 100 {
+		t.Fatalf("%d events in the channel after Deliver, want all 100", n)
+	}
+	for i := range 100 {
+		if e := <-s.C; e.Detail != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q: out of order", i, e.Detail)
+		}
+	}
+	// Without Deliver, the timer sends them.
+	for i := range 10 {
+		l.Record(Event{MAC: "52:54:00:00:00:01", Stage: StageHTTP, Detail: fmt.Sprint(i)})
+	}
+	for i := range 10 {
+		if e := <-s.C; e.Detail != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q", i, e.Detail)
+		}
+	}
+	if d := s.Dropped(); d != 0 {
+		t.Errorf("%d dropped", d)
+	}
+}

@@ -37,6 +37,9 @@ func (f *Fleet) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			if f.Events != nil {
+				f.Events.Deliver() // the events recorded so far, not yet sent (events.FollowDelay)
+			}
 			f.drain(evc)
 			f.Flush(context.Background())
 			return

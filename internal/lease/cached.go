@@ -200,7 +200,7 @@ func (c *Cached) putDeferred(ctx context.Context, async AsyncStore, d *Deferred,
 	// Queued under c.mu, so the durable Store sees the writes in the
 	// order the cache took them. done must not take c.mu: the queue may
 	// be full and this goroutine waiting on it.
-	async.PutAsync(ctx, l, func(_ Lease, err error) {
+	done := func(_ Lease, err error) {
 		if err == nil {
 			d.finish(nil)
 			return
@@ -211,7 +211,14 @@ func (c *Cached) putDeferred(ctx context.Context, async AsyncStore, d *Deferred,
 			c.forceReload(context.WithoutCancel(ctx), addr)
 			d.finish(err)
 		}()
-	})
+	}
+	if hs, ok := async.(HoldingStore); ok && d.Hold {
+		if commit := hs.PutHeld(ctx, l, done); commit != nil {
+			d.hold(commit)
+		}
+	} else {
+		async.PutAsync(ctx, l, done)
+	}
 	return clone(out), nil
 }
 

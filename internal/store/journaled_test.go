@@ -37,6 +37,11 @@ func TestJournalConformance(t *testing.T) {
 			return storetest.DeferredPuts(storetest.Cached(t, openTemp(t, journalOpts)))
 		})
 	})
+	t.Run("held", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) lease.Store {
+			return storetest.HeldPuts(storetest.Cached(t, openTemp(t, journalOpts)))
+		})
+	})
 	t.Run("lifecycle", func(t *testing.T) {
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return openTemp(t, journalOpts) })
 		storetest.RunLifecycle(t, func(t *testing.T) lease.Store { return storetest.Cached(t, openTemp(t, journalOpts)) })
@@ -275,6 +280,22 @@ func TestJournalManagerAcksSurviveSIGKILL(t *testing.T) {
 		t.Skip("short mode: spawns a child process")
 	}
 	managerAcksSurviveSIGKILL(t, "TestJournalManagerCrashChild", journalDoraCrashEnv, journalOpts)
+}
+
+// The same through the DHCP socket reader's held writes (lease.Deferred
+// with Hold, committed by the caller): every ACK printed after its commit
+// survives the SIGKILL.
+const journalHeldCrashEnv = "PXED_STORE_JOURNAL_HELD_CRASH_CHILD"
+
+func TestJournalHeldCrashChild(t *testing.T) {
+	storetest.CrashChild(t, journalHeldCrashEnv, "TestJournalHeldAcksSurviveSIGKILL", openJournalPath, storetest.CrashChildHeldDORA)
+}
+
+func TestJournalHeldAcksSurviveSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short mode: spawns a child process")
+	}
+	managerAcksSurviveSIGKILL(t, "TestJournalHeldCrashChild", journalHeldCrashEnv, journalOpts)
 }
 
 // A store opened without the journal over a database whose journaled

@@ -98,6 +98,7 @@ type SQLite struct {
 	getStmt, byKeyStmt *sql.Stmt // on rdb
 	insStmt, updStmt   *sql.Stmt // on wdb, bound to each batch's transaction
 	commit             *groupcommit.Committer
+	commitHeld         func(inline bool) time.Duration // PutHeld's commit, made once
 	close              sync.Once
 	lock               *os.File // DB.lock: shared, or exclusive with the journal
 
@@ -111,7 +112,7 @@ type SQLite struct {
 	evCount map[string]int
 }
 
-var _ lease.AsyncStore = (*SQLite)(nil)
+var _ lease.HoldingStore = (*SQLite)(nil)
 
 // dsn returns the connection string of path with the durability settings.
 func dsn(path string, busy time.Duration, write bool) string {
@@ -185,6 +186,7 @@ func open(ctx context.Context, path string, opts Options) (*SQLite, error) {
 		flush = s.flushJournal
 	}
 	s.commit = groupcommit.New(flush, groupcommit.StoreOptions(opts.MaxBatch, opts.CommitInterval, opts.Logger))
+	s.commitHeld = s.commitHeldFunc
 	if err := s.prepare(ctx); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("store: open %q: %w", path, err)
@@ -445,6 +447,28 @@ func (s *SQLite) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 // ctx has ended), after the transaction holding l is committed to disk.
 func (s *SQLite) PutAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
 	s.commit.PutAsync(ctx, l, done)
+}
+
+// PutHeld implements lease.HoldingStore with the lease journal, whose
+// commit (one pwrite, one fdatasync: raw system calls) the DHCP socket's
+// reader makes itself. Without the journal it is PutAsync: SQLite's
+// commit stays on the committer.
+func (s *SQLite) PutHeld(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) func(inline bool) time.Duration {
+	if s.jd == nil {
+		s.commit.PutAsync(ctx, l, done)
+		return nil
+	}
+	s.commit.PutHeld(ctx, l, done)
+	return s.commitHeld
+}
+
+// commitHeldFunc is the commit PutHeld returns.
+func (s *SQLite) commitHeldFunc(inline bool) time.Duration {
+	if inline {
+		return s.commit.CommitHeld()
+	}
+	s.commit.Kick()
+	return 0
 }
 
 const (

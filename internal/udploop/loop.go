@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,12 +140,16 @@ type Loop[P, M any] struct {
 	// 4×Workers are dropped and counted (clients retransmit).
 	Workers int
 	// BatchWait paces the reader under load: after a read of several
-	// packets, or of one that came within BatchWait of the read before,
+	// packets, or of one that came within BatchWait of the read before
+	// as that one did of its own (a lone exchange's reply and next
+	// request come that close, a load's packets keep coming),
 	// the reader waits BatchWait before it reads again, so that one
 	// wake-up takes many packets instead of one each (as a NIC moderates
 	// its interrupts). A lone packet is answered at once. 0 means
 	// DefaultBatchWait; negative reads again at once.
 	BatchWait time.Duration
+
+	writeDeadline atomic.Int64 // the socket's write deadline (Unix nanoseconds; armWrite)
 }
 
 // DefaultBatchWait is Loop.BatchWait when 0: at most 1 ms added to a reply
@@ -213,11 +218,16 @@ const replyCapacity = 576
 // reader is the state of a Loop's reader: its read buffers, the replies
 // of the read at hand and the buffers each is encoded into.
 type reader[M any] struct {
-	msgs     []ipv4.Message
-	out      []Reply[M] // sent at once, in one sendmmsg
-	bufs     [][]byte   // the wire form of out[i], reused
-	waiting  []Reply[M] // sent once their writes are durable
+	msgs    []ipv4.Message
+	out     []Reply[M] // sent at once, in one sendmmsg
+	bufs    [][]byte   // the wire form of out[i], reused
+	waiting []Reply[M] // sent once their writes are durable
+	// held are the Deferreds of the read at hand whose writes the store
+	// holds for the reader to commit (lease.Deferred.Hold).
+	held     []*lease.Deferred
+	deadline time.Time // the read deadline set for them, if any
 	lastRead time.Time
+	close    int // reads in a row that came within BatchWait of the one before
 }
 
 // read is the reader: one recvmmsg takes every packet already queued (up
@@ -241,14 +251,31 @@ func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, spare chan []byte)
 		n, err := l.Conn.ReadBatch(rd.msgs, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
+				// Writes still held: the store's committer makes them
+				// durable (their replies are not sent once ctx ends).
+				l.commitHeld(rd, false)
 				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && !rd.deadline.IsZero() {
+				// The held writes' commit is due.
+				rd.deadline = time.Time{}
+				if dl, ok := l.Conn.(readDeadliner); ok {
+					_ = dl.SetReadDeadline(time.Time{})
+				}
+				l.commitHeld(rd, true)
+				continue
 			}
 			l.Logger.Warn(l.Name+" read", "err", err)
 			time.Sleep(10 * time.Millisecond) // avoid a hot loop on a persistent error
 			continue
 		}
 		now := time.Now()
-		busy := batchWait > 0 && n < len(rd.msgs) && (n > 1 || now.Sub(rd.lastRead) < batchWait)
+		if now.Sub(rd.lastRead) < batchWait {
+			rd.close++
+		} else {
+			rd.close = 0
+		}
+		busy := batchWait > 0 && n < len(rd.msgs) && (n > 1 || rd.close >= 2)
 		rd.lastRead = now
 		rd.out, rd.waiting = rd.out[:0], nil
 		for i := range rd.msgs[:n] {
@@ -258,9 +285,70 @@ func (l *Loop[P, M]) read(ctx context.Context, jobs chan<- P, spare chan []byte)
 		if len(rd.waiting) > 0 {
 			l.release(ctx, rd.waiting, spare)
 		}
+		l.commitHeld(rd, n <= inlineCommitMax)
 		if busy {
 			time.Sleep(batchWait)
 		}
+	}
+}
+
+// inlineCommitMax is the most packets a read may hold for the reader to
+// commit their leases itself: a busier reader (a load of thousands of
+// packets a second) hands the commit to the store's committer and reads
+// on, so that a slow fdatasync (a busy disk) does not hold back the
+// answers that need no commit.
+const inlineCommitMax = ReadBatch / 4
+
+// readDeadliner is a Conn whose reads can time out (all but tests'
+// fakes).
+type readDeadliner interface {
+	SetReadDeadline(t time.Time) error
+}
+
+// commitHeld commits the lease writes the store holds for the reader
+// (lease.Deferred.Hold) on the reader: with the lease journal one pwrite
+// and one fdatasync (raw system calls), and the replies waiting for them
+// sent from here, with no other goroutine woken for either. Packets that
+// come meanwhile queue in the socket and make the next read's batch. The
+// store paces its commits (a commit interval): when the last one is too
+// recent the writes stay held and a read deadline brings the reader back
+// when the commit is due, unless a packet does first. inline false (the
+// read held more than inlineCommitMax packets: the reader is busy) hands
+// them to the store's committer instead, which commits while the reader
+// reads on.
+func (l *Loop[P, M]) commitHeld(rd *reader[M], inline bool) {
+	if len(rd.held) == 0 {
+		return
+	}
+	dl, _ := l.Conn.(readDeadliner)
+	var wait time.Duration
+	keep := rd.held[:0]
+	for _, d := range rd.held {
+		if w := d.Commit(inline); w > 0 {
+			if dl == nil {
+				d.Commit(false)
+				continue
+			}
+			keep = append(keep, d)
+			wait = w
+		}
+	}
+	clear(rd.held[len(keep):])
+	rd.held = keep
+	switch {
+	case len(keep) > 0 && rd.deadline.IsZero():
+		rd.deadline = time.Now().Add(wait)
+		if err := dl.SetReadDeadline(rd.deadline); err != nil {
+			// No deadline: the committer commits them.
+			for _, d := range keep {
+				d.Commit(false)
+			}
+			clear(keep)
+			rd.held, rd.deadline = keep[:0], time.Time{}
+		}
+	case len(keep) == 0 && !rd.deadline.IsZero():
+		rd.deadline = time.Time{}
+		_ = dl.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -281,9 +369,12 @@ func (l *Loop[P, M]) handle(ctx context.Context, rd *reader[M], m *ipv4.Message,
 		l.dispatch(jobs, p)
 		return
 	}
-	d := new(lease.Deferred)
+	d := &lease.Deferred{Hold: true}
 	slot := len(rd.out)
 	r, how := l.Handler.Answer(ctx, p, d, rd.bufs[slot][:0])
+	if d.Held() {
+		rd.held = append(rd.held, d)
+	}
 	switch {
 	case how == Busy:
 		l.dispatch(jobs, p)
@@ -316,10 +407,12 @@ func (l *Loop[P, M]) dispatch(jobs chan<- P, p P) {
 
 // release sends the replies of one read that wait for their lease writes
 // once all of them are durable, in one sendmmsg, and returns their buffers
-// to spare. No goroutine waits for them: the last write to finish (on the
-// lease store's committer, usually one commit for the whole read) sends
-// them, which saves a goroutine wake-up and a hand-off per commit. A reply
-// whose write failed is withheld (the client asks again).
+// to spare. No goroutine waits for them: the last write to finish sends
+// them, on the goroutine that commits it (the reader itself when the
+// store holds its writes for it, see commitHeld; otherwise the lease
+// store's committer, usually one commit for the whole read), which saves
+// a goroutine wake-up and a hand-off per commit. A reply whose write
+// failed is withheld (the client asks again).
 func (l *Loop[P, M]) release(ctx context.Context, rs []Reply[M], spare chan<- []byte) {
 	g := &released[P, M]{l: l, ctx: ctx, rs: rs, errs: make([]error, len(rs)), left: len(rs), spare: spare}
 	for i := range rs {

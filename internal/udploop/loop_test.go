@@ -262,3 +262,165 @@ func TestRepliesWaitForTheirWrites(t *testing.T) {
 		t.Errorf("stats %+v, written %q: the withheld reply was sent", st, conn.writes())
 	}
 }
+
+// holdStore is a lease.HoldingStore over a MemStore: PutHeld keeps the
+// writes until its commit is called, which counts how it was called;
+// pace, when set, is what an inline commit answers the first time
+// (commit nothing, call again after pace).
+type holdStore struct {
+	*lease.MemStore
+	pace time.Duration
+
+	mu      sync.Mutex
+	held    []func()
+	inline  int // inline commits that committed
+	paced   int // inline commits that said to wait
+	handOff int // commits handed to the store's committer
+}
+
+func (s *holdStore) PutHeld(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) func(bool) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = append(s.held, func() { s.PutAsync(ctx, l, done) })
+	return s.commit
+}
+
+func (s *holdStore) commit(inline bool) time.Duration {
+	s.mu.Lock()
+	switch {
+	case inline && s.pace > 0 && s.paced == 0:
+		s.paced++
+		s.mu.Unlock()
+		return s.pace
+	case inline:
+		s.inline++
+	default:
+		s.handOff++
+	}
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	for _, put := range held {
+		put()
+	}
+	return 0
+}
+
+func (s *holdStore) counts() (inline, paced, handOff int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inline, s.paced, s.handOff
+}
+
+// deadlineConn is a fakeConn whose reads time out (SetReadDeadline).
+type deadlineConn struct {
+	*fakeConn
+	mu       sync.Mutex
+	deadline time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *deadlineConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	c.mu.Lock()
+	d := c.deadline
+	c.mu.Unlock()
+	if !d.IsZero() {
+		select {
+		case p, ok := <-c.in:
+			if !ok {
+				return 0, net.ErrClosed
+			}
+			c.in <- p // put back; a closed channel is not, fine for these tests
+			return c.fakeConn.ReadBatch(ms, flags)
+		case <-time.After(time.Until(d)):
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+	return c.fakeConn.ReadBatch(ms, flags)
+}
+
+// heldAnswer is an echo whose quick answers make a deferred write into a
+// Cached over hs.
+func heldAnswer(t *testing.T, hs *holdStore) *echo {
+	c, err := lease.NewCached(context.Background(), hs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	return &echo{answer: func(ctx context.Context, p string, d *lease.Deferred) Outcome {
+		addr := netip.MustParseAddr("192.0.2.10")
+		if _, err := c.PutDeferred(ctx, d, lease.Lease{Addr: addr, Key: lease.ClientKey(p), State: lease.Bound,
+			Expires: t0.Add(time.Hour), Updated: t0}); err != nil {
+			t.Errorf("PutDeferred: %v", err)
+			return Silent
+		}
+		return Send
+	}}
+}
+
+// TestReaderCommitsHeldWrites: the writes a store holds for the reader
+// are committed by the reader (inline), and the reply leaves after.
+func TestReaderCommitsHeldWrites(t *testing.T) {
+	hs := &holdStore{MemStore: lease.NewMemStore()}
+	conn := &fakeConn{in: make(chan string, 4)}
+	c := serve(t, conn, heldAnswer(t, hs), 1)
+	conn.in <- "q1"
+	eventually(t, "the reply sent", func() bool { return c.Stats().Replied == 1 })
+	if l, err := hs.Get(context.Background(), netip.MustParseAddr("192.0.2.10")); err != nil || l.Key != "q1" {
+		t.Fatalf("store %+v (%v) when the reply left", l, err)
+	}
+	if in, paced, off := hs.counts(); in != 1 || paced != 0 || off != 0 {
+		t.Errorf("commits: %d inline, %d paced, %d handed off; want one inline", in, paced, off)
+	}
+}
+
+// TestPacedCommitWaitsForTheDeadline: when the store's pacing says to
+// wait, the reader commits once its read deadline passes, with no other
+// packet and no hand-off.
+func TestPacedCommitWaitsForTheDeadline(t *testing.T) {
+	hs := &holdStore{MemStore: lease.NewMemStore(), pace: 5 * time.Millisecond}
+	conn := &deadlineConn{fakeConn: &fakeConn{in: make(chan string, 4)}}
+	h := heldAnswer(t, hs)
+	l := &Loop[string, string]{Conn: conn, Handler: h, Name: "test", Workers: 1, BatchWait: -1, Counters: new(Counters)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Serve(ctx)
+	}()
+	defer func() {
+		cancel()
+		close(conn.in)
+		<-done
+	}()
+	conn.in <- "q1"
+	eventually(t, "the reply sent", func() bool { return l.Counters.Stats().Replied == 1 })
+	if in, paced, off := hs.counts(); in != 1 || paced != 1 || off != 0 {
+		t.Errorf("commits: %d inline, %d paced, %d handed off; want one paced, then one inline", in, paced, off)
+	}
+	conn.mu.Lock()
+	d := conn.deadline
+	conn.mu.Unlock()
+	if !d.IsZero() {
+		t.Errorf("read deadline %v left set after the commit", d)
+	}
+}
+
+// TestPacedCommitWithoutDeadlines: a socket without read deadlines hands
+// a paced commit to the store's committer.
+func TestPacedCommitWithoutDeadlines(t *testing.T) {
+	hs := &holdStore{MemStore: lease.NewMemStore(), pace: time.Hour}
+	conn := &fakeConn{in: make(chan string, 4)}
+	c := serve(t, conn, heldAnswer(t, hs), 1)
+	conn.in <- "q1"
+	eventually(t, "the reply sent", func() bool { return c.Stats().Replied == 1 })
+	if in, paced, off := hs.counts(); in != 0 || paced != 1 || off != 1 {
+		t.Errorf("commits: %d inline, %d paced, %d handed off; want one paced, then handed off", in, paced, off)
+	}
+}

@@ -62,6 +62,9 @@ type batchConn struct {
 
 func (b *batchConn) SetWriteDeadline(t time.Time) error { return b.c.SetWriteDeadline(t) }
 
+// SetReadDeadline sets the deadline of ReadBatch.
+func (b *batchConn) SetReadDeadline(t time.Time) error { return b.c.SetReadDeadline(t) }
+
 // ReadBatch reads up to len(ms) packets into ms[i].Buffers[0] (one buffer
 // each) and their control messages into ms[i].OOB, as ipv4.PacketConn's
 // ReadBatch does.

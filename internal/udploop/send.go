@@ -30,7 +30,7 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 	// until the neighbour fails, seconds later. A deadline that passes
 	// while the goroutine was not running (2 busy cores) is no proof of a
 	// full buffer: the first one is given a fresh SendWait.
-	_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
+	l.armWrite(false)
 	again := true
 	for len(rs) > 0 {
 		n, err := l.Conn.WriteBatch(msgs, 0)
@@ -42,7 +42,7 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if again {
 				again = false
-				_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
+				l.armWrite(true)
 				continue
 			}
 			l.sendFull(rs)
@@ -57,6 +57,22 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 			rs, msgs = rs[1:], msgs[1:]
 		}
 	}
+}
+
+// armWrite sets the socket's write deadline SendWait from now, or, unless
+// fresh, keeps the one an earlier send set while it leaves at least half
+// of SendWait: a send then waits at least SendWait/2 for room, and a busy
+// loop changes its deadline (a runtime timer, whose change wakes the
+// thread polling the network) once per SendWait/2 instead of once per
+// send.
+func (l *Loop[P, M]) armWrite(fresh bool) {
+	now := time.Now()
+	if !fresh && l.writeDeadline.Load()-now.UnixNano() >= int64(SendWait/2) {
+		return
+	}
+	d := now.Add(SendWait)
+	l.writeDeadline.Store(d.UnixNano())
+	_ = l.Conn.SetWriteDeadline(d)
 }
 
 // message is r as one message to send.
@@ -81,7 +97,7 @@ func (l *Loop[P, M]) sendFull(rs []Reply[M]) {
 // says so; false when the send buffer stayed full (the caller drops the
 // rest).
 func (l *Loop[P, M]) sendOne(ctx context.Context, r *Reply[M]) bool {
-	_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
+	l.armWrite(false)
 	err := l.writeOne(r)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && l.Handler.Retry(r, err) {
 		err = l.writeOne(r)

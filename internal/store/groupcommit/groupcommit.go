@@ -134,6 +134,14 @@ type Committer struct {
 	// while the next commit runs (when the committer is behind).
 	reporting sync.WaitGroup
 
+	// commitMu is held from taking a batch off the queue to the end of
+	// its flush, so that batches are flushed in the queue's order whether
+	// the committer or a caller of CommitHeld flushes them.
+	commitMu sync.Mutex
+	// lastStart is when the last commit began (Unix nanoseconds), by the
+	// committer or CommitHeld.
+	lastStart atomic.Int64
+
 	mu     sync.Mutex
 	queue  []*Req        // waiting, in order
 	want   int           // wake the committer once the queue holds this many; 0: it is not waiting
@@ -185,6 +193,11 @@ func (c *Committer) Close() {
 			return
 		}
 		<-c.done
+		// A CommitHeld under way finishes before the backend is closed;
+		// any later one finds the queue closed and empty.
+		c.commitMu.Lock()
+		//lint:ignore SA2001 an empty critical section: waiting for a CommitHeld under way is the point
+		c.commitMu.Unlock()
 	})
 }
 
@@ -194,7 +207,7 @@ func (c *Committer) Put(ctx context.Context, l lease.Lease) (lease.Lease, error)
 		return lease.Lease{}, err
 	}
 	r := &Req{Ctx: ctx, Lease: l, done: make(chan struct{})}
-	if err := c.enqueue(ctx, r); err != nil {
+	if err := c.enqueue(ctx, r, false); err != nil {
 		return lease.Lease{}, fmt.Errorf("store: put %v: %w", l.Addr, err)
 	}
 	select {
@@ -223,19 +236,101 @@ func (c *Committer) PutAsync(ctx context.Context, l lease.Lease, done func(lease
 		return
 	}
 	r := &Req{Ctx: ctx, Lease: l, cb: done}
-	if err := c.enqueue(ctx, r); err != nil {
+	if err := c.enqueue(ctx, r, false); err != nil {
 		r.Err = err
 		r.finish()
 	}
 }
 
+// PutHeld is PutAsync without waking the committer: l waits in the queue
+// until the caller calls CommitHeld (or Kick), unless another Put wakes
+// the committer first; done runs on the goroutine that commits it. It
+// lets a DHCP socket's reader commit the leases of the packets it just
+// answered itself, instead of handing them to the committer goroutine
+// (one thread wake-up per commit saved). The queue being full wakes the
+// committer still.
+func (c *Committer) PutHeld(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
+	if err := Check(l); err != nil {
+		done(lease.Lease{}, err)
+		return
+	}
+	r := &Req{Ctx: ctx, Lease: l, cb: done}
+	if err := c.enqueue(ctx, r, true); err != nil {
+		r.Err = err
+		r.finish()
+	}
+}
+
+// CommitHeld commits every Put queued when it is called, on the calling
+// goroutine, in batches of up to MaxBatch, after any commit under way;
+// their outcomes are reported (PutAsync's and PutHeld's callbacks run) on
+// it too before it returns. A Put queued meanwhile waits for the next
+// commit. It keeps the committer's pacing: when the last commit began
+// less than Interval ago and fewer than MaxBatch Puts wait, it commits
+// nothing and returns how long the caller should wait before it calls
+// again (0: done, or nothing was queued).
+func (c *Committer) CommitHeld() time.Duration {
+	c.commitMu.Lock()
+	c.mu.Lock()
+	n := len(c.queue)
+	c.mu.Unlock()
+	if n > 0 && n < c.maxBatch {
+		if wait := c.interval - time.Since(time.Unix(0, c.lastStart.Load())); wait > 0 {
+			c.commitMu.Unlock()
+			return wait
+		}
+	}
+	for n > 0 {
+		// A batch of its own: it is reported after commitMu is released,
+		// when another CommitHeld may be taking the next one.
+		batch := c.takeAtMost(make([]*Req, 0, min(n, c.maxBatch)), n)
+		if len(batch) == 0 {
+			break // closed, or the committer took them
+		}
+		n -= len(batch)
+		c.lastStart.Store(time.Now().UnixNano())
+		err := c.flushBatch(batch)
+		c.commitMu.Unlock()
+		c.report(batch, err)
+		c.commitMu.Lock()
+	}
+	c.commitMu.Unlock()
+	return 0
+}
+
+// Kick wakes the committer for the Puts held in the queue when it waits
+// for as many (PutHeld's hand-off, for a caller that will not commit them
+// itself).
+func (c *Committer) Kick() {
+	c.mu.Lock()
+	c.wakeLocked()
+	c.mu.Unlock()
+}
+
+// wakeLocked wakes the committer when it waits for as many Puts as the
+// queue holds.
+func (c *Committer) wakeLocked() {
+	if c.want > 0 && len(c.queue) >= c.want {
+		c.want = 0
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // enqueue adds r to the queue, waiting while it holds QueueLen Puts, and
-// wakes the committer when it waits for as many Puts as the queue now
-// holds. It fails with lease.ErrClosed once the committer is closed, or
-// with ctx's error.
-func (c *Committer) enqueue(ctx context.Context, r *Req) error {
+// (unless held) wakes the committer when it waits for as many Puts as the
+// queue now holds. It fails with lease.ErrClosed once the committer is
+// closed, or with ctx's error.
+func (c *Committer) enqueue(ctx context.Context, r *Req, held bool) error {
 	c.mu.Lock()
 	for !c.closed && len(c.queue) >= QueueLen {
+		// Held Puts may have filled the queue: the committer makes room.
+		if c.want > 0 {
+			c.want = 1
+			c.wakeLocked()
+		}
 		if c.room == nil {
 			c.room = make(chan struct{})
 		}
@@ -254,12 +349,8 @@ func (c *Committer) enqueue(ctx context.Context, r *Req) error {
 		return lease.ErrClosed
 	}
 	c.queue = append(c.queue, r)
-	if c.want > 0 && len(c.queue) >= c.want {
-		c.want = 0
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	if !held {
+		c.wakeLocked()
 	}
 	c.mu.Unlock()
 	return nil
@@ -290,7 +381,8 @@ func (c *Committer) await(n int, timer *time.Timer, timeout time.Duration) bool 
 	return true
 }
 
-// take removes up to maxBatch Puts from the queue into batch.
+// take removes up to maxBatch Puts from the queue into batch (the
+// committer's).
 func (c *Committer) take(batch []*Req) []*Req {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -299,7 +391,20 @@ func (c *Committer) take(batch []*Req) []*Req {
 	case <-c.wake: // a token left from a wait that ended otherwise
 	default:
 	}
-	n := min(len(c.queue), c.maxBatch)
+	return c.takeLocked(batch, c.maxBatch)
+}
+
+// takeAtMost removes up to min(max, maxBatch) Puts from the queue into
+// batch (CommitHeld's), leaving the committer's wait as it is.
+func (c *Committer) takeAtMost(batch []*Req, max int) []*Req {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.takeLocked(batch, min(max, c.maxBatch))
+}
+
+// takeLocked removes up to most Puts from the queue into batch.
+func (c *Committer) takeLocked(batch []*Req, most int) []*Req {
+	n := min(len(c.queue), most)
 	batch = append(batch[:0], c.queue[:n]...)
 	rest := copy(c.queue, c.queue[n:])
 	clear(c.queue[rest:])
@@ -330,7 +435,6 @@ func (c *Committer) loop() {
 	defer close(c.done)
 	defer c.reporting.Wait()
 	batch := make([]*Req, 0, c.maxBatch)
-	var last time.Time // start of the previous commit
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -340,15 +444,17 @@ func (c *Committer) loop() {
 		}
 		// Busy: let this commit gather the Puts of the rest of the
 		// interval, or until maxBatch wait.
-		if wait := c.interval - time.Since(last); wait > 0 && !c.await(c.maxBatch, timer, wait) {
+		if wait := c.interval - time.Since(time.Unix(0, c.lastStart.Load())); wait > 0 && !c.await(c.maxBatch, timer, wait) {
 			c.failPending()
 			return
 		}
+		c.commitMu.Lock()
 		if batch = c.take(batch); len(batch) == 0 {
+			c.commitMu.Unlock()
 			continue
 		}
-		last = time.Now()
-		c.commit(batch)
+		c.lastStart.Store(time.Now().UnixNano())
+		c.commit(batch) // unlocks commitMu
 	}
 }
 
@@ -369,8 +475,8 @@ func (c *Committer) failPending() {
 	}
 }
 
-// commit flushes one batch and reports each Put's outcome.
-func (c *Committer) commit(batch []*Req) {
+// flushBatch flushes one batch; the caller holds commitMu.
+func (c *Committer) flushBatch(batch []*Req) error {
 	for _, r := range batch {
 		if err := r.Ctx.Err(); err != nil {
 			r.Err = err // the caller has given up; do not write
@@ -382,6 +488,14 @@ func (c *Committer) commit(batch []*Req) {
 	} else {
 		c.batches.Add(1)
 	}
+	return err
+}
+
+// commit flushes one batch of the committer's, releases commitMu and
+// reports each Put's outcome.
+func (c *Committer) commit(batch []*Req) {
+	err := c.flushBatch(batch)
+	c.commitMu.Unlock()
 	if c.Queued() >= c.maxBatch {
 		// Behind: the next batch is full already. Its commit starts now
 		// while another goroutine reports this one's outcomes (the DHCP

@@ -193,3 +193,70 @@ func TestBehindReportsWhileCommitting(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitHeld: a held Put waits in the queue (the committer is not
+// woken) until CommitHeld, which flushes it on the caller and reports
+// before it returns; within the interval of that commit the next
+// CommitHeld commits nothing and says how long to wait; Kick hands a held
+// Put to the committer.
+func TestCommitHeld(t *testing.T) {
+	f := &flushRecorder{}
+	c := New(f.flush, Options{MaxBatch: 64, Interval: time.Hour})
+	c.Start()
+	defer c.Close()
+	var got []lease.Lease
+	done := func(l lease.Lease, err error) {
+		if errors.Is(err, lease.ErrClosed) {
+			return // the last one, failed by Close
+		}
+		if err != nil {
+			t.Errorf("held Put: %v", err)
+		}
+		got = append(got, l) // the caller's goroutine: no lock needed
+	}
+	c.PutHeld(context.Background(), sample(1), done)
+	c.PutHeld(context.Background(), sample(2), done)
+	if n := c.Queued(); n != 2 {
+		t.Fatalf("%d Puts queued, want the 2 held ones", n)
+	}
+	if wait := c.CommitHeld(); wait != 0 || len(got) != 2 || got[0].Version != 1 {
+		t.Fatalf("CommitHeld = %v, reported %+v: want both committed and reported before it returned", wait, got)
+	}
+	c.PutHeld(context.Background(), sample(3), done)
+	wait := c.CommitHeld()
+	if wait <= 0 || wait > time.Hour || len(got) != 2 || c.Queued() != 1 {
+		t.Fatalf("CommitHeld within the interval = %v, %d reported, %d queued: want a wait and nothing committed", wait, len(got), c.Queued())
+	}
+	f.mu.Lock()
+	if len(f.batches) != 1 {
+		t.Errorf("batches %v, want one", f.batches)
+	}
+	f.mu.Unlock()
+	if wait := c.CommitHeld(); wait <= 0 {
+		t.Fatalf("CommitHeld = %v: the committer's pacing ignored", wait)
+	}
+	// Kick: the committer commits it (after its interval: a test's hour,
+	// so the committer is not waited for here; Close fails it).
+	c.Kick()
+}
+
+// TestHeldPutsDoNotBlock: held Puts that fill the queue wake the
+// committer, which makes room; nobody else commits them.
+func TestHeldPutsDoNotBlock(t *testing.T) {
+	f := &flushRecorder{}
+	c := New(f.flush, Options{MaxBatch: 64})
+	c.Start()
+	defer c.Close()
+	var wg sync.WaitGroup
+	wg.Add(QueueLen + 10)
+	for i := range QueueLen + 10 {
+		c.PutHeld(context.Background(), sample(i%250), func(_ lease.Lease, err error) {
+			if err != nil && !errors.Is(err, lease.ErrConflict) {
+				t.Errorf("held Put: %v", err)
+			}
+			wg.Done()
+		})
+	}
+	c.CommitHeld()
+	wg.Wait()
+}

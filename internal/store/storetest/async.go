@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"pxed/internal/lease"
 )
@@ -50,6 +51,30 @@ func (d deferredPuts) Put(ctx context.Context, l lease.Lease) (lease.Lease, erro
 	out, err := d.PutDeferred(ctx, &def, l)
 	if err != nil {
 		return out, err
+	}
+	if err := def.Wait(context.Background()); err != nil {
+		return lease.Lease{}, err
+	}
+	return out, nil
+}
+
+// HeldPuts returns s as a Store whose Put is PutDeferred under a
+// lease.Deferred with Hold set, committed by the caller (Commit inline,
+// again after the wait the store's pacing asks for) and then waited for,
+// as the DHCP loop's reader does, so that Run checks a lease.HoldingStore's
+// held writes against Put's contract.
+func HeldPuts(s lease.DeferringStore) lease.Store { return heldPuts{s} }
+
+type heldPuts struct{ lease.DeferringStore }
+
+func (h heldPuts) Put(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	def := lease.Deferred{Hold: true}
+	out, err := h.PutDeferred(ctx, &def, l)
+	if err != nil {
+		return out, err
+	}
+	for wait := def.Commit(true); wait > 0; wait = def.Commit(true) {
+		time.Sleep(wait)
 	}
 	if err := def.Wait(context.Background()); err != nil {
 		return lease.Lease{}, err

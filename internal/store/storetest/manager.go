@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"pxed/internal/lease"
 )
@@ -33,6 +34,82 @@ func DORA(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease.Lea
 			return lease.Lease{}, err
 		}
 		d, l, err := m.Request(ctx, nil, lease.RequestRequest{Key: key, ServerID: m.Subnet().ServerID, Requested: o.Addr})
+		if err != nil {
+			return lease.Lease{}, err
+		}
+		switch d.Action {
+		case lease.Ack:
+			return l, nil
+		case lease.Nak:
+			continue
+		}
+		return lease.Lease{}, fmt.Errorf("request %v for %v: %v %s", o.Addr, key, d.Action, d.Reason)
+	}
+	return lease.Lease{}, fmt.Errorf("%v: %d DHCPNAKs in a row", key, tries)
+}
+
+// CrashChildHeldDORA is CrashChildDORA through lease.Cached with the DHCP
+// socket reader's writes: each Offer and Request under a lease.Deferred
+// with Hold set, committed by the caller itself (lease.Deferred.Commit,
+// inline, again after the store's pacing says), and "ack" printed once
+// the Request's writes are durable, as the reader sends its Reply.
+func CrashChildHeldDORA(s lease.Store) error {
+	c, err := lease.NewCached(context.Background(), s)
+	if err != nil {
+		return err
+	}
+	m, err := lease.New(c, lease.Config{Subnet: BenchSubnet(), Authoritative: true})
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for n := range 100000 { // bounded; the parent kills us long before
+				key := lease.ClientKey(fmt.Sprintf("c%d-%d", w, n))
+				l, err := heldDORA(context.Background(), m, key)
+				mu.Lock()
+				if err != nil {
+					fmt.Fprintln(out, "err", err)
+				} else {
+					fmt.Fprintln(out, "ack", l.Addr, string(key))
+				}
+				out.Flush()
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// heldDORA is DORA with held writes, each step's committed and waited for
+// before the next (the Offer's before the OFFER leaves, the Request's
+// before the ACK).
+func heldDORA(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease.Lease, error) {
+	const tries = 50
+	durable := func(d *lease.Deferred) error {
+		for wait := d.Commit(true); wait > 0; wait = d.Commit(true) {
+			time.Sleep(wait)
+		}
+		return d.Wait(ctx)
+	}
+	for range tries {
+		od := &lease.Deferred{Hold: true}
+		o, err := m.Offer(ctx, od, lease.OfferRequest{Key: key})
+		if err == nil {
+			err = durable(od)
+		}
+		if err != nil {
+			return lease.Lease{}, err
+		}
+		rd := &lease.Deferred{Hold: true}
+		d, l, err := m.Request(ctx, rd, lease.RequestRequest{Key: key, ServerID: m.Subnet().ServerID, Requested: o.Addr})
+		if err == nil {
+			err = durable(rd)
+		}
 		if err != nil {
 			return lease.Lease{}, err
 		}
