@@ -7,9 +7,11 @@
 #   sudo ONLY=conc CONC=pxed,atftpd bench/tftp.sh   # only the concurrency part, only these runs
 #   sudo ONLY=conc PXED_BIN=/tmp/old-tftpd bench/tftp.sh  # a prebuilt tftpd (compare two builds)
 #
-# ONLY=conc skips the single-transfer part. CONC lists the concurrency runs
+# ONLY=conc skips the single-transfer part, ONLY=single the concurrent one. CONC lists the concurrency runs
 # (comma-separated, default all): pxed, pxed-w16, tftpd-hpa, dnsmasq, atftpd,
-# atftpd-w16. PXED_BIN uses that tftpd binary instead of building this tree's.
+# atftpd-w16. SINGLE lists the servers of the single-transfer part (default
+# pxed,tftpd-hpa,dnsmasq,atftpd), SET_FILTER a regular expression picking its
+# option sets (e.g. windowsize). PXED_BIN uses that tftpd binary instead of building this tree's.
 # PXED_ENV (e.g. GOMAXPROCS=1) is put in pxed's environment.
 #
 # For each server and option set (blksize 512, 1468, 65464 lockstep; windowsize
@@ -206,7 +208,7 @@ supports_window() { [[ $1 == pxed || $1 == atftpd ]]; }
 
 # --- single-transfer throughput -------------------------------------------------
 SETS=("blksize 512" "blksize 1468" "blksize 65464" "blksize 1468|windowsize 4" "blksize 1468|windowsize 16" "blksize 1468|windowsize 64")
-SERVERS=(pxed tftpd-hpa dnsmasq atftpd)
+IFS=, read -ra SERVERS <<<"${SINGLE:-pxed,tftpd-hpa,dnsmasq,atftpd}"
 declare -A MBS CPU DROPS
 BYTES=$((SIZE_MB << 20))
 
@@ -215,6 +217,7 @@ for srv in "${SERVERS[@]}"; do
 	start "$srv"
 	drops0=$(rcvbuf_errors)
 	for set in "${SETS[@]}"; do
+		[[ $set =~ ${SET_FILTER:-.} ]] || continue
 		if [[ $set == *windowsize* ]] && ! supports_window "$srv"; then
 			MBS[$srv,$set]=n/a CPU[$srv,$set]=n/a
 			continue
@@ -269,23 +272,25 @@ printf '%-28s' "option set"
 for srv in "${SERVERS[@]}"; do printf '%-22s' "$srv MB/s (CPU)"; done
 printf '%s\n' "pxed ratio vs hpa/dnsmasq/atftpd"
 for set in "${SETS[@]}"; do
+	[[ $set =~ ${SET_FILTER:-.} ]] || continue
 	printf '%-28s' "${set//|/ }"
-	for srv in "${SERVERS[@]}"; do printf '%-22s' "${MBS[$srv,$set]} (${CPU[$srv,$set]})"; done
-	p=${MBS[pxed,$set]}
-	printf '%s / %s / %s\n' "$(ratio "$p" "${MBS[tftpd-hpa,$set]}")" "$(ratio "$p" "${MBS[dnsmasq,$set]}")" "$(ratio "$p" "${MBS[atftpd,$set]}")"
+	for srv in "${SERVERS[@]}"; do printf '%-22s' "${MBS[$srv,$set]:--} (${CPU[$srv,$set]:--})"; done
+	p=${MBS[pxed,$set]:-}
+	printf '%s / %s / %s\n' "$(ratio "$p" "${MBS[tftpd-hpa,$set]:-}")" "$(ratio "$p" "${MBS[dnsmasq,$set]:-}")" "$(ratio "$p" "${MBS[atftpd,$set]:-}")"
 done
 fastest_lock=0
 for srv in tftpd-hpa dnsmasq atftpd; do
-	v=${MBS[$srv,blksize 1468]}
+	v=${MBS[$srv,blksize 1468]:-}
 	[[ $v =~ ^[0-9.]+$ ]] && fastest_lock=$(awk -v a="$v" -v b="$fastest_lock" 'BEGIN{print (a>b)?a:b}')
 done
 printf 'UDP RcvbufErrors during the runs:'
 for srv in "${SERVERS[@]}"; do printf ' %s %s' "$srv" "${DROPS[$srv]}"; done
 printf '; DATA packets pxed resent after a timeout: %s\n' "${PXED_RESENT:-?}"
-echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]}" "$fastest_lock") (target >= 1.8x)"
+echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]:-}" "$fastest_lock") (target >= 1.8x)"
 fi
 
 # --- concurrency ------------------------------------------------------------------
+[[ $ONLY == single ]] && exit 0
 echo
 echo "== $CLIENTS concurrent atftp clients, 1 MiB each, blksize 1468 =="
 printf '%-10s %-14s %10s %9s %12s %8s %7s %9s %9s\n' server options "agg MB/s" failures "peak RSS" drops resent CPU-s/GiB ctxsw/blk
