@@ -611,18 +611,10 @@ func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 		// A link-local peer (UEFI PXE over IPv6 before its address is
 		// configured): its zone, named as net names it, so that it
 		// equals the transfer's peer.
-		ip = ip.WithZone(zoneName(scope))
+		name, _ := mmsg.ZoneName(scope)
+		ip = ip.WithZone(name)
 	}
 	return netip.AddrPortFrom(ip, ap.Port())
-}
-
-// zoneName is the interface name of an IPv6 scope ID, as the net package
-// writes zones (its index as a number when the interface is gone).
-func zoneName(id uint32) string {
-	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
-		return ifi.Name
-	}
-	return strconv.FormatUint(uint64(id), 10)
 }
 
 // minRTO is the least retransmission timeout an adaptive transfer uses (as
