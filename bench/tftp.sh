@@ -7,25 +7,34 @@
 #   sudo ONLY=conc CONC=pxed,atftpd bench/tftp.sh   # only the concurrency part, only these runs
 #   sudo ONLY=conc PXED_BIN=/tmp/old-tftpd bench/tftp.sh  # a prebuilt tftpd (compare two builds)
 #
-# ONLY=conc skips the single-transfer part. CONC lists the concurrency runs
+# ONLY=conc skips the single-transfer part, ONLY=single the concurrent one. CONC lists the concurrency runs
 # (comma-separated, default all): pxed, pxed-w16, tftpd-hpa, dnsmasq, atftpd,
-# atftpd-w16. PXED_BIN uses that tftpd binary instead of building this tree's.
+# atftpd-w16. SINGLE lists the servers of the single-transfer part (default
+# pxed,tftpd-hpa,dnsmasq,atftpd), SET_FILTER a regular expression picking its
+# option sets (e.g. windowsize). PXED_BIN uses that tftpd binary instead of building this tree's.
 # PXED_ENV (e.g. GOMAXPROCS=1) is put in pxed's environment.
 #
 # For each server and option set (blksize 512, 1468, 65464 lockstep; windowsize
 # 4, 16, 64 at blksize 1468 where the server supports it) it prints MB/s (best
-# of REPS), server CPU seconds per GiB (utime+stime+cutime+cstime from
-# /proc/PID/stat) and pxed's ratio to each, then the UDP receive-buffer drops
+# of REPS), server CPU seconds per GiB and pxed's ratio to each, then the UDP receive-buffer drops
 # (/proc/net/snmp RcvbufErrors) during each server's runs and the DATA packets
 # pxed sent again after a timeout. Then CLIENTS concurrent atftp
-# downloads of a 1 MiB file per server: aggregate MB/s, failures, peak RSS.
+# downloads of a 1 MiB file per server: aggregate MB/s, failures, peak RSS,
+# server CPU seconds per GiB.
+#
+# Server CPU is exact: each server runs in its own cpuacct cgroup (cgroup v1,
+# /sys/fs/cgroup/cpuacct) that this script creates and removes, and
+# cpuacct.usage counts every process and thread of it in nanoseconds, forked
+# children (tftpd-hpa's) and exited threads (atftpd's) included. Without a
+# writable cpuacct hierarchy it falls back to utime+stime+cutime+cstime from
+# /proc/PID/stat, which misses tftpd-hpa's live children (its CPU is then n/a).
 #
 # tftpd-hpa and atftpd conflict as Debian packages, so both are fetched with
 # `apt-get download` into a cache and unpacked with dpkg-deb -x: no package is
 # installed and no system service is started. dnsmasq (installed) runs with
 # DNS and DHCP off, TFTP only, on 127.0.0.69:69 (it has no TFTP port option).
 # Needs root (tftpd-hpa chroots; dnsmasq binds port 69). Kills only the PIDs
-# it started (by process group) and removes its temp dir.
+# it started (by process group) and removes its temp dir and cgroups.
 set -euo pipefail
 
 REPS=${REPS:-3}
@@ -38,6 +47,11 @@ XFER_TIMEOUT=${XFER_TIMEOUT:-300}
 read -ra PXED_FLAGS <<<"${PXED_FLAGS:-}" # extra flags for pxed's tftpd (see go run ./internal/tftp/cmd/tftpd -h)
 read -ra PXED_ENV <<<"${PXED_ENV:-}"     # extra environment for pxed's tftpd (NAME=VALUE ...)
 ONLY=${ONLY:-}
+# SRV_CPUS / CLI_CPUS (e.g. 0 and 1): pin every server, and the atftp
+# clients, to those CPUs with taskset ("the server has its own core").
+SRV_PIN=() CLI_PIN=()
+[[ -n ${SRV_CPUS:-} ]] && SRV_PIN=(taskset -c "$SRV_CPUS")
+[[ -n ${CLI_CPUS:-} ]] && CLI_PIN=(taskset -c "$CLI_CPUS")
 CONC=${CONC:-pxed,pxed-w16,tftpd-hpa,dnsmasq,atftpd,atftpd-w16}
 
 [[ $(id -u) == 0 ]] || { echo "tftp.sh: run as root (tftpd-hpa chroots, dnsmasq binds port 69)" >&2; exit 2; }
@@ -47,10 +61,23 @@ done
 
 WORK=$(mktemp -d /tmp/pxed-bench-tftp.XXXXXX)
 PIDS=()
+# CG: this run's cpuacct cgroup (one child per server), empty without one.
+CG=
+if [[ -w /sys/fs/cgroup/cpuacct/cgroup.procs ]] && mkdir "/sys/fs/cgroup/cpuacct/pxed-bench-tftp.$$" 2>/dev/null; then
+	CG=/sys/fs/cgroup/cpuacct/pxed-bench-tftp.$$
+else
+	echo "tftp.sh: no cpuacct cgroup (cgroup v1): server CPU from /proc, tftpd-hpa's n/a" >&2
+fi
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
 	sleep 0.2
 	for p in "${PIDS[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+	if [[ -n $CG ]]; then
+		for d in "$CG"/*/; do
+			for _ in $(seq 50); do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+		done
+		rmdir "$CG" 2>/dev/null || echo "tftp.sh: could not remove cgroup $CG" >&2
+	fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -83,6 +110,17 @@ head -c 100 /dev/urandom >"$SRV_ROOT/ping"
 chmod 644 "$SRV_ROOT"/*
 CLK=$(getconf CLK_TCK)
 
+# incg NAME COMMAND...: runs COMMAND (exec, same PID) in server NAME's cgroup.
+incg() {
+	local name=$1
+	shift
+	if [[ -n $CG ]]; then
+		mkdir -p "$CG/$name"
+		echo "$BASHPID" >"$CG/$name/cgroup.procs"
+	fi
+	exec ${SRV_PIN[@]+"${SRV_PIN[@]}"} "$@"
+}
+
 # --- servers --------------------------------------------------------------------
 # start NAME: starts the server, sets SPID, HOST, PORT; waits until it answers.
 start() {
@@ -91,21 +129,21 @@ start() {
 	case $name in
 	pxed)
 		PORT=$((BASE_PORT + 1))
-		setsid env ${PXED_ENV[@]+"${PXED_ENV[@]}"} "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" ${PXED_FLAGS[@]+"${PXED_FLAGS[@]}"} 2>"$WORK/$name.log" &
+		incg "$name" setsid env ${PXED_ENV[@]+"${PXED_ENV[@]}"} "$PXED" -addr "$HOST:$PORT" -root "$SRV_ROOT" ${PXED_FLAGS[@]+"${PXED_FLAGS[@]}"} 2>"$WORK/$name.log" &
 		;;
 	tftpd-hpa)
 		PORT=$((BASE_PORT + 2))
-		setsid "$HPA" --foreground -a "$HOST:$PORT" -u root -s "$SRV_ROOT" 2>"$WORK/$name.log" &
+		incg "$name" setsid "$HPA" --foreground -a "$HOST:$PORT" -u root -s "$SRV_ROOT" 2>"$WORK/$name.log" &
 		;;
 	dnsmasq)
 		HOST=127.0.0.69 PORT=69
-		setsid dnsmasq -k --conf-file=/dev/null --port=0 --enable-tftp --tftp-root="$SRV_ROOT" \
+		incg "$name" setsid dnsmasq -k --conf-file=/dev/null --port=0 --enable-tftp --tftp-root="$SRV_ROOT" \
 			--listen-address=$HOST --bind-interfaces --tftp-max=$((CLIENTS * 2)) --user=root \
 			--pid-file="$WORK/dnsmasq.pid" --log-facility="$WORK/$name.log" --quiet-tftp &
 		;;
 	atftpd)
 		PORT=$((BASE_PORT + 4))
-		setsid "$ATFTPD" --daemon --no-fork --port "$PORT" --bind-address "$HOST" --user root --group root \
+		incg "$name" setsid "$ATFTPD" --daemon --no-fork --port "$PORT" --bind-address "$HOST" --user root --group root \
 			--maxthread $((CLIENTS * 2)) --logfile "$WORK/$name.log" "$SRV_ROOT" &
 		;;
 	esac
@@ -135,12 +173,27 @@ rcvbuf_errors() { awk '/^Udp:/ { if (h) print $6; else h = 1 }' /proc/net/snmp; 
 # resent: DATA packets pxed sent again after a timeout (tftpd prints it at exit).
 resent() { grep -o 'resent=[0-9]*' "$WORK/pxed.log" 2>/dev/null | tail -1 | cut -d= -f2; }
 
-# cpu_ticks PID: utime+stime+cutime+cstime (children reaped: tftpd-hpa forks).
-cpu_ticks() {
+# cpu_ns NAME: the CPU nanoseconds server NAME (process SPID) has used:
+# its cgroup's cpuacct.usage, or without one utime+stime+cutime+cstime of
+# SPID (children reaped into cutime only).
+cpu_ns() {
+	if [[ -n $CG ]]; then
+		cat "$CG/$1/cpuacct.usage"
+		return
+	fi
 	local s
-	s=$(cat "/proc/$1/stat")
+	s=$(cat "/proc/$SPID/stat")
 	s=${s##*) }
-	awk '{print $12+$13+$14+$15}' <<<"$s"
+	awk -v clk="$CLK" '{printf "%.0f\n", ($12+$13+$14+$15)*1e9/clk}' <<<"$s"
+}
+
+# cpu_per_gib NS BYTES: CPU seconds per GiB, n/a for tftpd-hpa without a cgroup.
+cpu_per_gib() {
+	if [[ -z $CG && $srv == tftpd-hpa ]]; then
+		echo n/a
+		return
+	fi
+	awk -v t="$1" -v n="$2" 'BEGIN{printf "%.2f", (t/1e9)/(n/1073741824)}'
 }
 
 # quiesce: wait (bounded) until the server has no child processes left.
@@ -151,29 +204,11 @@ quiesce() {
 	done
 }
 
-# hpa_run_ticks ATFTP-OPTIONS...: one transfer from tftpd-hpa, returns the CPU
-# ticks of the children that served it (sampled every 10 ms, so a lower bound).
-hpa_run_ticks() {
-	local -A ch=()
-	local c t apid sum=0
-	timeout "$XFER_TIMEOUT" atftp -g -r big -l "$WORK/out/big" "$@" "$HOST" "$PORT" >/dev/null 2>&1 &
-	apid=$!
-	while kill -0 "$apid" 2>/dev/null; do
-		for c in $(pgrep -P "$SPID"); do
-			t=$(cpu_ticks "$c" 2>/dev/null) && ch[$c]=$t
-		done
-		sleep 0.01
-	done
-	wait "$apid" || true
-	for c in "${!ch[@]}"; do sum=$((sum + ch[$c])); done
-	echo "$sum"
-}
-
 supports_window() { [[ $1 == pxed || $1 == atftpd ]]; }
 
 # --- single-transfer throughput -------------------------------------------------
 SETS=("blksize 512" "blksize 1468" "blksize 65464" "blksize 1468|windowsize 4" "blksize 1468|windowsize 16" "blksize 1468|windowsize 64")
-SERVERS=(pxed tftpd-hpa dnsmasq atftpd)
+IFS=, read -ra SERVERS <<<"${SINGLE:-pxed,tftpd-hpa,dnsmasq,atftpd}"
 declare -A MBS CPU DROPS
 BYTES=$((SIZE_MB << 20))
 
@@ -182,6 +217,7 @@ for srv in "${SERVERS[@]}"; do
 	start "$srv"
 	drops0=$(rcvbuf_errors)
 	for set in "${SETS[@]}"; do
+		[[ $set =~ ${SET_FILTER:-.} ]] || continue
 		if [[ $set == *windowsize* ]] && ! supports_window "$srv"; then
 			MBS[$srv,$set]=n/a CPU[$srv,$set]=n/a
 			continue
@@ -190,32 +226,26 @@ for srv in "${SERVERS[@]}"; do
 		IFS='|' read -ra parts <<<"$set"
 		for p in "${parts[@]}"; do opts+=(--option "$p"); done
 		opts+=(--option "tsize 0")
-		best=0 ticks=0 ok=1
+		best=0 ns=0 ok=1
 		for _ in $(seq "$REPS"); do
 			rm -f "$WORK/out/big"
 			quiesce
-			c0=$(cpu_ticks "$SPID")
+			c0=$(cpu_ns "$srv")
 			t0=$(date +%s%N)
-			if ! timeout "$XFER_TIMEOUT" atftp -g -r big -l "$WORK/out/big" "${opts[@]}" "$HOST" "$PORT" >/dev/null 2>&1 ||
+			if ! timeout "$XFER_TIMEOUT" ${CLI_PIN[@]+"${CLI_PIN[@]}"} atftp -g -r big -l "$WORK/out/big" "${opts[@]}" "$HOST" "$PORT" >/dev/null 2>&1 ||
 				! cmp -s "$WORK/out/big" "$SRV_ROOT/big"; then
 				ok=0
 				break
 			fi
 			t1=$(date +%s%N)
 			quiesce
-			c1=$(cpu_ticks "$SPID")
-			ticks=$((ticks + c1 - c0))
+			c1=$(cpu_ns "$srv")
+			ns=$((ns + c1 - c0))
 			best=$(awk -v b="$best" -v n="$BYTES" -v ns=$((t1 - t0)) 'BEGIN{m=n/1e6/(ns/1e9); print (m>b)?m:b}')
 		done
-		if ((ok)) && [[ $srv == tftpd-hpa ]]; then
-			# tftpd-hpa serves from a forked child that its parent does not
-			# reap into cutime: sample the child's CPU in one more, untimed run.
-			ticks=$(hpa_run_ticks "${opts[@]}")
-			ticks=$((ticks * REPS))
-		fi
 		if ((ok)); then
 			MBS[$srv,$set]=$(printf '%.1f' "$best")
-			CPU[$srv,$set]=$(awk -v t="$ticks" -v clk="$CLK" -v n="$BYTES" -v r="$REPS" 'BEGIN{printf "%.2f", (t/clk)/(n*r/1073741824)}')
+			CPU[$srv,$set]=$(cpu_per_gib "$ns" $((BYTES * REPS)))
 		else
 			MBS[$srv,$set]=FAIL CPU[$srv,$set]=FAIL
 		fi
@@ -233,28 +263,34 @@ ratio() { # pxed/other for MB/s
 if [[ $ONLY != conc ]]; then
 echo
 echo "== single transfer, ${SIZE_MB} MiB, atftp client, loopback; best of $REPS; CPU = server CPU-s per GiB =="
-echo "   (tftpd-hpa CPU: its forked child sampled every 10 ms in an extra run, a lower bound)"
+if [[ -n $CG ]]; then
+	echo "   (CPU: the server's cpuacct cgroup, children and threads included)"
+else
+	echo "   (CPU: utime+stime+cutime+cstime from /proc; tftpd-hpa's children not seen: n/a)"
+fi
 printf '%-28s' "option set"
 for srv in "${SERVERS[@]}"; do printf '%-22s' "$srv MB/s (CPU)"; done
 printf '%s\n' "pxed ratio vs hpa/dnsmasq/atftpd"
 for set in "${SETS[@]}"; do
+	[[ $set =~ ${SET_FILTER:-.} ]] || continue
 	printf '%-28s' "${set//|/ }"
-	for srv in "${SERVERS[@]}"; do printf '%-22s' "${MBS[$srv,$set]} (${CPU[$srv,$set]})"; done
-	p=${MBS[pxed,$set]}
-	printf '%s / %s / %s\n' "$(ratio "$p" "${MBS[tftpd-hpa,$set]}")" "$(ratio "$p" "${MBS[dnsmasq,$set]}")" "$(ratio "$p" "${MBS[atftpd,$set]}")"
+	for srv in "${SERVERS[@]}"; do printf '%-22s' "${MBS[$srv,$set]:--} (${CPU[$srv,$set]:--})"; done
+	p=${MBS[pxed,$set]:-}
+	printf '%s / %s / %s\n' "$(ratio "$p" "${MBS[tftpd-hpa,$set]:-}")" "$(ratio "$p" "${MBS[dnsmasq,$set]:-}")" "$(ratio "$p" "${MBS[atftpd,$set]:-}")"
 done
 fastest_lock=0
 for srv in tftpd-hpa dnsmasq atftpd; do
-	v=${MBS[$srv,blksize 1468]}
+	v=${MBS[$srv,blksize 1468]:-}
 	[[ $v =~ ^[0-9.]+$ ]] && fastest_lock=$(awk -v a="$v" -v b="$fastest_lock" 'BEGIN{print (a>b)?a:b}')
 done
 printf 'UDP RcvbufErrors during the runs:'
 for srv in "${SERVERS[@]}"; do printf ' %s %s' "$srv" "${DROPS[$srv]}"; done
 printf '; DATA packets pxed resent after a timeout: %s\n' "${PXED_RESENT:-?}"
-echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]}" "$fastest_lock") (target >= 1.8x)"
+echo "pxed windowsize 16 @1468 vs fastest lockstep reference @1468: $(ratio "${MBS[pxed,blksize 1468|windowsize 16]:-}" "$fastest_lock") (target >= 1.8x)"
 fi
 
 # --- concurrency ------------------------------------------------------------------
+[[ $ONLY == single ]] && exit 0
 echo
 echo "== $CLIENTS concurrent atftp clients, 1 MiB each, blksize 1468 =="
 printf '%-10s %-14s %10s %9s %12s %8s %7s %9s %9s\n' server options "agg MB/s" failures "peak RSS" drops resent CPU-s/GiB ctxsw/blk
@@ -265,11 +301,11 @@ conc() { # server, extra option
 	if [[ -n $extra ]]; then opts+=(--option "$extra"); label=${extra// /=}; fi
 	rm -rf "$WORK/conc" && mkdir -p "$WORK/conc"
 	drops0=$(rcvbuf_errors)
-	c0=$(cpu_ticks "$SPID")
+	c0=$(cpu_ns "$srv")
 	t0=$(date +%s%N)
 	cpids=()
 	for i in $(seq "$CLIENTS"); do
-		(timeout "$XFER_TIMEOUT" atftp -g -r small -l "$WORK/conc/$i" "${opts[@]}" "$HOST" "$PORT" >/dev/null 2>&1
+		(timeout "$XFER_TIMEOUT" ${CLI_PIN[@]+"${CLI_PIN[@]}"} atftp -g -r small -l "$WORK/conc/$i" "${opts[@]}" "$HOST" "$PORT" >/dev/null 2>&1
 			echo $? >"$WORK/conc/$i.rc") &
 		cpids+=($!)
 	done
@@ -283,8 +319,8 @@ conc() { # server, extra option
 	done
 	rss=$(awk '/VmHWM/{printf "%.1f MB", $2/1024}' "/proc/$SPID/status")
 	quiesce
-	c1=$(cpu_ticks "$SPID")
-	cpu=$(awk -v t=$((c1 - c0)) -v clk="$CLK" -v n=$((CLIENTS << 20)) 'BEGIN{printf "%.2f", (t/clk)/(n/1073741824)}')
+	c1=$(cpu_ns "$srv")
+	cpu=$(cpu_per_gib $((c1 - c0)) $((CLIENTS << 20)))
 	# Context switches of the server's threads alive now, per DATA block sent
 	# (pxed's threads live on; threads that exited, as atftpd's per-transfer
 	# ones, are not counted: "-").
@@ -292,7 +328,6 @@ conc() { # server, extra option
 	if [[ $srv == pxed ]]; then
 		csw=$(cat /proc/"$SPID"/task/*/status 2>/dev/null | awk -v b=$((CLIENTS * ((1 << 20) / 1468 + 1))) '/ctxt_switches/{s+=$2} END{printf "%.2f", s/b}')
 	fi
-	[[ $srv == tftpd-hpa ]] && cpu="$cpu (parent)"
 	[[ $srv == tftpd-hpa ]] && rss="$rss (parent; forks)"
 	agg=$(awk -v n=$((CLIENTS << 20)) -v ns=$((t1 - t0)) 'BEGIN{printf "%.1f", n/1e6/(ns/1e9)}')
 	drops=$(($(rcvbuf_errors) - drops0))
@@ -300,8 +335,10 @@ conc() { # server, extra option
 	local re=-
 	if [[ $srv == pxed ]]; then re=$(resent); fi
 	printf '%-10s %-14s %10s %9s %12s %8s %7s %9s %9s\n' "$srv" "$label" "$agg" "$fails" "$rss" "$drops" "$re" "$cpu" "$csw"
+	((fails == 0)) && AGG[$srv,$label]=$agg
 	rm -rf "$WORK/conc"
 }
+declare -A AGG
 IFS=, read -ra runs <<<"$CONC"
 for r in "${runs[@]}"; do
 	case $r in
@@ -309,3 +346,9 @@ for r in "${runs[@]}"; do
 	*) conc "$r" "" ;;
 	esac
 done
+fastest=0
+for srv in tftpd-hpa dnsmasq atftpd; do
+	v=${AGG[$srv,lockstep]:-}
+	[[ -n $v ]] && fastest=$(awk -v a="$v" -v b="$fastest" 'BEGIN{print (a>b)?a:b}')
+done
+echo "pxed lockstep vs fastest lockstep reference: $(ratio "${AGG[pxed,lockstep]:-}" "$fastest") (target >= 1.0x)"

@@ -11,7 +11,8 @@ import (
 // TestReadBatch: a batch read from an *os.File (one preadv) and from any
 // other File (ReadAt per block) lays the same bytes into the packet slots,
 // and reads short exactly at the end of the file, for sizes around block
-// boundaries and batches that start, end or pass the end.
+// boundaries and batches that start, end or pass the end; from an *os.File
+// both with preadv2 RWF_NOWAIT first and with plain preadv only.
 func TestReadBatch(t *testing.T) {
 	dir := t.TempDir()
 	for _, bs := range []int{8, 512, 1468} {
@@ -26,8 +27,10 @@ func TestReadBatch(t *testing.T) {
 			for _, f := range []File{of, memFile{bytes.NewReader(data)}} {
 				for _, sz := range []int64{int64(size), -1} {
 					for first := uint64(1); first <= uint64(size/bs)+1; first++ {
-						for _, nb := range []int{1, 3, 44} {
-							tr := &transfer{req: Packet{Filename: name}}
+						for i, nb := range []int{1, 3, 44} {
+							srv := &Server{}
+							srv.noNowait.Store(i%2 == 1)
+							tr := &transfer{srv: srv, req: Packet{Filename: name}}
 							buf := make([]byte, nb*(4+bs))
 							got, err := tr.readBatch(f, buf, first, nb, bs, sz)
 							if err != nil {

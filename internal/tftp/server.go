@@ -97,6 +97,7 @@ type Server struct {
 	sessions                                                map[mcKey]*mcSession
 	mcActive, mcSessions, mcBytes                           atomic.Int64
 	noGSO                                                   atomic.Bool // GSO failed once: stop trying
+	noNowait                                                atomic.Bool // preadv2 RWF_NOWAIT refused: plain preadv
 	cache                                                   fileCache
 }
 

@@ -425,9 +425,24 @@ func (t *transfer) preadv(buf []byte, bs int, off int64, want int) (int, error) 
 			errno unix.Errno
 		)
 		pos := off + int64(got)
+		lo, hi := uintptr(pos), uintptr(uint64(pos)>>(8*unix.SizeofLong-1)>>1)
+		nowait := !t.srv.noNowait.Load()
 		err := t.frc.Read(func(fd uintptr) bool {
-			n, _, errno = unix.Syscall6(unix.SYS_PREADV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)),
-				uintptr(pos), uintptr(uint64(pos)>>(8*unix.SizeofLong-1)>>1), 0)
+			if nowait {
+				// From the page cache only, as a raw system call: it
+				// cannot block, and a syscall.Syscall per window wakes
+				// the runtime's monitor thread (sysmon, see recvfrom).
+				n, _, errno = unix.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)),
+					lo, hi, unix.RWF_NOWAIT)
+				if errno != unix.EAGAIN && errno != unix.EOPNOTSUPP && errno != unix.ENOSYS && errno != unix.EINVAL {
+					return true
+				}
+				if errno == unix.EOPNOTSUPP || errno == unix.ENOSYS { // no RWF_NOWAIT here: stop trying
+					t.srv.noNowait.Store(true)
+				}
+			}
+			// Not cached: a read that may wait for the disk.
+			n, _, errno = unix.Syscall6(unix.SYS_PREADV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)), lo, hi, 0)
 			return true
 		})
 		switch {
@@ -450,7 +465,7 @@ func (t *transfer) preadv(buf []byte, bs int, off int64, want int) (int, error) 
 // one by one.
 func (t *transfer) writeBatch(conn *net.UDPConn, g *gsoState, b []byte, nb, seg int) error {
 	if nb > 1 && g.on {
-		_, _, err := conn.WriteMsgUDPAddrPort(b, g.oob, t.peer)
+		err := t.sendGSO(conn, g, b)
 		if err == nil {
 			return nil
 		}
@@ -575,10 +590,13 @@ func (t *transfer) readWait(conn *net.UDPConn, rbuf []byte) (int, netip.AddrPort
 
 // recvfrom reads one datagram without waiting, its source into rsa. It is
 // recvfrom(2) without what unix.Recvfrom adds per call: a getsockopt
-// SO_PROTOCOL system call (to tell L2TP from UDP) and an allocation.
+// SO_PROTOCOL system call (to tell L2TP from UDP) and an allocation. It is
+// a raw system call (it never blocks: MSG_DONTWAIT): a syscall.Syscall
+// wakes the runtime's monitor thread (sysmon) once per window, which then
+// sleeps and wakes in 20 µs steps (internal/mmsg).
 func recvfrom(fd int, p []byte, rsa *unix.RawSockaddrAny) (int, error) {
 	l := uint32(unix.SizeofSockaddrAny)
-	n, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
 		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(rsa)), uintptr(unsafe.Pointer(&l)))
 	if e != 0 {
 		return 0, e
@@ -594,18 +612,10 @@ func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
 		// A link-local peer (UEFI PXE over IPv6 before its address is
 		// configured): its zone, named as net names it, so that it
 		// equals the transfer's peer.
-		ip = ip.WithZone(zoneName(scope))
+		name, _ := mmsg.ZoneName(scope)
+		ip = ip.WithZone(name)
 	}
 	return netip.AddrPortFrom(ip, ap.Port())
-}
-
-// zoneName is the interface name of an IPv6 scope ID, as the net package
-// writes zones (its index as a number when the interface is gone).
-func zoneName(id uint32) string {
-	if ifi, err := net.InterfaceByIndex(int(id)); err == nil {
-		return ifi.Name
-	}
-	return strconv.FormatUint(uint64(id), 10)
 }
 
 // minRTO is the least retransmission timeout an adaptive transfer uses (as

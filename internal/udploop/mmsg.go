@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -57,7 +55,7 @@ type batchConn struct {
 	mc *mmsg.Conn
 	rb mmsg.Batch
 
-	zones sync.Map // interface index (int) ↔ name (string), both ways
+	zones mmsg.Zones
 }
 
 func (b *batchConn) SetWriteDeadline(t time.Time) error { return b.c.SetWriteDeadline(t) }
@@ -129,11 +127,11 @@ func (b *batchConn) sockaddr(ap netip.AddrPort, sa *unix.RawSockaddrAny) (uint32
 	z := a.Zone()
 	n := mmsg.Sockaddr(unix.AF_INET6, netip.AddrPortFrom(a.WithZone(""), ap.Port()), sa)
 	if z != "" {
-		idx, err := b.zoneIndex(z)
+		idx, err := b.zones.Index(z)
 		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("udploop: write: %w", err)
 		}
-		(*unix.RawSockaddrInet6)(unsafe.Pointer(sa)).Scope_id = uint32(idx)
+		(*unix.RawSockaddrInet6)(unsafe.Pointer(sa)).Scope_id = idx
 	}
 	return n, nil
 }
@@ -147,39 +145,7 @@ func (b *batchConn) udpAddr(sa *unix.RawSockaddrAny) *net.UDPAddr {
 	}
 	ua := &net.UDPAddr{IP: ap.Addr().AsSlice(), Port: port}
 	if scope != 0 {
-		ua.Zone = b.zoneName(int(scope))
+		ua.Zone = b.zones.Name(scope)
 	}
 	return ua
-}
-
-// zoneName is the name of the interface with index idx (its number when
-// it has none), as net names a zone.
-func (b *batchConn) zoneName(idx int) string {
-	if v, ok := b.zones.Load(idx); ok {
-		return v.(string)
-	}
-	name := strconv.Itoa(idx)
-	if ifi, err := net.InterfaceByIndex(idx); err == nil {
-		name = ifi.Name
-		b.zones.Store(name, idx)
-	}
-	b.zones.Store(idx, name)
-	return name
-}
-
-// zoneIndex is the index of the interface a zone names (a name or a number).
-func (b *batchConn) zoneIndex(zone string) (int, error) {
-	if v, ok := b.zones.Load(zone); ok {
-		return v.(int), nil
-	}
-	if n, err := strconv.Atoi(zone); err == nil {
-		return n, nil
-	}
-	ifi, err := net.InterfaceByName(zone)
-	if err != nil {
-		return 0, fmt.Errorf("udploop: write: zone %q: %w", zone, err)
-	}
-	b.zones.Store(zone, ifi.Index)
-	b.zones.Store(ifi.Index, zone)
-	return ifi.Index, nil
 }
