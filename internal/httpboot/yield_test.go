@@ -29,6 +29,17 @@ func newGate(max int, rest float64) *gateUnderTest {
 	return g
 }
 
+// chunk takes one chunk at once (it must not wait), checks that its size
+// is want and gives the slot back.
+func (g *gateUnderTest) chunk(t *testing.T, want int64, why string) {
+	t.Helper()
+	size, done, err := g.acquire(context.Background())
+	if err != nil || size != want {
+		t.Fatalf("%s: size %d, err %v; want %d", why, size, err, want)
+	}
+	done()
+}
+
 // waiter is one chunk waiting at the gate in its own goroutine.
 type waiter struct {
 	got    chan struct{}
@@ -223,14 +234,7 @@ func TestYieldBusySpellEnds(t *testing.T) {
 	g.now = func() time.Time { return clock }
 	g.MaxBusy = 2 * time.Second
 	g.busy.Store(true) // TFTP transfers that hang: Busy stays true
-	chunk := func(want int64, why string) {
-		t.Helper()
-		size, done, err := g.acquire(context.Background())
-		if err != nil || size != want {
-			t.Fatalf("%s: size %d, err %v; want %d", why, size, err, want)
-		}
-		done()
-	}
+	chunk := func(want int64, why string) { t.Helper(); g.chunk(t, want, why) }
 	chunk(yieldChunk, "first chunk of the spell")
 	for range 2 {
 		clock = clock.Add(900 * time.Millisecond)
@@ -273,14 +277,7 @@ func TestYieldStalledTransfersDoNotHoldDownloads(t *testing.T) {
 	var acks atomic.Int64
 	g.Progress = acks.Load
 	g.busy.Store(true)
-	chunk := func(want int64, why string) {
-		t.Helper()
-		size, done, err := g.acquire(context.Background())
-		if err != nil || size != want {
-			t.Fatalf("%s: size %d, err %v; want %d", why, size, err, want)
-		}
-		done()
-	}
+	chunk := func(want int64, why string) { t.Helper(); g.chunk(t, want, why) }
 	chunk(yieldChunk, "first chunk of the spell, no ACK yet")
 	clock = clock.Add(900 * time.Millisecond)
 	chunk(yieldChunk, "no ACK for 0.9 s: within Stall")

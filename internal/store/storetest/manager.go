@@ -62,27 +62,7 @@ func CrashChildHeldDORA(s lease.Store) error {
 	if err != nil {
 		return err
 	}
-	var mu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
-	var wg sync.WaitGroup
-	for w := range 32 {
-		wg.Go(func() {
-			for n := range 100000 { // bounded; the parent kills us long before
-				key := lease.ClientKey(fmt.Sprintf("c%d-%d", w, n))
-				l, err := heldDORA(context.Background(), m, key)
-				mu.Lock()
-				if err != nil {
-					fmt.Fprintln(out, "err", err)
-				} else {
-					fmt.Fprintln(out, "ack", l.Addr, string(key))
-				}
-				out.Flush()
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return nil
+	return printAcks(m, heldDORA)
 }
 
 // heldDORA is DORA with held writes, each step's committed and waited for
@@ -188,6 +168,12 @@ func CrashChildDORA(s lease.Store) error {
 	if err != nil {
 		return err
 	}
+	return printAcks(m, DORA)
+}
+
+// printAcks runs dora for new clients from 32 goroutines, printing "ack
+// ADDR KEY" after each DHCPACK decision (or "err ..."), until killed.
+func printAcks(m *lease.Manager, dora func(context.Context, *lease.Manager, lease.ClientKey) (lease.Lease, error)) error {
 	var mu sync.Mutex
 	out := bufio.NewWriter(os.Stdout)
 	var wg sync.WaitGroup
@@ -195,7 +181,7 @@ func CrashChildDORA(s lease.Store) error {
 		wg.Go(func() {
 			for n := range 100000 { // bounded; the parent kills us long before
 				key := lease.ClientKey(fmt.Sprintf("c%d-%d", w, n))
-				l, err := DORA(context.Background(), m, key)
+				l, err := dora(context.Background(), m, key)
 				mu.Lock()
 				if err != nil {
 					fmt.Fprintln(out, "err", err)
