@@ -41,6 +41,8 @@
 # STORM_BIN runs the storm client from that binary instead (default: the pxed above; it
 # must know --machines-json);
 # PXED_ARGS (e.g. "--log-level debug") is added to pxed boot's flags.
+# SRV_CPUS=0 CLI_CPUS=1 pins the servers (and their children) and the storm client to those
+# CPUs (taskset -c), every server the same way: a "server with a core of its own" figure.
 # Exit: 0 when both storms booted every machine, 1 otherwise, 2 on usage errors.
 set -euo pipefail
 
@@ -117,7 +119,7 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 start() {
 	local name=$1
 	shift
-	setsid ip netns exec "$NS_S" "$@" >"$WORK/$name.log" 2>&1 &
+	setsid ip netns exec "$NS_S" ${SRV_CPUS:+taskset -c "$SRV_CPUS"} "$@" >"$WORK/$name.log" 2>&1 &
 	PGIDS+=($!)
 }
 
@@ -237,7 +239,7 @@ storm() {
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
-	timeout 240 ip netns exec "$NS_C" "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
+	timeout 240 ip netns exec "$NS_C" ${CLI_CPUS:+taskset -c "$CLI_CPUS"} "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
 		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix "$MAC_PREFIX" \
 		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
 	after=$(sys_cpu)

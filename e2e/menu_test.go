@@ -67,7 +67,9 @@ func twoItemMenu(timeout int) string {
 func cmdlineProfile(serial string) string {
 	m := regexp.MustCompile(`Command line:[^\n]*pxed\.profile=(\w+)`).FindStringSubmatch(serial)
 	if m == nil {
-		return ""
+		// Say what the console showed instead, for the failure message.
+		lines := regexp.MustCompile(`[^\n]*ommand line[^\n]*`).FindAllString(serial, 3)
+		return fmt.Sprintf("none (command lines on the serial console: %q)", lines)
 	}
 	return m[1]
 }
