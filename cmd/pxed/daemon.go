@@ -444,6 +444,8 @@ func registerMetrics(reg *prometheus.Registry, d *dhcp4.Server, t *tftp.Server, 
 		counter("pxed_dhcp_malformed_total", "DHCP packets dropped as malformed.", func() float64 { return float64(d.Stats().Malformed) })
 		counter("pxed_dhcp_ignored_total", "Valid DHCP packets not answered.", func() float64 { return float64(d.Stats().Ignored) })
 		counter("pxed_dhcp_replies_total", "DHCP replies sent.", func() float64 { return float64(d.Stats().Replied) })
+		counter("pxed_dhcp_send_errors_total", "DHCP replies that could not be sent (the socket's send buffer stayed full, or the kernel refused them).",
+			func() float64 { return float64(d.Stats().SendErrs) })
 		counter("pxed_dhcp_overload_dropped_total", "DHCP packets dropped because every worker was busy.", func() float64 { return float64(d.Stats().Overload) })
 		counter("pxed_dhcp_unsaved_total", "DHCP replies withheld because the lease write they announce failed.", func() float64 { return float64(d.Stats().Unsaved) })
 		counter("pxed_dhcp_pool_exhausted_total", "DHCPDISCOVERs not answered because their pool was empty.", func() float64 { return float64(d.Stats().PoolExhausted) })
