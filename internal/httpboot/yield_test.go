@@ -3,6 +3,7 @@ package httpboot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +17,20 @@ type gateUnderTest struct {
 	rests  []func() // slot releases waiting out their rest
 	delays []time.Duration
 	queued chan struct{} // a chunk joined the waiters
+	clock  time.Time     // the gate's time once fakeTime was called
+	acks   atomic.Int64  // the ACK count Progress reads once countAcks was called
 }
+
+// fakeTime makes the gate read g.clock (which advance moves) for now.
+func (g *gateUnderTest) fakeTime() {
+	g.clock = time.Unix(1000, 0)
+	g.now = func() time.Time { return g.clock }
+}
+
+func (g *gateUnderTest) advance(d time.Duration) { g.clock = g.clock.Add(d) }
+
+// countAcks makes g.acks the TFTP transfers' progress.
+func (g *gateUnderTest) countAcks() { g.Progress = g.acks.Load }
 
 func newGate(max int, rest float64) *gateUnderTest {
 	g := &gateUnderTest{queued: make(chan struct{}, 16)}
@@ -230,19 +244,18 @@ func TestYieldOff(t *testing.T) {
 
 func TestYieldBusySpellEnds(t *testing.T) {
 	g := newGate(1, -1)
-	clock := time.Unix(1000, 0)
-	g.now = func() time.Time { return clock }
+	g.fakeTime()
 	g.MaxBusy = 2 * time.Second
 	g.busy.Store(true) // TFTP transfers that hang: Busy stays true
 	chunk := func(want int64, why string) { t.Helper(); g.chunk(t, want, why) }
 	chunk(yieldChunk, "first chunk of the spell")
 	for range 2 {
-		clock = clock.Add(900 * time.Millisecond)
+		g.advance(900 * time.Millisecond)
 		chunk(yieldChunk, "chunk within MaxBusy")
 	}
-	clock = clock.Add(900 * time.Millisecond)
+	g.advance(900 * time.Millisecond)
 	chunk(sendChunk, "chunk past MaxBusy, Busy still true")
-	clock = clock.Add(1500 * time.Millisecond)
+	g.advance(1500 * time.Millisecond)
 	chunk(yieldChunk, "first chunk after 1.5 s without one: the spell may have ended unseen")
 
 	g.busy.Store(false)
@@ -253,13 +266,12 @@ func TestYieldBusySpellEnds(t *testing.T) {
 
 func TestYieldWaitersGoWhenTheSpellEnds(t *testing.T) {
 	g := newGate(1, -1)
-	clock := time.Unix(1000, 0)
-	g.now = func() time.Time { return clock }
+	g.fakeTime()
 	g.MaxBusy = 500 * time.Millisecond
 	g.busy.Store(true)
 	_, done, _ := g.acquire(context.Background())
 	a, b := g.wait(t), g.wait(t)
-	clock = clock.Add(900 * time.Millisecond)
+	g.advance(900 * time.Millisecond)
 	done() // past MaxBusy: every waiter goes
 	<-a.got
 	<-b.got
@@ -272,31 +284,29 @@ func TestYieldWaitersGoWhenTheSpellEnds(t *testing.T) {
 // downloads go at once from Stall after the last ACK until ACKs come again.
 func TestYieldStalledTransfersDoNotHoldDownloads(t *testing.T) {
 	g := newGate(1, -1)
-	clock := time.Unix(1000, 0)
-	g.now = func() time.Time { return clock }
-	var acks atomic.Int64
-	g.Progress = acks.Load
+	g.fakeTime()
+	g.countAcks()
 	g.busy.Store(true)
 	chunk := func(want int64, why string) { t.Helper(); g.chunk(t, want, why) }
 	chunk(yieldChunk, "first chunk of the spell, no ACK yet")
-	clock = clock.Add(900 * time.Millisecond)
+	g.advance(900 * time.Millisecond)
 	chunk(yieldChunk, "no ACK for 0.9 s: within Stall")
-	acks.Add(3)
-	clock = clock.Add(500 * time.Millisecond)
+	g.acks.Add(3)
+	g.advance(500 * time.Millisecond)
 	chunk(yieldChunk, "ACKs came")
-	clock = clock.Add(900 * time.Millisecond)
+	g.advance(900 * time.Millisecond)
 	chunk(yieldChunk, "0.9 s since the last ACK")
-	clock = clock.Add(200 * time.Millisecond)
+	g.advance(200 * time.Millisecond)
 	chunk(sendChunk, "1.1 s since the last ACK: the transfers are stuck")
-	clock = clock.Add(1500 * time.Millisecond)
+	g.advance(1500 * time.Millisecond)
 	chunk(sendChunk, "no ACK across a gap between chunks: still stuck")
-	acks.Add(1)
-	clock = clock.Add(100 * time.Millisecond)
+	g.acks.Add(1)
+	g.advance(100 * time.Millisecond)
 	chunk(yieldChunk, "ACKs again")
 
 	g.busy.Store(false)
 	chunk(sendChunk, "TFTP idle")
-	clock = clock.Add(5 * time.Second)
+	g.advance(5 * time.Second)
 	g.busy.Store(true)
 	chunk(yieldChunk, "a new spell waits Stall for its first ACK")
 }
@@ -305,46 +315,30 @@ func TestYieldStalledTransfersDoNotHoldDownloads(t *testing.T) {
 // hold downloads back for MaxBusy (default 30 s), no longer.
 func TestYieldProgressingSpellBounded(t *testing.T) {
 	g := newGate(1, -1)
-	clock := time.Unix(1000, 0)
-	g.now = func() time.Time { return clock }
-	var acks atomic.Int64
-	g.Progress = acks.Load
+	g.fakeTime()
+	g.countAcks()
 	g.busy.Store(true)
-	size := func() int64 {
-		s, done, err := g.acquire(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		done()
-		return s
-	}
 	for i := range 60 {
-		if s := size(); s != yieldChunk {
-			t.Fatalf("%.1f s into the spell: chunk of %d, want %d (held back)", float64(i)/2, s, yieldChunk)
-		}
-		acks.Add(10)
-		clock = clock.Add(500 * time.Millisecond)
+		g.chunk(t, yieldChunk, fmt.Sprintf("%.1f s into the spell (held back)", float64(i)/2))
+		g.acks.Add(10)
+		g.advance(500 * time.Millisecond)
 	}
-	if s := size(); s != sendChunk {
-		t.Fatalf("30 s into the spell: chunk of %d, want %d (DefaultYieldMaxBusy over)", s, sendChunk)
-	}
+	g.chunk(t, sendChunk, "30 s into the spell (DefaultYieldMaxBusy over)")
 }
 
 // TestYieldWaitersGoWhenTransfersStall: downloads queued behind the slot
 // go once the transfers stopped making progress.
 func TestYieldWaitersGoWhenTransfersStall(t *testing.T) {
 	g := newGate(1, -1)
-	clock := time.Unix(1000, 0)
-	g.now = func() time.Time { return clock }
-	var acks atomic.Int64
-	g.Progress = acks.Load
+	g.fakeTime()
+	g.countAcks()
 	g.busy.Store(true)
 	_, done, _ := g.acquire(context.Background())
 	a, b := g.wait(t), g.wait(t)
 	if granted(a) || granted(b) {
 		t.Fatal("waiters granted while the transfers run")
 	}
-	clock = clock.Add(1100 * time.Millisecond)
+	g.advance(1100 * time.Millisecond)
 	done() // 1.1 s without an ACK: every waiter goes
 	<-a.got
 	<-b.got
