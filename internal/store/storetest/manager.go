@@ -27,25 +27,7 @@ func BenchSubnet() lease.Subnet {
 // starts over after a DHCPNAK (a server sharing the store bound the
 // offered address first), a bounded number of times.
 func DORA(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease.Lease, error) {
-	const tries = 50
-	for range tries {
-		o, err := m.Offer(ctx, nil, lease.OfferRequest{Key: key})
-		if err != nil {
-			return lease.Lease{}, err
-		}
-		d, l, err := m.Request(ctx, nil, lease.RequestRequest{Key: key, ServerID: m.Subnet().ServerID, Requested: o.Addr})
-		if err != nil {
-			return lease.Lease{}, err
-		}
-		switch d.Action {
-		case lease.Ack:
-			return l, nil
-		case lease.Nak:
-			continue
-		}
-		return lease.Lease{}, fmt.Errorf("request %v for %v: %v %s", o.Addr, key, d.Action, d.Reason)
-	}
-	return lease.Lease{}, fmt.Errorf("%v: %d DHCPNAKs in a row", key, tries)
+	return dora(ctx, m, key, false)
 }
 
 // CrashChildHeldDORA is CrashChildDORA through lease.Cached with the DHCP
@@ -69,15 +51,30 @@ func CrashChildHeldDORA(s lease.Store) error {
 // before the next (the Offer's before the OFFER leaves, the Request's
 // before the ACK).
 func heldDORA(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease.Lease, error) {
+	return dora(ctx, m, key, true)
+}
+
+// dora is DORA; held puts each step's writes under a lease.Deferred with
+// Hold set and commits them itself, as the DHCP socket reader does.
+func dora(ctx context.Context, m *lease.Manager, key lease.ClientKey, held bool) (lease.Lease, error) {
 	const tries = 50
+	deferred := func() *lease.Deferred {
+		if held {
+			return &lease.Deferred{Hold: true}
+		}
+		return nil // the Manager writes at once
+	}
 	durable := func(d *lease.Deferred) error {
+		if d == nil {
+			return nil
+		}
 		for wait := d.Commit(true); wait > 0; wait = d.Commit(true) {
 			time.Sleep(wait)
 		}
 		return d.Wait(ctx)
 	}
 	for range tries {
-		od := &lease.Deferred{Hold: true}
+		od := deferred()
 		o, err := m.Offer(ctx, od, lease.OfferRequest{Key: key})
 		if err == nil {
 			err = durable(od)
@@ -85,7 +82,7 @@ func heldDORA(ctx context.Context, m *lease.Manager, key lease.ClientKey) (lease
 		if err != nil {
 			return lease.Lease{}, err
 		}
-		rd := &lease.Deferred{Hold: true}
+		rd := deferred()
 		d, l, err := m.Request(ctx, rd, lease.RequestRequest{Key: key, ServerID: m.Subnet().ServerID, Requested: o.Addr})
 		if err == nil {
 			err = durable(rd)
