@@ -231,15 +231,7 @@ func (c *Committer) Put(ctx context.Context, l lease.Lease) (lease.Lease, error)
 // committer's goroutine (or at once when the committer is closed or ctx
 // has ended), after the transaction holding l is committed.
 func (c *Committer) PutAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
-	if err := Check(l); err != nil {
-		done(lease.Lease{}, err)
-		return
-	}
-	r := &Req{Ctx: ctx, Lease: l, cb: done}
-	if err := c.enqueue(ctx, r, false); err != nil {
-		r.Err = err
-		r.finish()
-	}
+	c.putAsync(ctx, l, done, false)
 }
 
 // PutHeld is PutAsync without waking the committer: l waits in the queue
@@ -250,12 +242,18 @@ func (c *Committer) PutAsync(ctx context.Context, l lease.Lease, done func(lease
 // (one thread wake-up per commit saved). The queue being full wakes the
 // committer still.
 func (c *Committer) PutHeld(ctx context.Context, l lease.Lease, done func(lease.Lease, error)) {
+	c.putAsync(ctx, l, done, true)
+}
+
+// putAsync queues l with done as its callback; held leaves the committer
+// asleep (PutHeld).
+func (c *Committer) putAsync(ctx context.Context, l lease.Lease, done func(lease.Lease, error), held bool) {
 	if err := Check(l); err != nil {
 		done(lease.Lease{}, err)
 		return
 	}
 	r := &Req{Ctx: ctx, Lease: l, cb: done}
-	if err := c.enqueue(ctx, r, true); err != nil {
+	if err := c.enqueue(ctx, r, held); err != nil {
 		r.Err = err
 		r.finish()
 	}
