@@ -38,7 +38,7 @@
 #   kea      memfile backend, persist true (CSV appended per lease, not fsync'd by Kea)
 #            (DHCPv6: kea-dhcp6, the same)
 #   dnsmasq  --dhcp-leasefile (whole file rewritten after changes, not fsync'd)
-#   pxed     --data-dir: the lease journal (one append + fdatasync per group commit) before the
+#   pxed     --data-dir: the lease journal (one O_DIRECT|O_DSYNC append per group commit) before the
 #            ACK is sent, SQLite (WAL, synchronous=FULL) updated from it each second;
 #            PXED_EXTRA="--lease-journal off" commits to SQLite directly, as before
 #   (--store postgres: Kea's PostgreSQL backend, one transaction per lease; pxed's, a commit per

@@ -49,7 +49,47 @@ func appendValue(buf []byte, o dhcpv6.Option) []byte {
 		buf = binary.BigEndian.AppendUint16(buf, uint16(v.StatusCode))
 		return append(buf, v.StatusMessage...)
 	}
+	// Client and Server Identifier (RFC 8415 §21.2, 21.3): in every
+	// reply. The library's option types are unexported: their DUIDs are
+	// read through a one-option list.
+	switch o.Code() {
+	case dhcpv6.OptionClientID:
+		if d := (dhcpv6.MessageOptions{Options: dhcpv6.Options{o}}).ClientID(); d != nil {
+			return appendDUID(buf, d)
+		}
+	case dhcpv6.OptionServerID:
+		if d := (dhcpv6.MessageOptions{Options: dhcpv6.Options{o}}).ServerID(); d != nil {
+			return appendDUID(buf, d)
+		}
+	}
 	return append(buf, o.ToBytes()...)
+}
+
+// appendDUID appends d's wire form (RFC 8415 §11), as d.ToBytes would
+// return it.
+func appendDUID(buf []byte, d dhcpv6.DUID) []byte {
+	switch v := d.(type) {
+	case *dhcpv6.DUIDLLT:
+		buf = binary.BigEndian.AppendUint16(buf, uint16(dhcpv6.DUID_LLT))
+		buf = binary.BigEndian.AppendUint16(buf, uint16(v.HWType))
+		buf = binary.BigEndian.AppendUint32(buf, v.Time)
+		return append(buf, v.LinkLayerAddr...)
+	case *dhcpv6.DUIDLL:
+		buf = binary.BigEndian.AppendUint16(buf, uint16(dhcpv6.DUID_LL))
+		buf = binary.BigEndian.AppendUint16(buf, uint16(v.HWType))
+		return append(buf, v.LinkLayerAddr...)
+	case *dhcpv6.DUIDEN:
+		buf = binary.BigEndian.AppendUint16(buf, uint16(dhcpv6.DUID_EN))
+		buf = binary.BigEndian.AppendUint32(buf, v.EnterpriseNumber)
+		return append(buf, v.EnterpriseIdentifier...)
+	case *dhcpv6.DUIDUUID:
+		buf = binary.BigEndian.AppendUint16(buf, uint16(dhcpv6.DUID_UUID))
+		return append(buf, v.UUID[:]...)
+	case *dhcpv6.DUIDOpaque:
+		buf = binary.BigEndian.AppendUint16(buf, uint16(v.Type))
+		return append(buf, v.Data...)
+	}
+	return append(buf, d.ToBytes()...)
 }
 
 // appendSeconds appends d in whole seconds, rounded, as 32 bits (the

@@ -86,7 +86,7 @@ func (c *Cached) Get(ctx context.Context, addr netip.Addr) (Lease, error) {
 	l, ok := c.byAddr[addr]
 	c.mu.RUnlock()
 	if !ok {
-		return Lease{}, fmt.Errorf("lease: get %v: %w", addr, ErrNotFound)
+		return Lease{}, notFound{addr}
 	}
 	return clone(l), nil
 }

@@ -225,3 +225,12 @@ type Store interface {
 	// not have happened.
 	Put(ctx context.Context, l Lease) (Lease, error)
 }
+
+// notFound is Get's miss: "lease: get ADDR: lease: not found", wrapping
+// ErrNotFound. A type rather than fmt.Errorf: a miss is the common case
+// of choosing a never-used address, on every new client's exchange, and
+// the message is only formatted when someone reads it.
+type notFound struct{ addr netip.Addr }
+
+func (e notFound) Error() string { return "lease: get " + e.addr.String() + ": " + ErrNotFound.Error() }
+func (e notFound) Unwrap() error { return ErrNotFound }

@@ -35,7 +35,7 @@ func (s *MemStore) Get(ctx context.Context, addr netip.Addr) (Lease, error) {
 	defer s.mu.Unlock()
 	l, ok := s.leases[addr]
 	if !ok {
-		return Lease{}, fmt.Errorf("lease: get %v: %w", addr, ErrNotFound)
+		return Lease{}, notFound{addr}
 	}
 	return clone(l), nil
 }

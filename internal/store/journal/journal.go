@@ -1,6 +1,7 @@
 // Package journal is the lease journal of the SQLite store: an append-only
-// file of lease records that pxed writes and fdatasyncs itself, one write
-// and one fdatasync per group commit, before any reply announcing those
+// file of lease records that pxed writes durably itself, one
+// O_DIRECT|O_DSYNC write per group commit (a write and an fdatasync where
+// the file system has no O_DIRECT), before any reply announcing those
 // leases leaves. The SQLite database is brought up to date from it off the
 // reply path, and the journal is replayed into the database at open.
 //
@@ -210,7 +211,23 @@ type Journal struct {
 	// prealloc is the zero-filled length the file was created with:
 	// appends past it grow the file.
 	prealloc int64
+	// direct: fd was opened O_DIRECT|O_DSYNC, so an append is one pwrite
+	// of whole blocks (the last partial block rewritten with the new
+	// records after it) that returns once they are on disk. Otherwise
+	// (a file system without O_DIRECT, such as tmpfs) a buffered pwrite
+	// and an fdatasync.
+	direct bool
+	// wbuf is the block-aligned buffer of direct appends: its start holds
+	// the bytes of the current partial block (size rounded down to
+	// blockSize up to size).
+	wbuf []byte
 }
+
+// blockSize is the alignment of direct writes: the file system's block
+// on the usual systems (a device whose logical block is larger refuses
+// the O_DIRECT write with EINVAL, and Append falls back to buffered
+// writes).
+const blockSize = 4096
 
 // FileName is the file of generation gen.
 func FileName(base string, gen uint64) string {
@@ -256,8 +273,9 @@ func cmpU64(a, b uint64) int {
 
 // Create starts generation gen of base's journal: a file of prealloc
 // zero bytes (written and synced, so that an append inside it changes no
-// file metadata and its fdatasync writes the data alone), its directory
-// entry synced. The records go at its start; Scan stops at the zeros.
+// block allocation or size, only data and the file's times), its
+// directory entry synced. The records go at its start; Scan stops at the
+// zeros.
 func Create(base string, gen uint64, prealloc int64) (*Journal, error) {
 	name := FileName(base, gen)
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_CLOEXEC, 0o600)
@@ -278,19 +296,28 @@ func Create(base string, gen uint64, prealloc int64) (*Journal, error) {
 			return nil, fmt.Errorf("journal: create %s: %w", name, err)
 		}
 	}
-	// The Journal owns the descriptor from here: dup it out of the
-	// os.File, whose finalizer would otherwise close it.
-	fd, err := syscall.Dup(int(f.Fd()))
+	// Appends go through a descriptor of its own, O_DIRECT|O_DSYNC where
+	// the file system allows it (see Journal.direct).
+	direct := true
+	fd, err := syscall.Open(name, syscall.O_RDWR|syscall.O_CLOEXEC|syscall.O_DIRECT|syscall.O_DSYNC, 0)
+	if err == syscall.EINVAL {
+		direct = false
+		// The Journal owns the descriptor from here: dup it out of the
+		// os.File, whose finalizer would otherwise close it.
+		fd, err = syscall.Dup(int(f.Fd()))
+		if err == nil {
+			syscall.CloseOnExec(fd)
+		}
+	}
 	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("journal: create %s: %w", name, err)
 	}
-	syscall.CloseOnExec(fd)
 	if err := SyncDir(filepath.Dir(name)); err != nil {
 		syscall.Close(fd)
 		return nil, err
 	}
-	return &Journal{base: base, gen: gen, fd: fd, prealloc: prealloc}, nil
+	return &Journal{base: base, gen: gen, fd: fd, prealloc: prealloc, direct: direct}, nil
 }
 
 // SyncDir fsyncs directory dir, making the files created or removed in it
@@ -314,15 +341,28 @@ func (j *Journal) Gen() uint64 { return j.gen }
 func (j *Journal) Size() int64 { return j.size }
 
 // Append writes recs (whole records) after the records already in the
-// current file and fdatasyncs it: when it returns nil they are on disk.
-// Both are raw system calls (the Go scheduler is not told: the pair costs
-// it no hand-off of the thread, and no wake-up of sysmon). On failure the
+// current file, durably: when it returns nil they are on disk. It is one
+// O_DIRECT|O_DSYNC pwrite (see appendDirect), or a pwrite and an
+// fdatasync where the file system has no O_DIRECT; raw system calls
+// either way (the Go scheduler is not told: they cost it no hand-off of
+// the thread, and no wake-up of sysmon). On failure the
 // bytes written are zeroed again (synced), so that no part of a failed
 // append can be read back; when even that fails, the error wraps
 // ErrBroken and the journal must not be appended to again.
 func (j *Journal) Append(recs []byte) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	if j.direct {
+		err := j.appendDirect(recs)
+		if !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		// The device or file system refused the alignment (nothing was
+		// written): buffered appends from here.
+		if e := j.useBuffered(); e != nil {
+			return errors.Join(err, e, ErrBroken)
+		}
 	}
 	err := j.pwrite(recs, j.size)
 	if err == nil {
@@ -339,6 +379,71 @@ func (j *Journal) Append(recs []byte) error {
 	}
 	j.size += int64(len(recs))
 	return nil
+}
+
+// appendDirect writes recs after the records in the file through the
+// O_DIRECT|O_DSYNC descriptor: the current partial block, then recs, then
+// zeros to the end of the last block (the file's preallocated zeros, or
+// its new end), in one pwrite that returns when the blocks are on disk:
+// the page cache's write-back and the separate fdatasync are skipped.
+// On failure the same blocks are written back as they were (the partial
+// block, then zeros), so no part of the failed append can be read back.
+func (j *Journal) appendDirect(recs []byte) error {
+	base := j.size &^ (blockSize - 1)
+	head := int(j.size - base) // bytes of the partial block, at wbuf's start
+	end := head + len(recs)
+	n := (end + blockSize - 1) &^ (blockSize - 1)
+	if len(j.wbuf) < n {
+		w := alignedBlocks(n + n/2)
+		copy(w, j.wbuf[:head])
+		j.wbuf = w
+	}
+	w := j.wbuf[:n]
+	copy(w[head:], recs)
+	clear(w[end:])
+	err := j.pwrite(w, base)
+	if errors.Is(err, syscall.EINVAL) {
+		return err // the alignment refused: nothing written
+	}
+	if err != nil {
+		clear(w[head:])
+		if e := j.pwrite(w, base); e != nil {
+			return errors.Join(err, e, ErrBroken)
+		}
+		return err
+	}
+	j.size += int64(len(recs))
+	// Keep the new partial block at wbuf's start for the next append.
+	if last := end &^ (blockSize - 1); last > 0 {
+		copy(w, w[last:end])
+	}
+	return nil
+}
+
+// useBuffered replaces the O_DIRECT|O_DSYNC descriptor by a plain one:
+// appends are a buffered pwrite and an fdatasync from here.
+func (j *Journal) useBuffered() error {
+	name := FileName(j.base, j.gen)
+	fd, err := syscall.Open(name, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("journal: reopen %s: %w", name, err)
+	}
+	syscall.Close(j.fd)
+	j.fd, j.direct = fd, false
+	return nil
+}
+
+// alignedBlocks returns a zeroed buffer of at least n bytes, rounded up
+// to whole blocks, whose start is block-aligned in memory (O_DIRECT
+// requires it).
+func alignedBlocks(n int) []byte {
+	n = (n + blockSize - 1) &^ (blockSize - 1)
+	b := make([]byte, n+blockSize)
+	off := int(uintptr(unsafe.Pointer(&b[0])) & (blockSize - 1))
+	if off != 0 {
+		off = blockSize - off
+	}
+	return b[off : off+n : off+n]
 }
 
 // Full reports whether the records have used up the preallocated part.
