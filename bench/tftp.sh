@@ -49,6 +49,10 @@ read -ra PXED_ENV <<<"${PXED_ENV:-}"     # extra environment for pxed's tftpd (N
 ONLY=${ONLY:-}
 # SRV_CPUS / CLI_CPUS (e.g. 0 and 1): pin every server, and the atftp
 # clients, to those CPUs with taskset ("the server has its own core").
+# A single lockstep transfer costs every server 3-4x more per block when
+# the client runs on another CPU, and unpinned the kernel picks the placement
+# per server: compare single transfers pinned, SRV_CPUS=0 CLI_CPUS=0 (one CPU)
+# or SRV_CPUS=0 CLI_CPUS=1 (two).
 SRV_PIN=() CLI_PIN=()
 [[ -n ${SRV_CPUS:-} ]] && SRV_PIN=(taskset -c "$SRV_CPUS")
 [[ -n ${CLI_CPUS:-} ]] && CLI_PIN=(taskset -c "$CLI_CPUS")

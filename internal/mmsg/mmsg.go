@@ -27,7 +27,8 @@ import (
 const MaxBatch = 1024
 
 // Batch is a list of datagrams for one Send or Recv. Its zero value is
-// empty and ready; Reset empties it and keeps its memory.
+// empty and ready; Reset empties it and keeps its memory. A Batch is used
+// by one call at a time and must not be copied after first use.
 type Batch struct {
 	h     []unix.Mmsghdr
 	iov   []unix.Iovec
@@ -38,6 +39,14 @@ type Batch struct {
 	// recvOK: the headers are set for Recv; only what the kernel wrote
 	// (lengths, flags) is reset before the next.
 	recvOK bool
+
+	// The call in flight: its arguments and results, and the functions
+	// the poller runs (b.sendmmsg, b.recvmmsg, made once), so that a
+	// Send or Recv allocates nothing (a closure per call cost three
+	// allocations, for every DATA block of a lockstep transfer).
+	flags, sent, n int
+	errno          unix.Errno
+	sendFn, recvFn func(fd uintptr) bool
 }
 
 // Len is the number of datagrams in b.
@@ -148,28 +157,36 @@ func (c *Conn) SendFrom(b *Batch, start, flags int) (sent int, errno unix.Errno,
 		return start, 0, nil
 	}
 	b.headers(start, false)
-	sent = start
-	err = c.rc.Write(func(fd uintptr) bool {
-		for sent < nb {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.h[sent])),
-				uintptr(min(nb-sent, MaxBatch)), uintptr(flags), 0, 0)
-			switch e {
-			case 0:
-				if r == 0 {
-					return true // nothing taken and no error: the caller decides
-				}
-				sent += int(r)
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false // wait for room in the send buffer
-			default:
-				errno = e
-				return true
+	b.sent, b.flags, b.errno = start, flags, 0
+	if b.sendFn == nil {
+		b.sendFn = b.sendmmsg
+	}
+	err = c.rc.Write(b.sendFn)
+	return b.sent, b.errno, err
+}
+
+// sendmmsg sends b's datagrams from b.sent on; false while the send
+// buffer is full (the poller waits for room).
+func (b *Batch) sendmmsg(fd uintptr) bool {
+	nb := b.Len()
+	for b.sent < nb {
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.h[b.sent])),
+			uintptr(min(nb-b.sent, MaxBatch)), uintptr(b.flags), 0, 0)
+		switch e {
+		case 0:
+			if r == 0 {
+				return true // nothing taken and no error: the caller decides
 			}
+			b.sent += int(r)
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false // wait for room in the send buffer
+		default:
+			b.errno = e
+			return true
 		}
-		return true
-	})
-	return sent, errno, err
+	}
+	return true
 }
 
 // Recv reads up to b.Len() datagrams into b's buffers with one recvmmsg(2),
@@ -181,27 +198,35 @@ func (c *Conn) Recv(b *Batch, flags int) (n int, errno unix.Errno, err error) {
 		return 0, 0, nil
 	}
 	b.headers(0, true)
-	err = c.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.h[0])), uintptr(min(b.Len(), MaxBatch)),
-				uintptr(flags), 0, 0)
-			switch e {
-			case 0:
-				n = int(r)
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // wait until readable
-			default:
-				errno = e
-			}
-			return true
-		}
-	})
-	if err != nil || errno != 0 {
-		return 0, errno, err
+	b.n, b.flags, b.errno = 0, flags, 0
+	if b.recvFn == nil {
+		b.recvFn = b.recvmmsg
 	}
-	return n, 0, nil
+	err = c.rc.Read(b.recvFn)
+	if err != nil || b.errno != 0 {
+		return 0, b.errno, err
+	}
+	return b.n, 0, nil
+}
+
+// recvmmsg reads into b; false while no datagram is there (the poller
+// waits until the socket is readable).
+func (b *Batch) recvmmsg(fd uintptr) bool {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.h[0])), uintptr(min(b.Len(), MaxBatch)),
+			uintptr(b.flags), 0, 0)
+		switch e {
+		case 0:
+			b.n = int(r)
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until readable
+		default:
+			b.errno = e
+		}
+		return true
+	}
 }
 
 // Sockaddr writes ap into sa as an address of the socket family dom

@@ -202,3 +202,34 @@ func TestRecvReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestNoAllocs: a Send and a Recv of a reused batch allocate nothing (a
+// lockstep transfer makes one of each per DATA block).
+func TestNoAllocs(t *testing.T) {
+	src, dst := listen(t, "udp4", "127.0.0.1:0"), listen(t, "udp4", "127.0.0.1:0")
+	sc, err := New(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := New(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sa unix.RawSockaddrAny
+	salen := Sockaddr(unix.AF_INET, dst.LocalAddr().(*net.UDPAddr).AddrPort(), &sa)
+	var sb, rb Batch
+	sb.Add([]byte("block"), &sa, salen, nil)
+	rb.Add(make([]byte, 16), nil, 0, nil)
+	dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+	allocs := testing.AllocsPerRun(100, func() {
+		if sent, errno, err := sc.Send(&sb, 0); sent != 1 || errno != 0 || err != nil {
+			t.Fatalf("Send = %d, %v, %v", sent, errno, err)
+		}
+		if n, errno, err := rc.Recv(&rb, 0); n != 1 || errno != 0 || err != nil {
+			t.Fatalf("Recv = %d, %v, %v", n, errno, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a Send and a Recv allocate %v times, want 0", allocs)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"pxed/internal/tftp/lossy"
 )
 
 // TestSharedPortLockstep: lockstep transfers of one local address share one
@@ -207,5 +209,49 @@ func TestEngineTimeouts(t *testing.T) {
 	}
 	if len(e.live) != 0 || len(e.xs) != 0 {
 		t.Fatalf("engine still holds %d/%d transfers", len(e.live), len(e.xs))
+	}
+}
+
+// TestEngineReadsAhead: a lockstep transfer of a file read from disk
+// (CacheMax < 0) reads engineAhead bytes of it at a time and sends each
+// block from there: files ending just before, at and after a read's end,
+// and across several reads, come whole, lossless and with blocks lost and
+// resent (a resent block, and the ACK of a block of the previous read,
+// cross a read's boundary).
+func TestEngineReadsAhead(t *testing.T) {
+	dir := t.TempDir()
+	for _, blk := range []int{512, 1468} {
+		n := engineAhead / blk * blk // the bytes of one read
+		for _, size := range []int{n - 1, n, n + 1, 3*n + 7} {
+			name := fmt.Sprintf("f%d-%d", blk, size)
+			want := testFile(t, dir, name, size)
+			for _, loss := range []float64{0, 0.05} {
+				t.Run(fmt.Sprintf("%s/loss=%v", name, loss), func(t *testing.T) {
+					srv := &Server{Handler: Dir(dir), CacheMax: -1, Timeout: 40 * time.Millisecond, Retries: 20}
+					addr := startServer(t, srv)
+					var lc *lossy.Conn
+					c := &Client{Blksize: blk, Tsize: true, Timeout: 40 * time.Millisecond, Retries: 20,
+						Dial: func() (net.PacketConn, error) {
+							pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+							if err != nil {
+								return nil, err
+							}
+							lc = lossy.New(pc, loss, 0, uint64(size))
+							return lc, nil
+						}}
+					got, tr, err := get(t, c, addr, name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					sameBytes(t, got, want)
+					if tr.Windowsize != 1 {
+						t.Fatalf("windowsize %d, want lockstep", tr.Windowsize)
+					}
+					if loss > 0 && lc.Dropped() == 0 {
+						t.Fatal("no packet was dropped: the test did not test loss")
+					}
+				})
+			}
+		}
 	}
 }

@@ -34,6 +34,8 @@ type transfer struct {
 	rc    syscall.RawConn // the transfer socket, for readWait
 	frc   syscall.RawConn // the file, when an *os.File, for preadv
 	iov   []unix.Iovec    // preadv's buffers, reused
+	pr    preadCall       // the preadv in flight
+	prFn  func(fd uintptr) bool
 	rsa   unix.RawSockaddrAny
 	mm    mmsgState      // sendmmsg's vectors, where GSO is off
 	lconn net.PacketConn // the listener the request came in on, for "server busy"
@@ -420,31 +422,14 @@ func (t *transfer) preadv(buf []byte, bs int, off int64, want int) (int, error) 
 			v.SetLen(n)
 			t.iov = append(t.iov, v)
 		}
-		var (
-			n     uintptr
-			errno unix.Errno
-		)
 		pos := off + int64(got)
-		lo, hi := uintptr(pos), uintptr(uint64(pos)>>(8*unix.SizeofLong-1)>>1)
-		nowait := !t.srv.noNowait.Load()
-		err := t.frc.Read(func(fd uintptr) bool {
-			if nowait {
-				// From the page cache only, as a raw system call: it
-				// cannot block, and a syscall.Syscall per window wakes
-				// the runtime's monitor thread (sysmon, see recvfrom).
-				n, _, errno = unix.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)),
-					lo, hi, unix.RWF_NOWAIT)
-				if errno != unix.EAGAIN && errno != unix.EOPNOTSUPP && errno != unix.ENOSYS && errno != unix.EINVAL {
-					return true
-				}
-				if errno == unix.EOPNOTSUPP || errno == unix.ENOSYS { // no RWF_NOWAIT here: stop trying
-					t.srv.noNowait.Store(true)
-				}
-			}
-			// Not cached: a read that may wait for the disk.
-			n, _, errno = unix.Syscall6(unix.SYS_PREADV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)), lo, hi, 0)
-			return true
-		})
+		t.pr = preadCall{lo: uintptr(pos), hi: uintptr(uint64(pos) >> (8*unix.SizeofLong - 1) >> 1),
+			nowait: !t.srv.noNowait.Load()}
+		if t.prFn == nil {
+			t.prFn = t.preadvFD
+		}
+		err := t.frc.Read(t.prFn)
+		n, errno := t.pr.n, t.pr.errno
 		switch {
 		case err != nil:
 			return got, err
@@ -458,6 +443,37 @@ func (t *transfer) preadv(buf []byte, bs int, off int64, want int) (int, error) 
 		got += int(n)
 	}
 	return got, nil
+}
+
+// preadCall is one preadv of transfer.preadv: the offset's two halves, and
+// what it read. It lives in the transfer with the function the file's
+// RawConn runs (preadvFD, made once), so that a read allocates nothing.
+type preadCall struct {
+	lo, hi uintptr
+	nowait bool
+	n      uintptr
+	errno  unix.Errno
+}
+
+// preadvFD reads the vectors t.iov at t.pr's offset from the file fd.
+func (t *transfer) preadvFD(fd uintptr) bool {
+	r := &t.pr
+	if r.nowait {
+		// From the page cache only, as a raw system call: it cannot
+		// block, and a syscall.Syscall per window wakes the runtime's
+		// monitor thread (sysmon, see recvfrom).
+		r.n, _, r.errno = unix.RawSyscall6(unix.SYS_PREADV2, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)),
+			r.lo, r.hi, unix.RWF_NOWAIT)
+		if r.errno != unix.EAGAIN && r.errno != unix.EOPNOTSUPP && r.errno != unix.ENOSYS && r.errno != unix.EINVAL {
+			return true
+		}
+		if r.errno == unix.EOPNOTSUPP || r.errno == unix.ENOSYS { // no RWF_NOWAIT here: stop trying
+			t.srv.noNowait.Store(true)
+		}
+	}
+	// Not cached: a read that may wait for the disk.
+	r.n, _, r.errno = unix.Syscall6(unix.SYS_PREADV, fd, uintptr(unsafe.Pointer(&t.iov[0])), uintptr(len(t.iov)), r.lo, r.hi, 0)
+	return true
 }
 
 // writeBatch sends nb DATA packets laid out back to back in b, each seg bytes
