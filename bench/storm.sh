@@ -3,6 +3,7 @@
 #
 # Usage (root): bench/storm.sh [--clients N] [--nbp-mib N] [--http-mib N] [--arch A] [--scale F]
 #                              [--servers pxed,dnsmasq] [--nbp-only] [--one-client-addr] [--out DIR] [--perf]
+#                              [--perf-client]
 #
 # Each server runs alone in a server namespace (198.18.0.1/15) joined by a veth pair to a
 # client namespace (198.18.0.2/15); nothing touches the host's interfaces. `pxed storm` boots
@@ -34,8 +35,11 @@
 # both namespaces' /proc/net/snmp before and after (NAME.snmp-*) and pxed's /metrics after
 # its storm (pxed.metrics); the UDP datagrams either kernel dropped, and the packets the
 # machine's per-CPU backlogs dropped (veth delivery under CPU load), are printed per storm; --perf also records a system-wide
-# `perf record -g` profile of each storm there (NAME.perf.data). After each storm the script
-# counts the server's neighbour entries that hold a simulated machine's MAC: the machines
+# `perf record -g` profile of each storm there (NAME.perf.data).
+# --perf-client records the storm client alone (`perf record -F 999 -g -p`, NAME.client.perf.data)
+# and counts context switches, futex and epoll_pwait calls of the client and of the server's main
+# process (`perf stat`, NAME.client.perfstat and NAME.server.perfstat).
+# After each storm the script counts the server's neighbour entries that hold a simulated machine's MAC: the machines
 # download from kernel sockets, so such an entry sends that machine's packets nowhere.
 # PXED_BIN runs that pxed binary instead of building this tree's (compare two builds);
 # STORM_BIN runs the storm client from that binary instead (default: the pxed above; it
@@ -54,11 +58,12 @@ SCALE=1
 SERVERS=pxed,dnsmasq
 OUT=
 PERF=0
+PERF_CLIENT=0
 CHAIN=--chain
 MACHINE_ADDRS=--machine-addrs
 
 usage() {
-	sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
@@ -71,6 +76,7 @@ while [ $# -gt 0 ]; do
 	--servers) SERVERS="$2"; shift 2 ;;
 	--out) OUT="$2"; shift 2 ;;
 	--perf) PERF=1; shift ;;
+	--perf-client) PERF_CLIENT=1; shift ;;
 	--nbp-only) CHAIN=; shift ;;
 	--one-client-addr) MACHINE_ADDRS=; shift ;;
 	-h | --help) usage ;;
@@ -90,7 +96,11 @@ case ",$SERVERS," in
 *,pxed,* | *,dnsmasq,*) ;;
 *) echo "storm.sh: --servers $SERVERS: write pxed, dnsmasq or pxed,dnsmasq" >&2; exit 2 ;;
 esac
-if [ "$PERF" -eq 1 ] && ! command -v perf >/dev/null; then
+if [ "$PERF$PERF_CLIENT" != 00 ] && [ -z "$OUT" ]; then
+	echo "storm.sh: --perf and --perf-client write to --out DIR: add --out" >&2
+	exit 2
+fi
+if [ "$PERF$PERF_CLIENT" != 00 ] && ! command -v perf >/dev/null; then
 	echo "storm.sh: --perf needs perf (apt-get install linux-perf)" >&2
 	exit 2
 fi
@@ -241,7 +251,29 @@ storm() {
 	srv0=$(server_cpu)
 	timeout 240 ip netns exec "$NS_C" ${CLI_CPUS:+taskset -c "$CLI_CPUS"} "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
 		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix "$MAC_PREFIX" \
-		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
+		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" &
+	local storm_pid=$! cpid= perf_pids=()
+	if [ "$PERF_CLIENT" -eq 1 ]; then
+		# The storm client's process (timeout's child after ip netns exec and taskset exec'd).
+		for _ in $(seq 50); do
+			cpid=$(pgrep -P "$storm_pid" | head -1) && [ -n "$cpid" ] && break
+			sleep 0.02
+		done
+		if [ -n "$cpid" ]; then
+			perf record -F 999 -g -p "$cpid" -o "$OUT/$1.client.perf.data" >"$WORK/$1.client.perf.log" 2>&1 &
+			perf_pids+=($!)
+			perf stat -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_pwait \
+				-p "$cpid" -o "$OUT/$1.client.perfstat" &
+			perf_pids+=($!)
+		fi
+		perf stat -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_pwait \
+			-p "${PGIDS[-1]}" -o "$OUT/$1.server.perfstat" &
+		perf_pids+=($!)
+	fi
+	wait "$storm_pid" || rc=$?
+	local p
+	for p in ${perf_pids[@]+"${perf_pids[@]}"}; do kill -INT "$p" 2>/dev/null || true; done
+	for p in ${perf_pids[@]+"${perf_pids[@]}"}; do wait "$p" 2>/dev/null || true; done
 	after=$(sys_cpu)
 	srv1=$(server_cpu)
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-after"

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,9 +74,14 @@ type Fetcher struct {
 	// SkipHash counts the bytes without hashing them (Download.SHA256 stays
 	// empty): a load test moving gigabytes spends its CPU on the transfer,
 	// as firmware does, not on SHA-256. HTTP bodies (but scripts, which
-	// are parsed) are then not even copied into the process: they are
-	// spliced from the socket to /dev/null and counted.
+	// are parsed) are then not even copied into the process: the kernel
+	// drops them (recv with MSG_TRUNC) and they are counted.
 	SkipHash bool
+	// ConnectTFTP connects each TFTP socket to the server's transfer port
+	// once it answers (tftp.Client.Connect): fewer route lookups per block
+	// for a load test; other sources' packets are then dropped by the
+	// kernel instead of answered with an "unknown transfer ID" ERROR.
+	ConnectTFTP bool
 }
 
 // copyBufs are the read buffers of hash-less HTTP downloads: large reads
@@ -142,7 +146,7 @@ func finish(d *Download, start time.Time) {
 // it shows (file missing, block size negotiated down).
 func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file string, check bool) (Download, []Warning) {
 	d := Download{Role: role, Proto: "tftp", Name: file, Server: server.String(), CheckOnly: check, Size: -1}
-	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout}
+	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout, Connect: f.ConnectTFTP}
 	if f.Interface != "" || f.LocalAddr.IsValid() {
 		network, local := "udp4", "0.0.0.0:0"
 		if server.Is6() && !server.Is4In6() {
@@ -277,10 +281,9 @@ func (f *Fetcher) dialer() *net.Dialer {
 }
 
 // httpCount GETs rawURL on a connection of its own and counts the body
-// without reading it: past the header, the bytes go from the socket to
-// /dev/null with splice(2) (io.Copy takes that path for a TCP source and
-// an *os.File destination), so a load test's client spends no CPU copying
-// gigabytes. ok is false when it leaves the download to net/http: not an
+// without reading it: past the header, the kernel drops the bytes
+// (discard: recv with MSG_TRUNC), so a load test's client spends no CPU
+// copying gigabytes. ok is false when it leaves the download to net/http: not an
 // http:// URL, or a redirect.
 func (f *Fetcher) httpCount(ctx context.Context, role, rawURL string) (d Download, warns []Warning, ok bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
@@ -349,23 +352,6 @@ func (f *Fetcher) httpCount(ctx context.Context, role, rawURL string) (d Downloa
 		d.Err = fmt.Sprintf("http: GET %s: after %d bytes: %v", rawURL, n, err)
 	}
 	return d, nil, true
-}
-
-// discard reads n bytes from conn into /dev/null: splice(2) for a TCP
-// connection, a copy otherwise. Fewer than n bytes is io.EOF.
-func discard(conn net.Conn, n int64) (int64, error) {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		buf := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(buf)
-		return io.CopyBuffer(io.Discard, io.LimitReader(struct{ io.Reader }{conn}, n), *buf)
-	}
-	defer null.Close()
-	m, err := io.CopyN(null, conn, n)
-	if err != nil && !errors.Is(err, io.EOF) {
-		err = fmt.Errorf("read body: %w", err)
-	}
-	return m, err
 }
 
 // rangeTotal returns the complete length of a Content-Range header

@@ -378,7 +378,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		m.add(StageTotal, time.Since(start))
 		return m
 	}
-	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
+	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, ConnectTFTP: true}
 	local, remove, err := r.machineAddr(d)
 	if err != nil {
 		return fail("dhcp", err)
@@ -396,7 +396,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		}
 		// The NBP is iPXE: it DHCPs again, with its own identity.
 		prof = ipxeOf(prof)
-		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, LocalAddr: local}
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, ConnectTFTP: true, LocalAddr: local}
 		ph = r.enter(ph, PhaseDHCP)
 		if d, err = r.dhcp(ctx, prof, mac, inner, &m); err != nil {
 			return fail("dhcp", err)
