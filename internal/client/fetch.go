@@ -77,11 +77,14 @@ type Fetcher struct {
 	// are parsed) are then not even copied into the process: the kernel
 	// drops them (recv with MSG_TRUNC) and they are counted.
 	SkipHash bool
-	// ConnectTFTP connects each TFTP socket to the server's transfer port
-	// once it answers (tftp.Client.Connect): fewer route lookups per block
-	// for a load test; other sources' packets are then dropped by the
-	// kernel instead of answered with an "unknown transfer ID" ERROR.
-	ConnectTFTP bool
+	// Engine, when set, runs the TFTP downloads in its one epoll loop
+	// (each still with its own socket, options, timeouts and retries)
+	// instead of a goroutine each: a load test's client then spends its
+	// CPU on packets, not on waking goroutines. Its sockets are connected
+	// to the server's transfer port once it answers (tftp.Client.Connect):
+	// other sources' packets are dropped by the kernel instead of answered
+	// with an "unknown transfer ID" ERROR.
+	Engine *tftp.ClientEngine
 }
 
 // copyBufs are the read buffers of hash-less HTTP downloads: large reads
@@ -146,7 +149,7 @@ func finish(d *Download, start time.Time) {
 // it shows (file missing, block size negotiated down).
 func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file string, check bool) (Download, []Warning) {
 	d := Download{Role: role, Proto: "tftp", Name: file, Server: server.String(), CheckOnly: check, Size: -1}
-	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout, Connect: f.ConnectTFTP}
+	c := &tftp.Client{Blksize: f.Profile.Blksize, Windowsize: f.Profile.Window, Tsize: true, Timeout: f.Timeout}
 	if f.Interface != "" || f.LocalAddr.IsValid() {
 		network, local := "udp4", "0.0.0.0:0"
 		if server.Is6() && !server.Is4In6() {
@@ -174,7 +177,13 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 	if port == 0 {
 		port = 69
 	}
-	tr, err := c.Get(ctx, netip.AddrPortFrom(server, port), file, s)
+	var tr tftp.Transfer
+	var err error
+	if f.Engine != nil {
+		tr, err = f.Engine.Get(ctx, c, f.LocalAddr, f.Interface, netip.AddrPortFrom(server, port), file, s)
+	} else {
+		tr, err = c.Get(ctx, netip.AddrPortFrom(server, port), file, s)
+	}
 	d.Bytes, d.Size, d.Blksize, d.Windowsize = tr.Bytes, tr.Size, tr.Blksize, tr.Windowsize
 	d.Resent, d.FirstReply = tr.Resent, tr.FirstReply.Seconds()
 	finish(&d, start)

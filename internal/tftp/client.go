@@ -2,14 +2,12 @@ package tftp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -162,40 +160,7 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 	stop := context.AfterFunc(ctx, func() { raw.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	rto := c.Timeout
-	if rto <= 0 {
-		rto = time.Second
-	}
-	retries := c.Retries
-	if retries <= 0 {
-		retries = 5
-	}
-	var asked []Option
-	if c.Blksize > 0 && c.Blksize != DefaultBlksize {
-		asked = append(asked, Option{OptBlksize, strconv.Itoa(c.Blksize)})
-	}
-	if c.Windowsize > 1 {
-		asked = append(asked, Option{OptWindowsize, strconv.Itoa(c.Windowsize)})
-	}
-	if c.Tsize {
-		asked = append(asked, Option{OptTsize, "0"})
-	}
-	if c.Timeout >= time.Second {
-		asked = append(asked, Option{OptTimeout, strconv.Itoa(min(int(c.Timeout/time.Second), 255))})
-	}
-	rrq := AppendPacket(nil, Packet{Op: OpRRQ, Filename: filename, Mode: "octet", Options: asked})
-
-	var (
-		tid      netip.AddrPort // the server's transfer port, once known
-		bs, ws   = DefaultBlksize, 1
-		expected = uint64(1) // next block wanted
-		inWin    = 0         // blocks received since our last ACK
-		nudged   = false     // sent an ACK for an out-of-order block since progress
-		lastSent []byte      // packet to resend on timeout
-		ack      = make([]byte, 0, 4)
-	)
-	tries := 0
-	curRTO := rto
+	x := newXfer(c, server, filename, w, tr)
 	// The timeout is due curRTO after the last packet received or sent.
 	// The socket's deadline moves only when it would fire later than that,
 	// or when it fires early (packets came since): one timer update per
@@ -212,7 +177,7 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 		return nil
 	}
 	read := func(buf []byte) (int, netip.AddrPort, error) {
-		due = time.Now().Add(curRTO)
+		due = time.Now().Add(x.curRTO)
 		if armed.IsZero() || due.Before(armed) {
 			if err := arm(due); err != nil {
 				return 0, netip.AddrPort{}, err
@@ -237,17 +202,19 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 			}
 		}
 	}
-	buf := make([]byte, 4+MaxBlksize)
-	lastSent = rrq
-	sendAck := func(block uint16) error {
-		ack = appendAck(ack[:0], block)
-		lastSent = ack
-		inWin = 0
-		return conn.write(ack, tid)
+	send := func(o out) error {
+		if o.b == nil {
+			return nil
+		}
+		if err := conn.write(o.b, o.to); err != nil && !o.quiet {
+			return err
+		}
+		return nil
 	}
-	if err := conn.write(rrq, server); err != nil {
+	if err := send(x.request()); err != nil {
 		return err
 	}
+	buf := make([]byte, 4+MaxBlksize)
 	for {
 		n, from, err := read(buf)
 		if err != nil {
@@ -257,106 +224,41 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return fmt.Errorf("tftp: get %q: %w", filename, err)
 			}
-			if tries++; tries > retries {
-				return fmt.Errorf("tftp: get %q: block %d: no answer after %d tries: %w", filename, expected, tries, err)
-			}
-			curRTO = min(curRTO*2, maxRTO)
-			tr.Resent++
-			to := tid
-			if !tid.IsValid() {
-				to = server
-			}
-			if err := conn.write(lastSent, to); err != nil {
+			o, err := x.timeout()
+			if err != nil {
 				return err
 			}
-			nudged = false
+			if err := send(o); err != nil {
+				return err
+			}
 			continue
 		}
-		if !tid.IsValid() {
-			// RFC 1350 §4: the first answer's source port is the server's TID.
-			if from.Addr().Unmap() != server.Addr().Unmap() {
-				continue
-			}
-			tid = from
-			tr.Client = tid
-			tr.FirstReply = time.Since(tr.Start)
-			if c.Connect && conn.udp != nil {
-				if err := conn.connect(tid); err != nil {
-					return fmt.Errorf("tftp: get %q: %w", filename, err)
-				}
-			}
-		} else if from != tid {
-			conn.write(appendError(nil, ErrCodeUnknownTID, "unknown transfer ID"), from)
-			continue
-		}
-		p, err := ParsePacket(buf[:n])
-		if err != nil {
-			continue
-		}
-		switch p.Op {
-		case OpERROR:
-			return fmt.Errorf("tftp: get %q: %w", filename, &PeerError{Code: p.ErrCode, Message: p.ErrMsg})
-		case OpOACK:
-			if expected != 1 || inWin != 0 {
-				continue // a resent OACK after data started
-			}
-			neg, tsize, err := AcceptOACK(asked, p.Options)
-			if err != nil {
-				conn.write(appendError(nil, ErrCodeOptionNegotiation, err.Error()), tid)
+		hadTID := x.tid.IsValid()
+		o, done, err := x.packet(buf[:n], from)
+		if !hadTID && x.tid.IsValid() && c.Connect && conn.udp != nil {
+			if err := conn.connect(x.tid); err != nil {
 				return fmt.Errorf("tftp: get %q: %w", filename, err)
 			}
-			bs, ws = neg.Blksize, neg.Windowsize
-			tr.Blksize, tr.Windowsize, tr.Size = bs, ws, tsize
-			tries, curRTO = 0, rto
-			if err := sendAck(0); err != nil {
-				return err
-			}
-		case OpDATA:
-			if len(p.Data) > bs {
-				continue
-			}
-			if p.Block != uint16(expected) {
-				// A gap (RFC 7440: ACK the last block in order so the
-				// server resends from there) or a resent old block (our
-				// ACK was lost). One ACK per event, not one per packet.
-				if !nudged || ws == 1 {
-					nudged = true
-					if err := sendAck(uint16(expected - 1)); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if _, err := w.Write(p.Data); err != nil {
-				conn.write(appendError(nil, ErrCodeDiskFull, "write failed"), tid)
-				return fmt.Errorf("tftp: get %q: write: %w", filename, err)
-			}
-			tr.Bytes += int64(len(p.Data))
-			expected++
-			inWin++
-			tries, curRTO, nudged = 0, rto, false
-			if len(p.Data) < bs {
-				if err := sendAck(p.Block); err != nil {
-					return err
-				}
-				closeConn = false
-				go dally(raw, conn, tid, p.Block, rto)
-				return nil
-			}
-			if inWin >= ws {
-				if err := sendAck(p.Block); err != nil {
-					return err
-				}
-			}
+		}
+		if serr := send(o); serr != nil && err == nil {
+			return serr
+		}
+		if err != nil {
+			return err
+		}
+		if done {
+			closeConn = false
+			go dally(raw, conn, x, x.rto)
+			return nil
 		}
 	}
 }
 
 // dally re-acknowledges the last block for one timeout after the transfer,
 // in case our final ACK was lost (RFC 1350 §6), then closes the socket.
-func dally(raw net.PacketConn, conn pconn, tid netip.AddrPort, block uint16, wait time.Duration) {
+func dally(raw net.PacketConn, conn pconn, x *xfer, wait time.Duration) {
 	defer raw.Close()
-	ack := appendAck(nil, block)
+	ack := appendAck(nil, x.last)
 	buf := make([]byte, 4+MaxBlksize)
 	raw.SetReadDeadline(time.Now().Add(wait))
 	for range 16 {
@@ -364,9 +266,8 @@ func dally(raw net.PacketConn, conn pconn, tid netip.AddrPort, block uint16, wai
 		if err != nil {
 			return
 		}
-		if from == tid && n >= 4 && Opcode(binary.BigEndian.Uint16(buf)) == OpDATA &&
-			binary.BigEndian.Uint16(buf[2:]) == block {
-			conn.write(ack, tid)
+		if x.finalData(buf[:n], from) {
+			conn.write(ack, x.tid)
 		}
 	}
 }
