@@ -32,7 +32,7 @@
 # every 0.5 s: machines in flight per phase over time), the server's log (NAME.log) and its
 # neighbour table after the storm (NAME.neigh), each machine's steps (NAME.machines.json:
 # start, duration, TFTP packets resent and first answer of every DHCP exchange and download),
-# both namespaces' /proc/net/snmp before and after (NAME.snmp-*) and pxed's /metrics after
+# both namespaces' /proc/net/snmp and veth counters before and after (NAME.snmp-*, NAME.link-*) and pxed's /metrics after
 # its storm (pxed.metrics); the UDP datagrams either kernel dropped, and the packets the
 # machine's per-CPU backlogs dropped (veth delivery under CPU load), are printed per storm; --perf also records a system-wide
 # `perf record -g` profile of each storm there (NAME.perf.data).
@@ -230,6 +230,19 @@ def drops(f):
     return sum(int(l.split()[1], 16) for l in open(f) if l.strip())
 print(f"{sys.argv[1]}: packets dropped by full per-CPU backlogs (softnet_stat, whole machine): {drops(sys.argv[3]) - drops(sys.argv[2])}")
 EOF
+	# A veth that cannot hand a packet to its peer (the backlog above full) counts it in its
+	# tx dropped, and the sender's UDP stack counts it in SndbufErrors (ENOBUFS, reported to
+	# the sender only with IP_RECVERR: its sendmsg succeeds): which side's packets were lost.
+	python3 - "$1" "$WORK/$1".link-{server,client}-{before,after} <<'EOF'
+import json, sys
+def tx(f):
+    return json.load(open(f))[0]["stats64"]["tx"]
+for side, b, a in (("server", sys.argv[2], sys.argv[3]), ("client", sys.argv[4], sys.argv[5])):
+    print(f"{sys.argv[1]}: {side} veth: sent {tx(a)['packets'] - tx(b)['packets']} packets, dropped {tx(a)['dropped'] - tx(b)['dropped']} (peer's backlog full)")
+EOF
+	if [ -e "$WORK/$1.metrics" ]; then
+		echo "$1: pxed $(grep -E '^pxed_dhcp_send_errors_total' "$WORK/$1.metrics" | tr '\n' ' ')"
+	fi
 }
 
 # storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json
@@ -247,6 +260,8 @@ storm() {
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-before"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-before"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
+	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-before"
+	ip -n "$NS_C" -s -j link show dev "$IF_C" >"$WORK/$1.link-client-before"
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
 	timeout 240 ip netns exec "$NS_C" ${CLI_CPUS:+taskset -c "$CLI_CPUS"} "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
@@ -279,6 +294,8 @@ storm() {
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-after"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-after"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-after"
+	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-after"
+	ip -n "$NS_C" -s -j link show dev "$IF_C" >"$WORK/$1.link-client-after"
 	if [ "$1" = pxed ]; then
 		ip netns exec "$NS_C" busybox wget -q -O "$WORK/$1.metrics" "http://$SRV:8080/metrics" 2>/dev/null || true
 	fi
@@ -292,7 +309,7 @@ storm() {
 	set -- "$1" $before $after
 	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
 	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$WORK/$1.log" "$WORK/$1.neigh" \
-		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$OUT/"
+		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$WORK/$1".link-* "$OUT/"
 	[ -z "$OUT" ] || [ ! -e "$WORK/$1.metrics" ] || cp "$WORK/$1.metrics" "$OUT/"
 	udp_errs "$1" >&2
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2

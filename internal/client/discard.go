@@ -46,6 +46,9 @@ var truncSink = sync.OnceValues(func() ([]byte, error) {
 	return unix.Mmap(-1, 0, 16<<20, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 })
 
+// discardLowat is the most a discarding reader waits for before it wakes.
+const discardLowat = 256 << 10
+
 // discardTCP drops n bytes of conn with recv(MSG_TRUNC) into sink, waiting
 // for data in the runtime's poller (and so honouring conn's deadlines).
 func discardTCP(conn *net.TCPConn, n int64, sink []byte) (int64, error) {
@@ -55,8 +58,17 @@ func discardTCP(conn *net.TCPConn, n int64, sink []byte) (int64, error) {
 	}
 	var done int64
 	var rerr error
+	lowat := 0
 	err = rc.Read(func(fd uintptr) bool {
 		for done < n {
+			// Wake only once a good part of the rest has come (SO_RCVLOWAT:
+			// the kernel tells the poller when that many bytes wait, or
+			// the stream ended), not for every segment.
+			if w := int(min(n-done, discardLowat)); w != lowat {
+				if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVLOWAT, w) == nil {
+					lowat = w
+				}
+			}
 			want := min(n-done, int64(len(sink)))
 			r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&sink[0])), uintptr(want),
 				unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
