@@ -283,7 +283,10 @@ func (e *ClientEngine) end(t *engXfer, err error, live map[int32]*engXfer) {
 	}
 }
 
-// drain reads every datagram waiting on t's socket.
+// drain reads one datagram waiting on t's socket. One per readiness
+// event: a lockstep transfer has one packet in flight, so reading on to
+// EAGAIN would cost a system call per block for nothing; the epoll set is
+// level-triggered and reports a socket again while datagrams wait.
 func (e *ClientEngine) drain(t *engXfer, buf []byte, now time.Time, live map[int32]*engXfer) {
 	x := t.x
 	for {
@@ -318,9 +321,8 @@ func (e *ClientEngine) drain(t *engXfer, buf []byte, now time.Time, live map[int
 			}
 			if t.dally--; t.dally <= 0 {
 				e.end(t, nil, live)
-				return
 			}
-			continue
+			return
 		}
 		hadTID := x.tid.IsValid()
 		o, done, err := x.packet(buf[:n], from)
@@ -344,6 +346,7 @@ func (e *ClientEngine) drain(t *engXfer, buf []byte, now time.Time, live map[int
 			t.result <- nil
 			t.dally, t.due = 16, now.Add(x.rto)
 		}
+		return
 	}
 }
 
