@@ -36,6 +36,9 @@
 # its storm (pxed.metrics); the UDP datagrams either kernel dropped, and the packets the
 # machine's per-CPU backlogs dropped (veth delivery under CPU load), are printed per storm; --perf also records a system-wide
 # `perf record -g` profile of each storm there (NAME.perf.data).
+# Before each storm the script waits until the neighbour entries of namespaces it deleted have gone
+# (wait_neigh: the host's IPv4 neighbour table is shared by every namespace, 1024 entries by
+# default) and prints how often the table was full during each storm.
 # --perf-client records the storm client alone (`perf record -F 999 -g -p`, NAME.client.perf.data)
 # and counts context switches, futex and epoll_pwait calls of the client and of the server's main
 # process (`perf stat`, NAME.client.perfstat and NAME.server.perfstat).
@@ -157,7 +160,33 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# neigh_stat prints two numbers from /proc/net/stat/arp_cache: the IPv4 neighbour entries of the
+# whole host (every network namespace shares one table, bounded by net.ipv4.neigh.default.gc_thresh3)
+# and how often the table was full (table_fulls, summed over CPUs).
+neigh_stat() {
+	python3 -c '
+rows = [l.split() for l in open("/proc/net/stat/arp_cache")][1:]
+print(int(rows[0][0], 16), sum(int(r[12], 16) for r in rows))'
+}
+
+# wait_neigh waits (at most 60 s) until the neighbour entries of the namespaces deleted before have
+# gone: the kernel frees them seconds after `ip netns del` (15-20 s seen on a busy machine), and a
+# storm started meanwhile adds its 500 on top: past gc_thresh3 (1024 for the whole host) new
+# entries fail ("neighbor table overflow!" in dmesg), and the server's unicast replies to them are
+# dropped (counted as UDP SndbufErrors and IP OutDiscards; the server's sendmsg succeeds).
+wait_neigh() {
+	local n waited=0
+	for _ in $(seq 600); do
+		read -r n _ < <(neigh_stat)
+		[ "$n" -le "$((NEIGH_BASE + 20))" ] && break
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	[ "$waited" -eq 0 ] || log "waited $((waited / 10)).$((waited % 10)) s for the deleted namespaces' neighbour entries to go ($n left, $NEIGH_BASE before the first storm)"
+}
+
 net_up() {
+	wait_neigh
 	ip netns add "$NS_S"
 	ip netns add "$NS_C"
 	ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_C" netns "$NS_C"
@@ -240,6 +269,10 @@ def tx(f):
 for side, b, a in (("server", sys.argv[2], sys.argv[3]), ("client", sys.argv[4], sys.argv[5])):
     print(f"{sys.argv[1]}: {side} veth: sent {tx(a)['packets'] - tx(b)['packets']} packets, dropped {tx(a)['dropped'] - tx(b)['dropped']} (peer's backlog full)")
 EOF
+	local n0 f0 n1 f1
+	read -r n0 f0 <"$WORK/$1.neigh-before"
+	read -r n1 f1 <"$WORK/$1.neigh-after"
+	echo "$1: host IPv4 neighbour table: $n0 entries before, $n1 after, full $((f1 - f0)) times (new entries refused: replies to them dropped)"
 	if [ -e "$WORK/$1.metrics" ]; then
 		echo "$1: pxed $(grep -E '^pxed_dhcp_send_errors_total' "$WORK/$1.metrics" | tr '\n' ' ')"
 	fi
@@ -258,6 +291,7 @@ storm() {
 		perf_pid=$!
 	fi
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-before"
+	neigh_stat >"$WORK/$1.neigh-before"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-before"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
 	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-before"
@@ -292,6 +326,7 @@ storm() {
 	after=$(sys_cpu)
 	srv1=$(server_cpu)
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-after"
+	neigh_stat >"$WORK/$1.neigh-after"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-after"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-after"
 	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-after"
@@ -331,6 +366,7 @@ cp "$WORK/ipxe/undionly.kpxe" "$WORK/ipxe/snponly.efi"
 head -c $((HTTP_MIB << 20)) /dev/urandom >"$WORK/http/vmlinuz"
 printf '#!ipxe\nkernel http://%s:8080/vmlinuz console=ttyS0\nboot\n' "$SRV" >"$WORK/http/boot.ipxe"
 
+read -r NEIGH_BASE _ < <(neigh_stat)
 RESULT=0
 if [ -n "$OUT" ]; then
 	mkdir -p "$OUT"
