@@ -170,8 +170,8 @@ print(int(rows[0][0], 16), sum(int(r[12], 16) for r in rows))'
 }
 
 # wait_neigh waits (at most 60 s) until the neighbour entries of the namespaces deleted before have
-# gone: the kernel frees them seconds after `ip netns del` (15-20 s seen on a busy machine), and a
-# storm started meanwhile adds its 500 on top: past gc_thresh3 (1024 for the whole host) new
+# gone: the kernel frees them up to ~30 s after `ip netns del` (net_down takes the link down first,
+# which frees them at once), and a storm started meanwhile adds its 500 on top: past gc_thresh3 (1024 for the whole host) new
 # entries fail ("neighbor table overflow!" in dmesg), and the server's unicast replies to them are
 # dropped (counted as UDP SndbufErrors and IP OutDiscards; the server's sendmsg succeeds).
 wait_neigh() {
@@ -198,6 +198,9 @@ net_up() {
 }
 
 net_down() {
+	# The link going down frees its neighbour entries at once; the namespace's deletion would
+	# free them only when the kernel gets round to it (wait_neigh).
+	ip -n "$NS_S" link set "$IF_S" down 2>/dev/null || true
 	ip netns del "$NS_S"
 	ip netns del "$NS_C"
 }
