@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -177,7 +178,15 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 	if a := ap.Addr().Unmap(); a.Is4() {
 		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
 	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	if zone := ap.Addr().Zone(); zone != "" { // a link-local server: its interface
+		if ifi, err := net.InterfaceByName(zone); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		} else if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+			sa.ZoneId = uint32(n)
+		}
+	}
+	return sa
 }
 
 // send sends o from t's socket (send(2) once connected to the TID).
@@ -303,7 +312,8 @@ func (e *ClientEngine) drain(t *engXfer, buf []byte, now time.Time, live map[int
 			case *unix.SockaddrInet4:
 				from = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
 			case *unix.SockaddrInet6:
-				from = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+				// The server's zone, as Client.Get's socket reports it.
+				from = netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).WithZone(x.server.Addr().Zone()), uint16(sa.Port))
 			}
 		}
 		switch {

@@ -141,3 +141,26 @@ func TestClientEngineCancelAndClose(t *testing.T) {
 		t.Fatalf("after Close: err %v, want net.ErrClosed", err)
 	}
 }
+
+// TestClientEngineIPv6: a transfer from an IPv6 server, given with its
+// zone (a link-local server is reached through the interface it names).
+func TestClientEngineIPv6(t *testing.T) {
+	dir := t.TempDir()
+	want := testFile(t, dir, "f", 3000)
+	srv := &Server{Handler: Dir(dir)}
+	pc, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	go srv.Serve(pc)
+	t.Cleanup(func() { srv.Close() })
+	addr := netip.MustParseAddrPort(pc.LocalAddr().String())
+	e := newEngine(t)
+	for _, server := range []netip.AddrPort{addr, netip.AddrPortFrom(addr.Addr().WithZone("lo"), addr.Port())} {
+		var buf bytes.Buffer
+		if _, err := e.Get(context.Background(), &Client{Blksize: 1024}, netip.Addr{}, "", server, "f", &buf); err != nil {
+			t.Fatalf("%v: %v", server, err)
+		}
+		sameBytes(t, buf.Bytes(), want)
+	}
+}
