@@ -3,6 +3,7 @@
 #
 # Usage (root): bench/storm.sh [--clients N] [--nbp-mib N] [--http-mib N] [--arch A] [--scale F]
 #                              [--servers pxed,dnsmasq] [--nbp-only] [--one-client-addr] [--out DIR] [--perf]
+#                              [--perf-client]
 #
 # Each server runs alone in a server namespace (198.18.0.1/15) joined by a veth pair to a
 # client namespace (198.18.0.2/15); nothing touches the host's interfaces. `pxed storm` boots
@@ -31,11 +32,17 @@
 # every 0.5 s: machines in flight per phase over time), the server's log (NAME.log) and its
 # neighbour table after the storm (NAME.neigh), each machine's steps (NAME.machines.json:
 # start, duration, TFTP packets resent and first answer of every DHCP exchange and download),
-# both namespaces' /proc/net/snmp before and after (NAME.snmp-*) and pxed's /metrics after
+# both namespaces' /proc/net/snmp and veth counters before and after (NAME.snmp-*, NAME.link-*) and pxed's /metrics after
 # its storm (pxed.metrics); the UDP datagrams either kernel dropped, and the packets the
 # machine's per-CPU backlogs dropped (veth delivery under CPU load), are printed per storm; --perf also records a system-wide
-# `perf record -g` profile of each storm there (NAME.perf.data). After each storm the script
-# counts the server's neighbour entries that hold a simulated machine's MAC: the machines
+# `perf record -g` profile of each storm there (NAME.perf.data).
+# Before each storm the script waits until the neighbour entries of namespaces it deleted have gone
+# (wait_neigh: the host's IPv4 neighbour table is shared by every namespace, 1024 entries by
+# default) and prints how often the table was full during each storm.
+# --perf-client records the storm client alone (`perf record -F 999 -g -p`, NAME.client.perf.data)
+# and counts context switches, futex and epoll_pwait calls of the client and of the server's main
+# process (`perf stat`, NAME.client.perfstat and NAME.server.perfstat).
+# After each storm the script counts the server's neighbour entries that hold a simulated machine's MAC: the machines
 # download from kernel sockets, so such an entry sends that machine's packets nowhere.
 # PXED_BIN runs that pxed binary instead of building this tree's (compare two builds);
 # STORM_BIN runs the storm client from that binary instead (default: the pxed above; it
@@ -54,11 +61,12 @@ SCALE=1
 SERVERS=pxed,dnsmasq
 OUT=
 PERF=0
+PERF_CLIENT=0
 CHAIN=--chain
 MACHINE_ADDRS=--machine-addrs
 
 usage() {
-	sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
@@ -71,6 +79,7 @@ while [ $# -gt 0 ]; do
 	--servers) SERVERS="$2"; shift 2 ;;
 	--out) OUT="$2"; shift 2 ;;
 	--perf) PERF=1; shift ;;
+	--perf-client) PERF_CLIENT=1; shift ;;
 	--nbp-only) CHAIN=; shift ;;
 	--one-client-addr) MACHINE_ADDRS=; shift ;;
 	-h | --help) usage ;;
@@ -90,7 +99,11 @@ case ",$SERVERS," in
 *,pxed,* | *,dnsmasq,*) ;;
 *) echo "storm.sh: --servers $SERVERS: write pxed, dnsmasq or pxed,dnsmasq" >&2; exit 2 ;;
 esac
-if [ "$PERF" -eq 1 ] && ! command -v perf >/dev/null; then
+if [ "$PERF$PERF_CLIENT" != 00 ] && [ -z "$OUT" ]; then
+	echo "storm.sh: --perf and --perf-client write to --out DIR: add --out" >&2
+	exit 2
+fi
+if [ "$PERF$PERF_CLIENT" != 00 ] && ! command -v perf >/dev/null; then
 	echo "storm.sh: --perf needs perf (apt-get install linux-perf)" >&2
 	exit 2
 fi
@@ -147,7 +160,33 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# neigh_stat prints two numbers from /proc/net/stat/arp_cache: the IPv4 neighbour entries of the
+# whole host (every network namespace shares one table, bounded by net.ipv4.neigh.default.gc_thresh3)
+# and how often the table was full (table_fulls, summed over CPUs).
+neigh_stat() {
+	python3 -c '
+rows = [l.split() for l in open("/proc/net/stat/arp_cache")][1:]
+print(int(rows[0][0], 16), sum(int(r[12], 16) for r in rows))'
+}
+
+# wait_neigh waits (at most 60 s) until the neighbour entries of the namespaces deleted before have
+# gone: the kernel frees them up to ~30 s after `ip netns del` (net_down takes the link down first,
+# which frees them at once), and a storm started meanwhile adds its 500 on top: past gc_thresh3 (1024 for the whole host) new
+# entries fail ("neighbor table overflow!" in dmesg), and the server's unicast replies to them are
+# dropped (counted as UDP SndbufErrors and IP OutDiscards; the server's sendmsg succeeds).
+wait_neigh() {
+	local n waited=0
+	for _ in $(seq 600); do
+		read -r n _ < <(neigh_stat)
+		[ "$n" -le "$((NEIGH_BASE + 20))" ] && break
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	[ "$waited" -eq 0 ] || log "waited $((waited / 10)).$((waited % 10)) s for the deleted namespaces' neighbour entries to go ($n left, $NEIGH_BASE before the first storm)"
+}
+
 net_up() {
+	wait_neigh
 	ip netns add "$NS_S"
 	ip netns add "$NS_C"
 	ip link add "$IF_S" netns "$NS_S" type veth peer name "$IF_C" netns "$NS_C"
@@ -159,6 +198,9 @@ net_up() {
 }
 
 net_down() {
+	# The link going down frees its neighbour entries at once; the namespace's deletion would
+	# free them only when the kernel gets round to it (wait_neigh).
+	ip -n "$NS_S" link set "$IF_S" down 2>/dev/null || true
 	ip netns del "$NS_S"
 	ip netns del "$NS_C"
 }
@@ -220,6 +262,23 @@ def drops(f):
     return sum(int(l.split()[1], 16) for l in open(f) if l.strip())
 print(f"{sys.argv[1]}: packets dropped by full per-CPU backlogs (softnet_stat, whole machine): {drops(sys.argv[3]) - drops(sys.argv[2])}")
 EOF
+	# A veth that cannot hand a packet to its peer (the backlog above full) counts it in its
+	# tx dropped, and the sender's UDP stack counts it in SndbufErrors (ENOBUFS, reported to
+	# the sender only with IP_RECVERR: its sendmsg succeeds): which side's packets were lost.
+	python3 - "$1" "$WORK/$1".link-{server,client}-{before,after} <<'EOF'
+import json, sys
+def tx(f):
+    return json.load(open(f))[0]["stats64"]["tx"]
+for side, b, a in (("server", sys.argv[2], sys.argv[3]), ("client", sys.argv[4], sys.argv[5])):
+    print(f"{sys.argv[1]}: {side} veth: sent {tx(a)['packets'] - tx(b)['packets']} packets, dropped {tx(a)['dropped'] - tx(b)['dropped']} (peer's backlog full)")
+EOF
+	local n0 f0 n1 f1
+	read -r n0 f0 <"$WORK/$1.neigh-before"
+	read -r n1 f1 <"$WORK/$1.neigh-after"
+	echo "$1: host IPv4 neighbour table: $n0 entries before, $n1 after, full $((f1 - f0)) times (new entries refused: replies to them dropped)"
+	if [ -e "$WORK/$1.metrics" ]; then
+		echo "$1: pxed $(grep -E '^pxed_dhcp_send_errors_total' "$WORK/$1.metrics" | tr '\n' ' ')"
+	fi
 }
 
 # storm NAME runs the storm from the client namespace; its JSON report goes to $WORK/NAME.json
@@ -235,18 +294,46 @@ storm() {
 		perf_pid=$!
 	fi
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-before"
+	neigh_stat >"$WORK/$1.neigh-before"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-before"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
+	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-before"
+	ip -n "$NS_C" -s -j link show dev "$IF_C" >"$WORK/$1.link-client-before"
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
 	timeout 240 ip netns exec "$NS_C" ${CLI_CPUS:+taskset -c "$CLI_CPUS"} "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
 		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix "$MAC_PREFIX" \
-		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" || rc=$?
+		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" &
+	local storm_pid=$! cpid= perf_pids=()
+	if [ "$PERF_CLIENT" -eq 1 ]; then
+		# The storm client's process (timeout's child after ip netns exec and taskset exec'd).
+		for _ in $(seq 50); do
+			cpid=$(pgrep -P "$storm_pid" | head -1) && [ -n "$cpid" ] && break
+			sleep 0.02
+		done
+		if [ -n "$cpid" ]; then
+			perf record -F 999 -g -p "$cpid" -o "$OUT/$1.client.perf.data" >"$WORK/$1.client.perf.log" 2>&1 &
+			perf_pids+=($!)
+			perf stat -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_pwait \
+				-p "$cpid" -o "$OUT/$1.client.perfstat" &
+			perf_pids+=($!)
+		fi
+		perf stat -e task-clock,context-switches,cpu-migrations,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_pwait \
+			-p "${PGIDS[-1]}" -o "$OUT/$1.server.perfstat" &
+		perf_pids+=($!)
+	fi
+	wait "$storm_pid" || rc=$?
+	local p
+	for p in ${perf_pids[@]+"${perf_pids[@]}"}; do kill -INT "$p" 2>/dev/null || true; done
+	for p in ${perf_pids[@]+"${perf_pids[@]}"}; do wait "$p" 2>/dev/null || true; done
 	after=$(sys_cpu)
 	srv1=$(server_cpu)
 	cp /proc/net/softnet_stat "$WORK/$1.softnet-after"
+	neigh_stat >"$WORK/$1.neigh-after"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-after"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-after"
+	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-after"
+	ip -n "$NS_C" -s -j link show dev "$IF_C" >"$WORK/$1.link-client-after"
 	if [ "$1" = pxed ]; then
 		ip netns exec "$NS_C" busybox wget -q -O "$WORK/$1.metrics" "http://$SRV:8080/metrics" 2>/dev/null || true
 	fi
@@ -260,7 +347,7 @@ storm() {
 	set -- "$1" $before $after
 	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
 	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$WORK/$1.log" "$WORK/$1.neigh" \
-		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$OUT/"
+		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$WORK/$1".link-* "$OUT/"
 	[ -z "$OUT" ] || [ ! -e "$WORK/$1.metrics" ] || cp "$WORK/$1.metrics" "$OUT/"
 	udp_errs "$1" >&2
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
@@ -282,6 +369,7 @@ cp "$WORK/ipxe/undionly.kpxe" "$WORK/ipxe/snponly.efi"
 head -c $((HTTP_MIB << 20)) /dev/urandom >"$WORK/http/vmlinuz"
 printf '#!ipxe\nkernel http://%s:8080/vmlinuz console=ttyS0\nboot\n' "$SRV" >"$WORK/http/boot.ipxe"
 
+read -r NEIGH_BASE _ < <(neigh_stat)
 RESULT=0
 if [ -n "$OUT" ]; then
 	mkdir -p "$OUT"

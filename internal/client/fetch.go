@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,9 +74,17 @@ type Fetcher struct {
 	// SkipHash counts the bytes without hashing them (Download.SHA256 stays
 	// empty): a load test moving gigabytes spends its CPU on the transfer,
 	// as firmware does, not on SHA-256. HTTP bodies (but scripts, which
-	// are parsed) are then not even copied into the process: they are
-	// spliced from the socket to /dev/null and counted.
+	// are parsed) are then not even copied into the process: the kernel
+	// drops them (recv with MSG_TRUNC) and they are counted.
 	SkipHash bool
+	// Engine, when set, runs the TFTP downloads in its one epoll loop
+	// (each still with its own socket, options, timeouts and retries)
+	// instead of a goroutine each: a load test's client then spends its
+	// CPU on packets, not on waking goroutines. Its sockets are connected
+	// to the server's transfer port once it answers (tftp.Client.Connect):
+	// other sources' packets are dropped by the kernel instead of answered
+	// with an "unknown transfer ID" ERROR.
+	Engine *tftp.ClientEngine
 }
 
 // copyBufs are the read buffers of hash-less HTTP downloads: large reads
@@ -170,7 +177,13 @@ func (f *Fetcher) TFTP(ctx context.Context, role string, server netip.Addr, file
 	if port == 0 {
 		port = 69
 	}
-	tr, err := c.Get(ctx, netip.AddrPortFrom(server, port), file, s)
+	var tr tftp.Transfer
+	var err error
+	if f.Engine != nil {
+		tr, err = f.Engine.Get(ctx, c, f.LocalAddr, f.Interface, netip.AddrPortFrom(server, port), file, s)
+	} else {
+		tr, err = c.Get(ctx, netip.AddrPortFrom(server, port), file, s)
+	}
 	d.Bytes, d.Size, d.Blksize, d.Windowsize = tr.Bytes, tr.Size, tr.Blksize, tr.Windowsize
 	d.Resent, d.FirstReply = tr.Resent, tr.FirstReply.Seconds()
 	finish(&d, start)
@@ -277,10 +290,9 @@ func (f *Fetcher) dialer() *net.Dialer {
 }
 
 // httpCount GETs rawURL on a connection of its own and counts the body
-// without reading it: past the header, the bytes go from the socket to
-// /dev/null with splice(2) (io.Copy takes that path for a TCP source and
-// an *os.File destination), so a load test's client spends no CPU copying
-// gigabytes. ok is false when it leaves the download to net/http: not an
+// without reading it: past the header, the kernel drops the bytes
+// (discard: recv with MSG_TRUNC), so a load test's client spends no CPU
+// copying gigabytes. ok is false when it leaves the download to net/http: not an
 // http:// URL, or a redirect.
 func (f *Fetcher) httpCount(ctx context.Context, role, rawURL string) (d Download, warns []Warning, ok bool) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
@@ -349,23 +361,6 @@ func (f *Fetcher) httpCount(ctx context.Context, role, rawURL string) (d Downloa
 		d.Err = fmt.Sprintf("http: GET %s: after %d bytes: %v", rawURL, n, err)
 	}
 	return d, nil, true
-}
-
-// discard reads n bytes from conn into /dev/null: splice(2) for a TCP
-// connection, a copy otherwise. Fewer than n bytes is io.EOF.
-func discard(conn net.Conn, n int64) (int64, error) {
-	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		buf := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(buf)
-		return io.CopyBuffer(io.Discard, io.LimitReader(struct{ io.Reader }{conn}, n), *buf)
-	}
-	defer null.Close()
-	m, err := io.CopyN(null, conn, n)
-	if err != nil && !errors.Is(err, io.EOF) {
-		err = fmt.Errorf("read body: %w", err)
-	}
-	return m, err
 }
 
 // rangeTotal returns the complete length of a Content-Range header

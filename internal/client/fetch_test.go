@@ -128,7 +128,7 @@ func TestFetchHTTP(t *testing.T) {
 }
 
 // TestFetchHTTPCount: a load test (SkipHash) counts bodies without
-// reading them into the process (spliced to /dev/null), and still tells a
+// reading them into the process (the kernel drops them), and still tells a
 // short body, a 404 and a chunked body apart, and follows redirects.
 func TestFetchHTTPCount(t *testing.T) {
 	kernel := make([]byte, 3<<20+17)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"pxed/internal/tftp"
 )
 
 // Stage names of a storm report, in the order of a boot.
@@ -181,6 +183,10 @@ type stormRun struct {
 
 	sumsMu sync.Mutex
 	sums   map[string]string // file key → the first machine's SHA-256 (Verify)
+
+	// engine runs every machine's TFTP downloads from one epoll loop
+	// (Fetch): the storm's CPU goes to packets, not goroutine wake-ups.
+	engine *tftp.ClientEngine
 }
 
 // StormMAC returns the MAC address of machine i (from 0) with prefix (nil:
@@ -214,6 +220,14 @@ func Storm(ctx context.Context, cfg StormConfig) (*StormReport, error) {
 	par := cfg.Parallel
 	if par <= 0 || par > cfg.Clients {
 		par = cfg.Clients
+	}
+	if cfg.Fetch {
+		eng, err := tftp.NewClientEngine()
+		if err != nil {
+			return nil, fmt.Errorf("client: storm: %w", err)
+		}
+		defer eng.Close()
+		r.engine = eng
 	}
 	r.t0 = time.Now()
 	cpu0 := processCPU()
@@ -378,7 +392,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		m.add(StageTotal, time.Since(start))
 		return m
 	}
-	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
+	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, Engine: r.engine}
 	local, remove, err := r.machineAddr(d)
 	if err != nil {
 		return fail("dhcp", err)
@@ -396,7 +410,7 @@ func (r *stormRun) boot(ctx context.Context, i int) (m machine) {
 		}
 		// The NBP is iPXE: it DHCPs again, with its own identity.
 		prof = ipxeOf(prof)
-		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, LocalAddr: local}
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, Engine: r.engine, LocalAddr: local}
 		ph = r.enter(ph, PhaseDHCP)
 		if d, err = r.dhcp(ctx, prof, mac, inner, &m); err != nil {
 			return fail("dhcp", err)

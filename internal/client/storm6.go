@@ -53,7 +53,7 @@ func (r *stormRun) boot6(ctx context.Context, i int) (m machine) {
 	start := time.Now()
 	xid := stormXID6(i)
 	id := Identity6{MAC: mac, UUID: UUIDFromMAC(mac), DUID: DUIDLLT}
-	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
+	f := &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, Engine: r.engine}
 	if !prof.IPXE {
 		ex := &Exchange6{Transport: clock, Profile: prof, ID: id, Scale: cfg.Scale, XID: xid}
 		d, err := ex.Run(ctx)
@@ -75,7 +75,7 @@ func (r *stormRun) boot6(ctx context.Context, i int) (m machine) {
 			return m
 		}
 		prof = ipxeOf(prof)
-		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify}
+		f = &Fetcher{Profile: prof, Interface: cfg.Interface, Timeout: cfg.TFTPTimeout, SkipHash: !cfg.Verify, Engine: r.engine}
 		ph = r.enter(ph, PhaseDHCP)
 	}
 	url, err := r.infoRequest(ctx, clock, prof, id, xid())

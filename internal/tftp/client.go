@@ -2,15 +2,16 @@ package tftp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Client downloads files over TFTP. The zero value asks for no options
@@ -26,16 +27,27 @@ type Client struct {
 	// Dial returns the socket of one transfer; nil => a new UDP socket.
 	// Tests wrap it to inject loss and delay.
 	Dial func() (net.PacketConn, error)
+	// Connect connects a *net.UDPConn socket to the server's transfer
+	// port (TID) once it answers: the kernel then drops datagrams from any
+	// other source (they get no "unknown transfer ID" ERROR), and packets
+	// go out without an address lookup each. A load generator (pxed storm)
+	// sets it to spend less CPU per block; probes leave it off.
+	Connect bool
 }
 
 // pconn is the socket of one client transfer with allocation-free paths for
 // *net.UDPConn.
 type pconn struct {
 	net.PacketConn
-	udp *net.UDPConn
+	udp  *net.UDPConn
+	peer netip.AddrPort // the address the socket is connected to (connect)
 }
 
 func (c pconn) read(b []byte) (int, netip.AddrPort, error) {
+	if c.peer.IsValid() {
+		n, err := c.udp.Read(b)
+		return n, c.peer, err
+	}
 	if c.udp != nil {
 		return c.udp.ReadFromUDPAddrPort(b)
 	}
@@ -49,14 +61,59 @@ func (c pconn) read(b []byte) (int, netip.AddrPort, error) {
 
 func (c pconn) write(b []byte, to netip.AddrPort) error {
 	var err error
-	if c.udp != nil {
+	switch {
+	case c.peer.IsValid() && to == c.peer:
+		_, err = c.udp.Write(b)
+	case c.peer.IsValid():
+		return fmt.Errorf("tftp: send to %v: the socket is connected to %v", to, c.peer)
+	case c.udp != nil:
 		_, err = c.udp.WriteToUDPAddrPort(b, to)
-	} else {
+	default:
 		_, err = c.WriteTo(b, net.UDPAddrFromAddrPort(to))
 	}
 	if err != nil {
 		return fmt.Errorf("tftp: send to %v: %w", to, err)
 	}
+	return nil
+}
+
+// connect connects the socket to peer (connect(2) on a UDP socket): from
+// then on read and write use it without addresses.
+func (c *pconn) connect(peer netip.AddrPort) error {
+	if c.udp == nil {
+		return errors.New("tftp: connect: not a UDP socket")
+	}
+	rc, err := c.udp.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("tftp: connect to %v: %w", peer, err)
+	}
+	var cerr error
+	err = rc.Control(func(fd uintptr) {
+		local, err := unix.Getsockname(int(fd))
+		if err != nil {
+			cerr = err
+			return
+		}
+		var sa unix.Sockaddr
+		switch local.(type) {
+		case *unix.SockaddrInet4:
+			if !peer.Addr().Unmap().Is4() {
+				cerr = errors.New("an IPv6 peer on an IPv4 socket")
+				return
+			}
+			sa = &unix.SockaddrInet4{Port: int(peer.Port()), Addr: peer.Addr().Unmap().As4()}
+		default:
+			sa = &unix.SockaddrInet6{Port: int(peer.Port()), Addr: peer.Addr().As16()}
+		}
+		cerr = unix.Connect(int(fd), sa)
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("tftp: connect to %v: %w", peer, err)
+	}
+	c.peer = peer
 	return nil
 }
 
@@ -103,56 +160,63 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 	stop := context.AfterFunc(ctx, func() { raw.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	rto := c.Timeout
-	if rto <= 0 {
-		rto = time.Second
+	x := newXfer(c, server, filename, w, tr)
+	// The timeout is due curRTO after the last packet received or sent.
+	// The socket's deadline moves only when it would fire later than that,
+	// or when it fires early (packets came since): one timer update per
+	// timeout rather than one per block.
+	var due, armed time.Time
+	arm := func(at time.Time) error {
+		if err := raw.SetReadDeadline(at); err != nil {
+			return err
+		}
+		armed = at
+		if ctx.Err() != nil { // canceled meanwhile: the deadline above replaced AfterFunc's
+			raw.SetReadDeadline(time.Unix(1, 0))
+		}
+		return nil
 	}
-	retries := c.Retries
-	if retries <= 0 {
-		retries = 5
+	read := func(buf []byte) (int, netip.AddrPort, error) {
+		due = time.Now().Add(x.curRTO)
+		if armed.IsZero() || due.Before(armed) {
+			if err := arm(due); err != nil {
+				return 0, netip.AddrPort{}, err
+			}
+		}
+		for {
+			n, from, err := conn.read(buf)
+			switch {
+			case err == nil || ctx.Err() != nil:
+				return n, from, err
+			case conn.peer.IsValid() && errors.Is(err, syscall.ECONNREFUSED):
+				// An ICMP error for the connected socket: firmware ignores those.
+			case errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(due):
+				if err := arm(due); err != nil {
+					return 0, netip.AddrPort{}, err
+				}
+			default:
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					armed = time.Time{}
+				}
+				return n, from, err
+			}
+		}
 	}
-	var asked []Option
-	if c.Blksize > 0 && c.Blksize != DefaultBlksize {
-		asked = append(asked, Option{OptBlksize, strconv.Itoa(c.Blksize)})
+	send := func(o out) error {
+		if o.b == nil {
+			return nil
+		}
+		if err := conn.write(o.b, o.to); err != nil && !o.quiet {
+			return err
+		}
+		return nil
 	}
-	if c.Windowsize > 1 {
-		asked = append(asked, Option{OptWindowsize, strconv.Itoa(c.Windowsize)})
-	}
-	if c.Tsize {
-		asked = append(asked, Option{OptTsize, "0"})
-	}
-	if c.Timeout >= time.Second {
-		asked = append(asked, Option{OptTimeout, strconv.Itoa(min(int(c.Timeout/time.Second), 255))})
-	}
-	rrq := AppendPacket(nil, Packet{Op: OpRRQ, Filename: filename, Mode: "octet", Options: asked})
-
-	var (
-		tid      netip.AddrPort // the server's transfer port, once known
-		bs, ws   = DefaultBlksize, 1
-		expected = uint64(1) // next block wanted
-		inWin    = 0         // blocks received since our last ACK
-		nudged   = false     // sent an ACK for an out-of-order block since progress
-		lastSent []byte      // packet to resend on timeout
-		ack      = make([]byte, 0, 4)
-	)
-	buf := make([]byte, 4+MaxBlksize)
-	lastSent = rrq
-	sendAck := func(block uint16) error {
-		ack = appendAck(ack[:0], block)
-		lastSent = ack
-		inWin = 0
-		return conn.write(ack, tid)
-	}
-	if err := conn.write(rrq, server); err != nil {
+	if err := send(x.request()); err != nil {
 		return err
 	}
-	tries := 0
-	curRTO := rto
+	buf := make([]byte, 4+MaxBlksize)
 	for {
-		if err := raw.SetReadDeadline(time.Now().Add(curRTO)); err != nil {
-			return fmt.Errorf("tftp: get %q: %w", filename, err)
-		}
-		n, from, err := conn.read(buf)
+		n, from, err := read(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("tftp: get %q: %w", filename, ctx.Err())
@@ -160,101 +224,41 @@ func (c *Client) get(ctx context.Context, server netip.AddrPort, filename string
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return fmt.Errorf("tftp: get %q: %w", filename, err)
 			}
-			if tries++; tries > retries {
-				return fmt.Errorf("tftp: get %q: block %d: no answer after %d tries: %w", filename, expected, tries, err)
-			}
-			curRTO = min(curRTO*2, maxRTO)
-			tr.Resent++
-			to := tid
-			if !tid.IsValid() {
-				to = server
-			}
-			if err := conn.write(lastSent, to); err != nil {
+			o, err := x.timeout()
+			if err != nil {
 				return err
 			}
-			nudged = false
-			continue
-		}
-		if !tid.IsValid() {
-			// RFC 1350 §4: the first answer's source port is the server's TID.
-			if from.Addr().Unmap() != server.Addr().Unmap() {
-				continue
+			if err := send(o); err != nil {
+				return err
 			}
-			tid = from
-			tr.Client = tid
-			tr.FirstReply = time.Since(tr.Start)
-		} else if from != tid {
-			conn.write(appendError(nil, ErrCodeUnknownTID, "unknown transfer ID"), from)
 			continue
 		}
-		p, err := ParsePacket(buf[:n])
-		if err != nil {
-			continue
-		}
-		switch p.Op {
-		case OpERROR:
-			return fmt.Errorf("tftp: get %q: %w", filename, &PeerError{Code: p.ErrCode, Message: p.ErrMsg})
-		case OpOACK:
-			if expected != 1 || inWin != 0 {
-				continue // a resent OACK after data started
-			}
-			neg, tsize, err := AcceptOACK(asked, p.Options)
-			if err != nil {
-				conn.write(appendError(nil, ErrCodeOptionNegotiation, err.Error()), tid)
+		hadTID := x.tid.IsValid()
+		o, done, err := x.packet(buf[:n], from)
+		if !hadTID && x.tid.IsValid() && c.Connect && conn.udp != nil {
+			if err := conn.connect(x.tid); err != nil {
 				return fmt.Errorf("tftp: get %q: %w", filename, err)
 			}
-			bs, ws = neg.Blksize, neg.Windowsize
-			tr.Blksize, tr.Windowsize, tr.Size = bs, ws, tsize
-			tries, curRTO = 0, rto
-			if err := sendAck(0); err != nil {
-				return err
-			}
-		case OpDATA:
-			if len(p.Data) > bs {
-				continue
-			}
-			if p.Block != uint16(expected) {
-				// A gap (RFC 7440: ACK the last block in order so the
-				// server resends from there) or a resent old block (our
-				// ACK was lost). One ACK per event, not one per packet.
-				if !nudged || ws == 1 {
-					nudged = true
-					if err := sendAck(uint16(expected - 1)); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if _, err := w.Write(p.Data); err != nil {
-				conn.write(appendError(nil, ErrCodeDiskFull, "write failed"), tid)
-				return fmt.Errorf("tftp: get %q: write: %w", filename, err)
-			}
-			tr.Bytes += int64(len(p.Data))
-			expected++
-			inWin++
-			tries, curRTO, nudged = 0, rto, false
-			if len(p.Data) < bs {
-				if err := sendAck(p.Block); err != nil {
-					return err
-				}
-				closeConn = false
-				go dally(raw, conn, tid, p.Block, rto)
-				return nil
-			}
-			if inWin >= ws {
-				if err := sendAck(p.Block); err != nil {
-					return err
-				}
-			}
+		}
+		if serr := send(o); serr != nil && err == nil {
+			return serr
+		}
+		if err != nil {
+			return err
+		}
+		if done {
+			closeConn = false
+			go dally(raw, conn, x, x.rto)
+			return nil
 		}
 	}
 }
 
 // dally re-acknowledges the last block for one timeout after the transfer,
 // in case our final ACK was lost (RFC 1350 §6), then closes the socket.
-func dally(raw net.PacketConn, conn pconn, tid netip.AddrPort, block uint16, wait time.Duration) {
+func dally(raw net.PacketConn, conn pconn, x *xfer, wait time.Duration) {
 	defer raw.Close()
-	ack := appendAck(nil, block)
+	ack := appendAck(nil, x.last)
 	buf := make([]byte, 4+MaxBlksize)
 	raw.SetReadDeadline(time.Now().Add(wait))
 	for range 16 {
@@ -262,9 +266,8 @@ func dally(raw net.PacketConn, conn pconn, tid netip.AddrPort, block uint16, wai
 		if err != nil {
 			return
 		}
-		if from == tid && n >= 4 && Opcode(binary.BigEndian.Uint16(buf)) == OpDATA &&
-			binary.BigEndian.Uint16(buf[2:]) == block {
-			conn.write(ack, tid)
+		if x.finalData(buf[:n], from) {
+			conn.write(ack, x.tid)
 		}
 	}
 }
