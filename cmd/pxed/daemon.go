@@ -54,6 +54,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	}
 	lim := cfg.Limits
 	fitDescriptors(&lim, openFileLimit(), log)
+	if subs, err := cfg.ServerSubnets(); err == nil && cfg.DHCP.Mode == config.ModeServer {
+		warnNeighbourTable(onLinkAddresses(subs), neighbourLimit(), log)
+	}
 	evlog := &events.Log{Logger: log, PerMachine: lim.EventsPerMachine, MaxMachines: lim.Machines,
 		MaxBytes: int64(lim.EventsMemoryMB) << 20, MaxAddresses: lim.Addresses}
 	deps := &fleetDeps{choices: &boot.Choices{}} // menu items chosen (boot.Menus)

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"encoding/binary"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"pxed/internal/config"
@@ -47,4 +51,58 @@ func fitDescriptors(l *config.Limits, nofile uint64, log *slog.Logger) {
 	l.TFTPTransfers, l.HTTPConnections = tftp, http
 	l.TFTPTransfersPerClient = min(l.TFTPTransfersPerClient, tftp)
 	l.HTTPConnectionsPerClient = min(l.HTTPConnectionsPerClient, http)
+}
+
+// neighbourLimitFile holds the kernel's hard limit on IPv4 neighbour (ARP)
+// entries. The table is one for the whole host, every network namespace
+// included.
+const neighbourLimitFile = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+
+// neighbourLimit reads the kernel's IPv4 neighbour table limit; 0 when it
+// cannot be read.
+func neighbourLimit() int {
+	b, err := os.ReadFile(neighbourLimitFile)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// onLinkAddresses counts the addresses mode server may hand to clients on
+// its own segments (relayed subnets' clients are reached through their
+// relay, which needs no neighbour entry for each).
+func onLinkAddresses(subs []config.ServerSubnet) int {
+	n := 0
+	for _, s := range subs {
+		if s.Interface == "" {
+			continue
+		}
+		for _, r := range s.Lease.Ranges {
+			if !r.First.Is4() || !r.Last.Is4() {
+				continue
+			}
+			a, b := r.First.As4(), r.Last.As4()
+			n += int(binary.BigEndian.Uint32(b[:])-binary.BigEndian.Uint32(a[:])) + 1
+		}
+		n += len(s.Lease.Reservations)
+	}
+	return n
+}
+
+// warnNeighbourTable says at start when the on-link pools hold more
+// addresses than the kernel's neighbour table: every client pxed answers
+// by unicast takes an entry, and once the table is full the kernel drops
+// those replies after the send has succeeded, so pxed cannot count them
+// (bench/storm.sh lost machines this way: "neighbor table overflow!" in the
+// kernel log).
+func warnNeighbourTable(addrs, limit int, log *slog.Logger) {
+	if limit == 0 || addrs <= limit {
+		return
+	}
+	log.Warn("the kernel's IPv4 neighbour table is smaller than the address pools: once it is full the kernel drops replies to new clients without an error (`neighbor table overflow!` in dmesg); raise it, e.g. sysctl -w net.ipv4.neigh.default.gc_thresh3=N net.ipv4.neigh.default.gc_thresh2=N/2 with N above the pool size",
+		"gc_thresh3", limit, "on_link_addresses", addrs)
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"testing"
 
 	"pxed/internal/config"
+	"pxed/internal/lease"
 )
 
 func TestFitDescriptors(t *testing.T) {
@@ -39,5 +41,34 @@ func TestFitDescriptors(t *testing.T) {
 				t.Fatalf("warned %v, want %v: %s", got, tc.warned, buf.String())
 			}
 		})
+	}
+}
+
+func TestNeighbourTableWarning(t *testing.T) {
+	subs := []config.ServerSubnet{
+		{Interface: "eth1", Lease: lease.Subnet{
+			Ranges:       []lease.Range{{First: netip.MustParseAddr("192.0.2.10"), Last: netip.MustParseAddr("192.0.2.209")}, {First: netip.MustParseAddr("198.51.100.0"), Last: netip.MustParseAddr("198.51.103.255")}},
+			Reservations: []lease.Reservation{{}, {}},
+		}},
+		{Interface: "", Lease: lease.Subnet{ // relayed: reached through the relay
+			Ranges: []lease.Range{{First: netip.MustParseAddr("198.18.0.0"), Last: netip.MustParseAddr("198.18.255.255")}},
+		}},
+	}
+	if got, want := onLinkAddresses(subs), 200+1024+2; got != want {
+		t.Fatalf("on-link addresses %d, want %d", got, want)
+	}
+	for _, tc := range []struct {
+		addrs, limit int
+		warned       bool
+	}{
+		{1226, 1024, true},  // the kernel's default limit under a 1,226-address pool
+		{1024, 1024, false}, // fits
+		{1226, 0, false},    // limit unknown
+	} {
+		var buf bytes.Buffer
+		warnNeighbourTable(tc.addrs, tc.limit, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "gc_thresh3"); got != tc.warned {
+			t.Errorf("%d addresses, limit %d: warned %v, want %v: %s", tc.addrs, tc.limit, got, tc.warned, buf.String())
+		}
 	}
 }
