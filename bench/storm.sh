@@ -3,7 +3,7 @@
 #
 # Usage (root): bench/storm.sh [--clients N] [--nbp-mib N] [--http-mib N] [--arch A] [--scale F]
 #                              [--servers pxed,dnsmasq] [--nbp-only] [--one-client-addr] [--out DIR] [--perf]
-#                              [--perf-client]
+#                              [--perf-client] [--cpu-trace]
 #
 # Each server runs alone in a server namespace (198.18.0.1/15) joined by a veth pair to a
 # client namespace (198.18.0.2/15); nothing touches the host's interfaces. `pxed storm` boots
@@ -44,6 +44,11 @@
 # process (`perf stat`, NAME.client.perfstat and NAME.server.perfstat).
 # After each storm the script counts the server's neighbour entries that hold a simulated machine's MAC: the machines
 # download from kernel sockets, so such an entry sends that machine's packets nowhere.
+# --cpu-trace samples every CPU's user/system/softirq time and the server's and client's CPU every
+# 100 ms through each storm (bench/cputrace.py: NAME.cputrace) and prints their averages over the
+# NBP and HTTP stages; `bench/cputrace.py show DIR/NAME.cputrace DIR/NAME.machines.json` prints
+# the whole trace with the machines in each stage. Every storm also prints the server's TCP
+# retransmissions and timeouts (both namespaces' /proc/net/netstat are kept in --out DIR).
 # PXED_BIN runs that pxed binary instead of building this tree's (compare two builds);
 # STORM_BIN runs the storm client from that binary instead (default: the pxed above; it
 # must know --machines-json);
@@ -62,11 +67,12 @@ SERVERS=pxed,dnsmasq
 OUT=
 PERF=0
 PERF_CLIENT=0
+CPU_TRACE=0
 CHAIN=--chain
 MACHINE_ADDRS=--machine-addrs
 
 usage() {
-	sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 while [ $# -gt 0 ]; do
@@ -80,6 +86,7 @@ while [ $# -gt 0 ]; do
 	--out) OUT="$2"; shift 2 ;;
 	--perf) PERF=1; shift ;;
 	--perf-client) PERF_CLIENT=1; shift ;;
+	--cpu-trace) CPU_TRACE=1; shift ;;
 	--nbp-only) CHAIN=; shift ;;
 	--one-client-addr) MACHINE_ADDRS=; shift ;;
 	-h | --help) usage ;;
@@ -99,8 +106,8 @@ case ",$SERVERS," in
 *,pxed,* | *,dnsmasq,*) ;;
 *) echo "storm.sh: --servers $SERVERS: write pxed, dnsmasq or pxed,dnsmasq" >&2; exit 2 ;;
 esac
-if [ "$PERF$PERF_CLIENT" != 00 ] && [ -z "$OUT" ]; then
-	echo "storm.sh: --perf and --perf-client write to --out DIR: add --out" >&2
+if [ "$PERF$PERF_CLIENT$CPU_TRACE" != 000 ] && [ -z "$OUT" ]; then
+	echo "storm.sh: --perf, --perf-client and --cpu-trace write to --out DIR: add --out" >&2
 	exit 2
 fi
 if [ "$PERF$PERF_CLIENT" != 00 ] && ! command -v perf >/dev/null; then
@@ -272,6 +279,22 @@ def tx(f):
 for side, b, a in (("server", sys.argv[2], sys.argv[3]), ("client", sys.argv[4], sys.argv[5])):
     print(f"{sys.argv[1]}: {side} veth: sent {tx(a)['packets'] - tx(b)['packets']} packets, dropped {tx(a)['dropped'] - tx(b)['dropped']} (peer's backlog full)")
 EOF
+	# TCP (the HTTP downloads): segments the server resent, how many of them the client had
+	# already (DSACK: spurious, e.g. reordered by the two CPUs' backlogs), and retransmission timeouts.
+	python3 - "$1" "$WORK/$1".snmp-server-{before,after} "$WORK/$1".netstat-server-{before,after} <<'EOF2'
+import sys
+def load(f):
+    ls, r = open(f).read().split("\n"), {}
+    for i in range(0, len(ls) - 1, 2):
+        for k, v in zip(ls[i].split()[1:], ls[i + 1].split()[1:]):
+            r[ls[i].split()[0] + k] = int(v)
+    return r
+s0, s1, n0, n1 = map(load, sys.argv[2:6])
+d = lambda a, b, k: a.get(k, 0) - b.get(k, 0)
+print(f"{sys.argv[1]}: server TCP: sent {d(s1, s0, 'Tcp:OutSegs')} segments, resent {d(s1, s0, 'Tcp:RetransSegs')} "
+      f"({d(n1, n0, 'TcpExt:TCPDSACKRecvSegs')} of them reported duplicate by the client), "
+      f"{d(n1, n0, 'TcpExt:TCPTimeouts')} retransmission timeouts")
+EOF2
 	local n0 f0 n1 f1
 	read -r n0 f0 <"$WORK/$1.neigh-before"
 	read -r n1 f1 <"$WORK/$1.neigh-after"
@@ -297,10 +320,19 @@ storm() {
 	neigh_stat >"$WORK/$1.neigh-before"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-before"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-before"
+	ip netns exec "$NS_S" cat /proc/net/netstat >"$WORK/$1.netstat-server-before"
+	ip netns exec "$NS_C" cat /proc/net/netstat >"$WORK/$1.netstat-client-before"
 	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-before"
 	ip -n "$NS_C" -s -j link show dev "$IF_C" >"$WORK/$1.link-client-before"
+	local trace_pid=
+	if [ "$CPU_TRACE" -eq 1 ]; then
+		python3 "$REPO/bench/cputrace.py" sample "$OUT/$1.cputrace" "${PGIDS[@]}" &
+		trace_pid=$!
+		sleep 1 # python's start (pyenv), and one second of the machine before the storm
+	fi
 	before=$(sys_cpu)
 	srv0=$(server_cpu)
+	echo "$EPOCHREALTIME" >"$WORK/$1.tracestart"
 	timeout 240 ip netns exec "$NS_C" ${CLI_CPUS:+taskset -c "$CLI_CPUS"} "$WORK/pxed-storm" storm --interface "$IF_C" --clients "$CLIENTS" \
 		--arch "$ARCH" --fetch $CHAIN $MACHINE_ADDRS --timeout-scale "$SCALE" --timeout 3m --mac-prefix "$MAC_PREFIX" \
 		--json --machines-json "$WORK/$1.machines.json" >"$WORK/$1.json" 2>"$WORK/$1.progress" &
@@ -323,6 +355,10 @@ storm() {
 		perf_pids+=($!)
 	fi
 	wait "$storm_pid" || rc=$?
+	if [ -n "$trace_pid" ]; then
+		kill "$trace_pid" 2>/dev/null || true
+		wait "$trace_pid" 2>/dev/null || true
+	fi
 	local p
 	for p in ${perf_pids[@]+"${perf_pids[@]}"}; do kill -INT "$p" 2>/dev/null || true; done
 	for p in ${perf_pids[@]+"${perf_pids[@]}"}; do wait "$p" 2>/dev/null || true; done
@@ -332,6 +368,8 @@ storm() {
 	neigh_stat >"$WORK/$1.neigh-after"
 	ip netns exec "$NS_S" cat /proc/net/snmp >"$WORK/$1.snmp-server-after"
 	ip netns exec "$NS_C" cat /proc/net/snmp >"$WORK/$1.snmp-client-after"
+	ip netns exec "$NS_S" cat /proc/net/netstat >"$WORK/$1.netstat-server-after"
+	ip netns exec "$NS_C" cat /proc/net/netstat >"$WORK/$1.netstat-client-after"
 	ip -n "$NS_S" -s -j link show dev "$IF_S" >"$WORK/$1.link-server-after"
 	ip -n "$NS_C" -s -j link show dev "$IF_C" >"$WORK/$1.link-client-after"
 	if [ "$1" = pxed ]; then
@@ -347,10 +385,13 @@ storm() {
 	set -- "$1" $before $after
 	echo "{\"busy\": $(((${4} - ${2}) * 100 / hz)), \"softirq\": $(((${5} - ${3}) * 100 / hz)), \"server\": $(((srv1 - srv0) * 100 / hz))}" >"$WORK/$1.cpu"
 	[ -z "$OUT" ] || cp "$WORK/$1.json" "$WORK/$1.cpu" "$WORK/$1.progress" "$WORK/$1.log" "$WORK/$1.neigh" \
-		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$WORK/$1".link-* "$OUT/"
+		"$WORK/$1.machines.json" "$WORK/$1".snmp-* "$WORK/$1".netstat-* "$WORK/$1".link-* "$WORK/$1.tracestart" "$OUT/"
 	[ -z "$OUT" ] || [ ! -e "$WORK/$1.metrics" ] || cp "$WORK/$1.metrics" "$OUT/"
 	udp_errs "$1" >&2
 	tail -c 300 "$WORK/$1.progress" | tr '\r' '\n' | tail -1 >&2
+	if [ "$CPU_TRACE" -eq 1 ]; then
+		python3 "$REPO/bench/cputrace.py" show "$OUT/$1.cputrace" "$OUT/$1.machines.json" | grep -E ' stage \(' >&2 || true
+	fi
 	log "$1: server neighbour entries: $(grep -c lladdr "$WORK/$1.neigh" || true), with a simulated machine's MAC: $(grep -ci "lladdr $MAC_PREFIX" "$WORK/$1.neigh" || true)"
 	return $rc
 }
