@@ -296,6 +296,9 @@ func (h *handler) Decode(pk udploop.Packet) (request, bool) {
 // message, the outermost Relay-Forw (nil when not relayed) and the
 // innermost one (the relay on the client's link).
 func Decode(b []byte) (m *dhcpv6.Message, outer, inner *dhcpv6.RelayMessage, err error) {
+	if m, ok := fastDecode(b); ok { // a client's own message, most often (see decode.go)
+		return m, nil, nil, nil
+	}
 	d, err := dhcpv6.FromBytes(b)
 	if err != nil {
 		return nil, nil, nil, err
