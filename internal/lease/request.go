@@ -77,11 +77,11 @@ type RequestRequest struct {
 // err is set only for store failures; the Decision is then Ignore. With
 // d, Request does not wait: see Deferred.
 func (m *Manager) Request(ctx context.Context, d *Deferred, req RequestRequest) (Decision, Lease, error) {
-	unlock, err := m.lockKey(req.Key, d)
+	turn, err := m.lockKey(req.Key, d)
 	if err != nil {
 		return Decision{Ignore, "client busy"}, Lease{}, err
 	}
-	defer unlock()
+	defer turn.unlock()
 	now := m.now()
 	switch {
 	case req.Selected:
