@@ -164,7 +164,7 @@ func (a *msgArena) option(code dhcpv6.OptionCode, v []byte, depth int) (dhcpv6.O
 		}
 		var codes dhcpv6.OptionCodes
 		if len(v)/2 <= len(a.codes) {
-			codes = a.codes[:0:len(v)/2]
+			codes = a.codes[: 0 : len(v)/2]
 		}
 		for i := 0; i < len(v); i += 2 {
 			codes.Add(dhcpv6.OptionCode(binary.BigEndian.Uint16(v[i:])))
