@@ -23,6 +23,10 @@ import (
 // unexported types (client and server identifier, elapsed time, option
 // request) cost one allocation each through its constructors.
 //
+// The arena lives as long as anything points into it, so what outlives
+// the exchange copies what it keeps (a bound lease's MAC, the handler's
+// MAC cache).
+//
 // It decodes only what it knows to decode exactly as the library does:
 // the options of the messages clients send (identifiers, IA_NA, IA
 // Address, Status Code, Option Request, Elapsed Time, Rapid Commit, User
@@ -115,18 +119,17 @@ func (a *msgArena) option(code dhcpv6.OptionCode, v []byte, depth int) (dhcpv6.O
 		if len(v) < 12 || depth > 0 {
 			return nil, false // nested IA_NAs are rare: the library's
 		}
-		ia := &dhcpv6.OptIANA{}
-		iaOpts := dhcpv6.Options(nil)
+		var ia *dhcpv6.OptIANA
+		var iaOpts dhcpv6.Options
 		if a.nIA < len(a.ias) {
 			ia, iaOpts = &a.ias[a.nIA], a.iaOpt[a.nIA][:0:len(a.iaOpt[a.nIA])]
 			a.nIA++
+		} else {
+			ia, iaOpts = &dhcpv6.OptIANA{}, make(dhcpv6.Options, 0, 10)
 		}
 		copy(ia.IaId[:], v)
 		ia.T1 = seconds(v[4:])
 		ia.T2 = seconds(v[8:])
-		if iaOpts == nil {
-			iaOpts = make(dhcpv6.Options, 0, 10)
-		}
 		opts, ok := a.options(iaOpts, v[12:], depth+1)
 		if !ok {
 			return nil, false
@@ -137,10 +140,12 @@ func (a *msgArena) option(code dhcpv6.OptionCode, v []byte, depth int) (dhcpv6.O
 		if len(v) < 24 || depth > 1 {
 			return nil, false
 		}
-		ad := &dhcpv6.OptIAAddress{}
+		var ad *dhcpv6.OptIAAddress
 		if a.nAddr < len(a.addrs) {
 			ad = &a.addrs[a.nAddr]
 			a.nAddr++
+		} else {
+			ad = &dhcpv6.OptIAAddress{}
 		}
 		ad.IPv6Addr = net.IP(v[:16:16])
 		ad.PreferredLifetime = seconds(v[16:])
@@ -251,10 +256,12 @@ func (a *msgArena) duid(v []byte) (dhcpv6.DUID, bool) {
 		if len(p) < 6 {
 			return nil, false
 		}
-		d := &dhcpv6.DUIDLLT{}
+		var d *dhcpv6.DUIDLLT
 		if a.nDUID&1 == 0 {
 			d = &a.llt
 			a.nDUID |= 1
+		} else {
+			d = &dhcpv6.DUIDLLT{}
 		}
 		d.HWType, d.Time, d.LinkLayerAddr = iana.HWType(binary.BigEndian.Uint16(p)), binary.BigEndian.Uint32(p[2:]), net.HardwareAddr(p[6:])
 		return d, true
@@ -262,10 +269,12 @@ func (a *msgArena) duid(v []byte) (dhcpv6.DUID, bool) {
 		if len(p) < 2 {
 			return nil, false
 		}
-		d := &dhcpv6.DUIDLL{}
+		var d *dhcpv6.DUIDLL
 		if a.nDUID&2 == 0 {
 			d = &a.ll
 			a.nDUID |= 2
+		} else {
+			d = &dhcpv6.DUIDLL{}
 		}
 		d.HWType, d.LinkLayerAddr = iana.HWType(binary.BigEndian.Uint16(p)), net.HardwareAddr(p[2:])
 		return d, true
