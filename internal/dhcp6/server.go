@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -363,8 +364,11 @@ func (h *handler) Quick(q request) bool {
 func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf []byte) (reply, udploop.Outcome) {
 	var learned net.HardwareAddr
 	cid := q.msg.Options.ClientID()
+	var duidBuf [64]byte
+	var duid []byte // cid's wire form, without the library's buffers
 	if cid != nil {
-		learned = h.s.macs.get(cid.ToBytes())
+		duid = appendDUID(duidBuf[:0], cid)
+		learned = h.s.macs.get(duid)
 	}
 	if learned == nil {
 		learned = q.relayMAC
@@ -387,7 +391,7 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 	mac := mac(res)
 	if len(res.Machine.MAC) > 0 {
 		if cid != nil && learned == nil {
-			h.s.macs.put(cid.ToBytes(), res.Machine.MAC)
+			h.s.macs.put(duid, res.Machine.MAC)
 		}
 	}
 	if res.Reply == nil {
@@ -554,7 +558,7 @@ func (c *macCache) put(duid []byte, mac net.HardwareAddr) {
 	if c.m == nil || len(c.m) >= macCacheMax {
 		c.m = make(map[string]net.HardwareAddr)
 	}
-	c.m[string(duid)] = mac
+	c.m[string(duid)] = slices.Clone(mac) // not the decoded packet's (see fastDecode)
 }
 
 // Close closes a socket that Open returned and Run will not serve.
