@@ -31,11 +31,12 @@ import (
 // the options of the messages clients send (identifiers, IA_NA, IA
 // Address, Status Code, Option Request, Elapsed Time, Rapid Commit, User
 // and Vendor Class, Client Architecture) and any option the library has no
-// type for (an OptionGeneric); any other option is parsed by the library's
-// ParseOption, a relayed message (Relay-Forw) and anything malformed by
-// the library whole. FuzzDecode checks that on every input fastDecode
-// takes, the library decodes the same message (reflect.DeepEqual), and
-// that fastDecode never panics.
+// type for (an OptionGeneric), and Relay-Forw and Relay-Repl (RFC 8415
+// §9) around them, nested up to hopLimit+1; any other option is parsed by
+// the library's ParseOption, anything malformed by the library whole.
+// FuzzDecode checks that on every input fastDecode takes, the library
+// decodes the same message (reflect.DeepEqual), and that fastDecode never
+// panics.
 
 // msgArena holds a decoded message and the parts of it that are not in
 // the library's unexported types: one allocation for most messages.
@@ -54,15 +55,11 @@ type msgArena struct {
 	raw   [256]byte
 }
 
-// fastDecode decodes a client's message (not a relayed one) as
-// dhcpv6.MessageFromBytes does; false when it leaves the message to the
-// library (see above). It never keeps b: the message points into a copy.
-func fastDecode(b []byte) (*dhcpv6.Message, bool) {
+// fastDecode decodes a message as dhcpv6.FromBytes does; false when it
+// leaves the message to the library (see above). It never keeps b: the
+// message points into a copy.
+func fastDecode(b []byte) (dhcpv6.DHCPv6, bool) {
 	if len(b) < 4 {
-		return nil, false
-	}
-	switch dhcpv6.MessageType(b[0]) {
-	case dhcpv6.MessageTypeRelayForward, dhcpv6.MessageTypeRelayReply:
 		return nil, false
 	}
 	a := new(msgArena)
@@ -73,14 +70,68 @@ func fastDecode(b []byte) (*dhcpv6.Message, bool) {
 	} else {
 		own = append([]byte(nil), b...)
 	}
-	a.msg.MessageType = dhcpv6.MessageType(own[0])
-	copy(a.msg.TransactionID[:], own[1:4])
-	opts, ok := a.options(a.opts[:0:len(a.opts)], own[4:], 0)
+	return a.decode(own, 0)
+}
+
+// decode decodes the message in b, within relays Relay messages.
+func (a *msgArena) decode(b []byte, relays int) (dhcpv6.DHCPv6, bool) {
+	if len(b) < 4 {
+		return nil, false
+	}
+	switch mt := dhcpv6.MessageType(b[0]); mt {
+	case dhcpv6.MessageTypeRelayForward, dhcpv6.MessageTypeRelayReply: // RFC 8415 §9
+		if len(b) < 34 || relays > hopLimit {
+			return nil, false
+		}
+		r := &dhcpv6.RelayMessage{MessageType: mt, HopCount: b[1], LinkAddr: net.IP(b[2:18:18]), PeerAddr: net.IP(b[18:34:34])}
+		opts, ok := a.relayOptions(b[34:], relays)
+		if !ok {
+			return nil, false
+		}
+		r.Options.Options = opts
+		return r, true
+	}
+	if a.msg.Options.Options != nil {
+		return nil, false // a second client message: the library's
+	}
+	a.msg.MessageType = dhcpv6.MessageType(b[0])
+	copy(a.msg.TransactionID[:], b[1:4])
+	opts, ok := a.options(a.opts[:0:len(a.opts)], b[4:], 0)
 	if !ok {
 		return nil, false
 	}
 	a.msg.Options.Options = opts
 	return &a.msg, true
+}
+
+// relayOptions decodes a relay message's options: the Relay Message
+// option (9) holds the message relayed, any other is the library's.
+func (a *msgArena) relayOptions(b []byte, relays int) (dhcpv6.Options, bool) {
+	list := make(dhcpv6.Options, 0, 4)
+	for len(b) >= 4 {
+		code := dhcpv6.OptionCode(binary.BigEndian.Uint16(b))
+		n := int(binary.BigEndian.Uint16(b[2:]))
+		if len(b)-4 < n {
+			return nil, false
+		}
+		v := b[4 : 4+n : 4+n]
+		b = b[4+n:]
+		var o dhcpv6.Option
+		if code == dhcpv6.OptionRelayMsg {
+			d, ok := a.decode(v, relays+1)
+			if !ok {
+				return nil, false
+			}
+			o = dhcpv6.OptRelayMessage(d)
+		} else {
+			var err error
+			if o, err = dhcpv6.ParseOption(code, v); err != nil {
+				return nil, false
+			}
+		}
+		list = append(list, o)
+	}
+	return list, len(b) == 0
 }
 
 // options appends the options encoded in b to list, as

@@ -48,7 +48,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// pxed's decoder takes a message only as the library decodes it.
 		if fm, ok := fastDecode(b); ok {
-			lm, err := dhcpv6.MessageFromBytes(b)
+			lm, err := dhcpv6.FromBytes(b)
 			if err != nil {
 				t.Fatalf("fastDecode took a message the library rejects (%v):\n% x", err, b)
 			}

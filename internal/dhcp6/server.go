@@ -297,12 +297,11 @@ func (h *handler) Decode(pk udploop.Packet) (request, bool) {
 // message, the outermost Relay-Forw (nil when not relayed) and the
 // innermost one (the relay on the client's link).
 func Decode(b []byte) (m *dhcpv6.Message, outer, inner *dhcpv6.RelayMessage, err error) {
-	if m, ok := fastDecode(b); ok { // a client's own message, most often (see decode.go)
-		return m, nil, nil, nil
-	}
-	d, err := dhcpv6.FromBytes(b)
-	if err != nil {
-		return nil, nil, nil, err
+	d, ok := fastDecode(b) // see decode.go
+	if !ok {
+		if d, err = dhcpv6.FromBytes(b); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	for hops := 0; d.IsRelay(); hops++ {
 		if hops > hopLimit {
@@ -321,7 +320,7 @@ func Decode(b []byte) (m *dhcpv6.Message, outer, inner *dhcpv6.RelayMessage, err
 		}
 		d, inner = msg, r
 	}
-	m, ok := d.(*dhcpv6.Message)
+	m, ok = d.(*dhcpv6.Message)
 	if !ok {
 		return nil, nil, nil, errors.New("dhcp6: not a client message")
 	}
