@@ -42,17 +42,20 @@ import (
 // the library's unexported types: one allocation for most messages.
 type msgArena struct {
 	msg   dhcpv6.Message
-	opts  [8]dhcpv6.Option
+	opts  [6]dhcpv6.Option
 	llt   dhcpv6.DUIDLLT
 	ll    dhcpv6.DUIDLL
-	ias   [2]dhcpv6.OptIANA
-	iaOpt [2][2]dhcpv6.Option
-	addrs [2]dhcpv6.OptIAAddress
-	codes [16]dhcpv6.OptionCode // the option request's
-	nIA   int
-	nAddr int
-	nDUID int // DUIDs taken from llt / ll: 1 each (the client's; a server's comes second)
-	raw   [256]byte
+	ias   [1]dhcpv6.OptIANA
+	iaOpt [1][2]dhcpv6.Option
+	addrs [1]dhcpv6.OptIAAddress
+	codes [8]dhcpv6.OptionCode // the option request's
+	nIA   uint8
+	nAddr uint8
+	nDUID uint8 // DUIDs taken from llt (bit 0) and ll (bit 1)
+	// raw holds the packet when it fits: clients' messages are ~60–150
+	// bytes. The arena is sized for Go's 512-byte size class (the
+	// allocation volume sets how often the GC runs).
+	raw [128]byte
 }
 
 // fastDecode decodes a message as dhcpv6.FromBytes does; false when it
@@ -172,7 +175,7 @@ func (a *msgArena) option(code dhcpv6.OptionCode, v []byte, depth int) (dhcpv6.O
 		}
 		var ia *dhcpv6.OptIANA
 		var iaOpts dhcpv6.Options
-		if a.nIA < len(a.ias) {
+		if int(a.nIA) < len(a.ias) {
 			ia, iaOpts = &a.ias[a.nIA], a.iaOpt[a.nIA][:0:len(a.iaOpt[a.nIA])]
 			a.nIA++
 		} else {
@@ -192,7 +195,7 @@ func (a *msgArena) option(code dhcpv6.OptionCode, v []byte, depth int) (dhcpv6.O
 			return nil, false
 		}
 		var ad *dhcpv6.OptIAAddress
-		if a.nAddr < len(a.addrs) {
+		if int(a.nAddr) < len(a.addrs) {
 			ad = &a.addrs[a.nAddr]
 			a.nAddr++
 		} else {

@@ -1,6 +1,7 @@
 package dhcp6
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -114,26 +115,26 @@ func (f *Full) Respond(req Request) Result {
 	default:
 		return ignore(Unsupported, mt.String()+" is not answered by a DHCPv6 server")
 	}
-	// The client's DUID, encoded once (for the IAs' keys and the cluster
-	// split) without the library's buffers.
-	var duidBuf [64]byte
-	var duid []byte
+	// The exchange and its Result stay on the stack: the lease calls
+	// keep (leak) what x points to, so x holds no pointer to the stack.
+	x := exchange{f: f, req: req, ctx: req.Ctx}
 	if cid != nil { // an Information-request may come without one
-		duid = appendDUID(duidBuf[:0], cid)
+		x.setDUID(cid)
 	}
-	if f.Owns != nil && sid == nil && mt != dhcpv6.MessageTypeInformationRequest && !f.Owns(duid) {
+	if f.Owns != nil && sid == nil && mt != dhcpv6.MessageTypeInformationRequest && !f.Owns(bytes.Clone(x.duid())) {
 		return ignore(PeerShare, mt.String()+": a client another server of the cluster answers")
 	}
 	mc := Machine(m, req.Src.Addr())
 	if len(mc.MAC) == 0 {
 		mc.MAC = req.MAC
 	}
-	res := Result{Machine: mc}
+	x.res = Result{Machine: mc}
+	res := &x.res
 	sn := f.subnetFor(req)
 	if sn == nil {
 		return res.ignore(NoSubnet, fmt.Sprintf("%s: no dhcp6 subnet for the client's link", mt))
 	}
-	x := exchange{f: f, req: req, sn: sn, res: &res, ctx: req.Ctx, host: hostname(m), duid: duid}
+	x.sn, x.host = sn, hostname(m)
 	if x.ctx == nil {
 		x.ctx = context.Background()
 	}
@@ -216,7 +217,7 @@ func (f *Full) Respond(req Request) Result {
 		what = "options only"
 	}
 	res.Reply, res.Reason = reply, lowerName(mt)+": "+what
-	return res
+	return *res
 }
 
 // subnetFor chooses the subnet of a request: the one holding the link
@@ -282,18 +283,39 @@ type exchange struct {
 	f    *Full
 	req  Request
 	sn   *Subnet
-	res  *Result
+	res  Result
 	ctx  context.Context
-	duid []byte // the client's DUID, encoded once for the IAs' keys
-	host string // from its FQDN option, once
+	// The client's DUID, encoded once for the IAs' keys: in duidArr
+	// (duidLen bytes), or in duidLong when longer.
+	duidArr  [32]byte
+	duidLen  int
+	duidLong []byte
+	host     string // from its FQDN option, once
 	done []string
 	busy bool
 	err  error
 }
 
+// setDUID encodes the client's DUID (see duid).
+func (x *exchange) setDUID(d dhcpv6.DUID) {
+	if b := appendDUID(x.duidArr[:0], d); len(b) <= len(x.duidArr) {
+		x.duidLen = len(b)
+	} else {
+		x.duidLong = bytes.Clone(b) // not b: x must hold no pointer into itself
+	}
+}
+
+// duid is the client's DUID in wire form.
+func (x *exchange) duid() []byte {
+	if x.duidLong != nil {
+		return x.duidLong
+	}
+	return x.duidArr[:x.duidLen]
+}
+
 // key is the lease key of one IA_NA of the client.
 func (x *exchange) key(ia *dhcpv6.OptIANA) lease.ClientKey {
-	return lease.DUIDKey(binary.BigEndian.Uint32(ia.IaId[:]), x.duid)
+	return lease.DUIDKey(binary.BigEndian.Uint32(ia.IaId[:]), x.duid())
 }
 
 // fail records a lease operation's error; true when there was one.
