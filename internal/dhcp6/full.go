@@ -280,20 +280,20 @@ func (s *Subnet) lifetimes() (preferred, valid time.Duration) {
 // addresses handled (for the reason), and whether a lease operation was
 // busy or failed, which ends the message without a reply.
 type exchange struct {
-	f    *Full
-	req  Request
-	sn   *Subnet
-	res  Result
-	ctx  context.Context
+	f   *Full
+	req Request
+	sn  *Subnet
+	res Result
+	ctx context.Context
 	// The client's DUID, encoded once for the IAs' keys: in duidArr
 	// (duidLen bytes), or in duidLong when longer.
 	duidArr  [32]byte
 	duidLen  int
 	duidLong []byte
 	host     string // from its FQDN option, once
-	done []string
-	busy bool
-	err  error
+	done     []string
+	busy     bool
+	err      error
 }
 
 // setDUID encodes the client's DUID (see duid).
