@@ -139,8 +139,11 @@ func (f *Full) Respond(req Request) Result {
 		x.ctx = context.Background()
 	}
 	replyType := dhcpv6.MessageTypeReply
-	var iaBuf [2]*dhcpv6.OptIANA
-	ias := iaBuf[:0]
+	// The request's IA_NAs (in) and the reply's (ias), two of each
+	// without allocating; separate arrays, so that writing one never
+	// overwrites the other.
+	var inBuf, outBuf [2]*dhcpv6.OptIANA
+	ias := outBuf[:0]
 	var status *dhcpv6.OptStatusCode
 	bootInfo := mc.Firmware != boot.FirmwareUnknown
 	switch mt {
@@ -149,15 +152,15 @@ func (f *Full) Respond(req Request) Result {
 		if !rapid {
 			replyType = dhcpv6.MessageTypeAdvertise
 		}
-		for _, ia := range appendIANA(iaBuf[:0], m) {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			ias = append(ias, x.assign(ia, rapid))
 		}
 	case dhcpv6.MessageTypeRequest: // §18.3.2
-		for _, ia := range appendIANA(iaBuf[:0], m) {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			ias = append(ias, x.assign(ia, true))
 		}
 	case dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind: // §18.3.4, §18.3.5
-		for _, ia := range appendIANA(iaBuf[:0], m) {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			if out := x.extend(ia, mt == dhcpv6.MessageTypeRebind); out != nil {
 				ias = append(ias, out)
 			}
@@ -166,7 +169,7 @@ func (f *Full) Respond(req Request) Result {
 			return res.ignore(NoBinding, "rebind: no binding of this client here")
 		}
 	case dhcpv6.MessageTypeRelease, dhcpv6.MessageTypeDecline: // §18.3.7, §18.3.8
-		for _, ia := range appendIANA(iaBuf[:0], m) {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			if out := x.release(ia, mt == dhcpv6.MessageTypeDecline); out != nil {
 				ias = append(ias, out)
 			}
