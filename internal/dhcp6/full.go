@@ -1,6 +1,7 @@
 package dhcp6
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -74,6 +76,8 @@ type Full struct {
 	// Request, Renew, Release or Decline names its server, and an
 	// Information-request binds nothing. Set it before serving.
 	Owns func(duid []byte) bool
+
+	sidOpt atomic.Pointer[serverIDOpt] // serverIDOption's
 }
 
 // Quick reports whether messages may be answered on the socket's reader.
@@ -86,6 +90,7 @@ func (f *Full) Respond(req Request) Result {
 	}
 	m := req.Msg
 	mt := m.MessageType
+	cidOpt := m.Options.GetOne(dhcpv6.OptionClientID) // reused in the reply
 	cid, sid := m.Options.ClientID(), m.Options.ServerID()
 	mine := sid != nil && sid.Equal(req.ServerID)
 	switch mt { // RFC 8415 §16: what each message must and must not carry
@@ -110,27 +115,35 @@ func (f *Full) Respond(req Request) Result {
 	default:
 		return ignore(Unsupported, mt.String()+" is not answered by a DHCPv6 server")
 	}
-	if f.Owns != nil && sid == nil && mt != dhcpv6.MessageTypeInformationRequest && !f.Owns(cid.ToBytes()) {
+	// The exchange and its Result stay on the stack: the lease calls
+	// keep (leak) what x points to, so x holds no pointer to the stack.
+	x := exchange{f: f, req: req, ctx: req.Ctx}
+	if cid != nil { // an Information-request may come without one
+		x.setDUID(cid)
+	}
+	if f.Owns != nil && sid == nil && mt != dhcpv6.MessageTypeInformationRequest && !f.Owns(bytes.Clone(x.duid())) {
 		return ignore(PeerShare, mt.String()+": a client another server of the cluster answers")
 	}
 	mc := Machine(m, req.Src.Addr())
 	if len(mc.MAC) == 0 {
 		mc.MAC = req.MAC
 	}
-	res := Result{Machine: mc}
+	x.res = Result{Machine: mc}
+	res := &x.res
 	sn := f.subnetFor(req)
 	if sn == nil {
 		return res.ignore(NoSubnet, fmt.Sprintf("%s: no dhcp6 subnet for the client's link", mt))
 	}
-	x := exchange{f: f, req: req, sn: sn, res: &res, ctx: req.Ctx, host: hostname(m)}
-	if cid != nil { // an Information-request may come without one
-		x.duid = cid.ToBytes()
-	}
+	x.sn, x.host = sn, hostname(m)
 	if x.ctx == nil {
 		x.ctx = context.Background()
 	}
 	replyType := dhcpv6.MessageTypeReply
-	var ias []*dhcpv6.OptIANA
+	// The request's IA_NAs (in) and the reply's (ias), two of each
+	// without allocating; separate arrays, so that writing one never
+	// overwrites the other.
+	var inBuf, outBuf [2]*dhcpv6.OptIANA
+	ias := outBuf[:0]
 	var status *dhcpv6.OptStatusCode
 	bootInfo := mc.Firmware != boot.FirmwareUnknown
 	switch mt {
@@ -139,15 +152,15 @@ func (f *Full) Respond(req Request) Result {
 		if !rapid {
 			replyType = dhcpv6.MessageTypeAdvertise
 		}
-		for _, ia := range m.Options.IANA() {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			ias = append(ias, x.assign(ia, rapid))
 		}
 	case dhcpv6.MessageTypeRequest: // §18.3.2
-		for _, ia := range m.Options.IANA() {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			ias = append(ias, x.assign(ia, true))
 		}
 	case dhcpv6.MessageTypeRenew, dhcpv6.MessageTypeRebind: // §18.3.4, §18.3.5
-		for _, ia := range m.Options.IANA() {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			if out := x.extend(ia, mt == dhcpv6.MessageTypeRebind); out != nil {
 				ias = append(ias, out)
 			}
@@ -156,12 +169,12 @@ func (f *Full) Respond(req Request) Result {
 			return res.ignore(NoBinding, "rebind: no binding of this client here")
 		}
 	case dhcpv6.MessageTypeRelease, dhcpv6.MessageTypeDecline: // §18.3.7, §18.3.8
-		for _, ia := range m.Options.IANA() {
+		for _, ia := range appendIANA(inBuf[:0], m) {
 			if out := x.release(ia, mt == dhcpv6.MessageTypeDecline); out != nil {
 				ias = append(ias, out)
 			}
 		}
-		status = &dhcpv6.OptStatusCode{StatusCode: iana.StatusSuccess, StatusMessage: strings.ToLower(mt.String()) + " done"}
+		status = &dhcpv6.OptStatusCode{StatusCode: iana.StatusSuccess, StatusMessage: lowerName(mt) + " done"}
 		bootInfo = false
 	case dhcpv6.MessageTypeConfirm: // §18.3.3
 		st, ok := x.confirm()
@@ -178,9 +191,10 @@ func (f *Full) Respond(req Request) Result {
 		return res.ignore(StoreError, fmt.Sprintf("%s: %v", mt, x.err))
 	}
 	reply := &dhcpv6.Message{MessageType: replyType, TransactionID: m.TransactionID}
-	reply.AddOption(dhcpv6.OptServerID(req.ServerID))
-	if cid != nil {
-		reply.AddOption(dhcpv6.OptClientID(cid))
+	reply.Options.Options = make(dhcpv6.Options, 0, 8) // grown once at most
+	reply.AddOption(f.serverIDOption(req.ServerID))
+	if cidOpt != nil {
+		reply.AddOption(cidOpt)
 	}
 	if status != nil {
 		reply.AddOption(status)
@@ -205,8 +219,8 @@ func (f *Full) Respond(req Request) Result {
 	if what == "" {
 		what = "options only"
 	}
-	res.Reply, res.Reason = reply, strings.ToLower(mt.String())+": "+what
-	return res
+	res.Reply, res.Reason = reply, lowerName(mt)+": "+what
+	return *res
 }
 
 // subnetFor chooses the subnet of a request: the one holding the link
@@ -269,21 +283,42 @@ func (s *Subnet) lifetimes() (preferred, valid time.Duration) {
 // addresses handled (for the reason), and whether a lease operation was
 // busy or failed, which ends the message without a reply.
 type exchange struct {
-	f    *Full
-	req  Request
-	sn   *Subnet
-	res  *Result
-	ctx  context.Context
-	duid []byte // the client's DUID, encoded once for the IAs' keys
-	host string // from its FQDN option, once
-	done []string
-	busy bool
-	err  error
+	f   *Full
+	req Request
+	sn  *Subnet
+	res Result
+	ctx context.Context
+	// The client's DUID, encoded once for the IAs' keys: in duidArr
+	// (duidLen bytes), or in duidLong when longer.
+	duidArr  [32]byte
+	duidLen  int
+	duidLong []byte
+	host     string // from its FQDN option, once
+	done     []string
+	busy     bool
+	err      error
+}
+
+// setDUID encodes the client's DUID (see duid).
+func (x *exchange) setDUID(d dhcpv6.DUID) {
+	if b := appendDUID(x.duidArr[:0], d); len(b) <= len(x.duidArr) {
+		x.duidLen = len(b)
+	} else {
+		x.duidLong = bytes.Clone(b) // not b: x must hold no pointer into itself
+	}
+}
+
+// duid is the client's DUID in wire form.
+func (x *exchange) duid() []byte {
+	if x.duidLong != nil {
+		return x.duidLong
+	}
+	return x.duidArr[:x.duidLen]
 }
 
 // key is the lease key of one IA_NA of the client.
 func (x *exchange) key(ia *dhcpv6.OptIANA) lease.ClientKey {
-	return lease.DUIDKey(binary.BigEndian.Uint32(ia.IaId[:]), x.duid)
+	return lease.DUIDKey(binary.BigEndian.Uint32(ia.IaId[:]), x.duid())
 }
 
 // fail records a lease operation's error; true when there was one.
@@ -309,6 +344,93 @@ func hostname(m *dhcpv6.Message) string {
 	return h
 }
 
+// firstAddr is the first of iaAddrs(ia), without the list; zero if none.
+func firstAddr(ia *dhcpv6.OptIANA) netip.Addr {
+	for _, o := range ia.Options.Options {
+		if a, ok := o.(*dhcpv6.OptIAAddress); ok {
+			if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok && ip.Is6() && !ip.Is4In6() && !ip.IsUnspecified() {
+				return ip
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// appendIANA appends m's IA_NAs to buf, as m.Options.IANA() lists them.
+func appendIANA(buf []*dhcpv6.OptIANA, m *dhcpv6.Message) []*dhcpv6.OptIANA {
+	for _, o := range m.Options.Options {
+		if ia, ok := o.(*dhcpv6.OptIANA); ok {
+			buf = append(buf, ia)
+		}
+	}
+	return buf
+}
+
+// lowerName is the message type's name in lower case, as
+// strings.ToLower(mt.String()) but without the copy for the common ones.
+func lowerName(mt dhcpv6.MessageType) string {
+	switch mt {
+	case dhcpv6.MessageTypeSolicit:
+		return "solicit"
+	case dhcpv6.MessageTypeRequest:
+		return "request"
+	case dhcpv6.MessageTypeRenew:
+		return "renew"
+	case dhcpv6.MessageTypeRebind:
+		return "rebind"
+	case dhcpv6.MessageTypeRelease:
+		return "release"
+	case dhcpv6.MessageTypeDecline:
+		return "decline"
+	case dhcpv6.MessageTypeConfirm:
+		return "confirm"
+	case dhcpv6.MessageTypeInformationRequest:
+		return "information-request"
+	}
+	return strings.ToLower(mt.String())
+}
+
+// serverIDOption is the Server Identifier option of duid, made once per
+// DUID (pxed's is the same on every socket but for DUID-LLs of different
+// interfaces) and shared by the replies, which only read it.
+func (f *Full) serverIDOption(duid dhcpv6.DUID) dhcpv6.Option {
+	if c := f.sidOpt.Load(); c != nil && sameDUID(c.duid, duid) {
+		return c.opt
+	}
+	c := &serverIDOpt{duid: duid, opt: dhcpv6.OptServerID(duid)}
+	f.sidOpt.Store(c)
+	return c.opt
+}
+
+// sameDUID reports whether a and b are the same DUID value (pointer):
+// the library's DUIDs are pointers; any other kind is never the same (an
+// interface comparison could panic on a type holding a slice).
+func sameDUID(a, b dhcpv6.DUID) bool {
+	switch p := a.(type) {
+	case *dhcpv6.DUIDLLT:
+		q, ok := b.(*dhcpv6.DUIDLLT)
+		return ok && p == q
+	case *dhcpv6.DUIDLL:
+		q, ok := b.(*dhcpv6.DUIDLL)
+		return ok && p == q
+	case *dhcpv6.DUIDEN:
+		q, ok := b.(*dhcpv6.DUIDEN)
+		return ok && p == q
+	case *dhcpv6.DUIDUUID:
+		q, ok := b.(*dhcpv6.DUIDUUID)
+		return ok && p == q
+	case *dhcpv6.DUIDOpaque:
+		q, ok := b.(*dhcpv6.DUIDOpaque)
+		return ok && p == q
+	}
+	return false
+}
+
+type serverIDOpt struct {
+	duid dhcpv6.DUID
+	opt  dhcpv6.Option
+}
+
 // iaAddrs are the valid IPv6 addresses an IA_NA names.
 func iaAddrs(ia *dhcpv6.OptIANA) []netip.Addr {
 	var out []netip.Addr
@@ -325,6 +447,7 @@ func iaAddrs(ia *dhcpv6.OptIANA) []netip.Addr {
 func (x *exchange) ia(in *dhcpv6.OptIANA, opts ...dhcpv6.Option) *dhcpv6.OptIANA {
 	pref, _ := x.sn.lifetimes()
 	out := &dhcpv6.OptIANA{IaId: in.IaId}
+	out.Options.Options = make(dhcpv6.Options, 0, len(opts))
 	hasAddr := false
 	for _, o := range opts {
 		if _, ok := o.(*dhcpv6.OptIAAddress); ok {
@@ -339,7 +462,13 @@ func (x *exchange) ia(in *dhcpv6.OptIANA, opts ...dhcpv6.Option) *dhcpv6.OptIANA
 }
 
 func (x *exchange) addr(a netip.Addr, live bool) *dhcpv6.OptIAAddress {
-	o := &dhcpv6.OptIAAddress{IPv6Addr: a.AsSlice()}
+	// The option and its address bytes in one allocation.
+	oa := &struct {
+		o  dhcpv6.OptIAAddress
+		ip [16]byte
+	}{ip: a.As16()}
+	o := &oa.o
+	o.IPv6Addr = oa.ip[:]
 	if live {
 		o.PreferredLifetime, o.ValidLifetime = x.sn.lifetimes()
 	}
@@ -357,10 +486,7 @@ func status(code iana.StatusCode, msg string) *dhcpv6.OptStatusCode {
 // NoAddrsAvail in the IA.
 func (x *exchange) assign(in *dhcpv6.OptIANA, commit bool) *dhcpv6.OptIANA {
 	key, mac := x.key(in), x.res.Machine.MAC
-	var hint netip.Addr
-	if as := iaAddrs(in); len(as) > 0 {
-		hint = as[0]
-	}
+	hint := firstAddr(in)
 	if commit && hint.IsValid() {
 		// The common Request: the address of our Advertise, bound over
 		// the offer it made (no second Offer).
@@ -407,6 +533,9 @@ func (x *exchange) bound(in *dhcpv6.OptIANA, l lease.Lease, more ...dhcpv6.Optio
 		x.res.Learn = l.Addr
 	}
 	x.done = append(x.done, l.Addr.String())
+	if len(more) == 0 {
+		return x.ia(in, x.addr(l.Addr, true))
+	}
 	return x.ia(in, append([]dhcpv6.Option{x.addr(l.Addr, true)}, more...)...)
 }
 

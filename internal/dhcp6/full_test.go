@@ -333,3 +333,57 @@ func TestFullOwns(t *testing.T) {
 		t.Fatalf("information-request: %s", res.Reason)
 	}
 }
+
+// TestFullSeveralIAs: a Solicit with three IA_NAs (more than Respond
+// lists without allocating) gets three back, in order, each its own
+// address while the pool (two) lasts; a Request for two binds both.
+func TestFullSeveralIAs(t *testing.T) {
+	f, _ := newFull(t, nil)
+	duid := llt(clientMAC)
+	m := plain(dhcpv6.MessageTypeSolicit, duid, nil, 1)
+	for _, id := range []byte{2, 3} {
+		m.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, id}})
+	}
+	res := respond(t, f, m)
+	if res.Reply == nil {
+		t.Fatalf("solicit: %s", res.Reason)
+	}
+	ias := res.Reply.Options.IANA()
+	if len(ias) != 3 {
+		t.Fatalf("advertise has %d IA_NAs, want 3", len(ias))
+	}
+	addrs := map[string]bool{}
+	for i, ia := range ias {
+		if ia.IaId != [4]byte{0, 0, 0, byte(i + 1)} {
+			t.Fatalf("IA %d has IAID %x, want %d", i, ia.IaId, i+1)
+		}
+		if a := ia.Options.OneAddress(); a != nil {
+			addrs[a.IPv6Addr.String()] = true
+		} else if i < 2 {
+			t.Fatalf("IA %d has no address", i)
+		}
+	}
+	if len(addrs) != 2 {
+		t.Fatalf("addresses %v, want two distinct", addrs)
+	}
+	if st := ias[2].Options.Status(); st == nil || st.StatusCode != iana.StatusNoAddrsAvail {
+		t.Fatalf("third IA: status %v, want NoAddrsAvail", st)
+	}
+	req := plain(dhcpv6.MessageTypeRequest, duid, serverDUID, 1, ias[0].Options.OneAddress().IPv6Addr.String())
+	req.AddOption(&dhcpv6.OptIANA{IaId: [4]byte{0, 0, 0, 2}, Options: dhcpv6.IdentityOptions{Options: dhcpv6.Options{
+		&dhcpv6.OptIAAddress{IPv6Addr: ias[1].Options.OneAddress().IPv6Addr}}}})
+	res = respond(t, f, req)
+	if res.Reply == nil {
+		t.Fatalf("request: %s", res.Reason)
+	}
+	got := res.Reply.Options.IANA()
+	if len(got) != 2 {
+		t.Fatalf("reply has %d IA_NAs, want 2", len(got))
+	}
+	for i, ia := range got {
+		a := ia.Options.OneAddress()
+		if ia.IaId != ias[i].IaId || a == nil || !a.IPv6Addr.Equal(ias[i].Options.OneAddress().IPv6Addr) || a.ValidLifetime == 0 {
+			t.Fatalf("reply IA %d: %v, want IAID %x bound to its advertised address", i, ia, ias[i].IaId)
+		}
+	}
+}

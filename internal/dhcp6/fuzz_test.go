@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -45,6 +46,16 @@ func FuzzDecode(f *testing.F) {
 	// earlier inputs (leases, offers) meets later ones, as on a network.
 	full, _ := newFull(f, func(x *Full) { x.RapidCommit, x.Preference = true, 255 })
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// pxed's decoder takes a message only as the library decodes it.
+		if fm, ok := fastDecode(b); ok {
+			lm, err := dhcpv6.FromBytes(b)
+			if err != nil {
+				t.Fatalf("fastDecode took a message the library rejects (%v):\n% x", err, b)
+			}
+			if !reflect.DeepEqual(fm, lm) {
+				t.Fatalf("fastDecode differs from the library:\n%s\n%s", fm.LongString(2), lm.LongString(2))
+			}
+		}
 		m, _, _, err := Decode(b)
 		if err != nil {
 			return

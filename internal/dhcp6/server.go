@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -296,9 +297,11 @@ func (h *handler) Decode(pk udploop.Packet) (request, bool) {
 // message, the outermost Relay-Forw (nil when not relayed) and the
 // innermost one (the relay on the client's link).
 func Decode(b []byte) (m *dhcpv6.Message, outer, inner *dhcpv6.RelayMessage, err error) {
-	d, err := dhcpv6.FromBytes(b)
-	if err != nil {
-		return nil, nil, nil, err
+	d, ok := fastDecode(b) // see decode.go
+	if !ok {
+		if d, err = dhcpv6.FromBytes(b); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	for hops := 0; d.IsRelay(); hops++ {
 		if hops > hopLimit {
@@ -317,7 +320,7 @@ func Decode(b []byte) (m *dhcpv6.Message, outer, inner *dhcpv6.RelayMessage, err
 		}
 		d, inner = msg, r
 	}
-	m, ok := d.(*dhcpv6.Message)
+	m, ok = d.(*dhcpv6.Message)
 	if !ok {
 		return nil, nil, nil, errors.New("dhcp6: not a client message")
 	}
@@ -360,8 +363,11 @@ func (h *handler) Quick(q request) bool {
 func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf []byte) (reply, udploop.Outcome) {
 	var learned net.HardwareAddr
 	cid := q.msg.Options.ClientID()
+	var duidBuf [64]byte
+	var duid []byte // cid's wire form, without the library's buffers
 	if cid != nil {
-		learned = h.s.macs.get(cid.ToBytes())
+		duid = appendDUID(duidBuf[:0], cid)
+		learned = h.s.macs.get(duid)
 	}
 	if learned == nil {
 		learned = q.relayMAC
@@ -384,7 +390,7 @@ func (h *handler) Answer(ctx context.Context, q request, d *lease.Deferred, buf 
 	mac := mac(res)
 	if len(res.Machine.MAC) > 0 {
 		if cid != nil && learned == nil {
-			h.s.macs.put(cid.ToBytes(), res.Machine.MAC)
+			h.s.macs.put(duid, res.Machine.MAC)
 		}
 	}
 	if res.Reply == nil {
@@ -551,7 +557,7 @@ func (c *macCache) put(duid []byte, mac net.HardwareAddr) {
 	if c.m == nil || len(c.m) >= macCacheMax {
 		c.m = make(map[string]net.HardwareAddr)
 	}
-	c.m[string(duid)] = mac
+	c.m[string(duid)] = slices.Clone(mac) // not the decoded packet's (see fastDecode)
 }
 
 // Close closes a socket that Open returned and Run will not serve.

@@ -168,11 +168,11 @@ type claimOpts struct {
 //
 // With d, Offer does not wait: see Deferred.
 func (m *Manager) Offer(ctx context.Context, d *Deferred, req OfferRequest) (Lease, error) {
-	unlock, err := m.lockKey(req.Key, d)
+	turn, err := m.lockKey(req.Key, d)
 	if err != nil {
 		return Lease{}, err
 	}
-	defer unlock()
+	defer turn.unlock()
 	now := m.now()
 	m.mu.Lock()
 	m.sweep(now)
@@ -458,38 +458,59 @@ func (m *Manager) unreserve(addr netip.Addr) {
 // before offering it, and so may wait.
 func (m *Manager) Probes() bool { return m.probe != nil }
 
-// lockKey serialises the calls of one client and returns the unlock.
-// A caller with a Deferred must not wait (it is the DHCP socket's
-// reader): when another call holds the client, e.g. an Offer probing an
-// address, lockKey returns ErrBusy instead.
-func (m *Manager) lockKey(key ClientKey, d *Deferred) (func(), error) {
+// lockKey serialises the calls of one client; the caller ends its turn
+// with the returned heldKey's unlock. A caller with a Deferred must not
+// wait (it is the DHCP socket's reader): when another call holds the
+// client, e.g. an Offer probing an address, lockKey returns ErrBusy
+// instead. Neither the lock nor its release allocates (a keyLock comes
+// from a pool, the release is a value, not a closure): two lease
+// operations per DHCPv6 exchange, three allocations each before.
+func (m *Manager) lockKey(key ClientKey, d *Deferred) (heldKey, error) {
 	m.mu.Lock()
 	kl := m.keys[key]
 	if kl == nil {
-		kl = &keyLock{}
+		kl = keyLocks.Get().(*keyLock)
 		m.keys[key] = kl
 	}
 	kl.refs++
 	m.mu.Unlock()
-	release := func() {
-		m.mu.Lock()
-		if kl.refs--; kl.refs == 0 {
-			delete(m.keys, key)
-		}
-		m.mu.Unlock()
-	}
+	h := heldKey{m: m, kl: kl, key: key}
 	if d != nil {
 		if !kl.mu.TryLock() {
-			release()
-			return nil, fmt.Errorf("lease: client %v: %w", key, ErrBusy)
+			h.release()
+			return heldKey{}, fmt.Errorf("lease: client %v: %w", key, ErrBusy)
 		}
 	} else {
 		kl.mu.Lock()
 	}
-	return func() {
-		kl.mu.Unlock()
-		release()
-	}, nil
+	return h, nil
+}
+
+// keyLocks recycles the keyLocks of clients no call holds any more.
+var keyLocks = sync.Pool{New: func() any { return new(keyLock) }}
+
+// heldKey is one client's turn, from lockKey.
+type heldKey struct {
+	m   *Manager
+	kl  *keyLock
+	key ClientKey
+}
+
+// unlock ends the turn.
+func (h heldKey) unlock() {
+	h.kl.mu.Unlock()
+	h.release()
+}
+
+// release drops the turn's reference to its keyLock, which goes back to
+// the pool when it was the last: nobody else can reach it then.
+func (h heldKey) release() {
+	h.m.mu.Lock()
+	if h.kl.refs--; h.kl.refs == 0 {
+		delete(h.m.keys, h.key)
+		keyLocks.Put(h.kl)
+	}
+	h.m.mu.Unlock()
 }
 
 // Decline quarantines addr for DeclineHold after the client holding it
@@ -497,11 +518,11 @@ func (m *Manager) lockKey(key ClientKey, d *Deferred) (func(), error) {
 // wrapping ErrNotHeld if the client does not hold addr. With d, Decline
 // does not wait: see Deferred.
 func (m *Manager) Decline(ctx context.Context, d *Deferred, key ClientKey, addr netip.Addr) error {
-	unlock, err := m.lockKey(key, d)
+	turn, err := m.lockKey(key, d)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer turn.unlock()
 	now := m.now()
 	err = m.update(ctx, d, key, addr, func(l *Lease) error {
 		if err := heldBy(*l, key, now); err != nil {
@@ -522,11 +543,11 @@ func (m *Manager) Decline(ctx context.Context, d *Deferred, key ClientKey, addr 
 // if it is still free. It returns an error wrapping ErrNotHeld if the
 // client does not hold addr. With d, Release does not wait: see Deferred.
 func (m *Manager) Release(ctx context.Context, d *Deferred, key ClientKey, addr netip.Addr) error {
-	unlock, err := m.lockKey(key, d)
+	turn, err := m.lockKey(key, d)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer turn.unlock()
 	now := m.now()
 	err = m.update(ctx, d, key, addr, func(l *Lease) error {
 		if err := heldBy(*l, key, now); err != nil {

@@ -1,11 +1,13 @@
 package lease
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -77,11 +79,11 @@ type RequestRequest struct {
 // err is set only for store failures; the Decision is then Ignore. With
 // d, Request does not wait: see Deferred.
 func (m *Manager) Request(ctx context.Context, d *Deferred, req RequestRequest) (Decision, Lease, error) {
-	unlock, err := m.lockKey(req.Key, d)
+	turn, err := m.lockKey(req.Key, d)
 	if err != nil {
 		return Decision{Ignore, "client busy"}, Lease{}, err
 	}
-	defer unlock()
+	defer turn.unlock()
 	now := m.now()
 	switch {
 	case req.Selected:
@@ -144,7 +146,12 @@ func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, 
 	}
 	bind := func(cur Lease) (Lease, error) {
 		l := cur
-		l.MAC, l.State = req.MAC, Bound
+		l.State = Bound
+		if !bytes.Equal(l.MAC, req.MAC) {
+			// A copy: the caller's may point into its decoded packet
+			// (dhcp6's fastDecode), which the lease must not keep.
+			l.MAC = slices.Clone(req.MAC)
+		}
 		t := m.sn.LeaseTime
 		if req.LeaseTime > 0 {
 			t = req.LeaseTime
@@ -176,7 +183,7 @@ func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, 
 	if offered && o.key == req.Key {
 		out, err := bind(o.lease(addr))
 		if err == nil {
-			return Decision{Ack, state + ": bound"}, out, nil
+			return Decision{Ack, boundReason(state)}, out, nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			return storeErr(err)
@@ -243,7 +250,7 @@ func (m *Manager) confirm(ctx context.Context, d *Deferred, req RequestRequest, 
 		if err != nil {
 			return storeErr(err)
 		}
-		return Decision{Ack, state + ": bound"}, out, nil
+		return Decision{Ack, boundReason(state)}, out, nil
 	}
 	return Decision{Ignore, state + ": too many concurrent updates"}, Lease{}, nil
 }
@@ -268,4 +275,20 @@ func (m *Manager) dropOffers(_ context.Context, key ClientKey, _ time.Time) erro
 		m.dropOffer(a)
 	}
 	return nil
+}
+
+// boundReason is state + ": bound", without the concatenation for the
+// states Request passes (one allocation per ACK).
+func boundReason(state string) string {
+	switch state {
+	case "selecting":
+		return "selecting: bound"
+	case "init-reboot":
+		return "init-reboot: bound"
+	case "renewing":
+		return "renewing: bound"
+	case "rebinding":
+		return "rebinding: bound"
+	}
+	return state + ": bound"
 }
