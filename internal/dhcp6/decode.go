@@ -48,7 +48,8 @@ type msgArena struct {
 	ias   [1]dhcpv6.OptIANA
 	iaOpt [1][2]dhcpv6.Option
 	addrs [1]dhcpv6.OptIAAddress
-	codes [8]dhcpv6.OptionCode // the option request's
+	codes [8]dhcpv6.OptionCode // the first option request's
+	oro   bool                 // codes is taken
 	nIA   uint8
 	nAddr uint8
 	nDUID uint8 // DUIDs taken from llt (bit 0) and ll (bit 1)
@@ -222,8 +223,9 @@ func (a *msgArena) option(code dhcpv6.OptionCode, v []byte, depth int) (dhcpv6.O
 			return nil, false
 		}
 		var codes dhcpv6.OptionCodes
-		if len(v)/2 <= len(a.codes) {
+		if len(v)/2 <= len(a.codes) && !a.oro {
 			codes = a.codes[: 0 : len(v)/2]
+			a.oro = true // a second ORO must not write over the first's
 		}
 		for i := 0; i < len(v); i += 2 {
 			codes.Add(dhcpv6.OptionCode(binary.BigEndian.Uint16(v[i:])))
