@@ -5,7 +5,7 @@
 #
 # Usage (root): bench/dhcp.sh [-4 | -6] [--servers "kea dnsmasq pxed"] [--pxed BIN] [--period S]
 #                             [--steps N] [--start-rate R] [--max-rate R] [--clients N]
-#                             [--cpu-rate R[,R...]] [--store file|postgres]
+#                             [--cpu-rate R[,R...]] [--cpu-period S] [--store file|postgres]
 #
 # --store postgres: the leases of Kea (its PostgreSQL lease backend, schema by kea-admin
 # db-init pgsql) and of pxed (--store postgres://…) go to one PostgreSQL server this script
@@ -60,6 +60,7 @@ START_RATE=2000
 MAX_RATE=40000
 CLIENTS=100000
 CPU_RATES="250,8000"
+CPU_PERIOD=""
 KEA_MT=${KEA_MT:-false}
 RANGE_FIRST=198.18.1.0
 RANGE_LAST=198.19.255.250
@@ -80,12 +81,14 @@ while [ $# -gt 0 ]; do
 	--max-rate) MAX_RATE="$2"; shift 2 ;;
 	--clients) CLIENTS="$2"; shift 2 ;;
 	--cpu-rate) CPU_RATES="$2"; shift 2 ;;
+	--cpu-period) CPU_PERIOD="$2"; shift 2 ;;
 	--store) STORE="$2"; shift 2 ;;
 	-h | --help) usage ;;
 	*) echo "dhcp.sh: unknown argument $1" >&2; usage ;;
 	esac
 done
-for v in PERIOD STEPS START_RATE MAX_RATE CLIENTS; do
+CPU_PERIOD=${CPU_PERIOD:-$((PERIOD < 5 ? PERIOD : 5))}
+for v in PERIOD CPU_PERIOD STEPS START_RATE MAX_RATE CLIENTS; do
 	case "${!v}" in
 	'' | *[!0-9]*) echo "dhcp.sh: --$(echo "$v" | tr 'A-Z_' 'a-z-') wants a whole number, got '${!v}'" >&2; exit 2 ;;
 	esac
@@ -548,16 +551,17 @@ measure() {
 }
 
 # cpu_at_rates: the server's CPU per 1,000 exchanges at each --cpu-rate it sustained in its
-# search (5 s at most: at a low rate that is thousands of exchanges), the servers interleaved
+# search (--cpu-period s, default --period up to 5 s: at a low rate that is thousands of
+# exchanges; a longer one evens out a busy host's spells), the servers interleaved
 # (at each rate, each in turn). Appends a column per rate to RESULT_<server> ("-": not run, or
 # not < 1 % drops).
 cpu_at_rates() {
-	local cr name CPU_PERIOD=$((PERIOD < 5 ? PERIOD : 5))
+	local cr name
 	for cr in $CPU_RATES; do
 		for name in $SERVERS; do
 			local c=- passed="PASSED_$name"
 			if [ "${!passed:-0}" -ge "$cr" ]; then
-				local dir="$WORK/$name-cpu-$cr" out c0 c1 dod rar rad
+				local dir="$WORK/$name-cpu-$cr" out c0 c1 dod rar rad lat
 				out="$dir/perfdhcp.out"
 				start_server "$name" "$dir" || return 1
 				c0=$(server_cpu)
@@ -568,7 +572,8 @@ cpu_at_rates() {
 				if awk -v a="$dod" -v b="$rad" 'BEGIN { exit !(a < 1 && b < 1) }'; then
 					c=$(ms_per_kdora $((c1 - c0)) "$rar")
 				fi
-				log "$name: at $cr/s (drops $A1 $dod% $A2 $rad%) the server used $c ms of CPU per 1,000 $EXCH"
+				read -r _ _ lat <<<"$(percentiles "$out")"
+				log "$name: at $cr/s (drops $A1 $dod% $A2 $rad%) the server used $c ms of CPU per 1,000 $EXCH; $A2 p50/p99 ${lat% } ms"
 			fi
 			local row="RESULT_$name"
 			[ -z "${!row:-}" ] || printf -v "RESULT_$name" '%s' "${!row} $c"
