@@ -45,7 +45,9 @@
 #   group of up to 64 leases before their ACKs are sent)
 #
 # Environment: KEEP_WORK=1 keeps the work dir; KEA_MT=true turns Kea's multi-threading on;
-# PXED_EXTRA="--flag value" adds (word-split) flags to pxed serve.
+# PXED_EXTRA="--flag value" adds (word-split) flags to pxed serve; WORK_ROOT=DIR puts the work dir
+# (every server's lease files) there instead of /var/tmp (WORK_ROOT=/dev/shm: tmpfs, where a sync
+# costs nothing: not durable, only to measure what a server costs besides its disk).
 #
 # Exit: 0 when every requested server was measured, 1 on a failure, 2 on usage errors.
 set -euo pipefail
@@ -139,7 +141,7 @@ NS_S="pxb-s-$TAG"
 NS_C="pxb-c-$TAG"
 IF_S="pxbs$TAG"
 IF_C="pxbc$TAG"
-WORK=$(mktemp -d /var/tmp/pxed-bench-dhcp.XXXXXX)
+WORK=$(mktemp -d "${WORK_ROOT:-/var/tmp}/pxed-bench-dhcp.XXXXXX")
 SERVER_PGID=""
 PG_DIR="" # the PostgreSQL server's directory (data/, socket, log) with --store postgres
 PG_BIN=""
