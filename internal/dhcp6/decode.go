@@ -312,26 +312,14 @@ func (a *msgArena) duid(v []byte) (dhcpv6.DUID, bool) {
 		if len(p) < 6 {
 			return nil, false
 		}
-		var d *dhcpv6.DUIDLLT
-		if a.nDUID&1 == 0 {
-			d = &a.llt
-			a.nDUID |= 1
-		} else {
-			d = &dhcpv6.DUIDLLT{}
-		}
+		d := spare(&a.llt, &a.nDUID, 1)
 		d.HWType, d.Time, d.LinkLayerAddr = iana.HWType(binary.BigEndian.Uint16(p)), binary.BigEndian.Uint32(p[2:]), net.HardwareAddr(p[6:])
 		return d, true
 	case dhcpv6.DUID_LL:
 		if len(p) < 2 {
 			return nil, false
 		}
-		var d *dhcpv6.DUIDLL
-		if a.nDUID&2 == 0 {
-			d = &a.ll
-			a.nDUID |= 2
-		} else {
-			d = &dhcpv6.DUIDLL{}
-		}
+		d := spare(&a.ll, &a.nDUID, 2)
 		d.HWType, d.LinkLayerAddr = iana.HWType(binary.BigEndian.Uint16(p)), net.HardwareAddr(p[2:])
 		return d, true
 	case dhcpv6.DUID_EN:
@@ -352,6 +340,16 @@ func (a *msgArena) duid(v []byte) (dhcpv6.DUID, bool) {
 		data = nil // append([]byte(nil), p...) in the library
 	}
 	return &dhcpv6.DUIDOpaque{Type: typ, Data: data}, true
+}
+
+// spare is the arena's slot the first time (bit not yet set in *used),
+// a new T after that.
+func spare[T any](slot *T, used *uint8, bit uint8) *T {
+	if *used&bit != 0 {
+		return new(T)
+	}
+	*used |= bit
+	return slot
 }
 
 // lengthPrefixed splits b into its 16-bit length-prefixed parts (user and

@@ -347,13 +347,22 @@ func hostname(m *dhcpv6.Message) string {
 // firstAddr is the first of iaAddrs(ia), without the list; zero if none.
 func firstAddr(ia *dhcpv6.OptIANA) netip.Addr {
 	for _, o := range ia.Options.Options {
-		if a, ok := o.(*dhcpv6.OptIAAddress); ok {
-			if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok && ip.Is6() && !ip.Is4In6() && !ip.IsUnspecified() {
-				return ip
-			}
+		if ip, ok := validAddr(o); ok {
+			return ip
 		}
 	}
 	return netip.Addr{}
+}
+
+// validAddr is the address of o when o is an IA Address option naming a
+// valid IPv6 address (not unspecified, not IPv4-mapped).
+func validAddr(o dhcpv6.Option) (netip.Addr, bool) {
+	a, ok := o.(*dhcpv6.OptIAAddress)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip, ok := netip.AddrFromSlice(a.IPv6Addr)
+	return ip, ok && ip.Is6() && !ip.Is4In6() && !ip.IsUnspecified()
 }
 
 // appendIANA appends m's IA_NAs to buf, as m.Options.IANA() lists them.
@@ -408,22 +417,23 @@ func (f *Full) serverIDOption(duid dhcpv6.DUID) dhcpv6.Option {
 func sameDUID(a, b dhcpv6.DUID) bool {
 	switch p := a.(type) {
 	case *dhcpv6.DUIDLLT:
-		q, ok := b.(*dhcpv6.DUIDLLT)
-		return ok && p == q
+		return samePtr(p, b)
 	case *dhcpv6.DUIDLL:
-		q, ok := b.(*dhcpv6.DUIDLL)
-		return ok && p == q
+		return samePtr(p, b)
 	case *dhcpv6.DUIDEN:
-		q, ok := b.(*dhcpv6.DUIDEN)
-		return ok && p == q
+		return samePtr(p, b)
 	case *dhcpv6.DUIDUUID:
-		q, ok := b.(*dhcpv6.DUIDUUID)
-		return ok && p == q
+		return samePtr(p, b)
 	case *dhcpv6.DUIDOpaque:
-		q, ok := b.(*dhcpv6.DUIDOpaque)
-		return ok && p == q
+		return samePtr(p, b)
 	}
 	return false
+}
+
+// samePtr reports whether b holds the pointer p.
+func samePtr[P comparable](p P, b dhcpv6.DUID) bool {
+	q, ok := b.(P)
+	return ok && p == q
 }
 
 type serverIDOpt struct {
@@ -434,8 +444,8 @@ type serverIDOpt struct {
 // iaAddrs are the valid IPv6 addresses an IA_NA names.
 func iaAddrs(ia *dhcpv6.OptIANA) []netip.Addr {
 	var out []netip.Addr
-	for _, a := range ia.Options.Addresses() {
-		if ip, ok := netip.AddrFromSlice(a.IPv6Addr); ok && ip.Is6() && !ip.Is4In6() && !ip.IsUnspecified() {
+	for _, o := range ia.Options.Options {
+		if ip, ok := validAddr(o); ok {
 			out = append(out, ip)
 		}
 	}
