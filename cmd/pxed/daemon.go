@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"pxed/internal/dhcp6"
 	"pxed/internal/events"
 	"pxed/internal/httpboot"
+	"pxed/internal/procs"
 	"pxed/internal/tftp"
 	"pxed/internal/web"
 )
@@ -227,6 +229,16 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	conns := &connlimit.Listener{Listener: hl, Max: lim.HTTPConnections, PerClient: lim.HTTPConnectionsPerClient,
 		Logger: log.With("proto", "http")}
 	reg := prometheus.NewRegistry()
+	// The scheduler's size follows the load (internal/procs): one P while
+	// pxed uses less than most of a core.
+	gov, noGov := procs.New(log.With("part", "procs"))
+	if gov != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pxed_go_procs",
+			Help: "Ps (GOMAXPROCS) the Go scheduler runs now: 1 under a light load, every CPU under a heavy one."},
+			func() float64 { return float64(gov.Procs()) }))
+	} else {
+		log.Debug("scheduler size fixed", "why", noGov, "procs", runtime.GOMAXPROCS(0))
+	}
 	if leases != nil && leases.member != nil {
 		registerClusterMetrics(reg, leases.member)
 	}
@@ -352,6 +364,9 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 	}
 	for _, r := range ras {
 		go r.Run(dctx)
+	}
+	if gov != nil {
+		go gov.Run(dctx)
 	}
 	if rw != nil {
 		go rw.run(dctx)

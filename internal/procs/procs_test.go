@@ -1,0 +1,92 @@
+package procs
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPolicyNext(t *testing.T) {
+	p := Policy{Max: 4, Up: 0.75, Down: 0.3, Calm: 3}
+	for _, c := range []struct {
+		name            string
+		cur             int
+		used            float64
+		calm            int
+		wantP, wantCalm int
+	}{
+		{"light load stays on one P", 1, 0.2, 0, 1, 0},
+		{"just under Up stays", 1, 0.74, 0, 1, 0},
+		{"one P nearly saturated takes every P", 1, 0.75, 0, 4, 0},
+		{"busy on every P stays", 4, 1.6, 0, 4, 0},
+		{"between Down and Up on every P stays and resets the calm count", 4, 0.5, 2, 4, 0},
+		{"a calm interval counts", 4, 0.1, 0, 4, 1},
+		{"the last calm interval returns to one P", 4, 0.1, 2, 1, 0},
+	} {
+		gotP, gotCalm := p.Next(c.cur, c.used, c.calm)
+		if gotP != c.wantP || gotCalm != c.wantCalm {
+			t.Errorf("%s: Next(%d, %v, %d) = %d, %d; want %d, %d", c.name, c.cur, c.used, c.calm, gotP, gotCalm, c.wantP, c.wantCalm)
+		}
+	}
+	// One CPU: nothing to choose.
+	if n, _ := (Policy{Max: 1, Up: 0.75, Down: 0.3, Calm: 3}).Next(1, 5, 0); n != 1 {
+		t.Errorf("Max 1: Next = %d, want 1", n)
+	}
+}
+
+// TestGovernorFollowsLoad drives a Governor with a CPU clock the test
+// advances: it starts on one P, takes every P when a sample shows one P
+// nearly saturated, returns to one P after the calm samples, and restores
+// every P when it stops.
+func TestGovernorFollowsLoad(t *testing.T) {
+	var mu sync.Mutex
+	var cpu time.Duration
+	sets := make(chan int, 16)
+	g := &Governor{Policy: Policy{Max: 2, Up: 0.75, Down: 0.3, Calm: 2}, Interval: 5 * time.Millisecond}
+	// Each sample sees the CPU the test made the process "use" since the
+	// sample before: burn(x) makes the next samples see x cores at most.
+	var rate float64
+	var last time.Time
+	g.cpu = func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		if !last.IsZero() {
+			cpu += time.Duration(rate * float64(now.Sub(last)))
+		}
+		last = now
+		return cpu
+	}
+	g.set = func(n int) int { sets <- n; return 0 }
+	burn := func(cores float64) {
+		mu.Lock()
+		rate = cores
+		mu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); g.Run(ctx) }()
+	want := func(n int) {
+		t.Helper()
+		select {
+		case got := <-sets:
+			if got != n {
+				t.Fatalf("GOMAXPROCS set to %d, want %d", got, n)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("GOMAXPROCS never set to %d", n)
+		}
+		if g.Procs() != n {
+			t.Fatalf("Procs() = %d after setting %d", g.Procs(), n)
+		}
+	}
+	want(1) // starts on one P
+	burn(0.95)
+	want(2)
+	burn(0.05)
+	want(1)
+	cancel()
+	want(2) // stopped: every P back
+	<-done
+}
