@@ -140,10 +140,11 @@ func New(c syscall.Conn) (*Conn, error) {
 
 // Send sends the datagrams of b from the first, with as few sendmmsg(2)
 // calls as the kernel takes (MaxBatch at most each), waiting in the poller
-// while the send buffer is full. It returns how many went; when that is
-// fewer than b.Len(), errno is why datagram `sent` did not (0 if the kernel
-// took none and said nothing), and err is set only when the socket failed
-// (closed, a write deadline).
+// while the send buffer is full, unless flags has MSG_DONTWAIT: then a full
+// send buffer ends the call with errno EAGAIN. It returns how many went;
+// when that is fewer than b.Len(), errno is why datagram `sent` did not (0
+// if the kernel took none and said nothing), and err is set only when the
+// socket failed (closed, a write deadline).
 func (c *Conn) Send(b *Batch, flags int) (sent int, errno unix.Errno, err error) {
 	return c.SendFrom(b, 0, flags)
 }
@@ -180,6 +181,10 @@ func (b *Batch) sendmmsg(fd uintptr) bool {
 			b.sent += int(r)
 		case unix.EINTR:
 		case unix.EAGAIN:
+			if b.flags&unix.MSG_DONTWAIT != 0 {
+				b.errno = e // the caller decides whether to wait
+				return true
+			}
 			return false // wait for room in the send buffer
 		default:
 			b.errno = e

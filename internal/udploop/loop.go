@@ -149,7 +149,7 @@ type Loop[P, M any] struct {
 	// DefaultBatchWait; negative reads again at once.
 	BatchWait time.Duration
 
-	writeDeadline atomic.Int64 // the socket's write deadline (Unix nanoseconds; armWrite)
+	waitMu sync.Mutex // held by the send that waits for room (write)
 }
 
 // DefaultBatchWait is Loop.BatchWait when 0: at most 1 ms added to a reply

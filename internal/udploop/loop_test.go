@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 
 	"pxed/internal/lease"
 )
@@ -29,9 +30,14 @@ var (
 type fakeConn struct {
 	in   chan string
 	fail func(to netip.AddrPort) error
+	// full is the number of writes that do not wait (MSG_DONTWAIT) to
+	// refuse with EAGAIN, as a full send buffer does.
+	full int
 
-	mu      sync.Mutex
-	written []string // "payload>address"
+	mu        sync.Mutex
+	written   []string    // "payload>address"
+	deadlines []time.Time // every SetWriteDeadline, in order
+	waited    int         // writes that would wait in the poller (no MSG_DONTWAIT)
 }
 
 func (c *fakeConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
@@ -44,9 +50,15 @@ func (c *fakeConn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 	return 1, nil
 }
 
-func (c *fakeConn) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
+func (c *fakeConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if flags&unix.MSG_DONTWAIT == 0 {
+		c.waited++
+	} else if c.full > 0 {
+		c.full--
+		return 0, os.NewSyscallError("sendmmsg", unix.EAGAIN)
+	}
 	for i, m := range ms {
 		to := m.Addr.(*net.UDPAddr).AddrPort()
 		if c.fail != nil {
@@ -59,7 +71,12 @@ func (c *fakeConn) WriteBatch(ms []ipv4.Message, _ int) (int, error) {
 	return len(ms), nil
 }
 
-func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *fakeConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadlines = append(c.deadlines, t)
+	c.mu.Unlock()
+	return nil
+}
 
 func (c *fakeConn) writes() []string {
 	c.mu.Lock()
@@ -196,6 +213,47 @@ func TestSendBufferFull(t *testing.T) {
 	eventually(t, "the reply dropped", func() bool { return c.Stats().SendErrs == 1 })
 	if st := c.Stats(); st.Replied != 0 {
 		t.Errorf("stats %+v: a reply counted as sent", st)
+	}
+}
+
+// TestNoWriteDeadlineWithRoom: while the send buffer has room, replies
+// leave without a write deadline (a runtime timer whose firing wakes the
+// runtime's monitor thread) and without waiting in the poller.
+func TestNoWriteDeadlineWithRoom(t *testing.T) {
+	conn := &fakeConn{in: make(chan string, 4)}
+	c := serve(t, conn, &echo{}, 1)
+	conn.in <- "q1"
+	conn.in <- "w2" // a worker's reply
+	eventually(t, "both replies sent", func() bool { return c.Stats().Replied == 2 })
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if len(conn.deadlines) != 0 || conn.waited != 0 {
+		t.Errorf("write deadlines %v, %d writes that could wait: want none", conn.deadlines, conn.waited)
+	}
+}
+
+// TestFullBufferWaitsThenClearsDeadline: a send that finds the buffer
+// full waits for room under a deadline SendWait away, sends, and clears
+// the deadline again.
+func TestFullBufferWaitsThenClearsDeadline(t *testing.T) {
+	conn := &fakeConn{in: make(chan string, 4), full: 1}
+	c := serve(t, conn, &echo{}, 1)
+	start := time.Now()
+	conn.in <- "q1"
+	eventually(t, "the reply sent", func() bool { return c.Stats().Replied == 1 })
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if conn.waited != 1 || len(conn.deadlines) != 2 {
+		t.Fatalf("%d writes that waited, deadlines %v: want 1 wait under a deadline, then the deadline cleared", conn.waited, conn.deadlines)
+	}
+	if d := conn.deadlines[0]; d.Before(start.Add(SendWait)) || d.After(time.Now().Add(SendWait)) {
+		t.Errorf("deadline %v: want SendWait (%v) after the send", d, SendWait)
+	}
+	if !conn.deadlines[1].IsZero() {
+		t.Errorf("deadline after the wait %v: want cleared", conn.deadlines[1])
+	}
+	if st := c.Stats(); st.SendErrs != 0 {
+		t.Errorf("stats %+v: a reply dropped", st)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // SendWait is the longest a Loop waits for room in its socket's send
@@ -25,26 +26,13 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 	for i := range rs {
 		msgs[i] = l.message(&rs[i])
 	}
-	// The loop never waits long for the send buffer: replies to addresses
-	// nobody answers ARP (or neighbour discovery) for stay charged to it
-	// until the neighbour fails, seconds later. A deadline that passes
-	// while the goroutine was not running (2 busy cores) is no proof of a
-	// full buffer: the first one is given a fresh SendWait.
-	l.armWrite(false)
-	again := true
 	for len(rs) > 0 {
-		n, err := l.Conn.WriteBatch(msgs, 0)
-		n = max(n, 0)
+		n, err := l.write(msgs)
 		for i := range rs[:n] {
 			l.sent(ctx, &rs[i])
 		}
 		rs, msgs = rs[n:], msgs[n:]
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if again {
-				again = false
-				l.armWrite(true)
-				continue
-			}
 			l.sendFull(rs)
 			return
 		}
@@ -59,20 +47,36 @@ func (l *Loop[P, M]) send(ctx context.Context, rs []Reply[M]) {
 	}
 }
 
-// armWrite sets the socket's write deadline SendWait from now, or, unless
-// fresh, keeps the one an earlier send set while it leaves at least half
-// of SendWait: a send then waits at least SendWait/2 for room, and a busy
-// loop changes its deadline (a runtime timer, whose change wakes the
-// thread polling the network) once per SendWait/2 instead of once per
-// send.
-func (l *Loop[P, M]) armWrite(fresh bool) {
-	now := time.Now()
-	if !fresh && l.writeDeadline.Load()-now.UnixNano() >= int64(SendWait/2) {
-		return
+// write sends msgs and returns how many left. While the send buffer has
+// room that is one sendmmsg, with no write deadline: a deadline is a
+// runtime timer, and one that fires (even with nobody waiting) wakes the
+// runtime's monitor thread, which a few hundred replies a second kept
+// awake. When the buffer is full, write waits for room SendWait at most,
+// twice (the loop never waits long: replies to addresses nobody answers
+// ARP or neighbour discovery for stay charged to the socket until the
+// neighbour fails, seconds later; and a deadline that passed while the
+// goroutine was not running, on busy cores, is no proof of a full buffer),
+// then clears the deadline. An error other than a full buffer is returned
+// at once.
+func (l *Loop[P, M]) write(msgs []ipv4.Message) (int, error) {
+	n, err := l.Conn.WriteBatch(msgs, unix.MSG_DONTWAIT)
+	n = max(n, 0)
+	if n == len(msgs) || !errors.Is(err, unix.EAGAIN) && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, err
 	}
-	d := now.Add(SendWait)
-	l.writeDeadline.Store(d.UnixNano())
-	_ = l.Conn.SetWriteDeadline(d)
+	// One waiter sets and clears the deadline at a time (the socket's
+	// writes are serialized anyway).
+	l.waitMu.Lock()
+	defer l.waitMu.Unlock()
+	defer func() { _ = l.Conn.SetWriteDeadline(time.Time{}) }()
+	for again := true; ; again = false {
+		_ = l.Conn.SetWriteDeadline(time.Now().Add(SendWait))
+		m, err := l.Conn.WriteBatch(msgs[n:], 0)
+		n += max(m, 0)
+		if n == len(msgs) || !again || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+	}
 }
 
 // message is r as one message to send.
@@ -97,7 +101,6 @@ func (l *Loop[P, M]) sendFull(rs []Reply[M]) {
 // says so; false when the send buffer stayed full (the caller drops the
 // rest).
 func (l *Loop[P, M]) sendOne(ctx context.Context, r *Reply[M]) bool {
-	l.armWrite(false)
 	err := l.writeOne(r)
 	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) && l.Handler.Retry(r, err) {
 		err = l.writeOne(r)
@@ -119,8 +122,7 @@ func (l *Loop[P, M]) sendOne(ctx context.Context, r *Reply[M]) bool {
 
 // writeOne writes r alone.
 func (l *Loop[P, M]) writeOne(r *Reply[M]) error {
-	msg := []ipv4.Message{l.message(r)}
-	n, err := l.Conn.WriteBatch(msg, 0)
+	n, err := l.write([]ipv4.Message{l.message(r)})
 	if err == nil && n != 1 {
 		err = errors.New("udploop: reply not sent")
 	}
