@@ -26,45 +26,55 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Policy decides how many Ps the scheduler runs.
+// Policy decides how many Ps the scheduler runs, from the CPU the process
+// used over the last sample (short) and over the last Window samples
+// (long).
 type Policy struct {
 	// Max is the number of Ps under load (the runtime's default at start:
 	// the CPUs pxed may use).
 	Max int
-	// Up: an interval in which the process used at least Up cores (CPU
-	// seconds per second) on one P sets Max: one P is close to saturated.
-	Up float64
-	// Down: Calm intervals in a row below Down cores on Max Ps set one P
-	// again. The gap between Up and Down (the same work costs more CPU on
+	// Up: on one P, Max once the long average reaches Up cores (CPU
+	// seconds per second), or one sample reaches Burst (one P saturated:
+	// a load that came at once gets every P within a sample, not a
+	// Window).
+	Up, Burst float64
+	// Down: on Max Ps, one P again after Calm samples in a row below Down
+	// cores. The gap between Up and Down (the same work costs more CPU on
 	// more Ps) keeps a load near the threshold from flapping.
 	Down float64
 	Calm int
 }
 
-// DefaultPolicy returns the policy for max Ps: up at half a core, down
-// after 5 intervals (5 s at DefaultInterval) below a quarter of a core.
-// Half a core, not more: on one P the socket reader shares its core with
-// everything else (the once-a-second SQLite update, the GC), and at
+// Window is the number of samples the long average spans.
+const Window = 4
+
+// DefaultPolicy returns the policy for max Ps: up at half a core over a
+// second or 0.9 of one in a sample, down after 5 s below a quarter of a
+// core. Half a core, not more: on one P the socket reader shares its core
+// with everything else (the once-a-second SQLite update, the GC), and at
 // 8,000 DHCPv6 exchanges a second (about 0.6 of a core) those bursts
-// already cost drops in the benchmark's rate search.
+// already cost drops in the benchmark's rate search. A sample's own burst
+// threshold is high because the once-a-second update alone can take a
+// third of a 250 ms sample at a few thousand leases a second.
 func DefaultPolicy(max int) Policy {
-	return Policy{Max: max, Up: 0.5, Down: 0.25, Calm: 5}
+	return Policy{Max: max, Up: 0.5, Burst: 0.9, Down: 0.25, Calm: 20}
 }
 
-// Next returns the Ps for the next interval and the calm intervals counted
-// so far, given the Ps now (cur), the cores the process used in the last
-// interval and the calm intervals counted before it.
-func (p Policy) Next(cur int, used float64, calm int) (procs, calmNow int) {
+// Next returns the Ps for the next sample and the calm samples counted so
+// far, given the Ps now (cur), the cores used in the last sample (short)
+// and on average over the last Window (long), and the calm samples
+// counted before.
+func (p Policy) Next(cur int, short, long float64, calm int) (procs, calmNow int) {
 	if p.Max <= 1 {
 		return cur, 0
 	}
 	if cur < p.Max {
-		if used >= p.Up {
+		if long >= p.Up || short >= p.Burst {
 			return p.Max, 0
 		}
 		return cur, 0
 	}
-	if used >= p.Down {
+	if short >= p.Down {
 		return cur, 0
 	}
 	if calm+1 >= p.Calm {
@@ -73,10 +83,8 @@ func (p Policy) Next(cur int, used float64, calm int) (procs, calmNow int) {
 	return cur, calm + 1
 }
 
-// DefaultInterval is how often a Governor samples the CPU used: a second,
-// so that a burst (the once-a-second SQLite update, a GC cycle) does not
-// count as load.
-const DefaultInterval = time.Second
+// DefaultInterval is how often a Governor samples the CPU used.
+const DefaultInterval = 250 * time.Millisecond
 
 // Governor applies a Policy: it samples the process's CPU time every
 // Interval and sets GOMAXPROCS when the policy says so.
@@ -137,6 +145,8 @@ func (g *Governor) Run(ctx context.Context) {
 	defer t.Stop()
 	last, lastCPU := time.Now(), g.cpu()
 	calm := 0
+	var recent [Window]float64 // the last samples, a ring
+	n := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -144,12 +154,19 @@ func (g *Governor) Run(ctx context.Context) {
 			return
 		case now := <-t.C:
 			c := g.cpu()
-			used := float64(c-lastCPU) / float64(now.Sub(last))
+			short := float64(c-lastCPU) / float64(now.Sub(last))
 			last, lastCPU = now, c
+			recent[n%Window] = short
+			n++
+			long := 0.0
+			for _, u := range recent {
+				long += u
+			}
+			long /= Window
 			var next int
-			next, calm = g.Policy.Next(cur, used, calm)
+			next, calm = g.Policy.Next(cur, short, long, calm)
 			if next != cur {
-				cur = g.apply(next, used)
+				cur = g.apply(next, max(short, long))
 			}
 		}
 	}

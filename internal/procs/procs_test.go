@@ -8,29 +8,31 @@ import (
 )
 
 func TestPolicyNext(t *testing.T) {
-	p := Policy{Max: 4, Up: 0.75, Down: 0.3, Calm: 3}
+	p := Policy{Max: 4, Up: 0.5, Burst: 0.9, Down: 0.25, Calm: 3}
 	for _, c := range []struct {
 		name            string
 		cur             int
-		used            float64
+		short, long     float64
 		calm            int
 		wantP, wantCalm int
 	}{
-		{"light load stays on one P", 1, 0.2, 0, 1, 0},
-		{"just under Up stays", 1, 0.74, 0, 1, 0},
-		{"one P nearly saturated takes every P", 1, 0.75, 0, 4, 0},
-		{"busy on every P stays", 4, 1.6, 0, 4, 0},
-		{"between Down and Up on every P stays and resets the calm count", 4, 0.5, 2, 4, 0},
-		{"a calm interval counts", 4, 0.1, 0, 4, 1},
-		{"the last calm interval returns to one P", 4, 0.1, 2, 1, 0},
+		{"light load stays on one P", 1, 0.2, 0.2, 0, 1, 0},
+		{"a burst under Burst on a light average stays", 1, 0.8, 0.3, 0, 1, 0},
+		{"just under Up on average stays", 1, 0.49, 0.49, 0, 1, 0},
+		{"half a core on average takes every P", 1, 0.5, 0.5, 0, 4, 0},
+		{"one P saturated in one sample takes every P at once", 1, 0.95, 0.3, 0, 4, 0},
+		{"busy on every P stays", 4, 1.6, 1.5, 0, 4, 0},
+		{"between Down and Up on every P stays and resets the calm count", 4, 0.4, 0.4, 2, 4, 0},
+		{"a calm sample counts", 4, 0.1, 0.3, 0, 4, 1},
+		{"the last calm sample returns to one P", 4, 0.1, 0.1, 2, 1, 0},
 	} {
-		gotP, gotCalm := p.Next(c.cur, c.used, c.calm)
+		gotP, gotCalm := p.Next(c.cur, c.short, c.long, c.calm)
 		if gotP != c.wantP || gotCalm != c.wantCalm {
-			t.Errorf("%s: Next(%d, %v, %d) = %d, %d; want %d, %d", c.name, c.cur, c.used, c.calm, gotP, gotCalm, c.wantP, c.wantCalm)
+			t.Errorf("%s: Next(%d, %v, %v, %d) = %d, %d; want %d, %d", c.name, c.cur, c.short, c.long, c.calm, gotP, gotCalm, c.wantP, c.wantCalm)
 		}
 	}
 	// One CPU: nothing to choose.
-	if n, _ := (Policy{Max: 1, Up: 0.75, Down: 0.3, Calm: 3}).Next(1, 5, 0); n != 1 {
+	if n, _ := (Policy{Max: 1, Up: 0.5, Burst: 0.9, Down: 0.25, Calm: 3}).Next(1, 5, 5, 0); n != 1 {
 		t.Errorf("Max 1: Next = %d, want 1", n)
 	}
 }
@@ -43,7 +45,7 @@ func TestGovernorFollowsLoad(t *testing.T) {
 	var mu sync.Mutex
 	var cpu time.Duration
 	sets := make(chan int, 16)
-	g := &Governor{Policy: Policy{Max: 2, Up: 0.75, Down: 0.3, Calm: 2}, Interval: 5 * time.Millisecond}
+	g := &Governor{Policy: Policy{Max: 2, Up: 0.5, Burst: 0.9, Down: 0.25, Calm: 2}, Interval: 5 * time.Millisecond}
 	// Each sample sees the CPU the test made the process "use" since the
 	// sample before: burn(x) makes the next samples see x cores at most.
 	var rate float64
