@@ -113,13 +113,11 @@ func (a *msgArena) decode(b []byte, relays int) (dhcpv6.DHCPv6, bool) {
 func (a *msgArena) relayOptions(b []byte, relays int) (dhcpv6.Options, bool) {
 	list := make(dhcpv6.Options, 0, 4)
 	for len(b) >= 4 {
-		code := dhcpv6.OptionCode(binary.BigEndian.Uint16(b))
-		n := int(binary.BigEndian.Uint16(b[2:]))
-		if len(b)-4 < n {
+		code, v, rest, ok := nextOption(b)
+		if !ok {
 			return nil, false
 		}
-		v := b[4 : 4+n : 4+n]
-		b = b[4+n:]
+		b = rest
 		var o dhcpv6.Option
 		if code == dhcpv6.OptionRelayMsg {
 			d, ok := a.decode(v, relays+1)
@@ -142,13 +140,11 @@ func (a *msgArena) relayOptions(b []byte, relays int) (dhcpv6.Options, bool) {
 // dhcpv6.Options.FromBytes does; depth counts the enclosing options.
 func (a *msgArena) options(list dhcpv6.Options, b []byte, depth int) (dhcpv6.Options, bool) {
 	for len(b) >= 4 {
-		code := dhcpv6.OptionCode(binary.BigEndian.Uint16(b))
-		n := int(binary.BigEndian.Uint16(b[2:]))
-		if len(b)-4 < n {
+		code, v, rest, ok := nextOption(b)
+		if !ok {
 			return nil, false
 		}
-		v := b[4 : 4+n : 4+n]
-		b = b[4+n:]
+		b = rest
 		o, ok := a.option(code, v, depth)
 		if !ok {
 			return nil, false
@@ -156,6 +152,18 @@ func (a *msgArena) options(list dhcpv6.Options, b []byte, depth int) (dhcpv6.Opt
 		list = append(list, o)
 	}
 	return list, len(b) == 0 // the library rejects 1–3 bytes left over
+}
+
+// nextOption splits the option at the start of b (at least 4 bytes) off
+// it: its code, its value (capacity cut to its length) and the bytes
+// after it; false when b is shorter than the option's length says.
+func nextOption(b []byte) (code dhcpv6.OptionCode, v, rest []byte, ok bool) {
+	code = dhcpv6.OptionCode(binary.BigEndian.Uint16(b))
+	n := int(binary.BigEndian.Uint16(b[2:]))
+	if len(b)-4 < n {
+		return 0, nil, nil, false
+	}
+	return code, b[4 : 4+n : 4+n], b[4+n:], true
 }
 
 // option decodes one option's value v as dhcpv6.ParseOption does.
