@@ -230,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, logw io.Writer, file string,
 		Logger: log.With("proto", "http")}
 	reg := prometheus.NewRegistry()
 	// The scheduler's size follows the load (internal/procs): one P while
-	// pxed uses less than most of a core.
+	// pxed uses less than half a core.
 	gov, noGov := procs.New(log.With("part", "procs"))
 	if gov != nil {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pxed_go_procs",

@@ -11,7 +11,10 @@
 // is back within one sampling interval.
 //
 // The decision (Policy.Next) is a pure function of the CPU the process
-// used in the last interval; Governor applies it.
+// used in the last samples; Governor applies it. Max is read once, at
+// start: once GOMAXPROCS has been set the runtime no longer follows a
+// change of the process's CPU limit (cgroup) by itself, and neither does
+// the Governor.
 package procs
 
 import (
