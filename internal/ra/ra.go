@@ -159,8 +159,14 @@ func (s *Sender) Run(ctx context.Context) error {
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
 	var q queue
-	s.send(netip.Addr{}, log) // a starting router's first advertisement (RFC 4861 §6.2.4)
-	q.lastMulticast = time.Now()
+	multicast := func() {
+		if s.send(netip.Addr{}, log) {
+			q.sentMulticast(time.Now())
+		} else {
+			q.retryMulticast(time.Now().Add(linkLocalRetry))
+		}
+	}
+	multicast() // a starting router's first advertisement (RFC 4861 §6.2.4)
 	for {
 		if at, ok := q.next(); ok {
 			wake.Reset(time.Until(at))
@@ -171,33 +177,72 @@ func (s *Sender) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			s.send(netip.Addr{}, log)
-			q.sentMulticast(time.Now())
+			multicast()
 		case src := <-solicited:
 			q.add(src, time.Now(), rand.N(MaxRADelay+1))
 		case <-wake.C:
-			now := time.Now()
-			for _, to := range q.due(now) {
-				s.send(to, log)
+			for _, to := range q.due(time.Now()) {
 				if !to.IsValid() {
-					q.sentMulticast(now)
+					multicast()
+				} else {
+					s.send(to, log)
 				}
 			}
 		}
 	}
 }
 
+// linkLocalRetry is how soon an advertisement to all nodes that could not
+// go (the interface's link-local address not usable yet) is tried again.
+const linkLocalRetry = time.Second
+
 // send sends the advertisement to to, or to all nodes when to is the zero
-// Addr.
-func (s *Sender) send(to netip.Addr, log *slog.Logger) {
+// Addr, from the interface's link-local address: RFC 4861 §4.2 makes it
+// the source of every advertisement and hosts drop others (§6.1.2). Left
+// to itself the kernel would pick a global address while the link-local
+// one is tentative (a bridge with no port up yet). It reports whether the
+// advertisement went.
+func (s *Sender) send(to netip.Addr, log *slog.Logger) bool {
 	dst := allNodes
 	if to.IsValid() {
 		dst = &net.IPAddr{IP: to.AsSlice(), Zone: s.ifi.Name}
 	}
-	cm := &ipv6.ControlMessage{IfIndex: s.ifi.Index, HopLimit: 255}
-	if _, err := s.conn.IPv6PacketConn().WriteTo(s.msg, cm, dst); err != nil {
-		log.Warn("ra: send failed", "interface", s.Interface, "to", dst, "err", err)
+	src, ok := linkLocal(s.ifi)
+	if !ok {
+		log.Debug("ra: no link-local address yet, advertisement deferred", "interface", s.Interface)
+		return false
 	}
+	cm := &ipv6.ControlMessage{IfIndex: s.ifi.Index, HopLimit: 255, Src: src.AsSlice()}
+	if _, err := s.conn.IPv6PacketConn().WriteTo(s.msg, cm, dst); err != nil {
+		// EINVAL: the link-local address is still tentative (in DAD).
+		log.Debug("ra: send failed", "interface", s.Interface, "to", dst, "src", src, "err", err)
+		return false
+	}
+	return true
+}
+
+// linkLocal returns the interface's link-local unicast address.
+func linkLocal(ifi *net.Interface) (netip.Addr, bool) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return firstLinkLocal(addrs)
+}
+
+// firstLinkLocal picks the first IPv6 link-local unicast address of addrs.
+func firstLinkLocal(addrs []net.Addr) (netip.Addr, bool) {
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if ok && ip.Is6() && !ip.Is4In6() && ip.IsLinkLocalUnicast() {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // readSolicitations passes the source of each valid router solicitation

@@ -188,3 +188,41 @@ func FuzzValidSolicitation(f *testing.F) {
 		}
 	})
 }
+
+// TestFirstLinkLocal: the advertisement's source is the interface's
+// link-local address, never a global or IPv4 one listed before it.
+func TestFirstLinkLocal(t *testing.T) {
+	ipnet := func(s string) net.Addr {
+		ip, n, err := net.ParseCIDR(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.IP = ip
+		return n
+	}
+	addrs := []net.Addr{ipnet("192.0.2.1/24"), ipnet("2001:db8::1/64"), ipnet("fe80::1c:2ff:fe03:405/64"), ipnet("fe80::2/64")}
+	if got, ok := firstLinkLocal(addrs); !ok || got != netip.MustParseAddr("fe80::1c:2ff:fe03:405") {
+		t.Errorf("firstLinkLocal = %v %v, want fe80::1c:2ff:fe03:405", got, ok)
+	}
+	if got, ok := firstLinkLocal(addrs[:2]); ok {
+		t.Errorf("firstLinkLocal without a link-local address = %v, want none", got)
+	}
+}
+
+// TestRetryMulticast: an advertisement to all nodes that could not go is
+// due again at the retry time, and an earlier pending one is kept.
+func TestRetryMulticast(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	var q queue
+	q.retryMulticast(now.Add(linkLocalRetry))
+	if at, ok := q.next(); !ok || at != now.Add(linkLocalRetry) {
+		t.Fatalf("next = %v %v, want +%v", at, ok, linkLocalRetry)
+	}
+	q.retryMulticast(now.Add(5 * time.Second))
+	if got := q.due(now.Add(linkLocalRetry)); !slices.Equal(got, []netip.Addr{{}}) {
+		t.Errorf("due at +1s = %v, want [all nodes]", got)
+	}
+	if _, ok := q.next(); ok {
+		t.Error("a later retry replaced the earlier one instead of being dropped")
+	}
+}

@@ -79,6 +79,17 @@ func (q *queue) sentMulticast(now time.Time) {
 	delete(q.pending, netip.Addr{})
 }
 
+// retryMulticast queues an advertisement to all nodes at at: one that
+// could not go (the link-local address not usable yet) is tried again then.
+func (q *queue) retryMulticast(at time.Time) {
+	if q.pending == nil {
+		q.pending = map[netip.Addr]time.Time{}
+	}
+	if cur, ok := q.pending[netip.Addr{}]; !ok || at.Before(cur) {
+		q.pending[netip.Addr{}] = at
+	}
+}
+
 // next is when the earliest pending answer is due.
 func (q *queue) next() (time.Time, bool) {
 	var first time.Time
