@@ -165,6 +165,7 @@ func TestServerRoleIPv6OnlyBootsOVMF(t *testing.T) {
 	if out, err := lab.Run(t, n.NS(), "sysctl", "-qw", "net.ipv6.conf."+n.Bridge()+".accept_ra=0"); err != nil {
 		t.Fatalf("sysctl: %v\n%s", err, out)
 	}
+	captureIfAsked(t, n.NS(), n.Bridge(), "bridge")
 	kernel, initrd := lab.Assets(t)
 	iso := buildLiveISO(t)
 	data := t.TempDir()

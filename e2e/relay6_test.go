@@ -177,8 +177,9 @@ func TestRelayedDHCPv6BootsOVMF(t *testing.T) {
 
 // captureIfAsked records iface in namespace ns with tcpdump into
 // $PXED_CAPTURE_DIR/<test>-<name>.pcap when that variable is set: how the
-// firmware captures under internal/*/testdata were made. The capture
-// stops with the test.
+// firmware captures under internal/*/testdata were made. It keeps UDP and
+// ICMPv6 (neighbour discovery decides whether a reply reaches an IPv6
+// client). The capture stops with the test.
 func captureIfAsked(t *testing.T, ns, iface, name string) {
 	t.Helper()
 	dir := os.Getenv("PXED_CAPTURE_DIR")
@@ -189,7 +190,10 @@ func captureIfAsked(t *testing.T, ns, iface, name string) {
 		t.Fatalf("PXED_CAPTURE_DIR is set: needs tcpdump (apt-get install tcpdump)")
 	}
 	file := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+name+".pcap")
-	p := lab.Start(t, ns, "tcpdump", "-i", iface, "-U", "-s", "0", "-w", file, "udp")
+	if _, err := os.Stat(file); err == nil { // -count=N: keep every run's
+		file = strings.TrimSuffix(file, ".pcap") + time.Now().Format("-150405") + ".pcap"
+	}
+	p := lab.Start(t, ns, "tcpdump", "-i", iface, "-U", "-s", "0", "-w", file, "udp or icmp6")
 	lab.WaitFor(t, 10*time.Second, "tcpdump to listen", func() bool {
 		return strings.Contains(p.Output(), "listening on") || p.Exited()
 	})

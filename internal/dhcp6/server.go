@@ -70,6 +70,7 @@ type Server struct {
 	exhausted          atomic.Uint64
 	warnings           lograte.Limiter
 	macs               macCache
+	repeats            repeater // boot service replies sent again
 }
 
 // Stats returns the counters.
@@ -186,6 +187,7 @@ func interfaceIPv6(ifi *net.Interface) (netip.Addr, bool) {
 
 // Run serves the sockets opened by Open until ctx ends, then closes them.
 func (s *Server) Run(ctx context.Context, socks []*Socket) error {
+	s.repeats.delays = BootServiceRepeats
 	var wg sync.WaitGroup
 	for _, sk := range socks {
 		h := s.handler(sk)
@@ -501,6 +503,9 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 		h.log.Debug("dhcp6 replied", "mac", a.mac, "xid", a.req.TransactionID.String(), "type", a.req.MessageType.String(),
 			"reply", res.Reply.MessageType.String(), "dst", r.To.String(), "url", res.URL)
 	}
+	if h.sk.port == PortBootServer {
+		h.repeat(ctx, r)
+	}
 	if h.s.Fleet != nil && a.mac != "" && res.Machine.Firmware != boot.FirmwareUnknown {
 		h.s.Fleet.Observe(res.Machine, res.Learn, "", res.Plan)
 	}
@@ -523,6 +528,22 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 		detail = replyDetail(res, h.sk.port)
 	}
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: detail})
+}
+
+// repeat sends the boot service reply r again later (BootServiceRepeats).
+func (h *handler) repeat(ctx context.Context, r *reply) {
+	to := net.UDPAddrFromAddrPort(r.To)
+	xid := r.Meta.req.TransactionID.String()
+	if !h.s.repeats.repeat(r.Wire, func(b []byte) {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := h.sk.conn.WriteTo(b, &ipv6.ControlMessage{IfIndex: h.sk.iface.Index}, to); err != nil {
+			h.log.Debug("dhcp6 boot service reply not repeated", "dst", to.String(), "xid", xid, "err", err)
+		}
+	}) {
+		h.log.Debug("dhcp6 boot service reply not repeated: too many waiting", "dst", to.String(), "xid", xid)
+	}
 }
 
 // replyDetail is the event detail of a reply: "dhcpv6 firmware arch → URL (port N)".

@@ -1,0 +1,66 @@
+package dhcp6
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+)
+
+// BootServiceRepeats are when a boot service Reply (port 4011) goes again
+// after the first, counted from it. EDK II sends its boot service Request
+// once and reads the answer for 3 s (PxeBcRequestBootService in
+// UefiPxeBcDxe/PxeBcDhcp6.c, PXEBC_UDP_TIMEOUT), with no retransmission,
+// and it opens the reader only after the Request has left: a Reply that
+// its network stack takes in before that is lost, and the machine gives
+// up PXE over IPv6 for its next boot option a minute later. pxed's answer
+// comes within a millisecond; under an emulator's slow firmware (OVMF in
+// QEMU without KVM, 2 boots in 8 on a loaded 2-core host) it lost that
+// race; with the copies, 8 in 8 went on, 2 of them on the copy at 200 ms.
+// Copies at 200 ms and 1 s arrive once the reader is open and
+// cover a reply lost on the wire; a client that already has its answer
+// has closed its port and drops them. IPv4 needs none: EDK II's DHCPv4
+// boot server discovery retransmits (PxeBcDhcp4Discover).
+var BootServiceRepeats = []time.Duration{200 * time.Millisecond, time.Second}
+
+// maxRepeating bounds the boot service replies waiting to be sent again:
+// a flood of requests to 4011 gets its first answers, and no more memory
+// than this many copies.
+const maxRepeating = 1024
+
+// repeater sends copies of a reply later (see BootServiceRepeats).
+type repeater struct {
+	delays  []time.Duration
+	pending atomic.Int32 // replies with copies still to send
+}
+
+// repeat sends a copy of wire with send at each delay, the first counted
+// from now; it reports false (and sends nothing) when maxRepeating
+// replies already wait. send runs on a timer's goroutine; its errors are
+// its own to log.
+func (r *repeater) repeat(wire []byte, send func([]byte)) bool {
+	if len(r.delays) == 0 {
+		return true
+	}
+	if r.pending.Add(1) > maxRepeating {
+		r.pending.Add(-1)
+		return false
+	}
+	b := slices.Clone(wire) // the loop reuses its buffer
+	var next func(i int)
+	next = func(i int) {
+		wait := r.delays[i]
+		if i > 0 {
+			wait -= r.delays[i-1]
+		}
+		time.AfterFunc(wait, func() {
+			send(b)
+			if i+1 < len(r.delays) {
+				next(i + 1)
+				return
+			}
+			r.pending.Add(-1)
+		})
+	}
+	next(0)
+	return true
+}
