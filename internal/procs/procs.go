@@ -11,10 +11,10 @@
 // is back within one sampling interval.
 //
 // The decision (Policy.Next) is a pure function of the CPU the process
-// used in the last samples; Governor applies it. Max is read once, at
-// start: once GOMAXPROCS has been set the runtime no longer follows a
-// change of the process's CPU limit (cgroup) by itself, and neither does
-// the Governor.
+// used in the last samples; Governor applies it. Under load the Governor
+// gives the scheduler back its default size (runtime.SetDefaultGOMAXPROCS):
+// the CPUs the process may use, which the runtime then follows as the
+// process's CPU limit (cgroup) changes, and Max follows it.
 package procs
 
 import (
@@ -33,8 +33,8 @@ import (
 // used over the last sample (short) and over the last Window samples
 // (long).
 type Policy struct {
-	// Max is the number of Ps under load (the runtime's default at start:
-	// the CPUs pxed may use).
+	// Max is the number of Ps under load: the runtime's default size, the
+	// CPUs pxed may use (the Governor updates it as that changes).
 	Max int
 	// Up: on one P, Max once the long average reaches Up cores (CPU
 	// seconds per second), or one sample reaches Burst (one P saturated:
@@ -96,10 +96,13 @@ type Governor struct {
 	Interval time.Duration // 0 means DefaultInterval
 	Logger   *slog.Logger  // nil discards
 
-	// cpu returns the process's CPU time so far; set sets the Ps
-	// (runtime.GOMAXPROCS). Tests replace both.
-	cpu func() time.Duration
-	set func(int) int
+	// cpu returns the process's CPU time so far; one sets a single P;
+	// all gives the scheduler its default size back; current reads the
+	// Ps. Tests replace them.
+	cpu     func() time.Duration
+	one     func()
+	all     func()
+	current func() int
 
 	procs atomic.Int64
 }
@@ -127,14 +130,16 @@ func (g *Governor) Procs() int {
 	return g.Policy.Max
 }
 
-// Run starts with one P and samples until ctx ends; it then restores
-// Policy.Max.
+// Run starts with one P and samples until ctx ends; it then gives the
+// scheduler its default size back.
 func (g *Governor) Run(ctx context.Context) {
 	if g.cpu == nil {
 		g.cpu = processCPU
 	}
-	if g.set == nil {
-		g.set = runtime.GOMAXPROCS
+	if g.one == nil {
+		g.one = func() { runtime.GOMAXPROCS(1) }
+		g.all = runtime.SetDefaultGOMAXPROCS
+		g.current = func() int { return runtime.GOMAXPROCS(0) }
 	}
 	if g.Logger == nil {
 		g.Logger = slog.New(slog.DiscardHandler)
@@ -143,7 +148,9 @@ func (g *Governor) Run(ctx context.Context) {
 	if iv <= 0 {
 		iv = DefaultInterval
 	}
-	cur := g.apply(1, 0)
+	pol := g.Policy
+	up := false
+	cur := g.apply(&pol, false, 0)
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	last, lastCPU := time.Now(), g.cpu()
@@ -153,7 +160,7 @@ func (g *Governor) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			g.apply(g.Policy.Max, 0)
+			g.apply(&pol, true, 0)
 			return
 		case now := <-t.C:
 			c := g.cpu()
@@ -166,20 +173,38 @@ func (g *Governor) Run(ctx context.Context) {
 				long += u
 			}
 			long /= Window
+			if up {
+				// The runtime follows the CPU limit at its default size.
+				if m := g.current(); m != cur {
+					pol.Max, cur = m, m
+					g.procs.Store(int64(m))
+					g.Logger.Info("scheduler resized", "procs", m, "max", m, "why", "the process's CPU limit changed")
+				}
+			}
 			var next int
-			next, calm = g.Policy.Next(cur, short, long, calm)
+			next, calm = pol.Next(cur, short, long, calm)
 			if next != cur {
-				cur = g.apply(next, max(short, long))
+				up = next > 1
+				cur = g.apply(&pol, up, max(short, long))
 			}
 		}
 	}
 }
 
-// apply sets n Ps and says so.
-func (g *Governor) apply(n int, used float64) int {
-	g.set(n)
+// apply sets one P, or the scheduler's default size (up, which becomes
+// pol.Max), and says so; it returns the Ps.
+func (g *Governor) apply(pol *Policy, up bool, used float64) int {
+	if up {
+		g.all()
+	} else {
+		g.one()
+	}
+	n := g.current()
+	if up {
+		pol.Max = n
+	}
 	g.procs.Store(int64(n))
-	g.Logger.Info("scheduler resized", "procs", n, "max", g.Policy.Max, "cores_used", strconv.FormatFloat(used, 'f', 2, 64))
+	g.Logger.Info("scheduler resized", "procs", n, "max", pol.Max, "cores_used", strconv.FormatFloat(used, 'f', 2, 64))
 	return n
 }
 

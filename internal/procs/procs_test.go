@@ -39,8 +39,9 @@ func TestPolicyNext(t *testing.T) {
 
 // TestGovernorFollowsLoad drives a Governor with a CPU clock the test
 // advances: it starts on one P, takes every P when a sample shows one P
-// nearly saturated, returns to one P after the calm samples, and restores
-// every P when it stops.
+// nearly saturated, returns to one P after the calm samples, follows a
+// CPU limit that changes (the runtime's default size), and gives the
+// scheduler its default size back when it stops.
 func TestGovernorFollowsLoad(t *testing.T) {
 	var mu sync.Mutex
 	var cpu time.Duration
@@ -60,7 +61,19 @@ func TestGovernorFollowsLoad(t *testing.T) {
 		last = now
 		return cpu
 	}
-	g.set = func(n int) int { sets <- n; return 0 }
+	var procs, def int // the scheduler's size and its default (the CPU limit)
+	def = 2
+	g.one = func() { mu.Lock(); procs = 1; mu.Unlock(); sets <- 1 }
+	g.all = func() { mu.Lock(); procs = def; mu.Unlock(); sets <- def }
+	g.current = func() int { mu.Lock(); defer mu.Unlock(); return procs }
+	limit := func(n int) { // the CPU limit changes: the runtime follows it at its default size
+		mu.Lock()
+		defer mu.Unlock()
+		def = n
+		if procs > 1 {
+			procs = n
+		}
+	}
 	burn := func(cores float64) {
 		mu.Lock()
 		rate = cores
@@ -79,16 +92,35 @@ func TestGovernorFollowsLoad(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("GOMAXPROCS never set to %d", n)
 		}
-		if g.Procs() != n {
-			t.Fatalf("Procs() = %d after setting %d", g.Procs(), n)
-		}
+		waitProcs(t, g, n) // Procs says so once the Governor has recorded it
 	}
 	want(1) // starts on one P
 	burn(0.95)
 	want(2)
 	burn(0.05)
 	want(1)
+	// A CPU limit raised while on one P: the next load gets every CPU.
+	limit(3)
+	burn(0.95)
+	want(3)
+	// Lowered under load: the runtime follows it, and so does Procs.
+	limit(2)
+	waitProcs(t, g, 2)
+	burn(0.05)
+	want(1)
 	cancel()
-	want(2) // stopped: every P back
+	want(2) // stopped: the default size back
 	<-done
+}
+
+// waitProcs waits until g.Procs() is n.
+func waitProcs(t *testing.T, g *Governor, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Procs() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("Procs() = %d, want %d", g.Procs(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
