@@ -1,8 +1,9 @@
 package dhcp6
 
 import (
+	"net/netip"
 	"slices"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -27,24 +28,33 @@ var BootServiceRepeats = []time.Duration{200 * time.Millisecond, time.Second}
 // than this many copies.
 const maxRepeating = 1024
 
-// repeater sends copies of a reply later (see BootServiceRepeats).
+// repeater sends copies of a reply later (see BootServiceRepeats), one
+// reply per destination at a time: requests forged with a victim's
+// address as their source get it no more than one reply's copies.
 type repeater struct {
 	delays  []time.Duration
-	pending atomic.Int32 // replies with copies still to send
+	mu      sync.Mutex
+	pending map[netip.AddrPort]bool // destinations with copies still to send
 }
 
-// repeat sends a copy of wire with send at each delay, the first counted
-// from now; it reports false (and sends nothing) when maxRepeating
-// replies already wait. send runs on a timer's goroutine; its errors are
-// its own to log.
-func (r *repeater) repeat(wire []byte, send func([]byte)) bool {
+// repeat sends a copy of wire to `to` with send at each delay, the first
+// counted from now; it reports false (and sends nothing) when copies to
+// `to` already wait or maxRepeating replies do. send runs on a timer's
+// goroutine; its errors are its own to log.
+func (r *repeater) repeat(wire []byte, to netip.AddrPort, send func([]byte)) bool {
 	if len(r.delays) == 0 {
 		return true
 	}
-	if r.pending.Add(1) > maxRepeating {
-		r.pending.Add(-1)
+	r.mu.Lock()
+	if r.pending[to] || len(r.pending) >= maxRepeating {
+		r.mu.Unlock()
 		return false
 	}
+	if r.pending == nil {
+		r.pending = make(map[netip.AddrPort]bool)
+	}
+	r.pending[to] = true
+	r.mu.Unlock()
 	b := slices.Clone(wire) // the loop reuses its buffer
 	var next func(i int)
 	next = func(i int) {
@@ -58,9 +68,18 @@ func (r *repeater) repeat(wire []byte, send func([]byte)) bool {
 				next(i + 1)
 				return
 			}
-			r.pending.Add(-1)
+			r.mu.Lock()
+			delete(r.pending, to)
+			r.mu.Unlock()
 		})
 	}
 	next(0)
 	return true
+}
+
+// waiting is how many destinations have copies still to send.
+func (r *repeater) waiting() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
 }

@@ -2,6 +2,7 @@ package dhcp6
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -14,10 +15,14 @@ func TestRepeaterSendsCopies(t *testing.T) {
 	got := make(chan []byte, 4)
 	wire := []byte("reply one")
 	start := time.Now()
-	if !r.repeat(wire, func(b []byte) { got <- b }) {
+	to := netip.MustParseAddrPort("[2001:db8::1000]:4011")
+	if !r.repeat(wire, to, func(b []byte) { got <- b }) {
 		t.Fatal("repeat refused with nothing pending")
 	}
 	copy(wire, "XXXXX") // the loop reuses its buffer at once
+	if r.repeat([]byte("reply two"), to, func(b []byte) { t.Errorf("second reply to %v repeated: %q", to, b) }) {
+		t.Error("a second reply to the same destination accepted while the first one's copies wait")
+	}
 	for i := range 2 {
 		select {
 		case b := <-got:
@@ -31,7 +36,7 @@ func TestRepeaterSendsCopies(t *testing.T) {
 	if d := time.Since(start); d < 5*time.Millisecond {
 		t.Errorf("both copies within %v, want the second after 5ms", d)
 	}
-	waitFor(t, func() bool { return r.pending.Load() == 0 })
+	waitFor(t, func() bool { return r.waiting() == 0 })
 	select {
 	case b := <-got:
 		t.Errorf("a third copy %q", b)
@@ -39,19 +44,26 @@ func TestRepeaterSendsCopies(t *testing.T) {
 	}
 }
 
-// TestRepeaterBounded: beyond maxRepeating replies waiting, a reply is
-// not repeated (a flood of requests to 4011 costs no more memory).
+// TestRepeaterBounded: beyond maxRepeating destinations waiting, a reply
+// is not repeated (a flood of requests to 4011 costs no more memory).
 func TestRepeaterBounded(t *testing.T) {
 	r := &repeater{delays: []time.Duration{time.Hour}}
-	r.pending.Store(maxRepeating)
-	if r.repeat([]byte("x"), func([]byte) { t.Error("sent") }) {
+	base := netip.MustParseAddr("2001:db8::").As16()
+	for i := range maxRepeating {
+		a := base
+		a[14], a[15] = byte(i>>8), byte(i)
+		if !r.repeat([]byte("x"), netip.AddrPortFrom(netip.AddrFrom16(a), 4011), func([]byte) {}) {
+			t.Fatalf("reply %d refused below maxRepeating", i)
+		}
+	}
+	if r.repeat([]byte("x"), netip.MustParseAddrPort("[2001:db8:1::1]:4011"), func([]byte) { t.Error("sent") }) {
 		t.Error("repeat accepted beyond maxRepeating")
 	}
-	if n := r.pending.Load(); n != maxRepeating {
-		t.Errorf("pending = %d after a refusal, want %d", n, maxRepeating)
+	if n := r.waiting(); n != maxRepeating {
+		t.Errorf("waiting = %d after a refusal, want %d", n, maxRepeating)
 	}
 	none := &repeater{}
-	if !none.repeat([]byte("x"), func([]byte) { t.Error("sent without delays") }) {
+	if !none.repeat([]byte("x"), netip.AddrPort{}, func([]byte) { t.Error("sent without delays") }) {
 		t.Error("no delays: repeat refused")
 	}
 }

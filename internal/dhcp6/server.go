@@ -534,7 +534,7 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 func (h *handler) repeat(ctx context.Context, r *reply) {
 	to := net.UDPAddrFromAddrPort(r.To)
 	xid := r.Meta.req.TransactionID.String()
-	if !h.s.repeats.repeat(r.Wire, func(b []byte) {
+	if !h.s.repeats.repeat(r.Wire, r.To, func(b []byte) {
 		if ctx.Err() != nil {
 			return
 		}
@@ -542,7 +542,7 @@ func (h *handler) repeat(ctx context.Context, r *reply) {
 			h.log.Debug("dhcp6 boot service reply not repeated", "dst", to.String(), "xid", xid, "err", err)
 		}
 	}) {
-		h.log.Debug("dhcp6 boot service reply not repeated: too many waiting", "dst", to.String(), "xid", xid)
+		h.log.Debug("dhcp6 boot service reply not repeated: one to it already waits, or too many do", "dst", to.String(), "xid", xid)
 	}
 }
 
