@@ -159,11 +159,18 @@ func (s *Sender) Run(ctx context.Context) error {
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
 	var q queue
+	failed := 0 // advertisements to all nodes in a row that could not go
 	multicast := func() {
 		if s.send(netip.Addr{}, log) {
 			q.sentMulticast(time.Now())
-		} else {
-			q.retryMulticast(time.Now().Add(linkLocalRetry))
+			failed = 0
+			return
+		}
+		q.retryMulticast(time.Now().Add(linkLocalRetry))
+		if failed++; failed == linkLocalPatience {
+			log.Warn("ra: no usable IPv6 link-local address, so no router advertisement can go (RFC 4861 §4.2 makes it the source); "+
+				"pxed keeps trying: a bridge gets one once a port is up, else enable IPv6 on the interface (disable_ipv6=0, addrgenmode eui64)",
+				"interface", s.Interface, "tries", failed)
 		}
 	}
 	multicast() // a starting router's first advertisement (RFC 4861 §6.2.4)
@@ -195,6 +202,11 @@ func (s *Sender) Run(ctx context.Context) error {
 // linkLocalRetry is how soon an advertisement to all nodes that could not
 // go (the interface's link-local address not usable yet) is tried again.
 const linkLocalRetry = time.Second
+
+// linkLocalPatience is how many tries in a row without a usable
+// link-local address (DAD takes about a second once the link is up) make
+// a warning: the interface has none.
+const linkLocalPatience = 10
 
 // send sends the advertisement to to, or to all nodes when to is the zero
 // Addr, from the interface's link-local address: RFC 4861 §4.2 makes it
