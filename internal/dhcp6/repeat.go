@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// BootServiceRepeats are when a boot service Reply (port 4011) goes again
+// bootServiceRepeats are when a boot service Reply (port 4011) goes again
 // after the first, counted from it. EDK II sends its boot service Request
 // once and reads the answer for 3 s (PxeBcRequestBootService in
 // UefiPxeBcDxe/PxeBcDhcp6.c, PXEBC_UDP_TIMEOUT), with no retransmission,
@@ -21,14 +21,14 @@ import (
 // cover a reply lost on the wire; a client that already has its answer
 // has closed its port and drops them. IPv4 needs none: EDK II's DHCPv4
 // boot server discovery retransmits (PxeBcDhcp4Discover).
-var BootServiceRepeats = []time.Duration{200 * time.Millisecond, time.Second}
+var bootServiceRepeats = []time.Duration{200 * time.Millisecond, time.Second}
 
-// maxRepeating bounds the boot service replies waiting to be sent again:
-// a flood of requests to 4011 gets its first answers, and no more memory
-// than this many copies.
+// maxRepeating bounds the destinations with boot service replies waiting
+// to be sent again: a flood of requests to 4011 gets its first answers,
+// and no more memory than this many copies.
 const maxRepeating = 1024
 
-// repeater sends copies of a reply later (see BootServiceRepeats), one
+// repeater sends copies of a reply later (see bootServiceRepeats), one
 // reply per destination at a time: requests forged with a victim's
 // address as their source get it no more than one reply's copies.
 type repeater struct {

@@ -187,7 +187,7 @@ func interfaceIPv6(ifi *net.Interface) (netip.Addr, bool) {
 
 // Run serves the sockets opened by Open until ctx ends, then closes them.
 func (s *Server) Run(ctx context.Context, socks []*Socket) error {
-	s.repeats.delays = BootServiceRepeats
+	s.repeats.delays = bootServiceRepeats
 	var wg sync.WaitGroup
 	for _, sk := range socks {
 		h := s.handler(sk)
@@ -530,7 +530,7 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: detail})
 }
 
-// repeat sends the boot service reply r again later (BootServiceRepeats).
+// repeat sends the boot service reply r again later (bootServiceRepeats).
 func (h *handler) repeat(ctx context.Context, r *reply) {
 	to := net.UDPAddrFromAddrPort(r.To)
 	xid := r.Meta.req.TransactionID.String()
