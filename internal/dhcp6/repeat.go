@@ -56,24 +56,17 @@ func (r *repeater) repeat(wire []byte, to netip.AddrPort, send func([]byte)) boo
 	r.pending[to] = true
 	r.mu.Unlock()
 	b := slices.Clone(wire) // the loop reuses its buffer
-	var next func(i int)
-	next = func(i int) {
-		wait := r.delays[i]
-		if i > 0 {
-			wait -= r.delays[i-1]
-		}
-		time.AfterFunc(wait, func() {
+	last := len(r.delays) - 1
+	for i, d := range r.delays { // ascending: the last one frees the destination
+		time.AfterFunc(d, func() {
 			send(b)
-			if i+1 < len(r.delays) {
-				next(i + 1)
-				return
+			if i == last {
+				r.mu.Lock()
+				delete(r.pending, to)
+				r.mu.Unlock()
 			}
-			r.mu.Lock()
-			delete(r.pending, to)
-			r.mu.Unlock()
 		})
 	}
-	next(0)
 	return true
 }
 
