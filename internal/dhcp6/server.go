@@ -14,7 +14,9 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 
 	"pxed/internal/boot"
 	"pxed/internal/events"
@@ -191,7 +193,8 @@ func (s *Server) Run(ctx context.Context, socks []*Socket) error {
 	var wg sync.WaitGroup
 	for _, sk := range socks {
 		h := s.handler(sk)
-		l := &udploop.Loop[request, answered]{Conn: udploop.PreferBatch(sk.raw, sk.conn), Handler: h, Counters: &s.loops, Name: "dhcp6", Logger: h.log,
+		h.out = udploop.PreferBatch(sk.raw, sk.conn)
+		l := &udploop.Loop[request, answered]{Conn: h.out, Handler: h, Counters: &s.loops, Name: "dhcp6", Logger: h.log,
 			OOB: sk.oob, OOBSpace: oobSpace, Workers: 4}
 		wg.Go(func() { l.Serve(ctx) })
 	}
@@ -213,6 +216,7 @@ type handler struct {
 	httpPort int
 	log      *slog.Logger
 	cm       ipv6.ControlMessage // Decode's, reused: only the reader decodes
+	out      udploop.Conn        // the loop's socket, for the boot service reply copies
 }
 
 func (s *Server) handler(sk *Socket) *handler {
@@ -530,7 +534,10 @@ func (h *handler) Sent(ctx context.Context, r *reply) {
 	ev.Record(events.Event{MAC: a.mac, Stage: stage, Detail: detail})
 }
 
-// repeat sends the boot service reply r again later (bootServiceRepeats).
+// repeat sends the boot service reply r again later (bootServiceRepeats),
+// as the loop sends replies (the socket's interface in its control
+// message) but never waiting: a copy that finds the send buffer full is
+// dropped, so no timer goroutine is left blocked on the socket.
 func (h *handler) repeat(ctx context.Context, r *reply) {
 	to := net.UDPAddrFromAddrPort(r.To)
 	xid := r.Meta.req.TransactionID.String()
@@ -538,7 +545,8 @@ func (h *handler) repeat(ctx context.Context, r *reply) {
 		if ctx.Err() != nil {
 			return
 		}
-		if _, err := h.sk.conn.WriteTo(b, &ipv6.ControlMessage{IfIndex: h.sk.iface.Index}, to); err != nil {
+		msg := []ipv4.Message{{Buffers: [][]byte{b}, OOB: h.sk.oob, Addr: to}}
+		if n, err := h.out.WriteBatch(msg, unix.MSG_DONTWAIT); n != 1 {
 			h.log.Debug("dhcp6 boot service reply not repeated", "dst", to.String(), "xid", xid, "err", err)
 		}
 	}) {
