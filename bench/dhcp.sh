@@ -160,6 +160,18 @@ PG_BIN=""
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
+# AWK_MEDIAN is an awk function, prepended to the programs that use it: median(s, sep) is the
+# median of the figures in s separated by sep, "-" entries (a run without a figure) left out,
+# or "-" when there are none.
+AWK_MEDIAN='function median(s, sep,  v, w, n, m, i, j, t) {
+	n = split(s, v, sep); m = 0
+	for (i = 1; i <= n; i++) if (v[i] != "" && v[i] != "-") w[++m] = v[i] + 0
+	if (m == 0) return "-"
+	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (w[j] < w[i]) { t = w[i]; w[i] = w[j]; w[j] = t }
+	return m % 2 ? w[(m + 1) / 2] : (w[m / 2] + w[m / 2 + 1]) / 2
+}
+'
+
 # stop_server [SIGNAL] ends the process group of the server this script started (never
 # anything else): TERM by default, then KILL after 5 s.
 stop_server() {
@@ -600,8 +612,7 @@ cpu_at_rates() {
 		done
 		local med
 		for name in $SERVERS; do
-			med=$(echo "${runs[$name]}" | tr ' ' '\n' | awk '$1 != "" && $1 != "-"' | sort -n |
-				awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%d\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+			med=$(awk -v s="${runs[$name]}" "$AWK_MEDIAN"'BEGIN { m = median(s, " "); print m == "-" ? m : int(m) }')
 			local row="RESULT_$name"
 			[ -z "${!row:-}" ] || printf -v "RESULT_$name" '%s' "${!row} $med"
 		done
@@ -719,13 +730,7 @@ main() {
 			} }'
 		# Every rate at which both pxed and Kea passed (search steps and the runs above): does
 		# pxed use less CPU per exchange than Kea at each?
-		awk -v x="$EXCH" '$4 == "yes" && $3 != "-" { c[$1, $2] = c[$1, $2] (c[$1, $2] == "" ? "" : "/") $3; r[$2] = 1 }
-			# median of the runs in s ("a/b/c")
-			function median(s,  v, n, i, j, t) {
-				n = split(s, v, "/")
-				for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
-				return n % 2 ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2
-			}
+		awk -v x="$EXCH" "$AWK_MEDIAN"'$4 == "yes" && $3 != "-" { c[$1, $2] = c[$1, $2] (c[$1, $2] == "" ? "" : "/") $3; r[$2] = 1 }
 			END {
 				n = 0; worse = 0
 				for (rate in r) if ((("pxed", rate) in c) && (("kea", rate) in c)) rates[++n] = rate + 0
@@ -737,7 +742,7 @@ main() {
 					printf " %d/s %s vs %s;", rates[i], pc, kc
 					# More than one run at a rate: compare the medians (one
 					# outlying run moves a mean).
-					if (median(pc) >= median(kc)) worse++
+					if (median(pc, "/") >= median(kc, "/")) worse++
 				}
 				printf "\npxed uses less CPU per %s than Kea at every rate both sustained: %s\n", x, worse ? "no (" worse " of " n ")" : "yes"
 			}' "$WORK/steps"
